@@ -1,0 +1,170 @@
+/*
+ * cmd_run.c — `kiln run MODEL [INPUT ...] [-o DIR] [--format npy|pb] [--threads N]`.
+ *
+ * The contract other tools rely on (DESIGN.md): inputs are positional, one file per graph input in graph
+ * order; with -o, output K is written to DIR/output_K.npy (or .pb); exit 0 on success, else non-zero with a
+ * one-line reason on stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "formats/npy.h"
+#include "formats/tensor_file.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kiln run MODEL [INPUT ...] [options]\n"
+            "\n"
+            "Runs MODEL once and prints its outputs, or writes them with -o.\n"
+            "\n"
+            "INPUT files are NumPy .npy or ONNX TensorProto .pb, one per graph input, in the order\n"
+            "'kiln info MODEL' lists them (initializers are not inputs).\n"
+            "\n"
+            "options:\n"
+            "  -o, --output-dir DIR  write DIR/output_K.npy for graph output K (DIR is created if needed)\n"
+            "      --format FMT      file format with -o: npy (default) or pb (ONNX TensorProto)\n"
+            "      --threads N       threads used inside the run (default 1)\n"
+            "  -h, --help            show this help\n"
+            "\n"
+            "example:\n"
+            "  kiln run model.onnx image.npy -o out/   # writes out/output_0.npy, ...\n");
+}
+
+/* mkdir -p */
+static kiln_status make_directories(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return kiln_fail(KILN_ERR_IO, "%s: bad output directory", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return kiln_fail(KILN_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        buf[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return kiln_fail(KILN_ERR_IO, "%s: not a directory", path);
+    return KILN_OK;
+}
+
+static void print_value(const kiln_tensor *t, int64_t i)
+{
+    if (t->dtype == KILN_BOOL) printf("%s", ((const uint8_t *)t->data)[i] ? "true" : "false");
+    else if (dtype_is_float(t->dtype)) printf("%.7g", tensor_get_double(t, i));
+    else if (t->dtype == KILN_UINT64) printf("%llu", (unsigned long long)((const uint64_t *)t->data)[i]);
+    else if (dtype_is_integer(t->dtype)) printf("%lld", (long long)tensor_get_int(t, i));
+    else printf("?");
+}
+
+static void print_output(const kiln_model *model, int k, const kiln_tensor *t)
+{
+    kiln_value_info info;
+    kiln_model_output_info(model, k, &info);
+    char shape[256];
+    printf("%s: %s %s = [", info.name, kiln_dtype_name(t->dtype), shape_format(shape, sizeof shape, t->rank, t->dims));
+    int64_t n = tensor_numel(t), shown = n < 16 ? n : 16;
+    for (int64_t i = 0; i < shown; i++) {
+        if (i) printf(", ");
+        print_value(t, i);
+    }
+    if (shown < n) printf(", ... (%lld values)", (long long)n);
+    printf("]\n");
+}
+
+static kiln_status write_output(const char *dir, int k, const char *format, const kiln_model *model,
+                                const kiln_tensor *t)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/output_%d.%s", dir, k, format);
+    if (strcmp(format, "pb") == 0) {
+        kiln_value_info info;
+        kiln_model_output_info(model, k, &info);
+        return tensor_file_write_pb(path, t, info.name);
+    }
+    return npy_write_file(path, t);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option options[] = {{"output-dir", required_argument, NULL, 'o'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"threads", required_argument, NULL, 't'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *out_dir = NULL, *format = "npy";
+    long threads = 1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'o': out_dir = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "npy") != 0 && strcmp(optarg, "pb") != 0)
+                return cli_usage_error("run", "--format must be npy or pb, not '%s'", optarg);
+            format = optarg;
+            break;
+        case 't':
+            if (!cli_parse_long(optarg, 1, 1024, &threads))
+                return cli_usage_error("run", "--threads must be a number from 1 to 1024, not '%s'", optarg);
+            break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: return cli_usage_error("run", "bad option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error("run", "missing MODEL");
+    const char *model_path = argv[optind];
+    char **input_paths = argv + optind + 1;
+    int n_inputs = argc - optind - 1;
+
+    kiln_model *model = NULL;
+    kiln_session *session = NULL;
+    kiln_tensor *inputs = NULL;
+    int rc = EXIT_FAILED;
+    if (kiln_model_load(model_path, &model) != KILN_OK) return cli_fail("run");
+    int expected = kiln_model_input_count(model);
+    if (n_inputs != expected) {
+        rc = cli_usage_error("run", "%s has %d input%s but %d file%s given", model_path, expected,
+                             expected == 1 ? "" : "s", n_inputs, n_inputs == 1 ? " was" : "s were");
+        goto done;
+    }
+    kiln_session_options opts;
+    kiln_session_options_init(&opts);
+    opts.threads = (int)threads;
+    if (kiln_session_create(model, &opts, &session) != KILN_OK) goto fail;
+    inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
+    if (!inputs) goto fail;
+    if (cli_read_inputs(model, session, input_paths, n_inputs, inputs) != KILN_OK) goto fail;
+    if (kiln_session_run(session) != KILN_OK) goto fail;
+    if (out_dir && make_directories(out_dir) != KILN_OK) goto fail;
+    for (int k = 0; k < kiln_model_output_count(model); k++) {
+        kiln_tensor t;
+        if (kiln_session_output(session, k, &t) != KILN_OK) goto fail;
+        if (out_dir) {
+            if (write_output(out_dir, k, format, model, &t) != KILN_OK) goto fail;
+        } else {
+            print_output(model, k, &t);
+        }
+    }
+    rc = EXIT_OK;
+    goto done;
+fail:
+    rc = cli_fail("run");
+done:
+    if (inputs) cli_free_inputs(inputs, n_inputs);
+    free(inputs);
+    kiln_session_free(session);
+    kiln_model_free(model);
+    return rc;
+}

@@ -1,0 +1,143 @@
+/*
+ * graph.h — kiln's intermediate representation of a model: values, nodes and their attributes.
+ *
+ * A graph is a list of nodes over a table of values. A value is produced by at most one node (SSA, as in
+ * ONNX) and identified by its index; node inputs and outputs are value indices (-1 for an omitted optional
+ * input). Each value carries what is known before any input arrives: dtype (always known after type
+ * inference), rank and dims, where a dim is either a number or a symbol such as `batch`, and — for
+ * initializers and folded results — its constant contents.
+ *
+ * Everything small the graph owns (names, attribute arrays, tensor descriptors) lives in the graph's region
+ * and dies with it; tensor data either points into the model file mapping or into region memory.
+ */
+#ifndef KILN_GRAPH_GRAPH_H
+#define KILN_GRAPH_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/mem.h"
+#include "core/strmap.h"
+#include "kiln.h"
+
+struct op_def;
+typedef struct graph graph;
+
+/* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
+typedef enum attr_type {
+    ATTR_UNDEFINED = 0,
+    ATTR_FLOAT = 1,
+    ATTR_INT = 2,
+    ATTR_STRING = 3,
+    ATTR_TENSOR = 4,
+    ATTR_GRAPH = 5,
+    ATTR_FLOATS = 6,
+    ATTR_INTS = 7,
+    ATTR_STRINGS = 8,
+    ATTR_TENSORS = 9,
+    ATTR_GRAPHS = 10,
+    ATTR_SPARSE_TENSOR = 11,
+    ATTR_SPARSE_TENSORS = 12,
+    ATTR_TYPE_PROTO = 13,
+    ATTR_TYPE_PROTOS = 14
+} attr_type;
+
+typedef struct graph_attr {
+    const char *name;
+    attr_type type;
+    float f;
+    int64_t i;
+    const char *s; /* bytes, NUL-terminated for convenience; s_len excludes the NUL */
+    size_t s_len;
+    kiln_tensor *t;
+    graph *g;
+    int count; /* elements of the list forms below */
+    float *floats;
+    int64_t *ints;
+    const char **strings;
+    size_t *string_lens;
+    kiln_tensor **tensors;
+    graph **graphs;
+} graph_attr;
+
+/* What kind of thing flows along a value. Only tensors run today; the loader accepts the others in graph
+ * signatures so that it can say precisely what is unsupported. */
+typedef enum value_kind { VALUE_TENSOR = 0, VALUE_SEQUENCE, VALUE_MAP, VALUE_OPTIONAL, VALUE_SPARSE } value_kind;
+
+/* Symbol id for a dim that is not a number; -1 means "no symbol" (a number, or simply unknown). */
+#define GRAPH_NO_SYMBOL (-1)
+
+typedef struct graph_value {
+    const char *name;
+    value_kind kind;
+    kiln_dtype dtype;               /* KILN_UNDEFINED until type inference */
+    kiln_dtype declared_dtype;      /* graph outputs: the dtype the file declares, checked against inference */
+    int rank;                       /* -1 when unknown */
+    int64_t dims[KILN_MAX_RANK];    /* -1 when not a fixed number */
+    int sym[KILN_MAX_RANK];         /* symbol of a non-fixed dim, or GRAPH_NO_SYMBOL */
+    const kiln_tensor *constant;    /* initializer or folded result; NULL when computed at run time */
+    int producer;                   /* node index, -1 for graph inputs, constants and outer-scope values */
+    int consumers;                  /* live nodes reading this value */
+    bool is_input;                  /* a graph input the caller binds */
+    bool is_output;                 /* a graph output */
+    bool needs_value_at_plan;       /* its contents decide a shape: the planner computes it ahead */
+} graph_value;
+
+typedef struct graph_node {
+    const char *name;
+    const char *op_type;
+    const char *domain; /* "" for the default ONNX domain */
+    int opset;          /* version of `domain` in force for this node */
+    int n_inputs, n_outputs;
+    int *inputs, *outputs;
+    int n_attrs;
+    graph_attr *attrs;
+    const struct op_def *op; /* resolved by type inference; NULL when unsupported */
+    void *params;            /* the op's parsed attributes */
+    unsigned value_inputs;   /* bit i: the op's shape function needs input i's contents */
+    bool removed;            /* folded or dead; skipped by every later pass */
+} graph_node;
+
+struct graph {
+    region *mem;
+    const char *name;
+    graph_value *values;
+    int n_values, cap_values;
+    graph_node *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs; /* graph inputs the caller binds, in declaration order */
+    int n_inputs;
+    int *outputs;
+    int n_outputs;
+    strmap names; /* value name -> value index */
+    const char **symbols; /* names of symbolic dims, indexed by symbol id */
+    int n_symbols, cap_symbols;
+    graph *parent; /* enclosing graph of a subgraph (If/Loop/Scan bodies) */
+    graph *next_subgraph; /* every subgraph is chained to the top graph, which frees them all */
+};
+
+/* A graph whose small allocations come from `mem` (shared with the model). A subgraph (parent != NULL)
+ * belongs to the top graph: freeing the top graph frees it, even if no attribute ended up holding it. */
+kiln_status graph_create(region *mem, graph *parent, graph **out);
+/* Frees a top graph and all its subgraphs. */
+void graph_free(graph *g);
+
+/* Index of the value called `name`, or -1. */
+int graph_find_value(const graph *g, const char *name);
+/* Index of the value called `name`, adding an empty one when absent. `name` is copied. */
+kiln_status graph_intern_value(graph *g, const char *name, int *index);
+/* Adds a node with room for its inputs, outputs and attributes; returns its index. */
+kiln_status graph_add_node(graph *g, int n_inputs, int n_outputs, int n_attrs, int *index);
+/* Symbol id for `name`, added when new. */
+kiln_status graph_intern_symbol(graph *g, const char *name, int *id);
+
+const graph_attr *graph_node_attr(const graph_node *node, const char *name);
+
+/* "node 'conv1' (Conv)" for messages; falls back to the first output name when the node has no name. */
+const char *graph_node_label(const graph *g, const graph_node *node, char *buf, size_t size);
+
+/* Recounts `consumers` for every value from the live nodes and graph outputs. */
+void graph_count_consumers(graph *g);
+
+#endif

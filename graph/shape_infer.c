@@ -1,0 +1,201 @@
+/*
+ * shape_infer.c — the shape pass: concrete shapes for every value, given the inputs' shapes.
+ *
+ * Nodes are visited in topological order and each op's shape function sets its outputs' dims. Some shapes
+ * depend on contents (Reshape's target, Slice's bounds, Range's limits); those contents were marked by
+ * graph_mark_plan_values, and the nodes producing them are evaluated right here ("precomputed"), so the
+ * plan treats their results as constants and the run never meets a shape it did not plan for.
+ *
+ * In probe mode (symbolic inference at load) inputs are stand-ins without contents; anything that cannot
+ * be worked out is left unknown instead of failing.
+ */
+#include <string.h>
+
+#include "core/error.h"
+#include "graph/passes.h"
+#include "ops/op.h"
+
+/* Room for the outputs a node leaves out (optional outputs), so shape functions can write freely. */
+#define MAX_OUTPUTS 64
+
+void shape_result_free(shape_result *r)
+{
+    mem_free(r->values);
+    mem_free(r->known);
+    mem_free(r->precomputed);
+    mem_free(r->scratch);
+    region_free(&r->mem);
+    memset(r, 0, sizeof *r);
+}
+
+static kiln_status node_failure(const graph *g, const graph_node *n, kiln_status st)
+{
+    char label[256];
+    return kiln_fail_prefix(st, "%s", graph_node_label(g, n, label, sizeof label));
+}
+
+/* Calls the op's shape function and checks what it produced. */
+static kiln_status run_shape_fn(const graph_node *n, op_ctx *ctx)
+{
+    for (int k = 0; k < n->n_outputs; k++) ctx->outputs[k]->rank = 0;
+    ctx->scratch_bytes = 0;
+    KILN_TRY(n->op->shape(ctx));
+    for (int k = 0; k < n->n_outputs; k++) {
+        const kiln_tensor *t = ctx->outputs[k];
+        int64_t numel;
+        if (t->rank < 0 || t->rank > KILN_MAX_RANK)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "output %d would have rank %d (kiln's maximum is %d)", k, t->rank,
+                             KILN_MAX_RANK);
+        KILN_TRY(shape_numel_checked(t->rank, t->dims, &numel));
+    }
+    return KILN_OK;
+}
+
+static kiln_status eval_with_ctx(const graph_node *n, op_ctx *ctx, region *mem)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        kiln_tensor *t = ctx->outputs[k];
+        if (n->op->flags & OP_ALIAS_INPUT0) {
+            t->data = ctx->inputs[0]->data;
+            continue;
+        }
+        t->data = region_alloc(mem, (size_t)tensor_numel(t) + 1, kiln_dtype_size(t->dtype) ? kiln_dtype_size(t->dtype) : 1);
+        if (!t->data) return KILN_ERR_OUT_OF_MEMORY;
+    }
+    if (n->op->flags & OP_ALIAS_INPUT0) return KILN_OK;
+    void *scratch = mem_aligned_alloc(ctx->scratch_bytes);
+    if (!scratch) return KILN_ERR_OUT_OF_MEMORY;
+    ctx->scratch = scratch;
+    kiln_status st = n->op->eval(ctx);
+    mem_aligned_free(scratch);
+    ctx->scratch = NULL;
+    return st;
+}
+
+static void init_ctx(op_ctx *ctx, const graph_node *n, kiln_tensor *const *inputs, kiln_tensor *const *outputs)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->node = n;
+    ctx->params = n->params;
+    ctx->opset = n->opset;
+    ctx->n_inputs = n->n_inputs;
+    ctx->n_outputs = n->n_outputs;
+    ctx->inputs = inputs;
+    ctx->outputs = outputs;
+}
+
+kiln_status graph_eval_node(const graph *g, const graph_node *n, kiln_tensor *const *inputs,
+                            kiln_tensor *const *outputs, size_t max_output_bytes, region *mem, bool *evaluated)
+{
+    op_ctx ctx;
+    init_ctx(&ctx, n, inputs, outputs);
+    *evaluated = false;
+    kiln_status st = run_shape_fn(n, &ctx);
+    if (st != KILN_OK) return node_failure(g, n, st);
+    size_t bytes = 0;
+    for (int k = 0; k < n->n_outputs; k++) bytes += tensor_bytes(outputs[k]);
+    if (max_output_bytes && bytes > max_output_bytes) return KILN_OK;
+    st = eval_with_ctx(n, &ctx, mem);
+    if (st != KILN_OK) return node_failure(g, n, st);
+    *evaluated = true;
+    return KILN_OK;
+}
+
+static kiln_status alloc_result(const graph *g, shape_result *r)
+{
+    memset(r, 0, sizeof *r);
+    region_init(&r->mem);
+    r->n_values = g->n_values;
+    r->n_nodes = g->n_nodes;
+    r->values = mem_calloc((size_t)g->n_values + 1, sizeof *r->values);
+    r->known = mem_calloc((size_t)g->n_values + 1, sizeof *r->known);
+    r->precomputed = mem_calloc((size_t)g->n_nodes + 1, sizeof *r->precomputed);
+    r->scratch = mem_calloc((size_t)g->n_nodes + 1, sizeof *r->scratch);
+    if (!r->values || !r->known || !r->precomputed || !r->scratch) return KILN_ERR_OUT_OF_MEMORY;
+    return KILN_OK;
+}
+
+/* Shapes for one node. Returns KILN_OK with outputs left unknown when, in probe mode, something is
+ * missing. */
+static kiln_status infer_node(const graph *g, int index, shape_mode mode, shape_result *r)
+{
+    const graph_node *n = &g->nodes[index];
+    kiln_tensor *in[MAX_OUTPUTS * 64];
+    kiln_tensor *out[MAX_OUTPUTS];
+    kiln_tensor absent[MAX_OUTPUTS];
+    if (n->n_outputs > MAX_OUTPUTS || n->n_inputs > MAX_OUTPUTS * 64)
+        return node_failure(g, n, kiln_fail(KILN_ERR_UNSUPPORTED, "too many inputs or outputs"));
+    bool precompute = (n->op->flags & OP_DATA_DEPENDENT_SHAPE) != 0;
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && g->values[n->outputs[k]].needs_value_at_plan) precompute = true;
+    for (int k = 0; k < n->n_inputs; k++) {
+        int v = n->inputs[k];
+        in[k] = v >= 0 ? &r->values[v] : NULL;
+        if (v < 0) continue;
+        if (!r->known[v]) return KILN_OK; /* probe mode only: an unknown shape upstream */
+        bool need_data = precompute ? !(n->op->flags & OP_READS_SHAPE_ONLY) : ((n->value_inputs >> k) & 1u);
+        if (need_data && !r->values[v].data) {
+            if (mode == SHAPE_PROBE) return KILN_OK;
+            return node_failure(g, n, kiln_fail(KILN_ERR_INTERNAL, "contents of '%s' are needed to plan but unknown",
+                                                g->values[v].name));
+        }
+    }
+    for (int k = 0; k < n->n_outputs; k++) {
+        int v = n->outputs[k];
+        out[k] = v >= 0 ? &r->values[v] : &absent[k];
+        memset(out[k], 0, sizeof *out[k]);
+        out[k]->dtype = v >= 0 ? g->values[v].dtype : KILN_UNDEFINED;
+    }
+    op_ctx ctx;
+    init_ctx(&ctx, n, in, out);
+    kiln_status st = run_shape_fn(n, &ctx);
+    if (st == KILN_OK && precompute) st = eval_with_ctx(n, &ctx, &r->mem);
+    if (st == KILN_ERR_OUT_OF_MEMORY) return st;
+    if (st != KILN_OK) {
+        if (mode == SHAPE_PROBE) return KILN_OK;
+        return node_failure(g, n, st);
+    }
+    if (!precompute)
+        for (int k = 0; k < n->n_outputs; k++) out[k]->data = NULL;
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0) r->known[n->outputs[k]] = true;
+    r->precomputed[index] = precompute;
+    r->scratch[index] = ctx.scratch_bytes;
+    return KILN_OK;
+}
+
+kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, shape_result *r)
+{
+    kiln_status st = alloc_result(g, r);
+    if (st != KILN_OK) goto fail;
+    for (int v = 0; v < g->n_values; v++) {
+        const graph_value *value = &g->values[v];
+        r->values[v].dtype = value->dtype;
+        if (value->constant) {
+            r->values[v] = *value->constant;
+            r->known[v] = true;
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        r->values[v] = inputs[i];
+        r->known[v] = inputs[i].rank >= 0;
+        if (mode == SHAPE_EXACT && g->values[v].needs_value_at_plan && !inputs[i].data) {
+            st = kiln_fail(KILN_ERR_INTERNAL, "input '%s' decides shapes but has no contents", g->values[v].name);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].removed) continue;
+        if (!g->nodes[i].op) {
+            st = kiln_fail(KILN_ERR_INTERNAL, "node %d has no operator", i);
+            goto fail;
+        }
+        st = infer_node(g, i, mode, r);
+        if (st != KILN_OK) goto fail;
+    }
+    return KILN_OK;
+fail:
+    shape_result_free(r);
+    return st;
+}

@@ -1,0 +1,8 @@
+/*
+ * topk.c — (operators to be added)
+ */
+#include "ops/op.h"
+
+const op_def ops_topk[] = {
+    OP_TABLE_END,
+};
