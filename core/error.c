@@ -12,9 +12,13 @@
 
 static _Thread_local char error_message[ERROR_BUFFER_BYTES];
 
-static void mark_truncated(int written)
+/* Messages are one line whatever the names in them contain (a hostile model can name a tensor "a\nb"):
+ * control characters become '?'. Long messages end in "...". */
+static void finish_message(int written)
 {
     if (written >= ERROR_BUFFER_BYTES) memcpy(error_message + ERROR_BUFFER_BYTES - 4, "...", 4);
+    for (char *p = error_message; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 kiln_status kiln_fail(kiln_status status, const char *fmt, ...)
@@ -23,7 +27,7 @@ kiln_status kiln_fail(kiln_status status, const char *fmt, ...)
     va_start(args, fmt);
     int written = vsnprintf(error_message, sizeof error_message, fmt, args);
     va_end(args);
-    mark_truncated(written);
+    finish_message(written);
     return status;
 }
 
@@ -40,7 +44,7 @@ kiln_status kiln_fail_prefix(kiln_status status, const char *fmt, ...)
         int more = snprintf(error_message + written, sizeof error_message - (size_t)written, ": %s", old);
         written += more > 0 ? more : 0;
     }
-    mark_truncated(written);
+    finish_message(written);
     return status;
 }
 

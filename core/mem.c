@@ -7,6 +7,7 @@
 #include "core/mem.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,12 @@ struct region_chunk {
     _Alignas(16) unsigned char data[];
 };
 
+static atomic_size_t allocation_count;
+
+size_t mem_allocation_count(void) { return atomic_load_explicit(&allocation_count, memory_order_relaxed); }
+
+static void count_allocation(void) { atomic_fetch_add_explicit(&allocation_count, 1, memory_order_relaxed); }
+
 static void *out_of_memory(size_t bytes)
 {
     kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes);
@@ -31,6 +38,7 @@ static void *out_of_memory(size_t bytes)
 
 void *mem_alloc(size_t bytes)
 {
+    count_allocation();
     void *p = malloc(bytes ? bytes : 1);
     return p ? p : out_of_memory(bytes);
 }
@@ -39,12 +47,14 @@ void *mem_calloc(size_t count, size_t size)
 {
     size_t bytes;
     if (!mem_mul_ok(count, size, &bytes)) return out_of_memory(SIZE_MAX);
+    count_allocation();
     void *p = calloc(bytes ? bytes : 1, 1);
     return p ? p : out_of_memory(bytes);
 }
 
 void *mem_realloc(void *p, size_t bytes)
 {
+    count_allocation();
     void *q = realloc(p, bytes ? bytes : 1);
     return q ? q : out_of_memory(bytes);
 }
@@ -55,6 +65,7 @@ void *mem_aligned_alloc(size_t bytes)
 {
     size_t rounded = mem_align_up(bytes ? bytes : 1, KILN_ALIGNMENT);
     if (rounded < bytes) return out_of_memory(bytes);
+    count_allocation();
     void *p = aligned_alloc(KILN_ALIGNMENT, rounded);
     return p ? p : out_of_memory(bytes);
 }
@@ -95,6 +106,7 @@ void *region_alloc(region *r, size_t count, size_t size)
     region_chunk *c = r->head;
     if (!c || c->capacity - c->used < bytes) {
         size_t capacity = bytes > REGION_CHUNK_BYTES ? bytes : REGION_CHUNK_BYTES;
+        count_allocation();
         c = malloc(sizeof *c + capacity);
         if (!c) return out_of_memory(bytes);
         c->capacity = capacity;

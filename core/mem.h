@@ -21,6 +21,9 @@ void mem_free(void *p);
 /* 64-byte aligned; free with mem_aligned_free. A request of 0 bytes returns a valid unique pointer. */
 void *mem_aligned_alloc(size_t bytes);
 void mem_aligned_free(void *p);
+/* How many allocations the engine has made so far (every mem_* call that returns new memory). Tests use it
+ * to prove that a steady-state run allocates nothing. */
+size_t mem_allocation_count(void);
 /* a*b without wrapping; false on overflow. */
 bool mem_mul_ok(size_t a, size_t b, size_t *out);
 size_t mem_align_up(size_t n, size_t alignment);

@@ -211,7 +211,7 @@ static void describe_value(const graph *g, int v, kiln_value_info *info)
     const graph_value *value = &g->values[v];
     memset(info, 0, sizeof *info);
     info->name = value->name;
-    info->dtype = value->dtype;
+    info->dtype = value->dtype != KILN_UNDEFINED ? value->dtype : value->declared_dtype;
     info->rank = value->rank;
     for (int d = 0; d < value->rank; d++) {
         info->dims[d] = value->dims[d];

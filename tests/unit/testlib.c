@@ -57,6 +57,8 @@ void pbw_string_field(pbw *w, int field, const char *s) { pbw_bytes_field(w, fie
 
 void pbw_message_field(pbw *w, int field, const pbw *message) { pbw_bytes_field(w, field, message->data, message->size); }
 
+void pbw_append(pbw *w, const pbw *other) { pbw_raw(w, other->data, other->size); }
+
 void pbw_float_field(pbw *w, int field, float f)
 {
     pbw_varint(w, (uint64_t)field << 3 | 5);
@@ -124,7 +126,7 @@ void tm_node(test_model *m, const char *op_type, const char *const *inputs, cons
     for (const char *const *p = outputs; p && *p; p++) pbw_string_field(&node, 2, *p);
     pbw_string_field(&node, 3, outputs[0]);
     pbw_string_field(&node, 4, op_type);
-    if (attrs) pbw_raw(&node, attrs->data, attrs->size);
+    if (attrs) pbw_append(&node, attrs);
     pbw_message_field(&m->graph, 1, &node);
     pbw_free(&node);
 }

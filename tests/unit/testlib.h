@@ -24,6 +24,8 @@ void pbw_string_field(pbw *w, int field, const char *s);
 /* Appends a nested message (its encoded bytes) as field `field`. */
 void pbw_message_field(pbw *w, int field, const pbw *message);
 void pbw_float_field(pbw *w, int field, float f);
+/* Appends another writer's bytes as they are. */
+void pbw_append(pbw *w, const pbw *other);
 
 /* Model building: a tiny DSL over the protobuf writer. */
 typedef struct test_model {
