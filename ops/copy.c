@@ -3,12 +3,13 @@
  *
  * A view is first simplified: size-1 dims vanish and neighbouring dims that are contiguous in both source and
  * destination merge, so a Concat is a 2-d copy of long runs and most Slices are a few memcpys. Then one of
- * three loops runs over the remaining "rows" (all dims but the innermost):
+ * these loops runs over the remaining "rows" (all dims but the innermost):
  *
  *   runs   the innermost dim is contiguous on both sides: one memcpy per row;
+ *   fill   the innermost dim repeats one source element (a broadcast): memcpy of a doubling prefix;
  *   tiles  the destination is contiguous where the source is strided and another dim is contiguous in the
- *          source (a transpose): TILE x TILE blocks, so the cache lines read on one side are reused;
- *   gather anything else (broadcasts, reversed slices): element by element.
+ *          source (a transpose): small blocks, so every source cache line is used fully while it is in L1;
+ *   gather anything else (reversed slices, odd strides): element by element.
  *
  * Rows (or tiles) are split across threads in chunks of about COPY_GRAIN_BYTES.
  */
@@ -20,7 +21,8 @@
 #include "core/tensor.h"
 
 #define COPY_GRAIN_BYTES ((int64_t)64 * 1024)
-#define TILE 32
+/* Transpose blocks are TILE x TILE elements, staged through a buffer of TILE * TILE * 8 bytes. */
+#define TILE 16
 
 typedef struct copy_job {
     copy_view view;      /* simplified; strides in bytes */
@@ -53,21 +55,59 @@ static bool simplify_view(const copy_view *in, copy_view *out)
     return true;
 }
 
-/* Copies n elements with the given byte strides; fixed sizes let the compiler turn memcpy into a move. */
-static void copy_elements(char *dst, int64_t dst_stride, const char *src, int64_t src_stride, int64_t n,
-                          size_t elem_size)
+/* Copies a rows x cols block of elements with the given byte strides; fixed sizes let the compiler turn each
+ * memcpy into a single move. */
+static void copy_block(char *dst, int64_t dst_row, int64_t dst_col, const char *src, int64_t src_row,
+                       int64_t src_col, int64_t rows, int64_t cols, size_t elem_size)
 {
-#define COPY_ELEMENTS(SIZE)                                                                                 \
-    for (int64_t i = 0; i < n; i++) memcpy(dst + i * dst_stride, src + i * src_stride, SIZE);               \
+#define COPY_BLOCK(SIZE)                                                                                    \
+    for (int64_t r = 0; r < rows; r++)                                                                      \
+        for (int64_t c = 0; c < cols; c++)                                                                  \
+            memcpy(dst + r * dst_row + c * dst_col, src + r * src_row + c * src_col, SIZE);                 \
     return;
     switch (elem_size) {
-    case 1: COPY_ELEMENTS(1)
-    case 2: COPY_ELEMENTS(2)
-    case 4: COPY_ELEMENTS(4)
-    case 8: COPY_ELEMENTS(8)
-    default: COPY_ELEMENTS(elem_size)
+    case 1: COPY_BLOCK(1)
+    case 2: COPY_BLOCK(2)
+    case 4: COPY_BLOCK(4)
+    case 8: COPY_BLOCK(8)
+    default: COPY_BLOCK(elem_size)
     }
-#undef COPY_ELEMENTS
+#undef COPY_BLOCK
+}
+
+/* A TILE x TILE (at most) transpose block through an L1 buffer: the source is read one contiguous run per
+ * column (src_row == elem_size), the destination written one contiguous run per row (dst_col == elem_size).
+ * Every cache line is touched in one burst, so power-of-two strides on either side cause no conflict misses. */
+static void transpose_block(char *dst, int64_t dst_row, const char *src, int64_t src_col, int64_t rows,
+                            int64_t cols, size_t elem_size, unsigned char *buffer)
+{
+#define TRANSPOSE_BLOCK(SIZE)                                                                               \
+    for (int64_t c = 0; c < cols; c++)                                                                      \
+        memcpy(buffer + c * TILE * SIZE, src + c * src_col, (size_t)rows * SIZE);                           \
+    for (int64_t r = 0; r < rows; r++)                                                                      \
+        for (int64_t c = 0; c < cols; c++) memcpy(dst + r * dst_row + c * SIZE, buffer + (c * TILE + r) * SIZE, SIZE); \
+    return;
+    switch (elem_size) {
+    case 1: TRANSPOSE_BLOCK(1)
+    case 2: TRANSPOSE_BLOCK(2)
+    case 4: TRANSPOSE_BLOCK(4)
+    case 8: TRANSPOSE_BLOCK(8)
+    default: TRANSPOSE_BLOCK(elem_size)
+    }
+#undef TRANSPOSE_BLOCK
+}
+
+/* Fills `total` bytes with copies of the elem_size-byte element at `value`: one element, then the filled
+ * prefix doubles with memcpy until the range is full. */
+static void fill_bytes(char *dst, size_t total, const void *value, size_t elem_size)
+{
+    size_t done = elem_size;
+    memcpy(dst, value, elem_size);
+    while (done < total) {
+        size_t chunk = done < total - done ? done : total - done;
+        memcpy(dst + done, dst, chunk);
+        done += chunk;
+    }
 }
 
 /* Byte offsets of row `row` over dims [0, rank) (every dim but the innermost), and its index. */
@@ -90,12 +130,13 @@ static void copy_rows(void *arg, int64_t begin, int64_t end)
     const copy_view *v = &job->view;
     int last = v->rank - 1;
     int64_t n = v->dims[last], ss = v->src_strides[last], ds = v->dst_strides[last];
-    bool contiguous = ss == (int64_t)job->elem_size && ds == (int64_t)job->elem_size;
+    int64_t elem = (int64_t)job->elem_size;
     int64_t index[COPY_MAX_RANK], src_off, dst_off;
     row_position(v, last, begin, index, &src_off, &dst_off);
     for (int64_t row = begin; row < end; row++) {
-        if (contiguous) memcpy(job->dst + dst_off, job->src + src_off, (size_t)n * job->elem_size);
-        else copy_elements(job->dst + dst_off, ds, job->src + src_off, ss, n, job->elem_size);
+        if (ss == elem && ds == elem) memcpy(job->dst + dst_off, job->src + src_off, (size_t)(n * elem));
+        else if (ss == 0 && ds == elem) fill_bytes(job->dst + dst_off, (size_t)(n * elem), job->src + src_off, job->elem_size);
+        else copy_block(job->dst + dst_off, 0, ds, job->src + src_off, 0, ss, 1, n, job->elem_size);
         for (int d = last - 1; d >= 0; d--) {
             src_off += v->src_strides[d];
             dst_off += v->dst_strides[d];
@@ -107,15 +148,16 @@ static void copy_rows(void *arg, int64_t begin, int64_t end)
     }
 }
 
-/* Tiles [begin, end) of a transpose-like copy: each item is one band of TILE indices of tile_dim (contiguous
- * in the source) for one position of the other outer dims, copied in TILE x TILE blocks against the innermost
- * dim (contiguous in the destination). */
+/* Bands [begin, end) of a transpose-like copy: each item is TILE indices of tile_dim (contiguous in the
+ * source) for one position of the other outer dims, copied in TILE x TILE blocks against the innermost dim
+ * (contiguous in the destination). */
 static void copy_tiles(void *arg, int64_t begin, int64_t end)
 {
     const copy_job *job = arg;
     const copy_view *v = &job->view;
     int last = v->rank - 1, k = job->tile_dim;
     int64_t n_last = v->dims[last], n_k = v->dims[k];
+    unsigned char buffer[TILE * TILE * 8];
     for (int64_t item = begin; item < end; item++) {
         int64_t band = item % job->tiles, outer = item / job->tiles;
         int64_t src_off = 0, dst_off = 0;
@@ -126,13 +168,14 @@ static void copy_tiles(void *arg, int64_t begin, int64_t end)
             src_off += i * v->src_strides[d];
             dst_off += i * v->dst_strides[d];
         }
-        int64_t k0 = band * TILE, k1 = k0 + TILE < n_k ? k0 + TILE : n_k;
+        int64_t k0 = band * TILE, rows = n_k - k0 < TILE ? n_k - k0 : TILE;
+        src_off += k0 * v->src_strides[k];
+        dst_off += k0 * v->dst_strides[k];
         for (int64_t j0 = 0; j0 < n_last; j0 += TILE) {
-            int64_t width = j0 + TILE < n_last ? TILE : n_last - j0;
-            for (int64_t i = k0; i < k1; i++)
-                copy_elements(job->dst + dst_off + i * v->dst_strides[k] + j0 * v->dst_strides[last],
-                              v->dst_strides[last], job->src + src_off + i * v->src_strides[k] + j0 * v->src_strides[last],
-                              v->src_strides[last], width, job->elem_size);
+            int64_t cols = n_last - j0 < TILE ? n_last - j0 : TILE;
+            transpose_block(job->dst + dst_off + j0 * v->dst_strides[last], v->dst_strides[k],
+                            job->src + src_off + j0 * v->src_strides[last], v->src_strides[last], rows, cols,
+                            job->elem_size, buffer);
         }
     }
 }
@@ -143,7 +186,7 @@ static int find_tile_dim(const copy_view *v, int64_t elem_size)
 {
     int last = v->rank - 1;
     if (v->rank < 2 || v->dst_strides[last] != elem_size || v->src_strides[last] == elem_size ||
-        v->src_strides[last] == 0 || v->dims[last] < TILE)
+        v->src_strides[last] == 0 || v->dims[last] < TILE / 4 || elem_size > 8)
         return -1;
     for (int d = last - 1; d >= 0; d--)
         if (v->src_strides[d] == elem_size && v->dims[d] >= TILE / 4) return d;
@@ -200,18 +243,11 @@ typedef struct fill_job {
     const void *value;
 } fill_job;
 
-/* Writes one element, then doubles the filled prefix with memcpy until the range is full. */
 static void fill_range(void *arg, int64_t begin, int64_t end)
 {
     const fill_job *job = arg;
-    char *start = job->dst + begin * (int64_t)job->elem_size;
-    size_t total = (size_t)(end - begin) * job->elem_size, done = job->elem_size;
-    memcpy(start, job->value, job->elem_size);
-    while (done < total) {
-        size_t chunk = done < total - done ? done : total - done;
-        memcpy(start + done, start, chunk);
-        done += chunk;
-    }
+    fill_bytes(job->dst + begin * (int64_t)job->elem_size, (size_t)(end - begin) * job->elem_size, job->value,
+               job->elem_size);
 }
 
 void copy_fill(void *dst, int64_t n, size_t elem_size, const void *value, const parallel_runner *parallel)
