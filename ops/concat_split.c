@@ -33,8 +33,8 @@ static kiln_status concat_init(op_init_ctx *ctx)
     for (int i = 1; i < ctx->n_inputs; i++) {
         if (!op_has_input(ctx, i)) return kiln_fail(KILN_ERR_MALFORMED, "input %d is required", i);
         if (ctx->input_dtypes[i] != ctx->input_dtypes[0])
-            return kiln_fail(KILN_ERR_MALFORMED, "input %d is %s, input 0 is %s", i, kiln_dtype_name(ctx->input_dtypes[i]),
-                             kiln_dtype_name(ctx->input_dtypes[0]));
+            return kiln_fail(KILN_ERR_MALFORMED, "input %d is %s, input 0 is %s", i,
+                             kiln_dtype_name(ctx->input_dtypes[i]), kiln_dtype_name(ctx->input_dtypes[0]));
     }
     /* opset 1 defaulted the axis to 1; from opset 4 it is required */
     if (ctx->opset >= 4 && !graph_node_attr(ctx->node, "axis"))
@@ -118,7 +118,8 @@ static kiln_status split_init(op_init_ctx *ctx)
         if (!p->split) return KILN_ERR_OUT_OF_MEMORY;
         KILN_TRY(attr_ints(ctx->node, "split", p->split, ctx->n_outputs, &count));
         if (count != ctx->n_outputs)
-            return kiln_fail(KILN_ERR_MALFORMED, "attribute 'split' has %d sizes for %d outputs", count, ctx->n_outputs);
+            return kiln_fail(KILN_ERR_MALFORMED, "attribute 'split' has %d sizes for %d outputs", count,
+                             ctx->n_outputs);
     }
     if (ctx->opset >= 18) {
         KILN_TRY(attr_int(ctx->node, "num_outputs", 0, &p->num_outputs));

@@ -8,7 +8,8 @@
  *   runs   the innermost dim is contiguous on both sides: one memcpy per row;
  *   fill   the innermost dim repeats one source element (a broadcast): memcpy of a doubling prefix;
  *   tiles  the destination is contiguous where the source is strided and another dim is contiguous in the
- *          source (a transpose): small blocks, so every source cache line is used fully while it is in L1;
+ *          source (a transpose): small square blocks staged through an L1 buffer, so that both sides are read
+ *          and written in contiguous bursts;
  *   gather anything else (reversed slices, odd strides): element by element.
  *
  * Rows (or tiles) are split across threads in chunks of about COPY_GRAIN_BYTES.
@@ -55,24 +56,21 @@ static bool simplify_view(const copy_view *in, copy_view *out)
     return true;
 }
 
-/* Copies a rows x cols block of elements with the given byte strides; fixed sizes let the compiler turn each
- * memcpy into a single move. */
-static void copy_block(char *dst, int64_t dst_row, int64_t dst_col, const char *src, int64_t src_row,
-                       int64_t src_col, int64_t rows, int64_t cols, size_t elem_size)
+/* Copies n elements with the given byte strides; fixed sizes let the compiler turn each memcpy into a move. */
+static void copy_elements(char *dst, int64_t dst_stride, const char *src, int64_t src_stride, int64_t n,
+                          size_t elem_size)
 {
-#define COPY_BLOCK(SIZE)                                                                                    \
-    for (int64_t r = 0; r < rows; r++)                                                                      \
-        for (int64_t c = 0; c < cols; c++)                                                                  \
-            memcpy(dst + r * dst_row + c * dst_col, src + r * src_row + c * src_col, SIZE);                 \
+#define COPY_ELEMENTS(SIZE)                                                                                 \
+    for (int64_t i = 0; i < n; i++) memcpy(dst + i * dst_stride, src + i * src_stride, SIZE);               \
     return;
     switch (elem_size) {
-    case 1: COPY_BLOCK(1)
-    case 2: COPY_BLOCK(2)
-    case 4: COPY_BLOCK(4)
-    case 8: COPY_BLOCK(8)
-    default: COPY_BLOCK(elem_size)
+    case 1: COPY_ELEMENTS(1)
+    case 2: COPY_ELEMENTS(2)
+    case 4: COPY_ELEMENTS(4)
+    case 8: COPY_ELEMENTS(8)
+    default: COPY_ELEMENTS(elem_size)
     }
-#undef COPY_BLOCK
+#undef COPY_ELEMENTS
 }
 
 /* A TILE x TILE (at most) transpose block through an L1 buffer: the source is read one contiguous run per
@@ -135,8 +133,9 @@ static void copy_rows(void *arg, int64_t begin, int64_t end)
     row_position(v, last, begin, index, &src_off, &dst_off);
     for (int64_t row = begin; row < end; row++) {
         if (ss == elem && ds == elem) memcpy(job->dst + dst_off, job->src + src_off, (size_t)(n * elem));
-        else if (ss == 0 && ds == elem) fill_bytes(job->dst + dst_off, (size_t)(n * elem), job->src + src_off, job->elem_size);
-        else copy_block(job->dst + dst_off, 0, ds, job->src + src_off, 0, ss, 1, n, job->elem_size);
+        else if (ss == 0 && ds == elem)
+            fill_bytes(job->dst + dst_off, (size_t)(n * elem), job->src + src_off, job->elem_size);
+        else copy_elements(job->dst + dst_off, ds, job->src + src_off, ss, n, job->elem_size);
         for (int d = last - 1; d >= 0; d--) {
             src_off += v->src_strides[d];
             dst_off += v->dst_strides[d];
@@ -211,7 +210,8 @@ void copy_strided(const copy_view *view, size_t elem_size, const void *src, void
     job.tile_dim = find_tile_dim(v, (int64_t)elem_size);
     if (job.tile_dim >= 0) {
         job.tiles = (v->dims[job.tile_dim] + TILE - 1) / TILE;
-        int64_t items = job.tiles * (shape_numel(v->rank, v->dims) / (v->dims[job.tile_dim] * v->dims[v->rank - 1]));
+        int64_t plane = v->dims[job.tile_dim] * v->dims[v->rank - 1];
+        int64_t items = job.tiles * (shape_numel(v->rank, v->dims) / plane);
         int64_t grain = COPY_GRAIN_BYTES / (TILE * row_bytes) + 1;
         parallel_for(parallel, items, grain, copy_tiles, &job);
         return;

@@ -13,17 +13,24 @@
 /* Grain for parallel slice copies: about 64 KiB per task. */
 static int64_t slice_grain(int64_t slice_bytes) { return (64 * 1024) / (slice_bytes + 1) + 1; }
 
-/* Index i of an int32 or int64 tensor, made non-negative when it counts from the end of a dim of size `dim`
- * (callers have checked it is in [-dim, dim)). */
+/* Element i of an int32 or int64 index tensor. */
+static int64_t raw_index(const kiln_tensor *indices, int64_t i)
+{
+    if (indices->dtype == KILN_INT32) return ((const int32_t *)indices->data)[i];
+    return ((const int64_t *)indices->data)[i];
+}
+
+/* Index i made non-negative when it counts from the end of a dim of size `dim` (callers have checked it is in
+ * [-dim, dim)). */
 static int64_t index_at(const kiln_tensor *indices, int64_t i, int64_t dim)
 {
-    int64_t v = indices->dtype == KILN_INT32 ? ((const int32_t *)indices->data)[i] : ((const int64_t *)indices->data)[i];
+    int64_t v = raw_index(indices, i);
     return v < 0 ? v + dim : v;
 }
 
 static kiln_status check_index(const kiln_tensor *indices, int64_t i, int64_t dim, int axis)
 {
-    int64_t v = indices->dtype == KILN_INT32 ? ((const int32_t *)indices->data)[i] : ((const int64_t *)indices->data)[i];
+    int64_t v = raw_index(indices, i);
     if (v < -dim || v >= dim)
         return kiln_fail(KILN_ERR_RUNTIME, "index %lld is out of range for axis %d of size %lld", (long long)v, axis,
                          (long long)dim);
@@ -171,7 +178,8 @@ typedef struct gather_nd_job {
 static int64_t tuple_slice(const gather_nd_job *job, int64_t t)
 {
     int64_t slice = 0;
-    for (int k = 0; k < job->m; k++) slice = slice * job->dims[k] + index_at(job->indices, t * job->m + k, job->dims[k]);
+    for (int k = 0; k < job->m; k++)
+        slice = slice * job->dims[k] + index_at(job->indices, t * job->m + k, job->dims[k]);
     return slice;
 }
 

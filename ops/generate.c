@@ -29,7 +29,7 @@ static kiln_status constant_value(const op_init_ctx *ctx, kiln_tensor *value)
             return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute '%s' is not supported", unsupported[i]);
     const graph_attr *a;
     if ((a = graph_node_attr(ctx->node, "value"))) {
-        if (a->type != ATTR_TENSOR) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'value' must be a tensor");
+        if (a->type != ATTR_TENSOR || !a->t) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'value' must be a tensor");
         *value = *a->t;
         if (!cast_supported(value->dtype))
             return kiln_fail(KILN_ERR_UNSUPPORTED, "a %s constant is not supported", kiln_dtype_name(value->dtype));
@@ -108,7 +108,8 @@ static kiln_status constant_of_shape_shape(op_ctx *ctx)
     op_set_output_shape(ctx, 0, rank, shape->data);
     for (int d = 0; d < rank; d++)
         if (ctx->outputs[0]->dims[d] < 0)
-            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "shape has negative dim %lld", (long long)ctx->outputs[0]->dims[d]);
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "shape has negative dim %lld",
+                             (long long)ctx->outputs[0]->dims[d]);
     return KILN_OK;
 }
 

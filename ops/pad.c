@@ -24,9 +24,10 @@ typedef struct pad_params {
     int64_t pads[2 * KILN_MAX_RANK];
 } pad_params;
 
-/* Per axis: the pads (negative crops) and the interior, the input's extent that survives the crops. */
+/* Per axis: the pads (negative crops), the interior (the input's extent that survives the crops) and the
+ * output position of the interior's first element. */
 typedef struct pad_layout {
-    int64_t begin[KILN_MAX_RANK], end[KILN_MAX_RANK], interior[KILN_MAX_RANK];
+    int64_t begin[KILN_MAX_RANK], end[KILN_MAX_RANK], interior[KILN_MAX_RANK], first[KILN_MAX_RANK];
 } pad_layout;
 
 static kiln_status pad_init(op_init_ctx *ctx)
@@ -51,8 +52,8 @@ static kiln_status pad_init(op_init_ctx *ctx)
     KILN_TRY(op_require_dtype(ctx, 1, (const kiln_dtype[]){KILN_INT64, KILN_UNDEFINED}));
     ctx->value_inputs = 1u << 1;
     if (op_has_input(ctx, 2) && ctx->input_dtypes[2] != ctx->input_dtypes[0])
-        return kiln_fail(KILN_ERR_MALFORMED, "constant_value is %s but data is %s", kiln_dtype_name(ctx->input_dtypes[2]),
-                         kiln_dtype_name(ctx->input_dtypes[0]));
+        return kiln_fail(KILN_ERR_MALFORMED, "constant_value is %s but data is %s",
+                         kiln_dtype_name(ctx->input_dtypes[2]), kiln_dtype_name(ctx->input_dtypes[0]));
     if (op_has_input(ctx, 3)) {
         KILN_TRY(op_require_dtype(ctx, 3, DTYPES_INDEX));
         ctx->value_inputs |= 1u << 3;
@@ -76,8 +77,9 @@ static kiln_status read_pads(const op_ctx *ctx, int *n_axes, int64_t *axes, int6
         memcpy(pads, p->pads, (size_t)n_pads * sizeof *pads);
     }
     const kiln_tensor *given = ctx->n_inputs > 3 ? ctx->inputs[3] : NULL;
-    *n_axes = given ? (given->rank == 1 ? (int)given->dims[0] : -1) : rank;
-    if (*n_axes < 0 || *n_axes > rank) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be 1-D with at most %d values", rank);
+    if (given && (given->rank != 1 || given->dims[0] > rank))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be 1-D with at most %d values", rank);
+    *n_axes = given ? (int)given->dims[0] : rank;
     for (int k = 0; k < *n_axes; k++) axes[k] = given ? tensor_get_int(given, k) : k;
     if (n_pads != 2 * *n_axes)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "pads has %d values, expected %d (begin and end per axis)", n_pads,
@@ -110,6 +112,7 @@ static kiln_status pad_layout_of(const op_ctx *ctx, pad_layout *l)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "pads %lld, %lld for axis %d are out of range", (long long)b,
                              (long long)e, d);
         l->interior[d] = in->dims[d] + (b < 0 ? b : 0) + (e < 0 ? e : 0);
+        l->first[d] = b > 0 ? b : 0;
         if (l->interior[d] < 0)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "pads %lld, %lld crop more than axis %d's %lld elements",
                              (long long)b, (long long)e, d, (long long)in->dims[d]);
@@ -127,7 +130,7 @@ static kiln_status pad_shape(op_ctx *ctx)
     KILN_TRY(pad_layout_of(ctx, &l));
     int64_t dims[KILN_MAX_RANK];
     for (int d = 0; d < in->rank; d++)
-        dims[d] = l.interior[d] + (l.begin[d] > 0 ? l.begin[d] : 0) + (l.end[d] > 0 ? l.end[d] : 0);
+        dims[d] = l.first[d] + l.interior[d] + (l.end[d] > 0 ? l.end[d] : 0);
     op_set_output_shape(ctx, 0, in->rank, dims);
     return KILN_OK;
 }
@@ -158,7 +161,7 @@ typedef struct pad_pass {
     const pad_layout *l;
     size_t elem_size;
     copy_view view;    /* axes done: full extent; others: interior; axis d's dim and src strides set per copy */
-    char *origin;      /* output element at the view's index 0 */
+    int64_t origin;    /* output element at the view's index 0 */
     const unsigned char *value;
 } pad_pass;
 
@@ -167,24 +170,25 @@ typedef struct pad_pass {
 static void fill_slabs(pad_pass *pass, int d, int64_t at, int64_t count, int64_t from, int64_t from_stride)
 {
     copy_view v = pass->view;
-    int64_t stride = v.dst_strides[d], begin = pass->l->begin[d] > 0 ? pass->l->begin[d] : 0;
     v.dims[d] = count;
+    if (shape_numel(v.rank, v.dims) == 0) return;
+    char *out = pass->ctx->outputs[0]->data;
+    int64_t stride = v.dst_strides[d], first = pass->l->first[d], elem = (int64_t)pass->elem_size;
     const void *src = pass->value;
     if (from >= 0) {
         v.src_strides[d] = from_stride;
-        src = pass->origin + (from - begin) * stride * (int64_t)pass->elem_size;
+        src = out + (pass->origin + (from - first) * stride) * elem;
     } else {
         for (int e = 0; e < v.rank; e++) v.src_strides[e] = 0;
     }
-    copy_strided(&v, pass->elem_size, src, pass->origin + (at - begin) * stride * (int64_t)pass->elem_size,
-                 pass->ctx->parallel);
+    copy_strided(&v, pass->elem_size, src, out + (pass->origin + (at - first) * stride) * elem, pass->ctx->parallel);
 }
 
 /* Fills the border positions [at, at + count) of axis d (output coordinates). */
 static void fill_border(pad_pass *pass, int d, int64_t at, int64_t count)
 {
     const pad_params *p = pass->ctx->params;
-    int64_t first = pass->l->begin[d] > 0 ? pass->l->begin[d] : 0, n = pass->l->interior[d];
+    int64_t first = pass->l->first[d], n = pass->l->interior[d];
     if (count <= 0) return;
     if (p->mode == PAD_CONSTANT) {
         fill_slabs(pass, d, at, count, -1, 0);
@@ -205,7 +209,7 @@ static kiln_status pad_eval(op_ctx *ctx)
     unsigned char value[8];
     pad_value(ctx, value);
     pad_pass pass = {.ctx = ctx, .l = &l, .elem_size = kiln_dtype_size(in->dtype), .value = value};
-    int64_t in_strides[KILN_MAX_RANK], src_first = 0, dst_first = 0;
+    int64_t in_strides[KILN_MAX_RANK], src_first = 0, elem = (int64_t)pass.elem_size;
     shape_strides(in->rank, in->dims, in_strides);
     copy_view *view = &pass.view;
     view->rank = in->rank;
@@ -214,19 +218,18 @@ static kiln_status pad_eval(op_ctx *ctx)
         view->dims[d] = l.interior[d];
         view->src_strides[d] = in_strides[d];
         src_first += (l.begin[d] < 0 ? -l.begin[d] : 0) * in_strides[d];
-        dst_first += (l.begin[d] > 0 ? l.begin[d] : 0) * view->dst_strides[d];
+        pass.origin += l.first[d] * view->dst_strides[d];
     }
-    pass.origin = (char *)out->data + dst_first * (int64_t)pass.elem_size;
-    copy_strided(view, pass.elem_size, (const char *)in->data + src_first * (int64_t)pass.elem_size, pass.origin,
-                 ctx->parallel);
+    if (shape_numel(view->rank, view->dims) > 0)
+        copy_strided(view, pass.elem_size, (const char *)in->data + src_first * elem,
+                     (char *)out->data + pass.origin * elem, ctx->parallel);
     /* from here on sources are slabs of the output itself */
     memcpy(view->src_strides, view->dst_strides, sizeof view->src_strides);
     for (int d = 0; d < in->rank; d++) {
-        int64_t first = l.begin[d] > 0 ? l.begin[d] : 0;
-        fill_border(&pass, d, 0, first);
-        fill_border(&pass, d, first + l.interior[d], out->dims[d] - first - l.interior[d]);
+        fill_border(&pass, d, 0, l.first[d]);
+        fill_border(&pass, d, l.first[d] + l.interior[d], out->dims[d] - l.first[d] - l.interior[d]);
         /* axis d is complete: later axes cover its full extent */
-        pass.origin -= first * view->dst_strides[d] * (int64_t)pass.elem_size;
+        pass.origin -= l.first[d] * view->dst_strides[d];
         view->dims[d] = out->dims[d];
     }
     return KILN_OK;

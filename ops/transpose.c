@@ -99,7 +99,8 @@ static kiln_status block_init(op_init_ctx *ctx, bool has_mode)
     block_params *p = ctx->params;
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
     KILN_TRY(op_require_dtype(ctx, 0, DTYPES_ALL));
-    if (!graph_node_attr(ctx->node, "blocksize")) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'blocksize' is required");
+    if (!graph_node_attr(ctx->node, "blocksize"))
+        return kiln_fail(KILN_ERR_MALFORMED, "attribute 'blocksize' is required");
     KILN_TRY(attr_int(ctx->node, "blocksize", 0, &p->blocksize));
     if (p->blocksize < 1 || p->blocksize > (INT64_C(1) << 24))
         return kiln_fail(KILN_ERR_MALFORMED, "blocksize %lld is out of range", (long long)p->blocksize);
@@ -119,7 +120,8 @@ static kiln_status space_to_depth_init(op_init_ctx *ctx) { return block_init(ctx
 
 static kiln_status require_nchw(const kiln_tensor *in)
 {
-    if (in->rank != 4) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input must be 4-D (N,C,H,W), not rank %d", in->rank);
+    if (in->rank != 4)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input must be 4-D (N,C,H,W), not rank %d", in->rank);
     return KILN_OK;
 }
 

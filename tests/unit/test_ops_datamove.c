@@ -645,6 +645,80 @@ static void generators(void **state)
     pbw_free(&eye);
 }
 
+/* Slice (opset 9) and Split (opset 11) read attributes; Constant (opset 13) value_ints folds at load. */
+static void attribute_forms_of_older_opsets(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, 9);
+    int64_t dims[2] = {2, 6};
+    tm_input(&h.m, "x", KILN_INT8, 2, dims);
+    pbw slice = {0};
+    tm_attr_ints(&slice, "starts", (const int64_t[]){-4}, 1);
+    tm_attr_ints(&slice, "ends", (const int64_t[]){1000}, 1);
+    tm_attr_ints(&slice, "axes", (const int64_t[]){1}, 1);
+    tm_node(&h.m, "Slice", (const char *[]){"x", NULL}, (const char *[]){"y", NULL}, &slice);
+    tm_output(&h.m, "y", KILN_UNDEFINED);
+    int8_t x[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    kiln_tensor in = tensor_of(KILN_INT8, 2, dims, x);
+    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
+    kiln_tensor y = harness_output(&h, 0);
+    assert_shape(&y, 2, (const int64_t[]){2, 4});
+    assert_memory_equal(y.data, ((const int8_t[]){2, 3, 4, 5, 8, 9, 10, 11}), 8);
+    harness_free(&h);
+    pbw_free(&slice);
+
+    harness_init(&h, 11);
+    tm_input(&h.m, "x", KILN_INT8, 2, dims);
+    pbw split = {0};
+    tm_attr_int(&split, "axis", -1);
+    tm_attr_ints(&split, "split", (const int64_t[]){1, 0, 5}, 3);
+    tm_node(&h.m, "Split", (const char *[]){"x", NULL}, (const char *[]){"a", "b", "c", NULL}, &split);
+    tm_output(&h.m, "a", KILN_UNDEFINED);
+    tm_output(&h.m, "b", KILN_UNDEFINED);
+    tm_output(&h.m, "c", KILN_UNDEFINED);
+    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
+    kiln_tensor a = harness_output(&h, 0), b = harness_output(&h, 1), c = harness_output(&h, 2);
+    assert_shape(&a, 2, (const int64_t[]){2, 1});
+    assert_shape(&b, 2, (const int64_t[]){2, 0});
+    assert_shape(&c, 2, (const int64_t[]){2, 5});
+    assert_memory_equal(a.data, ((const int8_t[]){0, 6}), 2);
+    assert_memory_equal(c.data, ((const int8_t[]){1, 2, 3, 4, 5, 7, 8, 9, 10, 11}), 10);
+    harness_free(&h);
+    pbw_free(&split);
+
+    harness_init(&h, 13);
+    pbw value = {0};
+    tm_attr_ints(&value, "value_ints", (const int64_t[]){4, -5, 6}, 3);
+    tm_node(&h.m, "Constant", NULL, (const char *[]){"k", NULL}, &value);
+    tm_output(&h.m, "k", KILN_UNDEFINED);
+    assert_int_equal(harness_run(&h, 0, NULL), KILN_OK);
+    kiln_tensor k = harness_output(&h, 0);
+    assert_int_equal(k.dtype, KILN_INT64);
+    assert_shape(&k, 1, (const int64_t[]){3});
+    assert_memory_equal(k.data, ((const int64_t[]){4, -5, 6}), 24);
+    harness_free(&h);
+    pbw_free(&value);
+}
+
+/* Constant padding of an input with no elements fills the whole output. */
+static void pad_empty_input(void **state)
+{
+    (void)state;
+    int64_t dims[2] = {0, 2}, four = 4;
+    harness h;
+    build_unary(&h, 18, "Pad", KILN_INT32, 2, dims, (const char *[]){"pads", "v", NULL}, NULL);
+    tm_initializer(&h.m, "pads", KILN_INT64, 1, &four, (const int64_t[]){1, 0, 1, 1});
+    tm_initializer(&h.m, "v", KILN_INT32, 0, &four, (const int32_t[]){-9});
+    int32_t x[1] = {0};
+    kiln_tensor in = tensor_of(KILN_INT32, 2, dims, x);
+    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
+    kiln_tensor out = harness_output(&h, 0);
+    assert_shape(&out, 2, (const int64_t[]){2, 3});
+    for (int i = 0; i < 6; i++) assert_int_equal(((const int32_t *)out.data)[i], -9);
+    harness_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +737,8 @@ int main(void)
         cmocka_unit_test(depth_to_space_round_trip),
         cmocka_unit_test(cast_nan_and_bool),
         cmocka_unit_test(generators),
+        cmocka_unit_test(attribute_forms_of_older_opsets),
+        cmocka_unit_test(pad_empty_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
