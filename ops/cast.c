@@ -1,8 +1,76 @@
 /*
- * cast.c — (operators to be added)
+ * cast.c — Cast (opsets 6..18) and CastLike (15..18) between every numeric dtype, bool, float16 and bfloat16.
+ *
+ * The conversions themselves live in kernels/cast.c (shared with the operators that store numbers given in
+ * another dtype); here they are only validated and split across threads. Strings are not supported.
  */
+#include "core/dtype.h"
+#include "kernels/cast.h"
 #include "ops/op.h"
 
+#define CAST_GRAIN 16384
+
+static kiln_status require_castable(const op_init_ctx *ctx, int input)
+{
+    if (!op_has_input(ctx, input)) return kiln_fail(KILN_ERR_MALFORMED, "input %d is required", input);
+    if (!cast_supported(ctx->input_dtypes[input]))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d has dtype %s, which Cast does not support", input,
+                         kiln_dtype_name(ctx->input_dtypes[input]));
+    return KILN_OK;
+}
+
+static kiln_status cast_init(op_init_ctx *ctx)
+{
+    KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
+    KILN_TRY(require_castable(ctx, 0));
+    if (!graph_node_attr(ctx->node, "to")) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'to' is required");
+    int64_t to;
+    KILN_TRY(attr_int(ctx->node, "to", 0, &to));
+    if (to != (int)to || !dtype_is_known((int)to))
+        return kiln_fail(KILN_ERR_MALFORMED, "'to' is %lld, not a dtype", (long long)to);
+    if (!cast_supported((kiln_dtype)to))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "casting to %s is not supported", kiln_dtype_name((kiln_dtype)to));
+    ctx->output_dtypes[0] = (kiln_dtype)to;
+    return KILN_OK;
+}
+
+static kiln_status cast_like_init(op_init_ctx *ctx)
+{
+    KILN_TRY(op_require_arity(ctx, 2, 2, 1, 1));
+    KILN_TRY(require_castable(ctx, 0));
+    KILN_TRY(require_castable(ctx, 1));
+    ctx->output_dtypes[0] = ctx->input_dtypes[1];
+    return KILN_OK;
+}
+
+static kiln_status cast_shape(op_ctx *ctx)
+{
+    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
+    return KILN_OK;
+}
+
+typedef struct cast_job {
+    const kiln_tensor *in;
+    kiln_tensor *out;
+} cast_job;
+
+static void cast_range(void *arg, int64_t begin, int64_t end)
+{
+    const cast_job *job = arg;
+    const char *src = (const char *)job->in->data + begin * (int64_t)kiln_dtype_size(job->in->dtype);
+    char *dst = (char *)job->out->data + begin * (int64_t)kiln_dtype_size(job->out->dtype);
+    cast_elements(src, job->in->dtype, dst, job->out->dtype, end - begin);
+}
+
+static kiln_status cast_eval(op_ctx *ctx)
+{
+    cast_job job = {ctx->inputs[0], ctx->outputs[0]};
+    parallel_for(ctx->parallel, tensor_numel(job.in), CAST_GRAIN, cast_range, &job);
+    return KILN_OK;
+}
+
 const op_def ops_cast[] = {
+    {"", "Cast", 6, 18, 0, cast_init, cast_shape, cast_eval, 0},
+    {"", "CastLike", 15, 18, 0, cast_like_init, cast_shape, cast_eval, 0},
     OP_TABLE_END,
 };
