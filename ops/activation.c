@@ -101,12 +101,25 @@ static kiln_status activation_init_with(op_init_ctx *ctx, const ew_kernel *table
 static ew_attrs *node_attrs(op_init_ctx *ctx) { return &((ew_node *)ctx->params)->attrs; }
 
 static kiln_status relu_init(op_init_ctx *ctx) { return activation_init(ctx, relu_kernels); }
-static kiln_status sigmoid_init(op_init_ctx *ctx) { return activation_init(ctx, sigmoid_kernels); }
-static kiln_status tanh_init(op_init_ctx *ctx) { return activation_init(ctx, tanh_kernels); }
 static kiln_status hard_swish_init(op_init_ctx *ctx) { return activation_init(ctx, hard_swish_kernels); }
 static kiln_status softplus_init(op_init_ctx *ctx) { return activation_init(ctx, softplus_kernels); }
 static kiln_status softsign_init(op_init_ctx *ctx) { return activation_init(ctx, softsign_kernels); }
 static kiln_status mish_init(op_init_ctx *ctx) { return activation_init(ctx, mish_kernels); }
+
+/* Sigmoid and Tanh run vectorised for float32 where the CPU allows (kernels/vmath.h). */
+static kiln_status sigmoid_init(op_init_ctx *ctx)
+{
+    KILN_TRY(activation_init(ctx, sigmoid_kernels));
+    ew_prefer_vectorised(ctx, EW_VECTOR_SIGMOID, &((ew_node *)ctx->params)->kernel);
+    return KILN_OK;
+}
+
+static kiln_status tanh_init(op_init_ctx *ctx)
+{
+    KILN_TRY(activation_init(ctx, tanh_kernels));
+    ew_prefer_vectorised(ctx, EW_VECTOR_TANH, &((ew_node *)ctx->params)->kernel);
+    return KILN_OK;
+}
 
 static kiln_status leaky_relu_init(op_init_ctx *ctx)
 {
@@ -212,11 +225,14 @@ EW_INTEGERS(CLIP_KERNEL, unused)
 static const ew_table clip_kernels = {EW_FLOATS(EW_ENTRY, clip) EW_INTEGERS(EW_ENTRY, clip)};
 static const ew_table clip_float_kernels = {EW_FLOATS(EW_ENTRY, clip)}; /* opsets 1-10 */
 
-/* Stores attribute `name` (default `dflt`) as a bound of dtype float32 or float64. */
-static kiln_status clip_attribute_bound(op_init_ctx *ctx, const char *name, float dflt, unsigned char *bound)
+/* Stores attribute `name` as a bound of dtype float32 or float64. An absent bound is open in opset 1 and
+ * the end of the float range (`dflt`) from opset 6, which differ only for infinite inputs. */
+static kiln_status clip_attribute_bound(op_init_ctx *ctx, const char *name, float dflt, bool *has,
+                                        unsigned char *bound)
 {
     float f;
     KILN_TRY(attr_float(ctx->node, name, dflt, &f));
+    *has = ctx->opset >= 6 || graph_node_attr(ctx->node, name) != NULL;
     double d = f;
     if (ctx->input_dtypes[0] == KILN_FLOAT64) memcpy(bound, &d, sizeof d);
     else memcpy(bound, &f, sizeof f);
@@ -229,9 +245,9 @@ static kiln_status clip_init(op_init_ctx *ctx)
     if (ctx->opset < 11) {
         KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
         KILN_TRY(ew_pick(ctx, 0, clip_float_kernels, &p->kernel));
-        p->from_attributes.has_min = p->from_attributes.has_max = true;
-        KILN_TRY(clip_attribute_bound(ctx, "min", -FLT_MAX, p->from_attributes.min));
-        KILN_TRY(clip_attribute_bound(ctx, "max", FLT_MAX, p->from_attributes.max));
+        clip_bounds *b = &p->from_attributes;
+        KILN_TRY(clip_attribute_bound(ctx, "min", -FLT_MAX, &b->has_min, b->min));
+        KILN_TRY(clip_attribute_bound(ctx, "max", FLT_MAX, &b->has_max, b->max));
     } else {
         KILN_TRY(op_require_arity(ctx, 1, 3, 1, 1));
         KILN_TRY(ew_pick(ctx, 0, clip_kernels, &p->kernel));
@@ -268,7 +284,7 @@ static kiln_status clip_eval(op_ctx *ctx)
 }
 
 /* Opset 1 versions differ from later ones only by the legacy `consumed_inputs` attribute (ignored) and the
- * dtypes they allow, so each operator is registered from its first version. */
+ * dtypes they allow, so each operator is registered from its first version (PRelu excepted). */
 #define ACTIVATION(op_type, since, op)                                                                      \
     {"", op_type, since, 18, sizeof(ew_node), op##_init, ew_shape_same, ew_eval_node, 0}
 
@@ -287,7 +303,8 @@ const op_def ops_activation[] = {
     ACTIVATION("Mish", 18, mish),
     ACTIVATION("ThresholdedRelu", 10, thresholded_relu),
     ACTIVATION("Shrink", 9, shrink),
-    {"", "PRelu", 1, 18, sizeof(ew_node), prelu_init, prelu_shape, ew_eval_node, 0},
+    /* before opset 7 a slope's shape followed other (channel-wise) rules */
+    {"", "PRelu", 7, 18, sizeof(ew_node), prelu_init, prelu_shape, ew_eval_node, 0},
     {"", "Clip", 1, 18, sizeof(clip_params), clip_init, clip_shape, clip_eval, 0},
     OP_TABLE_END,
 };

@@ -36,6 +36,7 @@
 #define SHIFT_LEFT(T, x, y) ((y) >= 8 * sizeof(T) ? (T)0 : (T)((uint64_t)(x) << (y)))
 #define SHIFT_RIGHT(T, x, y) ((y) >= 8 * sizeof(T) ? (T)0 : (T)((x) >> (y)))
 #define EQUAL(T, x, y) ((uint8_t)((x) == (y)))
+#define EQUAL_BOOL(T, x, y) ((uint8_t)(!(x) == !(y))) /* any non-zero byte is true */
 #define GREATER(T, x, y) ((uint8_t)((x) > (y)))
 #define LESS(T, x, y) ((uint8_t)((x) < (y)))
 #define GREATER_OR_EQUAL(T, x, y) ((uint8_t)((x) >= (y)))
@@ -109,7 +110,7 @@ COMPARISON(greater_or_equal, GREATER_OR_EQUAL)
 COMPARISON(less_or_equal, LESS_OR_EQUAL)
 EW_FLOATS(EW_BINARY, equal, EQUAL, EW_BOOL)
 EW_INTEGERS(EW_BINARY, equal, EQUAL, EW_BOOL)
-EW_BOOLS(EW_BINARY, equal, EQUAL, EW_BOOL)
+EW_BOOLS(EW_BINARY, equal, EQUAL_BOOL, EW_BOOL)
 static const ew_table equal_kernels = {EW_FLOATS(EW_ENTRY, equal) EW_INTEGERS(EW_ENTRY, equal)
                                            EW_BOOLS(EW_ENTRY, equal)};
 

@@ -7,9 +7,11 @@
  * innermost dim is the row a kernel computes, and each input's stride along it is 1 or 0: that is the
  * `varies` flag kernels specialise on. The output is then cut into element ranges for the thread pool;
  * each range is walked row piece by row piece with an odometer over the outer dims.
+ *
+ * It also adapts the vectorised float32 functions of kernels/vmath.h to the kernel interface, so that an
+ * operator's init can swap its reference kernel for one of them.
  */
-#include <string.h>
-
+#include "kernels/vmath.h"
 #include "ops/elementwise.h"
 
 /* Elements per parallel task: large enough that scheduling costs nothing next to the arithmetic. */
@@ -120,6 +122,38 @@ kiln_status ew_eval_node(op_ctx *ctx)
     ew_run(ctx->parallel, p->kernel, &p->attrs, ctx->outputs[0], ctx->n_inputs,
            (const kiln_tensor *const *)ctx->inputs);
     return KILN_OK;
+}
+
+/* Runs a vmath function over one row; a broadcast input gives one value, computed once. */
+static void vector_row(vmath_f32_fn fn, void *out, const void *in, bool varies, int64_t n)
+{
+    if (varies) {
+        fn(out, in, n);
+        return;
+    }
+    float value;
+    fn(&value, in, 1);
+    for (int64_t i = 0; i < n; i++) ((float *)out)[i] = value;
+}
+
+#define VECTOR_KERNEL(f)                                                                                    \
+    static void vector_##f(const void *params, void *out, const void *const *in, const bool *varies, int64_t n) \
+    {                                                                                                       \
+        (void)params;                                                                                       \
+        vector_row(vmath_fast_f32()->f, out, in[0], varies[0], n);                                          \
+    }
+VECTOR_KERNEL(exp)
+VECTOR_KERNEL(sigmoid)
+VECTOR_KERNEL(tanh)
+VECTOR_KERNEL(erf)
+
+void ew_prefer_vectorised(const op_init_ctx *ctx, ew_vector_fn fn, ew_kernel *kernel)
+{
+    static const ew_kernel vector_kernels[] = {
+        [EW_VECTOR_EXP] = vector_exp, [EW_VECTOR_SIGMOID] = vector_sigmoid,
+        [EW_VECTOR_TANH] = vector_tanh, [EW_VECTOR_ERF] = vector_erf,
+    };
+    if (ctx->input_dtypes[0] == KILN_FLOAT32 && vmath_fast_f32()) *kernel = vector_kernels[fn];
 }
 
 kiln_status ew_pick(const op_init_ctx *ctx, int input, const ew_kernel *table, ew_kernel *kernel)

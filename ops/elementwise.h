@@ -64,6 +64,11 @@ void ew_run(const parallel_runner *parallel, ew_kernel kernel, const void *param
 /* eval for ew_node operators: ew_run over every input with the node's kernel and attributes. */
 kiln_status ew_eval_node(op_ctx *ctx);
 
+/* Float32 functions with vectorised versions (kernels/vmath.h). */
+typedef enum ew_vector_fn { EW_VECTOR_EXP, EW_VECTOR_SIGMOID, EW_VECTOR_TANH, EW_VECTOR_ERF } ew_vector_fn;
+/* When input 0 is float32 and this CPU has a vectorised `fn`, replaces *kernel (the reference) with it. */
+void ew_prefer_vectorised(const op_init_ctx *ctx, ew_vector_fn fn, ew_kernel *kernel);
+
 /* ---- kernel generation -------------------------------------------------------------------------------- */
 
 /* Dtype lists: EW_FLOATS(X, args...) expands X(C type, suffix, kiln dtype, args...) for each dtype. */

@@ -117,7 +117,6 @@ UNARY_INIT(abs, false)
 UNARY_INIT(neg, false)
 UNARY_INIT(sign, false)
 UNARY_INIT(reciprocal, false)
-UNARY_INIT(exp, false)
 UNARY_INIT(log, false)
 UNARY_INIT(sqrt, false)
 UNARY_INIT(floor, false)
@@ -134,10 +133,24 @@ UNARY_INIT(cosh, false)
 UNARY_INIT(asinh, false)
 UNARY_INIT(acosh, false)
 UNARY_INIT(atanh, false)
-UNARY_INIT(erf, false)
 UNARY_INIT(isnan, true)
 UNARY_INIT(logical_not, true)
 UNARY_INIT(bitwise_not, false)
+
+/* Exp and Erf run vectorised for float32 where the CPU allows (kernels/vmath.h). */
+static kiln_status exp_init(op_init_ctx *ctx)
+{
+    KILN_TRY(unary_init(ctx, exp_kernels, false));
+    ew_prefer_vectorised(ctx, EW_VECTOR_EXP, &((ew_node *)ctx->params)->kernel);
+    return KILN_OK;
+}
+
+static kiln_status erf_init(op_init_ctx *ctx)
+{
+    KILN_TRY(unary_init(ctx, erf_kernels, false));
+    ew_prefer_vectorised(ctx, EW_VECTOR_ERF, &((ew_node *)ctx->params)->kernel);
+    return KILN_OK;
+}
 
 static kiln_status isinf_init(op_init_ctx *ctx)
 {

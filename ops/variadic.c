@@ -100,7 +100,8 @@ static kiln_status variadic_eval(op_ctx *ctx)
 
 /* Versions before 8 required equal shapes (a case of broadcasting) and differ otherwise only by the legacy
  * `consumed_inputs` attribute, so each operator is registered from opset 1. */
-#define VARIADIC(op_type, op) {"", op_type, 1, 18, sizeof(variadic_params), op##_init, ew_shape_broadcast, variadic_eval, 0}
+#define VARIADIC(op_type, op)                                                                               \
+    {"", op_type, 1, 18, sizeof(variadic_params), op##_init, ew_shape_broadcast, variadic_eval, 0}
 
 const op_def ops_variadic[] = {
     VARIADIC("Max", max),

@@ -3,7 +3,8 @@
  * (including ranges that start and end mid-row, as the thread pool cuts them), then whole models through the
  * public API for the semantics that are easy to get wrong: integer division and modulo signs, wrapping,
  * rounding, Clip's optional bounds, Pow's mixed dtypes, Where's three-way broadcast, empty tensors, and the
- * errors that must appear at load (bad attributes, unsupported dtypes) or at run (division by zero).
+ * errors that must appear at load (bad attributes, unsupported dtypes) or at run (division by zero). The
+ * vectorised float32 functions of kernels/vmath.h are compared with the reference expressions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "kernels/vmath.h"
 #include "ops/elementwise.h"
 #include "testlib.h"
 
@@ -467,6 +469,29 @@ static void isinf_detects_each_side(void **state)
     unload(&l);
 }
 
+static void opset18_bitwise_and_mish(void **state)
+{
+    (void)state;
+    int32_t a[2] = {12, -1}, b[2] = {10, 7};
+    kiln_tensor ints[2] = {T1(KILN_INT32, 2, a), T1(KILN_INT32, 2, b)};
+    loaded l;
+    compute(&l, 18, "BitwiseAnd", 2, ints, NULL, KILN_INT32, NULL);
+    assert_memory_equal(l.out.data, ((int32_t[]){8, 7}), sizeof a);
+    unload(&l);
+    uint8_t u[2] = {0, 0x0f};
+    kiln_tensor bytes = T1(KILN_UINT8, 2, u);
+    compute(&l, 18, "BitwiseNot", 1, &bytes, NULL, KILN_UINT8, NULL);
+    assert_memory_equal(l.out.data, ((uint8_t[]){0xff, 0xf0}), 2);
+    unload(&l);
+    float x[4] = {0, 1, -1, 30};
+    kiln_tensor floats = T1(KILN_FLOAT32, 4, x);
+    compute(&l, 18, "Mish", 1, &floats, NULL, KILN_FLOAT32, NULL);
+    const float *y = l.out.data;
+    float expected[4] = {0, 0.865098f, -0.303401f, 30};
+    for (int i = 0; i < 4; i++) assert_true(fabsf(y[i] - expected[i]) < 1e-5f);
+    unload(&l);
+}
+
 /* A large broadcast Add run on the session's thread pool gives the same numbers as the plain loop. */
 static void threads_give_the_same_result(void **state)
 {
@@ -483,6 +508,50 @@ static void threads_give_the_same_result(void **state)
     for (int i = 0; i < ROWS * COLS; i++) assert_true(y[i] == a[i] + b[i % COLS]);
     unload(&l);
     free(a);
+}
+
+/* ---- vectorised float32 functions against the operators' reference expressions ------------------------ */
+
+static double reference_exp(float x) { return expf(x); }
+static double reference_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static double reference_tanh(float x) { return tanhf(x); }
+static double reference_erf(float x) { return erff(x); }
+
+static void check_vector_function(vmath_f32_fn fn, double (*reference)(float), float lo, float hi)
+{
+    enum { N = 200003 }; /* odd: the last lanes take the masked path */
+    float *in = malloc(N * sizeof(float)), *out = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) in[i] = lo + (hi - lo) * (float)i / (N - 1);
+    fn(out, in, N);
+    for (int i = 0; i < N; i++) {
+        double expected = reference(in[i]);
+        if (isinf(expected)) assert_true(out[i] == expected);
+        else if (fabs(out[i] - expected) > 1e-6 * fabs(expected) + 1e-37)
+            fail_msg("f(%.9g) = %.9g, expected %.9g", in[i], out[i], expected);
+    }
+    float special[7] = {NAN, INFINITY, -INFINITY, 0.0f, 88.8f, -104.5f, 1e-20f};
+    float got[7];
+    for (int n = 1; n <= 7; n++) { /* every tail length, each element on its own */
+        fn(got, special, n);
+        for (int i = 0; i < n; i++) {
+            double expected = reference(special[i]);
+            if (isnan(expected)) assert_true(isnan(got[i]));
+            else assert_true(fabs(got[i] - expected) <= 1e-6 * fabs(expected) || got[i] == expected);
+        }
+    }
+    free(in);
+    free(out);
+}
+
+static void vectorised_functions_match_reference(void **state)
+{
+    (void)state;
+    const vmath_set *fast = vmath_fast_f32();
+    if (!fast) skip();
+    check_vector_function(fast->exp, reference_exp, -110, 90);
+    check_vector_function(fast->sigmoid, reference_sigmoid, -100, 100);
+    check_vector_function(fast->tanh, reference_tanh, -20, 20);
+    check_vector_function(fast->erf, reference_erf, -6, 6);
 }
 
 int main(void)
@@ -504,7 +573,9 @@ int main(void)
         cmocka_unit_test(empty_tensors_broadcast),
         cmocka_unit_test(prelu_slope_broadcasts_towards_x_only),
         cmocka_unit_test(isinf_detects_each_side),
+        cmocka_unit_test(opset18_bitwise_and_mish),
         cmocka_unit_test(threads_give_the_same_result),
+        cmocka_unit_test(vectorised_functions_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
