@@ -1,0 +1,30 @@
+/*
+ * vmath.h — vectorised float32 functions over arrays: exp, sigmoid, tanh and erf, the transcendental inner
+ * loops that dominate the elementwise operators' cost (Exp, Sigmoid, Tanh, and Erf inside GELU).
+ *
+ * The plain C reference for each is the operator's own scalar expression in ops/ (expf, 1 / (1 + expf(-x)),
+ * tanhf, erff), which runs wherever no set here applies. The SIMD sets use polynomial approximations accurate
+ * to a few float ulp, keep NaN, and give the reference's limits (exp overflows to inf and underflows through
+ * denormals to 0; sigmoid, tanh and erf saturate); tests/unit/test_ops_elementwise.c compares them.
+ */
+#ifndef KILN_KERNELS_VMATH_H
+#define KILN_KERNELS_VMATH_H
+
+#include <stdint.h>
+
+/* out[i] = f(in[i]) for i < n; out may equal in. */
+typedef void (*vmath_f32_fn)(float *out, const float *in, int64_t n);
+
+typedef struct vmath_set {
+    const char *name;
+    vmath_f32_fn exp, sigmoid, tanh, erf;
+} vmath_set;
+
+/* The fastest set this CPU runs, or NULL when there is none (the operators' C loops then run). */
+const vmath_set *vmath_fast_f32(void);
+
+#if defined(KILN_HAVE_X86_KERNELS)
+extern const vmath_set vmath_avx2;
+#endif
+
+#endif
