@@ -2,8 +2,8 @@
  * normalization.c — BatchNormalization (inference), InstanceNormalization, LayerNormalization, LRN and
  * MeanVarianceNormalization.
  *
- * Batch normalisation folds its four per-channel parameters into one scale and one shift per channel before
- * it touches the data, so its pass over X is a multiply-add. The operators that compute statistics
+ * Batch normalisation folds its scale and variance into one factor per channel before it touches the data,
+ * so its pass over X is a subtract and a multiply-add. The operators that compute statistics
  * (instance, layer and mean-variance normalisation) take the mean first and then the mean squared deviation
  * from it, in double: the one-pass E[x^2] - E[x]^2 loses every digit when the mean is large beside the
  * spread. Rows (or groups, for mean-variance normalisation) are independent and run in parallel.
@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/strided_sum.h"
 #include "ops/axes.h"
 #include "ops/numeric_types.h"
 #include "ops/op.h"
@@ -23,87 +24,89 @@
 typedef struct norm_kernels {
     /* Mean and biased variance of n contiguous values. */
     void (*moments)(const void *x, int64_t n, double *mean, double *var);
-    /* y[k] = (x[k] - mean) * inv_std * scale[k % scale_n] + bias[k % bias_n]; bias may be NULL. */
+    /* y[k] = (x[k] - mean) * factor + shift. */
+    void (*standardize)(const void *x, void *y, int64_t n, double mean, double factor, double shift);
+    /* y[k] = (x[k] - mean) * inv_std * scale[k % scale_n] + bias[k % bias_n] (bias may be NULL); scale_n and
+     * bias_n divide n, and the smaller divides the larger. */
     void (*normalize)(const void *x, void *y, int64_t n, double mean, double inv_std, const void *scale,
                       int64_t scale_n, const void *bias, int64_t bias_n);
-    /* y[k] = x[k] * a + b. */
-    void (*affine)(const void *x, void *y, int64_t n, double a, double b);
-    /* Normalises, in place of MVN's reduce_layout group at `base`, by its own mean and deviation. */
+    /* Normalises the reduce_layout group at `base` by its own mean and deviation (MVN). */
     void (*mvn_group)(const void *x, void *y, int64_t base, const reduce_layout *l);
     /* LRN of channel c of one image x (channels x spatial). */
     void (*lrn_channel)(const void *x, void *y, int64_t c, int64_t channels, int64_t spatial, double alpha_over_size,
                         double beta, double bias, int64_t size);
 } norm_kernels;
 
-#define DEFINE_NORM_KERNELS(D, T, LOWEST, HIGHEST)                                                           \
-    static void moments_##T(const void *xv, int64_t n, double *mean, double *var)                            \
-    {                                                                                                        \
-        const T *x = xv;                                                                                     \
-        double sum = 0, squares = 0;                                                                         \
-        for (int64_t k = 0; k < n; k++) sum += x[k];                                                         \
-        double m = n ? sum / (double)n : 0;                                                                  \
-        for (int64_t k = 0; k < n; k++) squares += ((double)x[k] - m) * ((double)x[k] - m);                  \
-        *mean = m;                                                                                           \
-        *var = n ? squares / (double)n : 0;                                                                  \
-    }                                                                                                        \
-    static void normalize_##T(const void *xv, void *yv, int64_t n, double mean, double inv_std,              \
-                              const void *scale_v, int64_t scale_n, const void *bias_v, int64_t bias_n)      \
-    {                                                                                                        \
-        const T *x = xv, *scale = scale_v, *bias = bias_v;                                                   \
-        T *y = yv;                                                                                           \
-        for (int64_t k = 0, s = 0, b = 0; k < n; k++) {                                                      \
-            double v = ((double)x[k] - mean) * inv_std * scale[s];                                           \
-            if (bias) v += bias[b];                                                                          \
-            y[k] = (T)v;                                                                                     \
-            if (++s == scale_n) s = 0;                                                                       \
-            if (++b == bias_n) b = 0;                                                                        \
-        }                                                                                                    \
-    }                                                                                                        \
-    static void affine_##T(const void *xv, void *yv, int64_t n, double a, double b)                          \
-    {                                                                                                        \
-        const T *x = xv;                                                                                     \
-        T *y = yv, ta = (T)a, tb = (T)b;                                                                     \
-        for (int64_t k = 0; k < n; k++) y[k] = x[k] * ta + tb;                                               \
-    }                                                                                                        \
-    static void mvn_group_##T(const void *xv, void *yv, int64_t base, const reduce_layout *l)                \
-    {                                                                                                        \
-        const T *x = (const T *)xv + base;                                                                   \
-        T *y = (T *)yv + base;                                                                               \
-        int64_t len = l->run_length, s = l->run_stride;                                                      \
-        double sum = 0, squares = 0;                                                                         \
-        for (int64_t r = 0; r < l->n_runs; r++)                                                              \
-            for (int64_t k = 0, o = reduce_layout_run(l, r); k < len; k++) sum += x[o + k * s];              \
-        double mean = sum / (double)l->n_reduced;                                                            \
-        for (int64_t r = 0; r < l->n_runs; r++)                                                              \
-            for (int64_t k = 0, o = reduce_layout_run(l, r); k < len; k++)                                   \
-                squares += ((double)x[o + k * s] - mean) * ((double)x[o + k * s] - mean);                    \
-        double inv = 1.0 / (sqrt(squares / (double)l->n_reduced) + 1e-9);                                    \
-        for (int64_t r = 0; r < l->n_runs; r++)                                                              \
-            for (int64_t k = 0, o = reduce_layout_run(l, r); k < len; k++)                                   \
-                y[o + k * s] = (T)(((double)x[o + k * s] - mean) * inv);                                     \
-    }                                                                                                        \
-    static void lrn_channel_##T(const void *xv, void *yv, int64_t c, int64_t channels, int64_t spatial,      \
-                                double alpha_over_size, double beta, double bias, int64_t size)              \
-    {                                                                                                        \
-        const T *x = xv;                                                                                     \
-        T *y = (T *)yv + c * spatial;                                                                        \
-        int64_t first = c - (size - 1) / 2, last = c + size / 2;                                             \
-        if (first < 0) first = 0;                                                                            \
-        if (last > channels - 1) last = channels - 1;                                                        \
-        for (int64_t i = 0; i < spatial; i++) {                                                              \
-            double squares = 0;                                                                              \
-            for (int64_t j = first; j <= last; j++) squares += (double)x[j * spatial + i] * x[j * spatial + i]; \
-            y[i] = (T)(x[c * spatial + i] / pow(bias + alpha_over_size * squares, beta));                    \
-        }                                                                                                    \
-    }                                                                                                        \
-    static const norm_kernels norm_kernels_##T = {moments_##T, normalize_##T, affine_##T, mvn_group_##T,     \
+/* The deviations are taken in the element type: x - mean is exact or nearly so when the two are close,
+ * which is where precision matters. */
+#define DEFINE_NORM_KERNELS(D, T, LOWEST, HIGHEST)                                                                     \
+    DEFINE_STRIDED_SUM(T)                                                                                              \
+    static void moments_##T(const void *xv, int64_t n, double *mean, double *var)                                      \
+    {                                                                                                                  \
+        double m = n ? strided_sum_##T(xv, n, 1, 0, false) / (double)n : 0;                                            \
+        *mean = m;                                                                                                     \
+        *var = n ? strided_sum_##T(xv, n, 1, m, true) / (double)n : 0;                                                 \
+    }                                                                                                                  \
+    static void standardize_##T(const void *xv, void *yv, int64_t n, double mean, double factor, double shift)         \
+    {                                                                                                                  \
+        const T *x = xv;                                                                                               \
+        T *y = yv, m = (T)mean, f = (T)factor, b = (T)shift;                                                           \
+        for (int64_t k = 0; k < n; k++) y[k] = (x[k] - m) * f + b;                                                     \
+    }                                                                                                                  \
+    static void normalize_##T(const void *xv, void *yv, int64_t n, double mean, double inv_std, const void *scale_v,   \
+                              int64_t scale_n, const void *bias_v, int64_t bias_n)                                     \
+    {                                                                                                                  \
+        const T *x = xv, *scale = scale_v, *bias = bias_v;                                                             \
+        T *y = yv, m = (T)mean, f = (T)inv_std;                                                                        \
+        int64_t period = bias && bias_n < scale_n ? bias_n : scale_n;                                                  \
+        for (int64_t o = 0; o < n; o += period) {                                                                      \
+            const T *sc = scale + o % scale_n;                                                                         \
+            if (bias) {                                                                                                \
+                const T *bi = bias + o % bias_n;                                                                       \
+                for (int64_t k = 0; k < period; k++) y[o + k] = (x[o + k] - m) * f * sc[k] + bi[k];                    \
+            } else {                                                                                                   \
+                for (int64_t k = 0; k < period; k++) y[o + k] = (x[o + k] - m) * f * sc[k];                            \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void mvn_group_##T(const void *xv, void *yv, int64_t base, const reduce_layout *l)                          \
+    {                                                                                                                  \
+        const T *x = (const T *)xv + base;                                                                             \
+        T *y = (T *)yv + base;                                                                                         \
+        int64_t len = l->run_length, s = l->run_stride;                                                                \
+        double sum = 0, squares = 0;                                                                                   \
+        for (int64_t r = 0; r < l->n_runs; r++) sum += strided_sum_##T(x + reduce_layout_run(l, r), len, s, 0, false); \
+        double mean = sum / (double)l->n_reduced;                                                                      \
+        for (int64_t r = 0; r < l->n_runs; r++)                                                                        \
+            squares += strided_sum_##T(x + reduce_layout_run(l, r), len, s, mean, true);                               \
+        double inv = 1.0 / (sqrt(squares / (double)l->n_reduced) + 1e-9);                                              \
+        for (int64_t r = 0; r < l->n_runs; r++)                                                                        \
+            for (int64_t k = 0, o = reduce_layout_run(l, r); k < len; k++)                                             \
+                y[o + k * s] = (T)(((double)x[o + k * s] - mean) * inv);                                               \
+    }                                                                                                                  \
+    static void lrn_channel_##T(const void *xv, void *yv, int64_t c, int64_t channels, int64_t spatial,                \
+                                double alpha_over_size, double beta, double bias, int64_t size)                        \
+    {                                                                                                                  \
+        const T *x = xv;                                                                                               \
+        T *y = (T *)yv + c * spatial;                                                                                  \
+        int64_t first = c - (size - 1) / 2, last = c + size / 2;                                                       \
+        if (first < 0) first = 0;                                                                                      \
+        if (last > channels - 1) last = channels - 1;                                                                  \
+        for (int64_t i = 0; i < spatial; i++) {                                                                        \
+            double squares = 0;                                                                                        \
+            for (int64_t j = first; j <= last; j++) squares += (double)x[j * spatial + i] * x[j * spatial + i];        \
+            y[i] = (T)(x[c * spatial + i] / pow(bias + alpha_over_size * squares, beta));                              \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static const norm_kernels norm_kernels_##T = {moments_##T, standardize_##T, normalize_##T, mvn_group_##T,          \
                                                   lrn_channel_##T};
 KILN_FLOAT_TYPES(DEFINE_NORM_KERNELS)
 
 static const norm_kernels *norm_kernels_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define NORM_KERNELS_CASE(D, T, LOWEST, HIGHEST) case D: return &norm_kernels_##T;
+#define NORM_KERNELS_CASE(D, T, LOWEST, HIGHEST)                                                                       \
+    case D: return &norm_kernels_##T;
         KILN_FLOAT_TYPES(NORM_KERNELS_CASE)
 #undef NORM_KERNELS_CASE
     default: return NULL;
@@ -124,15 +127,15 @@ typedef struct row_job {
 static row_job row_job_make(const op_ctx *ctx, int64_t n)
 {
     const kiln_tensor *in = ctx->inputs[0];
-    return (row_job){norm_kernels_for(in->dtype), kiln_dtype_size(in->dtype), n, in->data,
-                     ctx->outputs[0]->data, ctx->params, ctx};
+    return (row_job){
+        norm_kernels_for(in->dtype), kiln_dtype_size(in->dtype), n, in->data, ctx->outputs[0]->data, ctx->params, ctx};
 }
 
 /* Runs fn over `rows` rows of job->n elements in parallel. */
 static kiln_status run_rows(const op_ctx *ctx, row_job *job, int64_t rows, parallel_fn fn)
 {
-    if (!job->k) return kiln_fail(KILN_ERR_INTERNAL, "no normalisation kernel for %s",
-                                  kiln_dtype_name(ctx->inputs[0]->dtype));
+    if (!job->k)
+        return kiln_fail(KILN_ERR_INTERNAL, "no normalisation kernel for %s", kiln_dtype_name(ctx->inputs[0]->dtype));
     parallel_for(ctx->parallel, rows, 1 + 16384 / (job->n + 1), fn, job);
     return KILN_OK;
 }
@@ -208,20 +211,20 @@ static kiln_status batchnorm_shape(op_ctx *ctx)
     KILN_TRY(require_rank(x, 2));
     int64_t groups = batchnorm_groups(ctx->params, x);
     for (int i = 1; i < 5; i++) KILN_TRY(require_count(ctx, i, batchnorm_inputs[i], groups));
-    ctx->scratch_bytes = 2 * (size_t)groups * sizeof(double);
+    ctx->scratch_bytes = 3 * (size_t)groups * sizeof(double);
     return same_shape(ctx);
 }
 
-/* Row r of [N * groups, per_group]: y = x * a[g] + b[g] with g = r % groups. */
+/* Row r of [N * groups, per_group], g = r % groups: y = (x - mean[g]) * factor[g] + shift[g]. */
 static void batchnorm_rows(void *arg, int64_t begin, int64_t end)
 {
     const row_job *job = arg;
-    const double *a = job->ctx->scratch;
     int64_t groups = tensor_numel(job->ctx->inputs[1]);
-    const double *b = a + groups;
+    const double *mean = job->ctx->scratch, *factor = mean + groups, *shift = factor + groups;
     for (int64_t r = begin; r < end; r++) {
         size_t offset = (size_t)(r * job->n) * job->elem_size;
-        job->k->affine(job->x + offset, job->y + offset, job->n, a[r % groups], b[r % groups]);
+        int64_t g = r % groups;
+        job->k->standardize(job->x + offset, job->y + offset, job->n, mean[g], factor[g], shift[g]);
     }
 }
 
@@ -230,14 +233,14 @@ static kiln_status batchnorm_eval(op_ctx *ctx)
     const batchnorm_params *p = ctx->params;
     const kiln_tensor *x = ctx->inputs[0];
     int64_t groups = batchnorm_groups(p, x);
-    double *a = ctx->scratch, *b = a + groups;
+    double *mean = ctx->scratch, *factor = mean + groups, *shift = factor + groups;
     for (int64_t g = 0; g < groups; g++) {
-        a[g] = tensor_get_double(ctx->inputs[1], g) / sqrt(tensor_get_double(ctx->inputs[4], g) + p->epsilon);
-        b[g] = tensor_get_double(ctx->inputs[2], g) - tensor_get_double(ctx->inputs[3], g) * a[g];
+        mean[g] = tensor_get_double(ctx->inputs[3], g);
+        factor[g] = tensor_get_double(ctx->inputs[1], g) / sqrt(tensor_get_double(ctx->inputs[4], g) + p->epsilon);
+        shift[g] = tensor_get_double(ctx->inputs[2], g);
     }
     if (tensor_numel(x) == 0) return KILN_OK;
-    int64_t per_group = tensor_numel(x) / (x->dims[0] * groups);
-    row_job job = row_job_make(ctx, per_group);
+    row_job job = row_job_make(ctx, tensor_numel(x) / (x->dims[0] * groups));
     return run_rows(ctx, &job, x->dims[0] * groups, batchnorm_rows);
 }
 
@@ -276,11 +279,12 @@ static void instancenorm_rows(void *arg, int64_t begin, int64_t end)
     const kiln_tensor *scale = job->ctx->inputs[1], *bias = job->ctx->inputs[2];
     int64_t channels = tensor_numel(scale);
     for (int64_t r = begin; r < end; r++) {
-        size_t offset = (size_t)(r * job->n) * job->elem_size, c = (size_t)(r % channels) * job->elem_size;
+        size_t offset = (size_t)(r * job->n) * job->elem_size;
+        int64_t c = r % channels;
         double mean, var;
         job->k->moments(job->x + offset, job->n, &mean, &var);
-        job->k->normalize(job->x + offset, job->y + offset, job->n, mean, 1.0 / sqrt(var + p->epsilon),
-                          (const char *)scale->data + c, 1, (const char *)bias->data + c, 1);
+        job->k->standardize(job->x + offset, job->y + offset, job->n, mean,
+                            tensor_get_double(scale, c) / sqrt(var + p->epsilon), tensor_get_double(bias, c));
     }
 }
 
@@ -367,8 +371,8 @@ static void layernorm_rows(void *arg, int64_t begin, int64_t end)
         double mean, var;
         job->k->moments(job->x + offset, job->n, &mean, &var);
         double inv_std = 1.0 / sqrt(var + p->epsilon);
-        job->k->normalize(job->x + offset, job->y + offset, job->n, mean, inv_std, scale->data,
-                          tensor_numel(scale), bias ? bias->data : NULL, bias ? tensor_numel(bias) : 1);
+        job->k->normalize(job->x + offset, job->y + offset, job->n, mean, inv_std, scale->data, tensor_numel(scale),
+                          bias ? bias->data : NULL, bias ? tensor_numel(bias) : 1);
         if (mean_out) mean_out[r] = (float)mean;
         if (inv_std_out) inv_std_out[r] = (float)inv_std;
     }
@@ -491,11 +495,10 @@ static void mvn_groups(void *arg, int64_t begin, int64_t end)
 
 static kiln_status mvn_eval(op_ctx *ctx)
 {
-    mvn_job job = {.k = norm_kernels_for(ctx->inputs[0]->dtype), .x = ctx->inputs[0]->data,
-                   .y = ctx->outputs[0]->data};
+    mvn_job job = {.k = norm_kernels_for(ctx->inputs[0]->dtype), .x = ctx->inputs[0]->data, .y = ctx->outputs[0]->data};
     KILN_TRY(mvn_layout(ctx, &job.layout));
-    if (!job.k) return kiln_fail(KILN_ERR_INTERNAL, "no normalisation kernel for %s",
-                                 kiln_dtype_name(ctx->inputs[0]->dtype));
+    if (!job.k)
+        return kiln_fail(KILN_ERR_INTERNAL, "no normalisation kernel for %s", kiln_dtype_name(ctx->inputs[0]->dtype));
     parallel_for(ctx->parallel, job.layout.n_out, 1 + 16384 / (job.layout.n_reduced + 1), mvn_groups, &job);
     return KILN_OK;
 }

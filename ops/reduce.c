@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "kernels/strided_sum.h"
 #include "ops/axes.h"
 #include "ops/numeric_types.h"
 #include "ops/op.h"
@@ -25,8 +26,10 @@ static int reduced_shape(int rank, const int64_t *dims, const bool *mask, bool k
 {
     int out_rank = 0;
     for (int d = 0; d < rank; d++) {
-        if (!mask[d]) out[out_rank++] = dims[d];
-        else if (keepdims) out[out_rank++] = 1;
+        if (!mask[d])
+            out[out_rank++] = dims[d];
+        else if (keepdims)
+            out[out_rank++] = 1;
     }
     return out_rank;
 }
@@ -49,91 +52,79 @@ typedef double (*fold_double_fn)(const void *x, int64_t base, const reduce_layou
 /* Folds exactly in 64 bits; max and min return the extreme value converted to uint64_t. */
 typedef uint64_t (*fold_int_fn)(const void *x, int64_t base, const reduce_layout *l, fold_kind f);
 
-/* Sums use four accumulators so the additions of a long run do not wait on each other. */
-#define DEFINE_FOLD_DOUBLE(D, T, LOWEST, HIGHEST)                                                             \
-    static double sum_run_##T(const T *p, int64_t len, int64_t s, bool square)                                \
-    {                                                                                                         \
-        double a[4] = {0, 0, 0, 0};                                                                           \
-        int64_t k = 0;                                                                                        \
-        for (; k + 4 <= len; k += 4)                                                                          \
-            for (int j = 0; j < 4; j++) {                                                                     \
-                double v = (double)p[(k + j) * s];                                                            \
-                a[j] += square ? v * v : v;                                                                   \
-            }                                                                                                 \
-        for (; k < len; k++) {                                                                                \
-            double v = (double)p[k * s];                                                                      \
-            a[0] += square ? v * v : v;                                                                       \
-        }                                                                                                     \
-        return (a[0] + a[1]) + (a[2] + a[3]);                                                                 \
-    }                                                                                                         \
-    static double fold_double_##T(const void *data, int64_t base, const reduce_layout *l, fold_kind f, double acc, \
-                                  double shift)                                                               \
-    {                                                                                                         \
-        const T *x = (const T *)data + base;                                                                  \
-        int64_t len = l->run_length, s = l->run_stride;                                                       \
-        for (int64_t r = 0; r < l->n_runs; r++) {                                                             \
-            const T *p = x + reduce_layout_run(l, r);                                                         \
-            switch (f) {                                                                                      \
-            case FOLD_SUM: acc += sum_run_##T(p, len, s, false); break;                                       \
-            case FOLD_SUM_SQUARE: acc += sum_run_##T(p, len, s, true); break;                                 \
-            case FOLD_SUM_ABS:                                                                                \
-                for (int64_t k = 0; k < len; k++) acc += fabs((double)p[k * s]);                              \
-                break;                                                                                        \
-            case FOLD_SUM_EXP:                                                                                \
-                for (int64_t k = 0; k < len; k++) acc += exp((double)p[k * s] - shift);                       \
-                break;                                                                                        \
-            case FOLD_PROD:                                                                                   \
-                for (int64_t k = 0; k < len; k++) acc *= (double)p[k * s];                                    \
-                break;                                                                                        \
-            case FOLD_MAX:                                                                                    \
-                for (int64_t k = 0; k < len; k++) {                                                           \
-                    double v = (double)p[k * s];                                                              \
-                    if (v > acc || isnan(v)) acc = v;                                                         \
-                }                                                                                             \
-                break;                                                                                        \
-            case FOLD_MIN:                                                                                    \
-                for (int64_t k = 0; k < len; k++) {                                                           \
-                    double v = (double)p[k * s];                                                              \
-                    if (v < acc || isnan(v)) acc = v;                                                         \
-                }                                                                                             \
-                break;                                                                                        \
-            }                                                                                                 \
-        }                                                                                                     \
-        return acc;                                                                                           \
+#define DEFINE_STRIDED_SUM_OF(D, T, LOWEST, HIGHEST) DEFINE_STRIDED_SUM(T)
+KILN_NUMERIC_TYPES(DEFINE_STRIDED_SUM_OF)
+
+#define DEFINE_FOLD_DOUBLE(D, T, LOWEST, HIGHEST)                                                                      \
+    static double fold_double_##T(const void *data, int64_t base, const reduce_layout *l, fold_kind f, double acc,     \
+                                  double shift)                                                                        \
+    {                                                                                                                  \
+        const T *x = (const T *)data + base;                                                                           \
+        int64_t len = l->run_length, s = l->run_stride;                                                                \
+        for (int64_t r = 0; r < l->n_runs; r++) {                                                                      \
+            const T *p = x + reduce_layout_run(l, r);                                                                  \
+            switch (f) {                                                                                               \
+            case FOLD_SUM: acc += strided_sum_##T(p, len, s, 0, false); break;                                         \
+            case FOLD_SUM_SQUARE: acc += strided_sum_##T(p, len, s, 0, true); break;                                   \
+            case FOLD_SUM_ABS:                                                                                         \
+                for (int64_t k = 0; k < len; k++) acc += fabs((double)p[k * s]);                                       \
+                break;                                                                                                 \
+            case FOLD_SUM_EXP:                                                                                         \
+                for (int64_t k = 0; k < len; k++) acc += exp((double)p[k * s] - shift);                                \
+                break;                                                                                                 \
+            case FOLD_PROD:                                                                                            \
+                for (int64_t k = 0; k < len; k++) acc *= (double)p[k * s];                                             \
+                break;                                                                                                 \
+            case FOLD_MAX:                                                                                             \
+                for (int64_t k = 0; k < len; k++) {                                                                    \
+                    double v = (double)p[k * s];                                                                       \
+                    if (v > acc || isnan(v)) acc = v;                                                                  \
+                }                                                                                                      \
+                break;                                                                                                 \
+            case FOLD_MIN:                                                                                             \
+                for (int64_t k = 0; k < len; k++) {                                                                    \
+                    double v = (double)p[k * s];                                                                       \
+                    if (v < acc || isnan(v)) acc = v;                                                                  \
+                }                                                                                                      \
+                break;                                                                                                 \
+            }                                                                                                          \
+        }                                                                                                              \
+        return acc;                                                                                                    \
     }
 KILN_NUMERIC_TYPES(DEFINE_FOLD_DOUBLE)
 
 /* Unsigned 64-bit arithmetic wraps by definition, and its low bits are those of the type's own sum or
  * product, so the result converts back exactly as if the type had done the work. */
-#define DEFINE_FOLD_INT(D, T, LOWEST, HIGHEST)                                                                \
-    static uint64_t fold_int_##T(const void *data, int64_t base, const reduce_layout *l, fold_kind f)              \
-    {                                                                                                         \
-        const T *x = (const T *)data + base;                                                                  \
-        uint64_t acc = f == FOLD_PROD ? 1 : 0;                                                                \
-        T extreme = f == FOLD_MAX ? LOWEST : HIGHEST;                                                         \
-        for (int64_t r = 0; r < l->n_runs; r++) {                                                             \
-            const T *p = x + reduce_layout_run(l, r);                                                         \
-            for (int64_t k = 0; k < l->run_length; k++) {                                                     \
-                T v = p[k * l->run_stride];                                                                   \
-                switch (f) {                                                                                  \
-                case FOLD_SUM: acc += (uint64_t)v; break;                                                     \
-                case FOLD_SUM_ABS: acc += v > 0 ? (uint64_t)v : 0 - (uint64_t)v; break;                       \
-                case FOLD_SUM_SQUARE: acc += (uint64_t)v * (uint64_t)v; break;                                \
-                case FOLD_PROD: acc *= (uint64_t)v; break;                                                    \
-                case FOLD_MAX: extreme = v > extreme ? v : extreme; break;                                    \
-                case FOLD_MIN: extreme = v < extreme ? v : extreme; break;                                    \
-                case FOLD_SUM_EXP: break; /* integers fold exps in double */                                  \
-                }                                                                                             \
-            }                                                                                                 \
-        }                                                                                                     \
-        return f == FOLD_MAX || f == FOLD_MIN ? (uint64_t)extreme : acc;                                      \
+#define DEFINE_FOLD_INT(D, T, LOWEST, HIGHEST)                                                                         \
+    static uint64_t fold_int_##T(const void *data, int64_t base, const reduce_layout *l, fold_kind f)                  \
+    {                                                                                                                  \
+        const T *x = (const T *)data + base;                                                                           \
+        uint64_t acc = f == FOLD_PROD ? 1 : 0;                                                                         \
+        T extreme = f == FOLD_MAX ? LOWEST : HIGHEST;                                                                  \
+        for (int64_t r = 0; r < l->n_runs; r++) {                                                                      \
+            const T *p = x + reduce_layout_run(l, r);                                                                  \
+            for (int64_t k = 0; k < l->run_length; k++) {                                                              \
+                T v = p[k * l->run_stride];                                                                            \
+                switch (f) {                                                                                           \
+                case FOLD_SUM: acc += (uint64_t)v; break;                                                              \
+                case FOLD_SUM_ABS: acc += v > 0 ? (uint64_t)v : 0 - (uint64_t)v; break;                                \
+                case FOLD_SUM_SQUARE: acc += (uint64_t)v * (uint64_t)v; break;                                         \
+                case FOLD_PROD: acc *= (uint64_t)v; break;                                                             \
+                case FOLD_MAX: extreme = v > extreme ? v : extreme; break;                                             \
+                case FOLD_MIN: extreme = v < extreme ? v : extreme; break;                                             \
+                case FOLD_SUM_EXP: break; /* integers fold exps in double */                                           \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        return f == FOLD_MAX || f == FOLD_MIN ? (uint64_t)extreme : acc;                                               \
     }
 KILN_INTEGER_TYPES(DEFINE_FOLD_INT)
 
 static fold_double_fn fold_double_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define FOLD_DOUBLE_CASE(D, T, LOWEST, HIGHEST) case D: return fold_double_##T;
+#define FOLD_DOUBLE_CASE(D, T, LOWEST, HIGHEST)                                                                        \
+    case D: return fold_double_##T;
         KILN_NUMERIC_TYPES(FOLD_DOUBLE_CASE)
 #undef FOLD_DOUBLE_CASE
     default: return NULL;
@@ -143,7 +134,8 @@ static fold_double_fn fold_double_for(kiln_dtype dtype)
 static fold_int_fn fold_int_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define FOLD_INT_CASE(D, T, LOWEST, HIGHEST) case D: return fold_int_##T;
+#define FOLD_INT_CASE(D, T, LOWEST, HIGHEST)                                                                           \
+    case D: return fold_int_##T;
         KILN_INTEGER_TYPES(FOLD_INT_CASE)
 #undef FOLD_INT_CASE
     default: return NULL;
@@ -162,8 +154,12 @@ static int64_t double_to_int64(double v)
 static void store_double(kiln_dtype dtype, void *y, int64_t i, double v)
 {
     switch (dtype) {
-#define STORE_FLOAT_CASE(D, T, LOWEST, HIGHEST) case D: ((T *)y)[i] = (T)v; break;
-#define STORE_INT_CASE(D, T, LOWEST, HIGHEST) case D: ((T *)y)[i] = (T)double_to_int64(v); break;
+#define STORE_FLOAT_CASE(D, T, LOWEST, HIGHEST)                                                                        \
+    case D:                                                                                                            \
+        ((T *)y)[i] = (T)v;                                                                                            \
+        break;
+#define STORE_INT_CASE(D, T, LOWEST, HIGHEST)                                                                          \
+    case D: ((T *)y)[i] = (T)double_to_int64(v); break;
         KILN_FLOAT_TYPES(STORE_FLOAT_CASE)
         KILN_INTEGER_TYPES(STORE_INT_CASE)
 #undef STORE_FLOAT_CASE
@@ -175,7 +171,8 @@ static void store_double(kiln_dtype dtype, void *y, int64_t i, double v)
 static void store_bits(kiln_dtype dtype, void *y, int64_t i, uint64_t bits)
 {
     switch (dtype) {
-#define STORE_BITS_CASE(D, T, LOWEST, HIGHEST) case D: ((T *)y)[i] = (T)bits; break;
+#define STORE_BITS_CASE(D, T, LOWEST, HIGHEST)                                                                         \
+    case D: ((T *)y)[i] = (T)bits; break;
         KILN_INTEGER_TYPES(STORE_BITS_CASE)
 #undef STORE_BITS_CASE
     default: break;
@@ -204,11 +201,16 @@ typedef struct reduce_op {
 } reduce_op;
 
 static const reduce_op reduce_ops[] = {
-    {"ReduceSum", REDUCE_SUM, 13},          {"ReduceMean", REDUCE_MEAN, 18},
-    {"ReduceMax", REDUCE_MAX, 18},          {"ReduceMin", REDUCE_MIN, 18},
-    {"ReduceProd", REDUCE_PROD, 18},        {"ReduceL1", REDUCE_L1, 18},
-    {"ReduceL2", REDUCE_L2, 18},            {"ReduceLogSum", REDUCE_LOG_SUM, 18},
-    {"ReduceLogSumExp", REDUCE_LOG_SUM_EXP, 18}, {"ReduceSumSquare", REDUCE_SUM_SQUARE, 18},
+    {"ReduceSum", REDUCE_SUM, 13},
+    {"ReduceMean", REDUCE_MEAN, 18},
+    {"ReduceMax", REDUCE_MAX, 18},
+    {"ReduceMin", REDUCE_MIN, 18},
+    {"ReduceProd", REDUCE_PROD, 18},
+    {"ReduceL1", REDUCE_L1, 18},
+    {"ReduceL2", REDUCE_L2, 18},
+    {"ReduceLogSum", REDUCE_LOG_SUM, 18},
+    {"ReduceLogSumExp", REDUCE_LOG_SUM_EXP, 18},
+    {"ReduceSumSquare", REDUCE_SUM_SQUARE, 18},
 };
 
 typedef struct reduce_params {
@@ -249,8 +251,8 @@ static kiln_status reduce_init(op_init_ctx *ctx)
         KILN_TRY(attr_ints(ctx->node, "axes", p->axes, KILN_MAX_RANK, &p->n_axes));
     }
     kiln_dtype dtype = ctx->input_dtypes[0];
-    p->in_double = dtype_is_float(dtype) || p->kind == REDUCE_L2 || p->kind == REDUCE_LOG_SUM ||
-                   p->kind == REDUCE_LOG_SUM_EXP;
+    p->in_double =
+        dtype_is_float(dtype) || p->kind == REDUCE_L2 || p->kind == REDUCE_LOG_SUM || p->kind == REDUCE_LOG_SUM_EXP;
     ctx->output_dtypes[0] = dtype;
     return KILN_OK;
 }
@@ -343,8 +345,10 @@ static void reduce_range(void *arg, int64_t begin, int64_t end)
     const reduce_job *job = arg;
     for (int64_t o = begin; o < end; o++) {
         int64_t base = reduce_layout_base(&job->layout, o);
-        if (job->fold_double) store_double(job->dtype, job->y, o, reduce_in_double(job, base));
-        else store_bits(job->dtype, job->y, o, reduce_in_int(job, base));
+        if (job->fold_double)
+            store_double(job->dtype, job->y, o, reduce_in_double(job, base));
+        else
+            store_bits(job->dtype, job->y, o, reduce_in_int(job, base));
     }
 }
 
@@ -358,11 +362,16 @@ static kiln_status reduce_eval(op_ctx *ctx)
         if (tensor_bytes(in)) memcpy(ctx->outputs[0]->data, in->data, tensor_bytes(in));
         return KILN_OK;
     }
-    reduce_job job = {.kind = p->kind, .dtype = in->dtype, .is_signed = dtype_is_signed_integer(in->dtype),
-                      .x = in->data, .y = ctx->outputs[0]->data};
+    reduce_job job = {.kind = p->kind,
+                      .dtype = in->dtype,
+                      .is_signed = dtype_is_signed_integer(in->dtype),
+                      .x = in->data,
+                      .y = ctx->outputs[0]->data};
     reduce_layout_init(&job.layout, in->rank, in->dims, mask);
-    if (p->in_double) job.fold_double = fold_double_for(in->dtype);
-    else job.fold_int = fold_int_for(in->dtype);
+    if (p->in_double)
+        job.fold_double = fold_double_for(in->dtype);
+    else
+        job.fold_int = fold_int_for(in->dtype);
     if (!job.fold_double && !job.fold_int)
         return kiln_fail(KILN_ERR_INTERNAL, "no reduction kernel for %s", kiln_dtype_name(in->dtype));
     int64_t grain = 1 + 16384 / (job.layout.n_reduced + 1);
@@ -381,29 +390,30 @@ typedef struct arg_params {
  * last with `last`); a NaN beats every number, as in numpy. */
 typedef int64_t (*arg_extreme_fn)(const void *x, int64_t n, int64_t stride, bool want_min, bool last);
 
-#define DEFINE_ARG_EXTREME(D, T, LOWEST, HIGHEST)                                                            \
-    static int64_t arg_extreme_##T(const void *data, int64_t n, int64_t stride, bool want_min, bool last)    \
-    {                                                                                                        \
-        const T *x = data;                                                                                   \
-        int64_t best = 0;                                                                                    \
-        T b = x[0];                                                                                          \
-        for (int64_t j = 1; j < n; j++) {                                                                    \
-            T v = x[j * stride];                                                                             \
-            bool wins = VALUE_IS_NAN(b) ? last && VALUE_IS_NAN(v)                                            \
-                                        : VALUE_IS_NAN(v) || (want_min ? v < b : v > b) || (last && v == b); \
-            if (wins) {                                                                                      \
-                best = j;                                                                                    \
-                b = v;                                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
-        return best;                                                                                         \
+#define DEFINE_ARG_EXTREME(D, T, LOWEST, HIGHEST)                                                                      \
+    static int64_t arg_extreme_##T(const void *data, int64_t n, int64_t stride, bool want_min, bool last)              \
+    {                                                                                                                  \
+        const T *x = data;                                                                                             \
+        int64_t best = 0;                                                                                              \
+        T b = x[0];                                                                                                    \
+        for (int64_t j = 1; j < n; j++) {                                                                              \
+            T v = x[j * stride];                                                                                       \
+            bool wins = VALUE_IS_NAN(b) ? last && VALUE_IS_NAN(v)                                                      \
+                                        : VALUE_IS_NAN(v) || (want_min ? v < b : v > b) || (last && v == b);           \
+            if (wins) {                                                                                                \
+                best = j;                                                                                              \
+                b = v;                                                                                                 \
+            }                                                                                                          \
+        }                                                                                                              \
+        return best;                                                                                                   \
     }
 KILN_NUMERIC_TYPES(DEFINE_ARG_EXTREME)
 
 static arg_extreme_fn arg_extreme_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define ARG_EXTREME_CASE(D, T, LOWEST, HIGHEST) case D: return arg_extreme_##T;
+#define ARG_EXTREME_CASE(D, T, LOWEST, HIGHEST)                                                                        \
+    case D: return arg_extreme_##T;
         KILN_NUMERIC_TYPES(ARG_EXTREME_CASE)
 #undef ARG_EXTREME_CASE
     default: return NULL;
@@ -470,9 +480,13 @@ static kiln_status arg_eval(op_ctx *ctx)
     const kiln_tensor *in = ctx->inputs[0];
     int axis;
     KILN_TRY(axis_resolve(p->axis, in->rank, &axis));
-    arg_job job = {.split = axis_split_single(axis, in->rank, in->dims), .extreme = arg_extreme_for(in->dtype),
-                   .want_min = p->want_min, .last = p->select_last_index, .x = in->data,
-                   .elem_size = kiln_dtype_size(in->dtype), .y = ctx->outputs[0]->data};
+    arg_job job = {.split = axis_split_single(axis, in->rank, in->dims),
+                   .extreme = arg_extreme_for(in->dtype),
+                   .want_min = p->want_min,
+                   .last = p->select_last_index,
+                   .x = in->data,
+                   .elem_size = kiln_dtype_size(in->dtype),
+                   .y = ctx->outputs[0]->data};
     if (!job.extreme) return kiln_fail(KILN_ERR_INTERNAL, "no ArgMax kernel for %s", kiln_dtype_name(in->dtype));
     if (job.split.n == 0) return KILN_OK;
     int64_t grain = 1 + 16384 / job.split.n;
@@ -480,7 +494,10 @@ static kiln_status arg_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
-#define REDUCE_OP(name) {"", name, 1, 18, sizeof(reduce_params), reduce_init, reduce_shape, reduce_eval, 0}
+#define REDUCE_OP(name)                                                                                                \
+    {                                                                                                                  \
+        "", name, 1, 18, sizeof(reduce_params), reduce_init, reduce_shape, reduce_eval, 0                              \
+    }
 
 const op_def ops_reduce[] = {
     REDUCE_OP("ReduceSum"),

@@ -25,44 +25,46 @@ typedef struct softmax_params {
 } softmax_params;
 
 /* exp in the row's own precision: expf for float rows. */
-#define TYPED_EXP(v) _Generic((v), float: expf, default: exp)(v)
+#define TYPED_EXP(v) _Generic((v), float : expf, default : exp)(v)
 
 /* One row of n elements, `stride` apart. Hardmax marks the first maximum. */
 typedef void (*softmax_row_fn)(const void *x, void *y, int64_t n, int64_t stride, softmax_kind kind);
 
-#define DEFINE_SOFTMAX_ROW(D, T, LOWEST, HIGHEST)                                                           \
-    static void softmax_row_##T(const void *xv, void *yv, int64_t n, int64_t stride, softmax_kind kind)     \
-    {                                                                                                       \
-        const T *x = xv;                                                                                    \
-        T *y = yv;                                                                                          \
-        int64_t argmax = 0;                                                                                 \
-        for (int64_t j = 1; j < n; j++)                                                                     \
-            if (x[j * stride] > x[argmax * stride]) argmax = j;                                             \
-        T max = x[argmax * stride];                                                                         \
-        if (kind == HARDMAX) {                                                                              \
-            for (int64_t j = 0; j < n; j++) y[j * stride] = j == argmax;                                    \
-            return;                                                                                         \
-        }                                                                                                   \
-        double sum = 0;                                                                                     \
-        for (int64_t j = 0; j < n; j++) {                                                                   \
-            T e = TYPED_EXP(x[j * stride] - max);                                                           \
-            if (kind == SOFTMAX) y[j * stride] = e;                                                         \
-            sum += e;                                                                                       \
-        }                                                                                                   \
-        if (kind == SOFTMAX) {                                                                              \
-            T scale = (T)(1.0 / sum);                                                                       \
-            for (int64_t j = 0; j < n; j++) y[j * stride] *= scale;                                         \
-        } else {                                                                                            \
-            T log_sum = (T)log(sum);                                                                        \
-            for (int64_t j = 0; j < n; j++) y[j * stride] = (x[j * stride] - max) - log_sum;                \
-        }                                                                                                   \
+#define DEFINE_SOFTMAX_ROW(D, T, LOWEST, HIGHEST)                                                                      \
+    static void softmax_row_##T(const void *xv, void *yv, int64_t n, int64_t stride, softmax_kind kind)                \
+    {                                                                                                                  \
+        const T *x = xv;                                                                                               \
+        T *y = yv;                                                                                                     \
+        if (kind == HARDMAX) {                                                                                         \
+            int64_t argmax = 0;                                                                                        \
+            for (int64_t j = 1; j < n; j++)                                                                            \
+                if (x[j * stride] > x[argmax * stride]) argmax = j;                                                    \
+            for (int64_t j = 0; j < n; j++) y[j * stride] = j == argmax;                                               \
+            return;                                                                                                    \
+        }                                                                                                              \
+        T max = x[0];                                                                                                  \
+        for (int64_t j = 1; j < n; j++) max = x[j * stride] > max ? x[j * stride] : max;                               \
+        double sum = 0;                                                                                                \
+        for (int64_t j = 0; j < n; j++) {                                                                              \
+            T e = TYPED_EXP(x[j * stride] - max);                                                                      \
+            if (kind == SOFTMAX) y[j * stride] = e;                                                                    \
+            sum += e;                                                                                                  \
+        }                                                                                                              \
+        if (kind == SOFTMAX) {                                                                                         \
+            T scale = (T)(1.0 / sum);                                                                                  \
+            for (int64_t j = 0; j < n; j++) y[j * stride] *= scale;                                                    \
+        } else {                                                                                                       \
+            T log_sum = (T)log(sum);                                                                                   \
+            for (int64_t j = 0; j < n; j++) y[j * stride] = (x[j * stride] - max) - log_sum;                           \
+        }                                                                                                              \
     }
 KILN_FLOAT_TYPES(DEFINE_SOFTMAX_ROW)
 
 static softmax_row_fn softmax_row_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define SOFTMAX_ROW_CASE(D, T, LOWEST, HIGHEST) case D: return softmax_row_##T;
+#define SOFTMAX_ROW_CASE(D, T, LOWEST, HIGHEST)                                                                        \
+    case D: return softmax_row_##T;
         KILN_FLOAT_TYPES(SOFTMAX_ROW_CASE)
 #undef SOFTMAX_ROW_CASE
     default: return NULL;
@@ -119,8 +121,8 @@ static kiln_status softmax_eval(op_ctx *ctx)
     int axis;
     KILN_TRY(axis_resolve(p->axis, in->rank, &axis));
     softmax_job job = {
-        .split = ctx->opset >= 13 ? axis_split_single(axis, in->rank, in->dims)
-                                  : axis_split_tail(axis, in->rank, in->dims),
+        .split =
+            ctx->opset >= 13 ? axis_split_single(axis, in->rank, in->dims) : axis_split_tail(axis, in->rank, in->dims),
         .kind = p->kind,
         .row = softmax_row_for(in->dtype),
         .elem_size = kiln_dtype_size(in->dtype),

@@ -23,57 +23,57 @@ typedef struct topk_params {
 typedef void (*topk_row_fn)(const void *x, int64_t n, int64_t stride, int64_t k, int64_t *idx, void *values,
                             bool largest);
 
-#define DEFINE_TOPK_ROW(D, T, LOWEST, HIGHEST)                                                                  \
-    /* Whether element a ranks after element b. */                                                             \
-    static bool ranks_after_##T(const T *x, int64_t stride, int64_t a, int64_t b, bool largest)                \
-    {                                                                                                          \
-        T va = x[a * stride], vb = x[b * stride];                                                              \
-        bool nan_a = VALUE_IS_NAN(va), nan_b = VALUE_IS_NAN(vb);                                               \
-        if (va == vb || (nan_a && nan_b)) return a > b;                                                        \
-        bool greater = nan_a || (!nan_b && va > vb);                                                           \
-        return greater != largest;                                                                             \
-    }                                                                                                          \
-    static void sift_down_##T(const T *x, int64_t stride, int64_t *h, int64_t size, int64_t i, bool largest)   \
-    {                                                                                                          \
-        for (;;) {                                                                                             \
-            int64_t last = i, left = 2 * i + 1, right = left + 1;                                              \
-            if (left < size && ranks_after_##T(x, stride, h[left * stride], h[last * stride], largest))        \
-                last = left;                                                                                   \
-            if (right < size && ranks_after_##T(x, stride, h[right * stride], h[last * stride], largest))      \
-                last = right;                                                                                  \
-            if (last == i) return;                                                                             \
-            int64_t t = h[i * stride];                                                                         \
-            h[i * stride] = h[last * stride];                                                                  \
-            h[last * stride] = t;                                                                              \
-            i = last;                                                                                          \
-        }                                                                                                      \
-    }                                                                                                          \
-    static void topk_row_##T(const void *xv, int64_t n, int64_t stride, int64_t k, int64_t *h, void *values,  \
-                             bool largest)                                                                     \
-    {                                                                                                          \
-        const T *x = xv;                                                                                       \
-        for (int64_t j = 0; j < k; j++) h[j * stride] = j;                                                     \
-        for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down_##T(x, stride, h, k, i, largest);                   \
-        for (int64_t j = k; j < n; j++)                                                                        \
-            if (ranks_after_##T(x, stride, h[0], j, largest)) {                                                \
-                h[0] = j;                                                                                      \
-                sift_down_##T(x, stride, h, k, 0, largest);                                                    \
-            }                                                                                                  \
-        for (int64_t end = k - 1; end > 0; end--) {                                                            \
-            int64_t t = h[0];                                                                                  \
-            h[0] = h[end * stride];                                                                            \
-            h[end * stride] = t;                                                                               \
-            sift_down_##T(x, stride, h, end, 0, largest);                                                      \
-        }                                                                                                      \
-        T *y = values;                                                                                         \
-        for (int64_t j = 0; j < k; j++) y[j * stride] = x[h[j * stride] * stride];                             \
+#define DEFINE_TOPK_ROW(D, T, LOWEST, HIGHEST)                                                                         \
+    /* Whether element a ranks after element b. */                                                                     \
+    static bool ranks_after_##T(const T *x, int64_t stride, int64_t a, int64_t b, bool largest)                        \
+    {                                                                                                                  \
+        T va = x[a * stride], vb = x[b * stride];                                                                      \
+        bool nan_a = VALUE_IS_NAN(va), nan_b = VALUE_IS_NAN(vb);                                                       \
+        if (va == vb || (nan_a && nan_b)) return a > b;                                                                \
+        bool greater = nan_a || (!nan_b && va > vb);                                                                   \
+        return greater != largest;                                                                                     \
+    }                                                                                                                  \
+    static void sift_down_##T(const T *x, int64_t stride, int64_t *h, int64_t size, int64_t i, bool largest)           \
+    {                                                                                                                  \
+        for (;;) {                                                                                                     \
+            int64_t last = i, left = 2 * i + 1, right = left + 1;                                                      \
+            if (left < size && ranks_after_##T(x, stride, h[left * stride], h[last * stride], largest)) last = left;   \
+            if (right < size && ranks_after_##T(x, stride, h[right * stride], h[last * stride], largest))              \
+                last = right;                                                                                          \
+            if (last == i) return;                                                                                     \
+            int64_t t = h[i * stride];                                                                                 \
+            h[i * stride] = h[last * stride];                                                                          \
+            h[last * stride] = t;                                                                                      \
+            i = last;                                                                                                  \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static void topk_row_##T(const void *xv, int64_t n, int64_t stride, int64_t k, int64_t *h, void *values,           \
+                             bool largest)                                                                             \
+    {                                                                                                                  \
+        const T *x = xv;                                                                                               \
+        for (int64_t j = 0; j < k; j++) h[j * stride] = j;                                                             \
+        for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down_##T(x, stride, h, k, i, largest);                           \
+        for (int64_t j = k; j < n; j++)                                                                                \
+            if (ranks_after_##T(x, stride, h[0], j, largest)) {                                                        \
+                h[0] = j;                                                                                              \
+                sift_down_##T(x, stride, h, k, 0, largest);                                                            \
+            }                                                                                                          \
+        for (int64_t end = k - 1; end > 0; end--) {                                                                    \
+            int64_t t = h[0];                                                                                          \
+            h[0] = h[end * stride];                                                                                    \
+            h[end * stride] = t;                                                                                       \
+            sift_down_##T(x, stride, h, end, 0, largest);                                                              \
+        }                                                                                                              \
+        T *y = values;                                                                                                 \
+        for (int64_t j = 0; j < k; j++) y[j * stride] = x[h[j * stride] * stride];                                     \
     }
 KILN_NUMERIC_TYPES(DEFINE_TOPK_ROW)
 
 static topk_row_fn topk_row_for(kiln_dtype dtype)
 {
     switch (dtype) {
-#define TOPK_ROW_CASE(D, T, LOWEST, HIGHEST) case D: return topk_row_##T;
+#define TOPK_ROW_CASE(D, T, LOWEST, HIGHEST)                                                                           \
+    case D: return topk_row_##T;
         KILN_NUMERIC_TYPES(TOPK_ROW_CASE)
 #undef TOPK_ROW_CASE
     default: return NULL;

@@ -160,7 +160,7 @@ typedef struct reduce_case {
 } reduce_case;
 
 static const reduce_case reduce_cases[] = {
-    {"ReduceSum", 13}, {"ReduceMean", 18}, {"ReduceMax", 18},       {"ReduceMin", 18},       {"ReduceProd", 18},
+    {"ReduceSum", 13}, {"ReduceMean", 18}, {"ReduceMax", 18},    {"ReduceMin", 18},       {"ReduceProd", 18},
     {"ReduceL1", 18},  {"ReduceL2", 18},   {"ReduceLogSum", 18}, {"ReduceLogSumExp", 18}, {"ReduceSumSquare", 18},
 };
 
@@ -236,8 +236,10 @@ static void check_random_reduce(const reduce_case *c, int opset, int threads, in
     tm_attr_int(&attrs, "keepdims", keepdims);
     const char *more[] = {"axes", NULL};
     bool axes_input = opset >= c->axes_input_since;
-    if (axes_input) tm_initializer(&r.tm, "axes", KILN_INT64, 1, (const int64_t[]){n_axes}, axes);
-    else if (n_axes) tm_attr_ints(&attrs, "axes", axes, n_axes);
+    if (axes_input)
+        tm_initializer(&r.tm, "axes", KILN_INT64, 1, (const int64_t[]){n_axes}, axes);
+    else if (n_axes)
+        tm_attr_ints(&attrs, "axes", axes, n_axes);
     kiln_status st = run_node(&r, c->op, axes_input ? more : NULL, 1, &attrs, threads, KILN_FLOAT32, rank, dims, x);
     if (st != KILN_OK) fail_msg("%s: %s", c->op, kiln_last_error());
     assert_shape(&r.out[0], out_rank, out_dims);
@@ -278,17 +280,23 @@ static void reduce_empty_set_gives_identity(void **state)
     const struct {
         const char *op;
         float value;
-    } cases[] = {{"ReduceSum", 0},           {"ReduceProd", 1},      {"ReduceMax", -INFINITY},
-                 {"ReduceMin", INFINITY},    {"ReduceL1", 0},        {"ReduceL2", 0},
-                 {"ReduceSumSquare", 0},     {"ReduceLogSum", -INFINITY}, {"ReduceLogSumExp", -INFINITY}};
+    } cases[] = {{"ReduceSum", 0},
+                 {"ReduceProd", 1},
+                 {"ReduceMax", -INFINITY},
+                 {"ReduceMin", INFINITY},
+                 {"ReduceL1", 0},
+                 {"ReduceL2", 0},
+                 {"ReduceSumSquare", 0},
+                 {"ReduceLogSum", -INFINITY},
+                 {"ReduceLogSumExp", -INFINITY}};
     const int64_t dims[] = {2, 0, 4}, out_dims[] = {2, 1, 4};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         run r;
         run_begin(&r, 18);
         tm_initializer(&r.tm, "axes", KILN_INT64, 1, (const int64_t[]){1}, (const int64_t[]){1});
         float x[1];
-        assert_int_equal(run_node(&r, cases[c].op, (const char *[]){"axes", NULL}, 1, NULL, 1, KILN_FLOAT32, 3, dims, x),
-                         KILN_OK);
+        assert_int_equal(
+            run_node(&r, cases[c].op, (const char *[]){"axes", NULL}, 1, NULL, 1, KILN_FLOAT32, 3, dims, x), KILN_OK);
         assert_shape(&r.out[0], 3, out_dims);
         for (int i = 0; i < 8; i++) assert_true(((float *)r.out[0].data)[i] == cases[c].value);
         run_free(&r);
@@ -323,9 +331,9 @@ static void reduce_noop_with_empty_axes(void **state)
         pbw attrs = {0};
         tm_attr_int(&attrs, "noop_with_empty_axes", noop);
         tm_initializer(&r.tm, "axes", KILN_INT64, 1, (const int64_t[]){0}, (const int64_t[]){0});
-        assert_int_equal(run_node(&r, "ReduceSumSquare", (const char *[]){"axes", NULL}, 1, &attrs, 1, KILN_FLOAT32, 2,
-                                  dims, x),
-                         KILN_OK);
+        assert_int_equal(
+            run_node(&r, "ReduceSumSquare", (const char *[]){"axes", NULL}, 1, &attrs, 1, KILN_FLOAT32, 2, dims, x),
+            KILN_OK);
         const float *y = r.out[0].data;
         if (noop) {
             assert_shape(&r.out[0], 2, dims);
@@ -348,8 +356,9 @@ static void reduce_integers(void **state)
     const struct {
         const char *op;
         int32_t want[2];
-    } cases[] = {{"ReduceSum", {6, -4}},  {"ReduceMean", {2, -1}}, {"ReduceMax", {7, 5}},   {"ReduceMin", {-3, -8}},
-                 {"ReduceProd", {-42, 40}}, {"ReduceL1", {12, 14}},  {"ReduceSumSquare", {62, 90}}, {"ReduceL2", {7, 9}}};
+    } cases[] = {{"ReduceSum", {6, -4}},        {"ReduceMean", {2, -1}},   {"ReduceMax", {7, 5}},
+                 {"ReduceMin", {-3, -8}},       {"ReduceProd", {-42, 40}}, {"ReduceL1", {12, 14}},
+                 {"ReduceSumSquare", {62, 90}}, {"ReduceL2", {7, 9}}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         run r;
         run_begin(&r, 13);
@@ -500,9 +509,12 @@ static void softmax_reference(const char *op, const float *x, int64_t outer, int
             }
             for (int64_t j = 0; j < n; j++) {
                 double *out = y + o * n * inner + i + j * inner;
-                if (!strcmp(op, "Softmax")) *out = exp(row[j * inner]) / sum;
-                else if (!strcmp(op, "LogSoftmax")) *out = row[j * inner] - log(sum);
-                else *out = j == best;
+                if (!strcmp(op, "Softmax"))
+                    *out = exp(row[j * inner]) / sum;
+                else if (!strcmp(op, "LogSoftmax"))
+                    *out = row[j * inner] - log(sum);
+                else
+                    *out = j == best;
             }
         }
 }
@@ -562,7 +574,8 @@ static void softmax_large_inputs_and_ties(void **state)
     assert_memory_equal(r.out[0].data, one_hot, sizeof one_hot);
     run_free(&r);
     run_begin(&r, 13);
-    assert_int_equal(run_node(&r, "LogSoftmax", NULL, 1, NULL, 1, KILN_FLOAT64, 2, dims, (const double[]){1000, 1001, 1002, 5, 5, 5}),
+    assert_int_equal(run_node(&r, "LogSoftmax", NULL, 1, NULL, 1, KILN_FLOAT64, 2, dims,
+                              (const double[]){1000, 1001, 1002, 5, 5, 5}),
                      KILN_OK);
     assert_true(fabs(((double *)r.out[0].data)[2] - log(0.66524096)) < 1e-6);
     run_free(&r);
@@ -606,7 +619,8 @@ static void topk_reference(const float *x, int64_t outer, int64_t n, int64_t inn
             for (int64_t j = 0; j < n; j++) order[j] = j;
             for (int64_t j = 1; j < n; j++) /* insertion sort: stable and obviously right */
                 for (int64_t m = j; m > 0 && ref_before(row[order[m] * inner], order[m], row[order[m - 1] * inner],
-                                                        order[m - 1], largest); m--) {
+                                                        order[m - 1], largest);
+                     m--) {
                     int64_t t = order[m];
                     order[m] = order[m - 1];
                     order[m - 1] = t;
@@ -673,9 +687,9 @@ static void topk_nan_and_integers(void **state)
     run r;
     run_begin(&r, 11);
     tm_initializer(&r.tm, "k", KILN_INT64, 1, (const int64_t[]){1}, (const int64_t[]){3});
-    assert_int_equal(run_node(&r, "TopK", (const char *[]){"k", NULL}, 2, NULL, 1, KILN_FLOAT32, 1,
-                              (const int64_t[]){4}, x),
-                     KILN_OK);
+    assert_int_equal(
+        run_node(&r, "TopK", (const char *[]){"k", NULL}, 2, NULL, 1, KILN_FLOAT32, 1, (const int64_t[]){4}, x),
+        KILN_OK);
     const float *v = r.out[0].data;
     assert_true(isnan(v[0]) && v[1] == 3 && v[2] == 3);
     assert_memory_equal(r.out[1].data, ((const int64_t[]){1, 2, 3}), 3 * sizeof(int64_t));
@@ -701,9 +715,9 @@ static void topk_refuses_bad_k(void **state)
         run r;
         run_begin(&r, 11);
         tm_initializer(&r.tm, "k", KILN_INT64, 1, (const int64_t[]){1}, &bad[i]);
-        assert_refused(run_node(&r, "TopK", (const char *[]){"k", NULL}, 2, NULL, 1, KILN_FLOAT32, 1,
-                                (const int64_t[]){4}, x),
-                       "out of range");
+        assert_refused(
+            run_node(&r, "TopK", (const char *[]){"k", NULL}, 2, NULL, 1, KILN_FLOAT32, 1, (const int64_t[]){4}, x),
+            "out of range");
         run_free(&r);
     }
     run r;
@@ -765,7 +779,8 @@ static void batchnorm_refuses_training(void **state)
         tm_initializer(&r.tm, "s", KILN_FLOAT32, 1, c1, one);
         pbw attrs = {0};
         if (opset >= 14) tm_attr_int(&attrs, "training_mode", 1);
-        kiln_status st = run_node(&r, "BatchNormalization", more, opset >= 14 ? 1 : 3, &attrs, 1, KILN_FLOAT32, 2, dims, x);
+        kiln_status st =
+            run_node(&r, "BatchNormalization", more, opset >= 14 ? 1 : 3, &attrs, 1, KILN_FLOAT32, 2, dims, x);
         assert_int_equal(st, KILN_ERR_UNSUPPORTED);
         assert_non_null(strstr(kiln_last_error(), "training"));
         run_free(&r);
@@ -790,9 +805,9 @@ static void instancenorm_matches_reference(void **state)
     run_begin(&r, 6);
     tm_initializer(&r.tm, "s", KILN_FLOAT32, 1, c3, scale);
     tm_initializer(&r.tm, "b", KILN_FLOAT32, 1, c3, bias);
-    assert_int_equal(run_node(&r, "InstanceNormalization", (const char *[]){"s", "b", NULL}, 1, NULL, 2, KILN_FLOAT32,
-                              4, dims, x),
-                     KILN_OK);
+    assert_int_equal(
+        run_node(&r, "InstanceNormalization", (const char *[]){"s", "b", NULL}, 1, NULL, 2, KILN_FLOAT32, 4, dims, x),
+        KILN_OK);
     assert_close(r.out[0].data, want, 120, 1e-4);
     run_free(&r);
     free(x);
@@ -820,9 +835,9 @@ static void layernorm_matches_reference(void **state)
     tm_attr_int(&attrs, "axis", -2);
     tm_initializer(&r.tm, "w", KILN_FLOAT32, 2, (const int64_t[]){3, 5}, scale);
     tm_initializer(&r.tm, "b", KILN_FLOAT32, 1, (const int64_t[]){5}, bias);
-    assert_int_equal(run_node(&r, "LayerNormalization", (const char *[]){"w", "b", NULL}, 3, &attrs, 2, KILN_FLOAT32, 3,
-                              dims, x),
-                     KILN_OK);
+    assert_int_equal(
+        run_node(&r, "LayerNormalization", (const char *[]){"w", "b", NULL}, 3, &attrs, 2, KILN_FLOAT32, 3, dims, x),
+        KILN_OK);
     assert_close(r.out[0].data, want, 60, 1e-4);
     assert_shape(&r.out[1], 3, (const int64_t[]){4, 1, 1});
     assert_int_equal(r.out[2].dtype, KILN_FLOAT32);
@@ -833,8 +848,9 @@ static void layernorm_matches_reference(void **state)
 
     run_begin(&r, 17); /* a Scale that does not broadcast to [3, 5] */
     tm_initializer(&r.tm, "w", KILN_FLOAT32, 1, (const int64_t[]){3}, scale);
-    assert_refused(run_node(&r, "LayerNormalization", (const char *[]){"w", NULL}, 1, NULL, 1, KILN_FLOAT32, 3, dims, x),
-                   "broadcast");
+    assert_refused(
+        run_node(&r, "LayerNormalization", (const char *[]){"w", NULL}, 1, NULL, 1, KILN_FLOAT32, 3, dims, x),
+        "broadcast");
     run_free(&r);
     free(x);
     free(scale);
