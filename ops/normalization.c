@@ -120,15 +120,13 @@ typedef struct row_job {
     int64_t n;
     const char *x;
     char *y;
-    const void *params; /* the op's parameters */
     const op_ctx *ctx;
 } row_job;
 
 static row_job row_job_make(const op_ctx *ctx, int64_t n)
 {
     const kiln_tensor *in = ctx->inputs[0];
-    return (row_job){
-        norm_kernels_for(in->dtype), kiln_dtype_size(in->dtype), n, in->data, ctx->outputs[0]->data, ctx->params, ctx};
+    return (row_job){norm_kernels_for(in->dtype), kiln_dtype_size(in->dtype), n, in->data, ctx->outputs[0]->data, ctx};
 }
 
 /* Runs fn over `rows` rows of job->n elements in parallel. */
@@ -275,7 +273,7 @@ static kiln_status instancenorm_shape(op_ctx *ctx)
 static void instancenorm_rows(void *arg, int64_t begin, int64_t end)
 {
     const row_job *job = arg;
-    const epsilon_params *p = job->params;
+    const epsilon_params *p = job->ctx->params;
     const kiln_tensor *scale = job->ctx->inputs[1], *bias = job->ctx->inputs[2];
     int64_t channels = tensor_numel(scale);
     for (int64_t r = begin; r < end; r++) {
@@ -362,7 +360,7 @@ static void layernorm_rows(void *arg, int64_t begin, int64_t end)
 {
     const row_job *job = arg;
     const op_ctx *ctx = job->ctx;
-    const layernorm_params *p = job->params;
+    const layernorm_params *p = job->ctx->params;
     const kiln_tensor *scale = ctx->inputs[1], *bias = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
     float *mean_out = ctx->n_outputs > 1 && ctx->outputs[1] ? ctx->outputs[1]->data : NULL;
     float *inv_std_out = ctx->n_outputs > 2 && ctx->outputs[2] ? ctx->outputs[2]->data : NULL;
@@ -422,7 +420,7 @@ static kiln_status lrn_shape(op_ctx *ctx)
 static void lrn_rows(void *arg, int64_t begin, int64_t end)
 {
     const row_job *job = arg;
-    const lrn_params *p = job->params;
+    const lrn_params *p = job->ctx->params;
     int64_t channels = job->ctx->inputs[0]->dims[1];
     for (int64_t r = begin; r < end; r++) {
         size_t image = (size_t)(r / channels * channels * job->n) * job->elem_size;

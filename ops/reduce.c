@@ -155,9 +155,7 @@ static void store_double(kiln_dtype dtype, void *y, int64_t i, double v)
 {
     switch (dtype) {
 #define STORE_FLOAT_CASE(D, T, LOWEST, HIGHEST)                                                                        \
-    case D:                                                                                                            \
-        ((T *)y)[i] = (T)v;                                                                                            \
-        break;
+    case D: ((T *)y)[i] = (T)v; break;
 #define STORE_INT_CASE(D, T, LOWEST, HIGHEST)                                                                          \
     case D: ((T *)y)[i] = (T)double_to_int64(v); break;
         KILN_FLOAT_TYPES(STORE_FLOAT_CASE)

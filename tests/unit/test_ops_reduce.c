@@ -767,6 +767,31 @@ static void batchnorm_inference(void **state)
     free(x);
 }
 
+/* Opsets 7 and 8 with spatial=0 keep one set of parameters per (C, D1, ...) element. */
+static void batchnorm_per_activation(void **state)
+{
+    (void)state;
+    const int64_t dims[] = {3, 2, 2}, cd[] = {2, 2};
+    float *x = random_floats(12, -2, 2);
+    const float scale[] = {1, 2, 3, 4}, bias[] = {0, 1, 0, -1}, mean[] = {0, 0.5f, -0.5f, 1}, var[] = {1, 2, 3, 4};
+    double want[12];
+    for (int i = 0; i < 12; i++) want[i] = scale[i % 4] * (x[i] - mean[i % 4]) / sqrt(var[i % 4] + 1e-5) + bias[i % 4];
+    run r;
+    run_begin(&r, 7);
+    pbw attrs = {0};
+    tm_attr_int(&attrs, "spatial", 0);
+    tm_initializer(&r.tm, "s", KILN_FLOAT32, 2, cd, scale);
+    tm_initializer(&r.tm, "b", KILN_FLOAT32, 2, cd, bias);
+    tm_initializer(&r.tm, "m", KILN_FLOAT32, 2, cd, mean);
+    tm_initializer(&r.tm, "v", KILN_FLOAT32, 2, cd, var);
+    const char *more[] = {"s", "b", "m", "v", NULL};
+    assert_int_equal(run_node(&r, "BatchNormalization", more, 1, &attrs, 1, KILN_FLOAT32, 3, dims, x), KILN_OK);
+    assert_close(r.out[0].data, want, 12, 1e-5);
+    run_free(&r);
+    pbw_free(&attrs);
+    free(x);
+}
+
 static void batchnorm_refuses_training(void **state)
 {
     (void)state;
@@ -937,6 +962,7 @@ int main(void)
         cmocka_unit_test(topk_nan_and_integers),
         cmocka_unit_test(topk_refuses_bad_k),
         cmocka_unit_test(batchnorm_inference),
+        cmocka_unit_test(batchnorm_per_activation),
         cmocka_unit_test(batchnorm_refuses_training),
         cmocka_unit_test(instancenorm_matches_reference),
         cmocka_unit_test(layernorm_matches_reference),
