@@ -92,7 +92,7 @@ void op_for_each(void (*fn)(const op_def *def, void *arg), void *arg);
 
 /* Fails unless input i is present and its dtype is one of `allowed` (a KILN_UNDEFINED-terminated list). */
 kiln_status op_require_dtype(const op_init_ctx *ctx, int input, const kiln_dtype *allowed);
-/* Fails unless the op has between min and max inputs / outputs. */
+/* Fails unless the op has between min and max inputs / outputs, and the first min_in / min_out are given. */
 kiln_status op_require_arity(const op_init_ctx *ctx, int min_in, int max_in, int min_out, int max_out);
 /* True when input i is given (not omitted). */
 bool op_has_input(const op_init_ctx *ctx, int i);

@@ -41,6 +41,8 @@ kiln_status op_require_arity(const op_init_ctx *ctx, int min_in, int max_in, int
                          max_out);
     for (int i = 0; i < min_in; i++)
         if (!op_has_input(ctx, i)) return kiln_fail(KILN_ERR_MALFORMED, "input %d is required", i);
+    for (int i = 0; i < min_out; i++)
+        if (ctx->node->outputs[i] < 0) return kiln_fail(KILN_ERR_MALFORMED, "output %d is required", i);
     return KILN_OK;
 }
 
