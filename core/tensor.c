@@ -96,7 +96,14 @@ int64_t tensor_get_int(const kiln_tensor *t, int64_t i)
     case KILN_UINT16: return ((const uint16_t *)t->data)[i];
     case KILN_UINT8:
     case KILN_BOOL: return ((const uint8_t *)t->data)[i];
-    default: return (int64_t)tensor_get_double(t, i);
+    default: {
+        /* floats: converting an out-of-range value to int64 is undefined in C, so saturate (NaN -> 0) */
+        double d = tensor_get_double(t, i);
+        if (!(d == d)) return 0;
+        if (d >= 9223372036854775807.0) return INT64_MAX;
+        if (d <= -9223372036854775808.0) return INT64_MIN;
+        return (int64_t)d;
+    }
     }
 }
 

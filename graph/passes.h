@@ -63,9 +63,11 @@ typedef struct shape_result {
     region mem;          /* contents of precomputed values */
 } shape_result;
 
-/* `inputs` has one tensor per graph input (g->inputs order) with dtype and dims set; `data` must be set
+/* `threads` is how many threads the run will use (ops size per-thread scratch by it).
+ * `inputs` has one tensor per graph input (g->inputs order) with dtype and dims set; `data` must be set
  * for inputs marked needs_value_at_plan in SHAPE_EXACT mode, and may be NULL in SHAPE_PROBE mode. */
-kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, shape_result *result);
+kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, int threads,
+                               shape_result *result);
 void shape_result_free(shape_result *result);
 
 /* Runs one node ahead of time on inputs whose contents are known: its shape function, then eval into

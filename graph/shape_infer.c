@@ -72,9 +72,11 @@ static kiln_status eval_with_ctx(const graph_node *n, op_ctx *ctx, region *mem)
     return st;
 }
 
-static void init_ctx(op_ctx *ctx, const graph_node *n, kiln_tensor *const *inputs, kiln_tensor *const *outputs)
+static void init_ctx(op_ctx *ctx, const graph_node *n, kiln_tensor *const *inputs, kiln_tensor *const *outputs,
+                     int threads)
 {
     memset(ctx, 0, sizeof *ctx);
+    ctx->threads = threads;
     ctx->node = n;
     ctx->params = n->params;
     ctx->opset = n->opset;
@@ -88,7 +90,7 @@ kiln_status graph_eval_node(const graph *g, const graph_node *n, kiln_tensor *co
                             kiln_tensor *const *outputs, size_t max_output_bytes, region *mem, bool *evaluated)
 {
     op_ctx ctx;
-    init_ctx(&ctx, n, inputs, outputs);
+    init_ctx(&ctx, n, inputs, outputs, 1);
     *evaluated = false;
     kiln_status st = run_shape_fn(n, &ctx);
     if (st != KILN_OK) return node_failure(g, n, st);
@@ -117,7 +119,7 @@ static kiln_status alloc_result(const graph *g, shape_result *r)
 
 /* Shapes for one node. Returns KILN_OK with outputs left unknown when, in probe mode, something is
  * missing. */
-static kiln_status infer_node(const graph *g, int index, shape_mode mode, shape_result *r)
+static kiln_status infer_node(const graph *g, int index, shape_mode mode, int threads, shape_result *r)
 {
     const graph_node *n = &g->nodes[index];
     kiln_tensor *in[MAX_OUTPUTS * 64];
@@ -146,8 +148,9 @@ static kiln_status infer_node(const graph *g, int index, shape_mode mode, shape_
         memset(out[k], 0, sizeof *out[k]);
         out[k]->dtype = v >= 0 ? g->values[v].dtype : KILN_UNDEFINED;
     }
+    /* a precomputed node runs here, single-threaded; the others are sized for the run's threads */
     op_ctx ctx;
-    init_ctx(&ctx, n, in, out);
+    init_ctx(&ctx, n, in, out, precompute ? 1 : threads);
     kiln_status st = run_shape_fn(n, &ctx);
     if (st == KILN_OK && precompute) st = eval_with_ctx(n, &ctx, &r->mem);
     if (st == KILN_ERR_OUT_OF_MEMORY) return st;
@@ -164,7 +167,8 @@ static kiln_status infer_node(const graph *g, int index, shape_mode mode, shape_
     return KILN_OK;
 }
 
-kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, shape_result *r)
+kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, int threads,
+                               shape_result *r)
 {
     kiln_status st = alloc_result(g, r);
     if (st != KILN_OK) goto fail;
@@ -191,7 +195,7 @@ kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_
             st = kiln_fail(KILN_ERR_INTERNAL, "node %d has no operator", i);
             goto fail;
         }
-        st = infer_node(g, i, mode, r);
+        st = infer_node(g, i, mode, threads, r);
         if (st != KILN_OK) goto fail;
     }
     return KILN_OK;

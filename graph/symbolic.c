@@ -42,7 +42,7 @@ static kiln_status probe(const graph *g, const int64_t *stand_in, shape_result *
         for (int d = 0; d < v->rank; d++)
             inputs[i].dims[d] = v->dims[d] >= 0 ? v->dims[d] : v->sym[d] >= 0 ? stand_in[v->sym[d]] : 1;
     }
-    kiln_status st = graph_infer_shapes(g, inputs, SHAPE_PROBE, r);
+    kiln_status st = graph_infer_shapes(g, inputs, SHAPE_PROBE, 1, r);
     mem_free(inputs);
     return st;
 }

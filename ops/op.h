@@ -52,7 +52,8 @@ typedef struct op_ctx {
     kiln_tensor *const *outputs; /* dtype preset from init; shape() fills rank and dims */
     size_t scratch_bytes;        /* shape() may request scratch memory for eval */
     void *scratch;               /* eval: scratch_bytes of memory, 64-byte aligned, contents undefined */
-    const parallel_runner *parallel;
+    int threads;                 /* threads eval will have (the session's): size per-thread scratch by it */
+    const parallel_runner *parallel; /* eval only; its thread count equals `threads` */
 } op_ctx;
 
 /* Output 0 shares input 0's memory (Reshape, Squeeze, Identity...): eval is never called; the planner

@@ -85,7 +85,7 @@ kiln_status model_plan_declared(const kiln_model *m, int64_t free_dim, plan **ou
         inputs[i].rank = v->rank;
         for (int d = 0; d < v->rank; d++) inputs[i].dims[d] = v->dims[d] >= 0 ? v->dims[d] : free_dim;
     }
-    if (st == KILN_OK) st = plan_build(g, inputs, out);
+    if (st == KILN_OK) st = plan_build(g, inputs, 1, out);
     mem_free(inputs);
     return st;
 }

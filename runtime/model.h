@@ -33,7 +33,7 @@ struct kiln_model {
     plan *static_plan;     /* when every input shape is fixed: built once at load, shared by sessions */
 };
 
-/* Plans for the declared input shapes with free dims set to `free_dim` (inputs whose contents decide
+/* Plans a single-threaded run for the declared input shapes with free dims set to `free_dim` (inputs whose contents decide
  * shapes cannot be planned this way: KILN_ERR_UNSUPPORTED). */
 kiln_status model_plan_declared(const kiln_model *model, int64_t free_dim, plan **out);
 

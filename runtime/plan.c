@@ -166,14 +166,15 @@ static kiln_status remember_key(plan *p, const graph *g, const kiln_tensor *inpu
     return KILN_OK;
 }
 
-kiln_status plan_build(const graph *g, const kiln_tensor *inputs, plan **out)
+kiln_status plan_build(const graph *g, const kiln_tensor *inputs, int threads, plan **out)
 {
     plan *p = mem_calloc(1, sizeof *p);
     if (!p) return KILN_ERR_OUT_OF_MEMORY;
     region_init(&p->key_mem);
     p->graph = g;
+    p->threads = threads;
     plan_builder b = {.p = p, .g = g};
-    kiln_status st = graph_infer_shapes(g, inputs, SHAPE_EXACT, &p->shapes);
+    kiln_status st = graph_infer_shapes(g, inputs, SHAPE_EXACT, threads, &p->shapes);
     if (st != KILN_OK) {
         mem_free(p);
         return st;
@@ -207,9 +208,10 @@ kiln_status plan_build(const graph *g, const kiln_tensor *inputs, plan **out)
     return KILN_OK;
 }
 
-bool plan_matches(const plan *p, const kiln_tensor *inputs)
+bool plan_matches(const plan *p, const kiln_tensor *inputs, int threads)
 {
     const graph *g = p->graph;
+    if (p->threads != threads) return false;
     for (int i = 0; i < g->n_inputs; i++) {
         const kiln_tensor *k = &p->key[i], *t = &inputs[i];
         if (k->dtype != t->dtype || !shape_equal(k->rank, k->dims, t->rank, t->dims)) return false;

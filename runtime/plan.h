@@ -49,16 +49,18 @@ typedef struct plan {
     int *io;
     size_t arena_bytes;
     size_t peak_live_bytes; /* lower bound on arena_bytes, for reports */
+    int threads;            /* the run's thread count, which per-thread scratch was sized for */
     /* what the plan was built for */
     kiln_tensor *key;  /* per graph input: dtype and dims, and a copy of the contents of shape-deciding ones */
     region key_mem;
 } plan;
 
-/* Builds a plan for these inputs (one per graph input, dtype and dims set; data required for inputs marked
+/* Builds a plan for these inputs and a run on `threads` threads (one per graph input, dtype and dims set; data required for inputs marked
  * needs_value_at_plan). Shape errors name the node. */
-kiln_status plan_build(const graph *g, const kiln_tensor *inputs, plan **out);
-/* True when `inputs` have the shapes (and decisive contents) the plan was built for. */
-bool plan_matches(const plan *p, const kiln_tensor *inputs);
+kiln_status plan_build(const graph *g, const kiln_tensor *inputs, int threads, plan **out);
+/* True when `inputs` have the shapes (and decisive contents), and the run the thread count, the plan was
+ * built for. */
+bool plan_matches(const plan *p, const kiln_tensor *inputs, int threads);
 void plan_free(plan *p);
 
 #endif

@@ -154,13 +154,14 @@ static kiln_status bind_plan(kiln_session *s)
 
 static kiln_status ensure_plan(kiln_session *s)
 {
-    if (s->plan && plan_matches(s->plan, s->bound)) return KILN_OK;
+    int threads = s->runner.threads;
+    if (s->plan && plan_matches(s->plan, s->bound, threads)) return KILN_OK;
     const kiln_model *m = s->model;
     plan *fresh = NULL;
-    if (m->static_plan && plan_matches(m->static_plan, s->bound)) {
+    if (m->static_plan && plan_matches(m->static_plan, s->bound, threads)) {
         s->plan = m->static_plan;
     } else {
-        KILN_TRY(plan_build(m->graph, s->bound, &fresh));
+        KILN_TRY(plan_build(m->graph, s->bound, threads, &fresh));
         s->plan = fresh;
     }
     plan_free(s->own_plan);
@@ -183,6 +184,7 @@ static kiln_status run_step(kiln_session *s, const plan_step *step)
         .outputs = &s->io[step->io + n->n_inputs],
         .scratch_bytes = step->scratch_bytes,
         .scratch = step->scratch_bytes ? s->arena + step->scratch_offset : NULL,
+        .threads = s->runner.threads,
         .parallel = &s->runner,
     };
     kiln_status st = n->op->eval(&ctx);

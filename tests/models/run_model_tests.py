@@ -7,7 +7,7 @@ make_fixtures.py). kiln must match within rtol 1e-3 / atol 1e-4, with 1 thread a
 usage: run_model_tests.py --kiln COMMAND DIR [DIR ...]
 
 DIR holds model directories or is one. COMMAND is the kiln binary, possibly behind an emulator
-("qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/kiln").
+("cmake/qemu-aarch64-run build-aarch64/kiln").
 """
 import argparse
 import glob
