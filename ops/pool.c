@@ -1,8 +1,286 @@
 /*
- * pool.c — (operators to be added)
+ * pool.c — MaxPool (with its optional Indices output), AveragePool, LpPool and their Global forms, over 1 to
+ * 3 spatial dims (the global forms over any number).
+ *
+ * Every pool is one loop over output positions that clips its window to the input (conv_valid_range) and
+ * reduces what is inside: a maximum, or a sum of x or |x|^p that is then divided or rooted. A global pool is
+ * the same loop with a single window covering the whole spatial volume, so there is one code path to trust.
+ * Window sizes, padding and ceil_mode come from conv_geometry.c, shared with the convolutions. Channel planes
+ * are independent and split across threads.
  */
+#include <math.h>
+
+#include "kernels/conv.h"
+#include "ops/conv_geometry.h"
 #include "ops/op.h"
 
+typedef enum pool_kind { POOL_MAX, POOL_AVERAGE, POOL_LP } pool_kind;
+
+typedef struct pool_params {
+    conv_attrs attrs;
+    pool_kind kind;
+    bool global;
+    bool count_include_pad;    /* AveragePool: divide by the window size, padding included */
+    bool column_major_indices; /* MaxPool storage_order=1 */
+    double p;                  /* LpPool's exponent */
+} pool_params;
+
+static const kiln_dtype DTYPES_MAX_POOL[] = {KILN_FLOAT32, KILN_FLOAT64, KILN_INT8, KILN_UINT8, KILN_UNDEFINED};
+
+/* ---- init -------------------------------------------------------------------------------------------- */
+
+static kiln_status read_flag(const graph_node *node, const char *name, bool *out)
+{
+    int64_t v;
+    KILN_TRY(attr_int(node, name, 0, &v));
+    if (v != 0 && v != 1) return kiln_fail(KILN_ERR_MALFORMED, "%s is %lld, expected 0 or 1", name, (long long)v);
+    *out = v != 0;
+    return KILN_OK;
+}
+
+/* LpPool's p was a float attribute in opset 1 and is an int since opset 2. */
+static kiln_status read_p(const op_init_ctx *ctx, double *p)
+{
+    if (ctx->opset < 2) {
+        float f;
+        KILN_TRY(attr_float(ctx->node, "p", 2.0f, &f));
+        *p = f;
+    } else {
+        int64_t i;
+        KILN_TRY(attr_int(ctx->node, "p", 2, &i));
+        *p = (double)i;
+    }
+    if (!(*p > 0) || *p > 1e6) return kiln_fail(KILN_ERR_MALFORMED, "p is %g, expected a positive exponent", *p);
+    return KILN_OK;
+}
+
+static kiln_status pool_init_with(op_init_ctx *ctx, pool_kind kind, bool global)
+{
+    pool_params *p = ctx->params;
+    p->kind = kind;
+    p->global = global;
+    int max_outputs = kind == POOL_MAX && !global && ctx->opset >= 8 ? 2 : 1;
+    KILN_TRY(op_require_arity(ctx, 1, 1, 1, max_outputs));
+    KILN_TRY(op_require_dtype(ctx, 0, kind == POOL_MAX && !global ? DTYPES_MAX_POOL : DTYPES_FLOAT));
+    ctx->output_dtypes[0] = ctx->input_dtypes[0];
+    if (ctx->n_outputs > 1) ctx->output_dtypes[1] = KILN_INT64;
+    if (kind == POOL_LP) KILN_TRY(read_p(ctx, &p->p));
+    if (global) return KILN_OK;
+    KILN_TRY(conv_attrs_read(ctx->node, CONV_ATTR_CEIL_MODE, &p->attrs));
+    if (!p->attrs.n_kernel) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'kernel_shape' is required");
+    if (kind == POOL_AVERAGE) KILN_TRY(read_flag(ctx->node, "count_include_pad", &p->count_include_pad));
+    if (kind == POOL_MAX) KILN_TRY(read_flag(ctx->node, "storage_order", &p->column_major_indices));
+    return KILN_OK;
+}
+
+static kiln_status max_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_MAX, false); }
+static kiln_status average_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_AVERAGE, false); }
+static kiln_status lp_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_LP, false); }
+static kiln_status global_max_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_MAX, true); }
+static kiln_status global_average_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_AVERAGE, true); }
+static kiln_status global_lp_pool_init(op_init_ctx *ctx) { return pool_init_with(ctx, POOL_LP, true); }
+
+/* ---- shape ------------------------------------------------------------------------------------------- */
+
+/* The window for the current input, and the output dims (rank of the input). */
+static kiln_status describe_pool(const op_ctx *ctx, conv_window *w, int64_t *out_dims)
+{
+    const pool_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0];
+    if (x->rank < 3) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has rank %d, expected (N, C, spatial...)", x->rank);
+    int spatial = x->rank - 2;
+    if (p->global) {
+        int64_t volume;
+        KILN_TRY(shape_numel_checked(spatial, x->dims + 2, &volume));
+        conv_geometry_global(volume, w);
+        out_dims[0] = x->dims[0], out_dims[1] = x->dims[1];
+        for (int d = 2; d < x->rank; d++) out_dims[d] = 1;
+        return KILN_OK;
+    }
+    KILN_TRY(conv_geometry_forward(&p->attrs, spatial, x->dims + 2, p->attrs.kernel, w));
+    conv_output_dims(w, spatial, x->dims[0], x->dims[1], out_dims);
+    return KILN_OK;
+}
+
+static kiln_status pool_shape(op_ctx *ctx)
+{
+    conv_window w;
+    int64_t dims[KILN_MAX_RANK];
+    KILN_TRY(describe_pool(ctx, &w, dims));
+    for (int k = 0; k < ctx->n_outputs; k++) op_set_output_shape(ctx, k, ctx->inputs[0]->rank, dims);
+    return KILN_OK;
+}
+
+/* ---- the window loops -------------------------------------------------------------------------------- */
+
+/* The taps of one output position that land inside the input: [lo, hi) per dim, tap k of dim d reading
+ * position start[d] + k * dilation[d]. */
+typedef struct window_taps {
+    int64_t start[CONV_SPATIAL], lo[CONV_SPATIAL], hi[CONV_SPATIAL];
+} window_taps;
+
+static void window_taps_at(const conv_window *w, int64_t out_index, window_taps *t)
+{
+    int64_t o[CONV_SPATIAL] = {out_index / (w->out[1] * w->out[2]), out_index / w->out[2] % w->out[1],
+                               out_index % w->out[2]};
+    for (int d = 0; d < CONV_SPATIAL; d++) {
+        t->start[d] = o[d] * w->stride[d] - w->pad[d];
+        conv_valid_range(t->start[d], w->dilation[d], w->in[d], w->kernel[d], &t->lo[d], &t->hi[d]);
+    }
+}
+
+/* AveragePool's divisor: the taps inside the input, or with count_include_pad those inside the padded input
+ * (ceil_mode's extra windows still do not count what hangs past the padding). */
+static int64_t average_divisor(const conv_window *w, const window_taps *t, bool include_pad)
+{
+    int64_t count = 1;
+    for (int d = 0; d < CONV_SPATIAL; d++) {
+        int64_t lo = t->lo[d], hi = t->hi[d];
+        if (include_pad)
+            conv_valid_range(t->start[d] + w->pad[d], w->dilation[d], w->in[d] + w->pad[d] + w->pad_end[d], w->kernel[d],
+                             &lo, &hi);
+        count *= hi - lo;
+    }
+    return count;
+}
+
+/* The flat index MaxPool reports for spatial offset `at` of a plane: row-major, or column-major over the
+ * spatial dims with storage_order=1. */
+static int64_t index_in_plane(const conv_window *w, int64_t at, bool column_major)
+{
+    if (!column_major) return at;
+    int64_t d = at / (w->in[1] * w->in[2]), h = at / w->in[2] % w->in[1], x = at % w->in[2];
+    return (x * w->in[1] + h) * w->in[0] + d;
+}
+
+typedef struct pool_job {
+    const pool_params *p;
+    conv_window w;
+    const void *x;
+    void *y;
+    int64_t *indices; /* MaxPool's optional second output, or NULL */
+} pool_job;
+
+/* The largest value in each window; NaN wins, as in numpy. A window entirely in the padding gives LOWEST and
+ * index -1. */
+#define DEFINE_MAX_POOL(T, SUFFIX, LOWEST, IS_NAN)                                                                 \
+    static void max_pool_##SUFFIX(void *arg, int64_t begin, int64_t end)                                     \
+    {                                                                                                        \
+        const pool_job *j = arg;                                                                             \
+        const conv_window *w = &j->w;                                                                        \
+        int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);                                  \
+        for (int64_t plane = begin; plane < end; plane++) {                                                  \
+            const T *x = (const T *)j->x + plane * in_vol;                                                   \
+            T *y = (T *)j->y + plane * out_vol;                                                              \
+            for (int64_t e = 0; e < out_vol; e++) {                                                          \
+                window_taps t;                                                                               \
+                window_taps_at(w, e, &t);                                                                    \
+                T best = LOWEST;                                                                             \
+                int64_t best_at = -1;                                                                        \
+                for (int64_t kd = t.lo[0]; kd < t.hi[0]; kd++)                                               \
+                    for (int64_t kh = t.lo[1]; kh < t.hi[1]; kh++) {                                         \
+                        int64_t row = ((t.start[0] + kd * w->dilation[0]) * w->in[1] + t.start[1] +          \
+                                       kh * w->dilation[1]) * w->in[2] + t.start[2];                         \
+                        for (int64_t kw = t.lo[2]; kw < t.hi[2]; kw++) {                                     \
+                            int64_t at = row + kw * w->dilation[2];                                          \
+                            T v = x[at];                                                                     \
+                            if (best_at < 0 || v > best || IS_NAN(v)) best = v, best_at = at;                \
+                        }                                                                                    \
+                    }                                                                                        \
+                y[e] = best;                                                                                 \
+                if (j->indices)                                                                              \
+                    j->indices[plane * out_vol + e] =                                                        \
+                        best_at < 0 ? -1 : plane * in_vol + index_in_plane(w, best_at, j->p->column_major_indices); \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+/* |v|^p with the common exponents spelled out (pow is slow and not exact for them). */
+static double lp_term(double v, double p)
+{
+    if (p == 2.0) return v * v;
+    if (p == 1.0) return fabs(v);
+    return pow(fabs(v), p);
+}
+
+static double lp_root(double sum, double p)
+{
+    if (p == 2.0) return sqrt(sum);
+    if (p == 1.0) return sum;
+    return pow(sum, 1.0 / p);
+}
+
+/* AveragePool and LpPool: a sum over the window in double, then divided (an empty window gives 0) or
+ * rooted. */
+#define DEFINE_SUM_POOL(T, SUFFIX)                                                                           \
+    static void sum_pool_##SUFFIX(void *arg, int64_t begin, int64_t end)                                     \
+    {                                                                                                        \
+        const pool_job *j = arg;                                                                             \
+        const conv_window *w = &j->w;                                                                        \
+        bool lp = j->p->kind == POOL_LP;                                                                     \
+        int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);                                  \
+        for (int64_t plane = begin; plane < end; plane++) {                                                  \
+            const T *x = (const T *)j->x + plane * in_vol;                                                   \
+            T *y = (T *)j->y + plane * out_vol;                                                              \
+            for (int64_t e = 0; e < out_vol; e++) {                                                          \
+                window_taps t;                                                                               \
+                window_taps_at(w, e, &t);                                                                    \
+                double sum = 0.0;                                                                            \
+                for (int64_t kd = t.lo[0]; kd < t.hi[0]; kd++)                                               \
+                    for (int64_t kh = t.lo[1]; kh < t.hi[1]; kh++) {                                         \
+                        const T *row = x + ((t.start[0] + kd * w->dilation[0]) * w->in[1] + t.start[1] +     \
+                                            kh * w->dilation[1]) * w->in[2] + t.start[2];                    \
+                        for (int64_t kw = t.lo[2]; kw < t.hi[2]; kw++) {                                     \
+                            double v = row[kw * w->dilation[2]];                                             \
+                            sum += lp ? lp_term(v, j->p->p) : v;                                             \
+                        }                                                                                    \
+                    }                                                                                        \
+                int64_t divisor = lp ? 1 : average_divisor(w, &t, j->p->count_include_pad);                  \
+                y[e] = (T)(lp ? lp_root(sum, j->p->p) : divisor ? sum / (double)divisor : 0.0);              \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+#define INTEGER_IS_NAN(v) false
+DEFINE_MAX_POOL(float, f32, -INFINITY, isnan)
+DEFINE_MAX_POOL(double, f64, -INFINITY, isnan)
+DEFINE_MAX_POOL(int8_t, i8, INT8_MIN, INTEGER_IS_NAN)
+DEFINE_MAX_POOL(uint8_t, u8, 0, INTEGER_IS_NAN)
+DEFINE_SUM_POOL(float, f32)
+DEFINE_SUM_POOL(double, f64)
+
+/* init admitted only these (kind, dtype) pairs */
+static parallel_fn pool_kernel(pool_kind kind, kiln_dtype dtype)
+{
+    switch (dtype) {
+    case KILN_FLOAT32: return kind == POOL_MAX ? max_pool_f32 : sum_pool_f32;
+    case KILN_FLOAT64: return kind == POOL_MAX ? max_pool_f64 : sum_pool_f64;
+    case KILN_INT8: return max_pool_i8;
+    default: return max_pool_u8;
+    }
+}
+
+static kiln_status pool_eval(op_ctx *ctx)
+{
+    const pool_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0];
+    pool_job job = {.p = p, .x = x->data, .y = ctx->outputs[0]->data};
+    int64_t dims[KILN_MAX_RANK];
+    KILN_TRY(describe_pool(ctx, &job.w, dims));
+    if (tensor_numel(ctx->outputs[0]) == 0) return KILN_OK;
+    if (ctx->n_outputs > 1 && ctx->outputs[1]) job.indices = ctx->outputs[1]->data;
+    int64_t work = conv_volume(job.w.out) * conv_volume(job.w.kernel);
+    int64_t grain = work >= 32768 ? 1 : 32768 / (work > 0 ? work : 1);
+    parallel_for(ctx->parallel, x->dims[0] * x->dims[1], grain, pool_kernel(p->kind, x->dtype), &job);
+    return KILN_OK;
+}
+
 const op_def ops_pool[] = {
+    {"", "MaxPool", 1, 18, sizeof(pool_params), max_pool_init, pool_shape, pool_eval, 0},
+    {"", "AveragePool", 1, 18, sizeof(pool_params), average_pool_init, pool_shape, pool_eval, 0},
+    {"", "LpPool", 1, 18, sizeof(pool_params), lp_pool_init, pool_shape, pool_eval, 0},
+    {"", "GlobalMaxPool", 1, 18, sizeof(pool_params), global_max_pool_init, pool_shape, pool_eval, 0},
+    {"", "GlobalAveragePool", 1, 18, sizeof(pool_params), global_average_pool_init, pool_shape, pool_eval, 0},
+    {"", "GlobalLpPool", 1, 18, sizeof(pool_params), global_lp_pool_init, pool_shape, pool_eval, 0},
     OP_TABLE_END,
 };
