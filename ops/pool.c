@@ -113,35 +113,26 @@ static kiln_status pool_shape(op_ctx *ctx)
 
 /* ---- the window loops -------------------------------------------------------------------------------- */
 
-/* The taps of one output position that land inside the input: [lo, hi) per dim, tap k of dim d reading
- * position start[d] + k * dilation[d]. */
-typedef struct window_taps {
-    int64_t start[CONV_SPATIAL], lo[CONV_SPATIAL], hi[CONV_SPATIAL];
-} window_taps;
+/* The taps of one output position along one dim: tap k reads input position start + k * dilation, and
+ * the taps in [lo, hi) land inside the input; `padded` counts those inside the padded input (AveragePool's
+ * count_include_pad divisor: ceil_mode's extra windows never count what hangs past the padding). */
+typedef struct dim_taps {
+    int64_t start, lo, hi, padded;
+} dim_taps;
 
-static void window_taps_at(const conv_window *w, int64_t out_index, window_taps *t)
+static dim_taps taps_along(const conv_window *w, int d, int64_t o)
 {
-    int64_t o[CONV_SPATIAL] = {out_index / (w->out[1] * w->out[2]), out_index / w->out[2] % w->out[1],
-                               out_index % w->out[2]};
-    for (int d = 0; d < CONV_SPATIAL; d++) {
-        t->start[d] = o[d] * w->stride[d] - w->pad[d];
-        conv_valid_range(t->start[d], w->dilation[d], w->in[d], w->kernel[d], &t->lo[d], &t->hi[d]);
+    dim_taps t = {.start = o * w->stride[d] - w->pad[d], .lo = 0, .hi = w->kernel[d], .padded = w->kernel[d]};
+    int64_t last = t.start + (w->kernel[d] - 1) * w->dilation[d];
+    /* most windows lie wholly inside the input: no division for them */
+    if (t.start >= 0 && last < w->in[d]) return t;
+    conv_valid_range(t.start, w->dilation[d], w->in[d], w->kernel[d], &t.lo, &t.hi);
+    if (t.start < -w->pad[d] || last >= w->in[d] + w->pad_end[d]) {
+        int64_t lo, hi;
+        conv_valid_range(t.start + w->pad[d], w->dilation[d], w->in[d] + w->pad[d] + w->pad_end[d], w->kernel[d], &lo, &hi);
+        t.padded = hi - lo;
     }
-}
-
-/* AveragePool's divisor: the taps inside the input, or with count_include_pad those inside the padded input
- * (ceil_mode's extra windows still do not count what hangs past the padding). */
-static int64_t average_divisor(const conv_window *w, const window_taps *t, bool include_pad)
-{
-    int64_t count = 1;
-    for (int d = 0; d < CONV_SPATIAL; d++) {
-        int64_t lo = t->lo[d], hi = t->hi[d];
-        if (include_pad)
-            conv_valid_range(t->start[d] + w->pad[d], w->dilation[d], w->in[d] + w->pad[d] + w->pad_end[d], w->kernel[d],
-                             &lo, &hi);
-        count *= hi - lo;
-    }
-    return count;
+    return t;
 }
 
 /* The flat index MaxPool reports for spatial offset `at` of a plane: row-major, or column-major over the
@@ -161,38 +152,70 @@ typedef struct pool_job {
     int64_t *indices; /* MaxPool's optional second output, or NULL */
 } pool_job;
 
-/* The largest value in each window; NaN wins, as in numpy. A window entirely in the padding gives LOWEST and
- * index -1. */
-#define DEFINE_MAX_POOL(T, SUFFIX, LOWEST, IS_NAN)                                                                 \
-    static void max_pool_##SUFFIX(void *arg, int64_t begin, int64_t end)                                     \
-    {                                                                                                        \
-        const pool_job *j = arg;                                                                             \
-        const conv_window *w = &j->w;                                                                        \
-        int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);                                  \
-        for (int64_t plane = begin; plane < end; plane++) {                                                  \
-            const T *x = (const T *)j->x + plane * in_vol;                                                   \
-            T *y = (T *)j->y + plane * out_vol;                                                              \
-            for (int64_t e = 0; e < out_vol; e++) {                                                          \
-                window_taps t;                                                                               \
-                window_taps_at(w, e, &t);                                                                    \
-                T best = LOWEST;                                                                             \
-                int64_t best_at = -1;                                                                        \
-                for (int64_t kd = t.lo[0]; kd < t.hi[0]; kd++)                                               \
-                    for (int64_t kh = t.lo[1]; kh < t.hi[1]; kh++) {                                         \
-                        int64_t row = ((t.start[0] + kd * w->dilation[0]) * w->in[1] + t.start[1] +          \
-                                       kh * w->dilation[1]) * w->in[2] + t.start[2];                         \
-                        for (int64_t kw = t.lo[2]; kw < t.hi[2]; kw++) {                                     \
-                            int64_t at = row + kw * w->dilation[2];                                          \
-                            T v = x[at];                                                                     \
-                            if (best_at < 0 || v > best || IS_NAN(v)) best = v, best_at = at;                \
-                        }                                                                                    \
-                    }                                                                                        \
-                y[e] = best;                                                                                 \
-                if (j->indices)                                                                              \
-                    j->indices[plane * out_vol + e] =                                                        \
-                        best_at < 0 ? -1 : plane * in_vol + index_in_plane(w, best_at, j->p->column_major_indices); \
+/* Runs the code given for every output position of planes [begin, end) in order, with `x` the plane's input, `e` the
+ * output's offset in all planes and td, th, tw its taps along each dim. The tap ranges of a dim are worked
+ * out once per position of that dim, not once per output. */
+#define FOR_EACH_WINDOW(T, ...)                                                                              \
+    const pool_job *j = arg;                                                                                 \
+    const conv_window *w = &j->w;                                                                            \
+    int64_t in_vol = conv_volume(w->in), e = begin * conv_volume(w->out);                                    \
+    for (int64_t plane = begin; plane < end; plane++) {                                                      \
+        const T *x = (const T *)j->x + plane * in_vol;                                                       \
+        for (int64_t od = 0; od < w->out[0]; od++) {                                                         \
+            dim_taps td = taps_along(w, 0, od);                                                              \
+            for (int64_t oh = 0; oh < w->out[1]; oh++) {                                                     \
+                dim_taps th = taps_along(w, 1, oh);                                                          \
+                for (int64_t ow = 0; ow < w->out[2]; ow++, e++) {                                            \
+                    dim_taps tw = taps_along(w, 2, ow);                                                      \
+                    __VA_ARGS__                                                                              \
+                }                                                                                            \
             }                                                                                                \
         }                                                                                                    \
+    }
+
+/* Runs the code given for every tap of the window (td, th, tw) inside the input, with `at` its offset in the plane. */
+#define FOR_EACH_TAP(...)                                                                                    \
+    for (int64_t kd = td.lo; kd < td.hi; kd++)                                                               \
+        for (int64_t kh = th.lo; kh < th.hi; kh++) {                                                         \
+            int64_t row = ((td.start + kd * w->dilation[0]) * w->in[1] + th.start + kh * w->dilation[1]) *   \
+                              w->in[2] + tw.start;                                                           \
+            for (int64_t kw = tw.lo; kw < tw.hi; kw++) {                                                     \
+                int64_t at = row + kw * w->dilation[2];                                                      \
+                __VA_ARGS__                                                                                  \
+            }                                                                                                \
+        }
+
+/* Offset in the plane of the first tap inside the input, or -1 when the window lies wholly in the padding. */
+static int64_t first_tap(const conv_window *w, const dim_taps *td, const dim_taps *th, const dim_taps *tw)
+{
+    if (td->lo == td->hi || th->lo == th->hi || tw->lo == tw->hi) return -1;
+    return ((td->start + td->lo * w->dilation[0]) * w->in[1] + th->start + th->lo * w->dilation[1]) * w->in[2] +
+           tw->start + tw->lo * w->dilation[2];
+}
+
+/* The largest value in each window and where it is (the first of equals). NaN wins, as in numpy. A window
+ * wholly in the padding gives LOWEST and index -1. The comparison feeds selects, not branches: on real data
+ * its outcome is unpredictable and mispredictions would dominate. */
+#define DEFINE_MAX_POOL(T, SUFFIX, LOWEST, IS_NAN)                                                           \
+    static void max_pool_##SUFFIX(void *arg, int64_t begin, int64_t end)                                     \
+    {                                                                                                        \
+        FOR_EACH_WINDOW(T, {                                                                                 \
+            T best = LOWEST;                                                                                 \
+            int64_t best_at = -1, nan_at = -1;                                                               \
+            FOR_EACH_TAP({                                                                                   \
+                T v = x[at];                                                                                 \
+                bool larger = v > best;                                                                      \
+                best = larger ? v : best;                                                                    \
+                best_at = larger ? at : best_at;                                                             \
+                if (IS_NAN(v) && nan_at < 0) nan_at = at;                                                    \
+            })                                                                                               \
+            if (nan_at >= 0) best = x[nan_at], best_at = nan_at;                                             \
+            ((T *)j->y)[e] = best;                                                                           \
+            if (j->indices) {                                                                                \
+                if (best_at < 0) best_at = first_tap(w, &td, &th, &tw); /* every value was LOWEST */        \
+                j->indices[e] = best_at < 0 ? -1 : plane * in_vol + index_in_plane(w, best_at, j->p->column_major_indices); \
+            }                                                                                                \
+        })                                                                                                   \
     }
 
 /* |v|^p with the common exponents spelled out (pow is slow and not exact for them). */
@@ -215,30 +238,15 @@ static double lp_root(double sum, double p)
 #define DEFINE_SUM_POOL(T, SUFFIX)                                                                           \
     static void sum_pool_##SUFFIX(void *arg, int64_t begin, int64_t end)                                     \
     {                                                                                                        \
-        const pool_job *j = arg;                                                                             \
-        const conv_window *w = &j->w;                                                                        \
-        bool lp = j->p->kind == POOL_LP;                                                                     \
-        int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);                                  \
-        for (int64_t plane = begin; plane < end; plane++) {                                                  \
-            const T *x = (const T *)j->x + plane * in_vol;                                                   \
-            T *y = (T *)j->y + plane * out_vol;                                                              \
-            for (int64_t e = 0; e < out_vol; e++) {                                                          \
-                window_taps t;                                                                               \
-                window_taps_at(w, e, &t);                                                                    \
-                double sum = 0.0;                                                                            \
-                for (int64_t kd = t.lo[0]; kd < t.hi[0]; kd++)                                               \
-                    for (int64_t kh = t.lo[1]; kh < t.hi[1]; kh++) {                                         \
-                        const T *row = x + ((t.start[0] + kd * w->dilation[0]) * w->in[1] + t.start[1] +     \
-                                            kh * w->dilation[1]) * w->in[2] + t.start[2];                    \
-                        for (int64_t kw = t.lo[2]; kw < t.hi[2]; kw++) {                                     \
-                            double v = row[kw * w->dilation[2]];                                             \
-                            sum += lp ? lp_term(v, j->p->p) : v;                                             \
-                        }                                                                                    \
-                    }                                                                                        \
-                int64_t divisor = lp ? 1 : average_divisor(w, &t, j->p->count_include_pad);                  \
-                y[e] = (T)(lp ? lp_root(sum, j->p->p) : divisor ? sum / (double)divisor : 0.0);              \
-            }                                                                                                \
-        }                                                                                                    \
+        bool lp = ((const pool_job *)arg)->p->kind == POOL_LP;                                               \
+        FOR_EACH_WINDOW(T, {                                                                                 \
+            double sum = 0.0;                                                                                \
+            FOR_EACH_TAP({ sum += lp ? lp_term(x[at], j->p->p) : (double)x[at]; })                           \
+            int64_t divisor = j->p->count_include_pad ? td.padded * th.padded * tw.padded                    \
+                                                      : (td.hi - td.lo) * (th.hi - th.lo) * (tw.hi - tw.lo); \
+            double value = lp ? lp_root(sum, j->p->p) : divisor ? sum / (double)divisor : 0.0;               \
+            ((T *)j->y)[e] = (T)value;                                                                       \
+        })                                                                                                   \
     }
 
 #define INTEGER_IS_NAN(v) false
