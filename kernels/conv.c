@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/platform/platform.h"
 #include "kernels/gemm.h"
 
 /* Whole-task parallelism is worth its extra scratch up to this much. */
@@ -114,14 +115,14 @@ static void scatter_add_strided(float *dst, const float *src, int64_t n, int64_t
     for (int64_t i = 0; i < n; i++) dst[i * stride] += a * src[i];
 }
 
-/* dst[i] += a * src[i * stride] */
-static void add_scaled_strided(float *dst, const float *src, int64_t n, int64_t stride, float a)
+void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                   int64_t dilation)
 {
-    if (stride == 1) {
-        for (int64_t i = 0; i < n; i++) dst[i] += a * src[i];
-        return;
+    for (int64_t i = 0; i < n; i++) {
+        float sum = row[i];
+        for (int64_t t = 0; t < taps; t++) sum += w[t] * src[i * stride + t * dilation];
+        row[i] = sum;
     }
-    for (int64_t i = 0; i < n; i++) dst[i] += a * src[i * stride];
 }
 
 /* Splits a flat kernel tap index into (kd, kh, kw). */
@@ -173,8 +174,12 @@ static void col2im_row(const conv_window *w, const float *row, const int64_t k[C
 
 /* ---- one task ---------------------------------------------------------------------------------------- */
 
+typedef void (*row_taps_fn)(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                            int64_t dilation);
+
 typedef struct conv_run {
     const conv_shape *s;
+    row_taps_fn row_taps; /* depthwise only */
     task_plan t;
     const float *x, *w, *bias;
     float *y;
@@ -296,30 +301,66 @@ static void run_tasks(conv_run *r, size_t scratch_bytes, const parallel_runner *
 
 /* ---- depthwise ---------------------------------------------------------------------------------------- */
 
-/* One channel: y = bias + sum over taps of kernel[tap] * (x shifted by the tap), built an output row at a
- * time so the innermost loop runs along contiguous memory (and vectorises when the stride is 1). */
-static void depthwise_plane(const conv_window *w, const float *x, const float *kernel, float bias, float *y)
+/* The outputs along a row that every tap of a kernel row reaches inside the input: [first, last). */
+typedef struct row_reach {
+    int64_t first, last;
+} row_reach;
+
+static row_reach kernel_row_reach(const conv_window *w)
 {
-    for (int64_t od = 0; od < w->out[0]; od++)
-        for (int64_t oh = 0; oh < w->out[1]; oh++) {
-            float *row = y + (od * w->out[1] + oh) * w->out[2];
-            for (int64_t i = 0; i < w->out[2]; i++) row[i] = bias;
-            for (int64_t kd = 0; kd < w->kernel[0]; kd++) {
-                int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dilation[0];
-                if (id < 0 || id >= w->in[0]) continue;
-                for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
-                    int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dilation[1];
-                    if (ih < 0 || ih >= w->in[1]) continue;
-                    const float *src = x + (id * w->in[1] + ih) * w->in[2];
-                    const float *taps = kernel + (kd * w->kernel[1] + kh) * w->kernel[2];
-                    for (int64_t kw = 0; kw < w->kernel[2]; kw++) {
-                        int64_t off = kw * w->dilation[2] - w->pad[2], lo, hi;
-                        conv_valid_range(off, w->stride[2], w->in[2], w->out[2], &lo, &hi);
-                        if (hi > lo)
-                            add_scaled_strided(row + lo, src + lo * w->stride[2] + off, hi - lo, w->stride[2], taps[kw]);
-                    }
+    row_reach r = {0, w->out[2]};
+    for (int64_t kw = 0; kw < w->kernel[2]; kw++) {
+        int64_t lo, hi;
+        conv_valid_range(kw * w->dilation[2] - w->pad[2], w->stride[2], w->in[2], w->out[2], &lo, &hi);
+        if (lo > r.first) r.first = lo;
+        if (hi < r.last) r.last = hi;
+    }
+    if (r.last < r.first) r.last = r.first;
+    return r;
+}
+
+/* Output i of a row near its edges, where some taps fall into the padding. */
+static void add_edge_output(const conv_window *w, const float *src, const float *taps, float *row, int64_t i)
+{
+    float sum = 0.0f;
+    for (int64_t kw = 0; kw < w->kernel[2]; kw++) {
+        int64_t pos = i * w->stride[2] + kw * w->dilation[2] - w->pad[2];
+        if (pos >= 0 && pos < w->in[2]) sum += taps[kw] * src[pos];
+    }
+    row[i] += sum;
+}
+
+/* Adds one kernel row (taps[0..kW)) applied to input row src into output row `row`: the interior in one
+ * pass of row_taps, the few outputs near the edges one by one. */
+static void add_kernel_row(const conv_window *w, row_taps_fn row_taps, const row_reach *reach, const float *src,
+                           const float *taps, float *row)
+{
+    if (reach->last > reach->first)
+        row_taps(row + reach->first, src + reach->first * w->stride[2] - w->pad[2], reach->last - reach->first,
+                 w->stride[2], taps, w->kernel[2], w->dilation[2]);
+    for (int64_t i = 0; i < reach->first; i++) add_edge_output(w, src, taps, row, i);
+    for (int64_t i = reach->last; i < w->out[2]; i++) add_edge_output(w, src, taps, row, i);
+}
+
+/* One channel: y = bias + the sum over kernel rows (kd, kh) of that row applied to the shifted input. Kernel
+ * rows are the outer loop so that their clipping to the input is worked out once per plane. */
+static void depthwise_plane(const conv_window *w, row_taps_fn row_taps, const float *x, const float *kernel,
+                            float bias, float *y)
+{
+    int64_t out_vol = conv_volume(w->out);
+    for (int64_t i = 0; i < out_vol; i++) y[i] = bias;
+    row_reach reach = kernel_row_reach(w);
+    for (int64_t kd = 0; kd < w->kernel[0]; kd++)
+        for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
+            int64_t off_d = kd * w->dilation[0] - w->pad[0], off_h = kh * w->dilation[1] - w->pad[1], lo_d, hi_d, lo_h, hi_h;
+            conv_valid_range(off_d, w->stride[0], w->in[0], w->out[0], &lo_d, &hi_d);
+            conv_valid_range(off_h, w->stride[1], w->in[1], w->out[1], &lo_h, &hi_h);
+            const float *taps = kernel + (kd * w->kernel[1] + kh) * w->kernel[2];
+            for (int64_t od = lo_d; od < hi_d; od++)
+                for (int64_t oh = lo_h; oh < hi_h; oh++) {
+                    const float *src = x + ((od * w->stride[0] + off_d) * w->in[1] + oh * w->stride[1] + off_h) * w->in[2];
+                    add_kernel_row(w, row_taps, &reach, src, taps, y + (od * w->out[1] + oh) * w->out[2]);
                 }
-            }
         }
 }
 
@@ -330,7 +371,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
     int64_t channels = r->s->in_channels, in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
     for (int64_t p = begin; p < end; p++) {
         int64_t c = p % channels;
-        depthwise_plane(w, r->x + p * in_vol, r->w + c * conv_volume(w->kernel), r->bias ? r->bias[c] : 0.0f,
+        depthwise_plane(w, r->row_taps, r->x + p * in_vol, r->w + c * conv_volume(w->kernel), r->bias ? r->bias[c] : 0.0f,
                         r->y + p * out_vol);
     }
 }
@@ -342,6 +383,14 @@ static bool is_pointwise(const conv_window *w)
     for (int d = 0; d < CONV_SPATIAL; d++)
         if (w->kernel[d] != 1 || w->stride[d] != 1 || w->pad[d] != 0 || w->in[d] != w->out[d]) return false;
     return true;
+}
+
+static row_taps_fn depthwise_row_taps(void)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx2_fma) return conv_row_taps_avx2;
+#endif
+    return conv_row_taps;
 }
 
 conv_algo conv_f32_choose(const conv_shape *s)
@@ -362,6 +411,7 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
 {
     conv_run r = {.s = s, .t = plan_tasks(s, algo, false), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
     if (algo == CONV_ALGO_DEPTHWISE) {
+        r.row_taps = depthwise_row_taps();
         int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
         parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
         return;

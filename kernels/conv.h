@@ -81,4 +81,13 @@ void conv_transpose_f32(const conv_shape *s, conv_algo algo, const float *x, con
 void conv_transpose_f32_reference(const conv_shape *s, const float *x, const float *w, const float *bias,
                                   float *y);
 
+/* row[i] += sum over t < taps of w[t] * src[i*stride + t*dilation], for i < n: the depthwise convolution's
+ * inner loop (one kernel row over one output row), and its SIMD variants (picked by platform_cpu_features()). */
+void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                   int64_t dilation);
+#if defined(KILN_HAVE_X86_KERNELS)
+void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                        int64_t dilation);
+#endif
+
 #endif

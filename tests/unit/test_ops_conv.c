@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "core/platform/platform.h"
 #include "kernels/conv.h"
 #include "kiln.h"
 #include "ops/conv_geometry.h"
@@ -205,7 +206,33 @@ static void pointwise_transpose_matches_reference(void **state)
     check_random_problems(CONV_ALGO_POINTWISE, true);
 }
 
-/* One large single-task convolution, so the threads split the unfolding and the GEMM inside the task. */
+/* The SIMD row kernels of the depthwise convolution against the plain one, at every stride and length
+ * around the vector widths. */
+static void row_taps_variants_agree(void **state)
+{
+    (void)state;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (!platform_cpu_features()->avx2_fma) skip();
+    for (int trial = 0; trial < 500; trial++) {
+        int64_t n = rand_in(0, 70), stride = rand_in(1, 3), taps = rand_in(1, 5), dilation = rand_in(1, 3);
+        int64_t span = n ? (n - 1) * stride + (taps - 1) * dilation + 1 : 0;
+        /* the exact input span, so that reading past it is an ASan error */
+        float *src = random_floats(span), *w = random_floats(taps), *want = random_floats(n);
+        float *got = malloc((size_t)(n > 0 ? n : 1) * sizeof *got);
+        assert_non_null(got);
+        if (n) memcpy(got, want, (size_t)n * sizeof *got);
+        conv_row_taps(want, src, n, stride, w, taps, dilation);
+        conv_row_taps_avx2(got, src, n, stride, w, taps, dilation);
+        assert_true(max_abs_diff(want, got, n) < 1e-5);
+        free(src), free(w), free(want), free(got);
+    }
+#else
+    skip();
+#endif
+}
+
+/* One large single-task convolution, so the threads split the unfolding and the GEMM inside the task; and
+ * depthwise convolutions with long rows. */
 static void large_task_splits_inside(void **state)
 {
     (void)state;
@@ -219,6 +246,18 @@ static void large_task_splits_inside(void **state)
     parallel_runner runner = pool_runner(pool);
     check_fast_path(&s, CONV_ALGO_IM2COL, false, 2, &runner);
     check_fast_path(&s, CONV_ALGO_IM2COL, true, 2, &runner);
+    /* depthwise on rows long enough for the SIMD row kernels: strides 1 to 3, 3x3 and dilated 5x5 */
+    for (int64_t stride = 1; stride <= 3; stride++)
+        for (int64_t k = 3; k <= 5; k += 2) {
+            conv_shape dw = {.batch = 2, .in_channels = 3, .out_channels = 3, .groups = 3};
+            identity_window(&dw.win);
+            for (int d = 1; d < 3; d++) {
+                dw.win.in[d] = 45 + d, dw.win.kernel[d] = k, dw.win.stride[d] = stride, dw.win.dilation[d] = k == 5 ? 2 : 1;
+                dw.win.pad[d] = k / 2;
+                dw.win.out[d] = (dw.win.in[d] + 2 * dw.win.pad[d] - (k - 1) * dw.win.dilation[d] - 1) / stride + 1;
+            }
+            check_fast_path(&dw, CONV_ALGO_DEPTHWISE, false, 2, &runner);
+        }
     pool_free(pool);
 }
 
@@ -650,6 +689,7 @@ int main(void)
         cmocka_unit_test(depthwise_matches_reference),
         cmocka_unit_test(col2im_matches_reference),
         cmocka_unit_test(pointwise_transpose_matches_reference),
+        cmocka_unit_test(row_taps_variants_agree),
         cmocka_unit_test(large_task_splits_inside),
         cmocka_unit_test(same_padding_puts_the_odd_pixel_where_asked),
         cmocka_unit_test(valid_and_explicit_pads),
