@@ -105,14 +105,10 @@ static void gather_strided(float *dst, const float *src, int64_t n, int64_t stri
     for (int64_t i = 0; i < n; i++) dst[i] = src[i * stride];
 }
 
-/* dst[i * stride] += a * src[i] */
-static void scatter_add_strided(float *dst, const float *src, int64_t n, int64_t stride, float a)
+/* dst[i * stride] += src[i] */
+static void scatter_add_strided(float *dst, const float *src, int64_t n, int64_t stride)
 {
-    if (stride == 1) {
-        for (int64_t i = 0; i < n; i++) dst[i] += a * src[i];
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) dst[i * stride] += a * src[i];
+    for (int64_t i = 0; i < n; i++) dst[i * stride] += src[i];
 }
 
 void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
@@ -167,7 +163,7 @@ static void col2im_row(const conv_window *w, const float *row, const int64_t k[C
             int64_t oh = ih * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
             if (od < 0 || od >= w->out[0] || oh < 0 || oh >= w->out[1] || hi <= lo) continue;
             float *dst = yc + (od * w->out[1] + oh) * w->out[2];
-            scatter_add_strided(dst + lo * w->stride[2] + off_w, row + lo, hi - lo, w->stride[2], 1.0f);
+            scatter_add_strided(dst + lo * w->stride[2] + off_w, row + lo, hi - lo, w->stride[2]);
         }
     }
 }

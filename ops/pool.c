@@ -152,9 +152,9 @@ typedef struct pool_job {
     int64_t *indices; /* MaxPool's optional second output, or NULL */
 } pool_job;
 
-/* Runs the code given for every output position of planes [begin, end) in order, with `x` the plane's input, `e` the
- * output's offset in all planes and td, th, tw its taps along each dim. The tap ranges of a dim are worked
- * out once per position of that dim, not once per output. */
+/* Runs the code given for every output position of planes [begin, end) in order, with `x` the plane's
+ * input, `e` the output's offset in all planes and td, th, tw its taps along each dim. The tap ranges of a
+ * dim are worked out once per position of that dim, not once per output. */
 #define FOR_EACH_WINDOW(T, ...)                                                                              \
     const pool_job *j = arg;                                                                                 \
     const conv_window *w = &j->w;                                                                            \
