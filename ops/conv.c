@@ -1,8 +1,141 @@
 /*
- * conv.c — (operators to be added)
+ * conv.c — Conv and ConvTranspose in float32 over 1 to 3 spatial dims, with groups (depthwise included),
+ * dilations, strides, pads, auto_pad, output_padding and output_shape.
+ *
+ * The operators only describe the problem: input shapes and attributes become a conv_shape (window sizes
+ * from conv_geometry.c), and kernels/conv.c picks the algorithm (im2col + GEMM, a plain GEMM for pointwise
+ * kernels, direct loops for depthwise) and how to spread it over threads. Weights are used where they lie:
+ * ONNX's (M, C/group, k...) layout already is the row-major GEMM operand (and the transposed operand for
+ * ConvTranspose), so nothing is rearranged or copied at load.
  */
+#include "core/platform/platform.h"
+#include "kernels/conv.h"
+#include "ops/conv_geometry.h"
 #include "ops/op.h"
 
+typedef struct conv_params {
+    conv_attrs attrs;
+    int64_t groups;
+} conv_params;
+
+static const kiln_dtype DTYPES_FLOAT32[] = {KILN_FLOAT32, KILN_UNDEFINED};
+
+static kiln_status conv_init_with(op_init_ctx *ctx, unsigned features)
+{
+    conv_params *p = ctx->params;
+    KILN_TRY(op_require_arity(ctx, 2, 3, 1, 1));
+    for (int i = 0; i < ctx->n_inputs; i++)
+        if (op_has_input(ctx, i)) KILN_TRY(op_require_dtype(ctx, i, DTYPES_FLOAT32));
+    KILN_TRY(attr_int(ctx->node, "group", 1, &p->groups));
+    if (p->groups < 1 || p->groups > INT32_MAX)
+        return kiln_fail(KILN_ERR_MALFORMED, "group is %lld, expected a positive count", (long long)p->groups);
+    KILN_TRY(conv_attrs_read(ctx->node, features, &p->attrs));
+    ctx->output_dtypes[0] = KILN_FLOAT32;
+    return KILN_OK;
+}
+
+static kiln_status conv_init(op_init_ctx *ctx) { return conv_init_with(ctx, 0); }
+static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with(ctx, CONV_ATTR_OUTPUT_PADDING); }
+
+static const kiln_tensor *bias_input(const op_ctx *ctx) { return ctx->n_inputs > 2 ? ctx->inputs[2] : NULL; }
+
+/* Channel counts of a forward convolution: w is (M, C/group, k...). */
+static kiln_status forward_channels(const kiln_tensor *w, conv_shape *s)
+{
+    if (w->dims[1] != s->in_channels / s->groups)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights take %lld channels per group, the input has %lld "
+                         "channels in %lld groups", (long long)w->dims[1], (long long)s->in_channels, (long long)s->groups);
+    s->out_channels = w->dims[0];
+    if (s->out_channels % s->groups != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld output channels do not split into %lld groups",
+                         (long long)s->out_channels, (long long)s->groups);
+    return KILN_OK;
+}
+
+/* Channel counts of a transposed convolution: w is (C, M/group, k...). */
+static kiln_status transpose_channels(const kiln_tensor *w, conv_shape *s)
+{
+    if (w->dims[0] != s->in_channels)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights are for %lld input channels, the input has %lld",
+                         (long long)w->dims[0], (long long)s->in_channels);
+    if (w->dims[1] > KILN_MAX_ELEMENTS / s->groups)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "too many output channels");
+    s->out_channels = w->dims[1] * s->groups;
+    return KILN_OK;
+}
+
+/* The convolution the current input shapes describe; shape() and eval() both derive it. */
+static kiln_status describe_conv(const op_ctx *ctx, bool transpose, conv_shape *s, int *spatial)
+{
+    const conv_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = bias_input(ctx);
+    if (x->rank < 3) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has rank %d, expected (N, C, spatial...)", x->rank);
+    if (w->rank != x->rank)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights have rank %d, the input %d", w->rank, x->rank);
+    *spatial = x->rank - 2;
+    s->batch = x->dims[0];
+    s->in_channels = x->dims[1];
+    s->groups = p->groups;
+    if (s->in_channels % s->groups != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld input channels do not split into %lld groups",
+                         (long long)s->in_channels, (long long)s->groups);
+    KILN_TRY(transpose ? transpose_channels(w, s) : forward_channels(w, s));
+    if (b && (b->rank != 1 || b->dims[0] != s->out_channels))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the bias must be 1-D with %lld values", (long long)s->out_channels);
+    if (transpose) return conv_geometry_transpose(&p->attrs, *spatial, x->dims + 2, w->dims + 2, &s->win);
+    return conv_geometry_forward(&p->attrs, *spatial, x->dims + 2, w->dims + 2, &s->win);
+}
+
+/* Threads eval may bring: the runner's when the planner passes one, else one per CPU. Running with more
+ * than planned is safe, the kernels then use fewer threads. */
+static int planned_threads(const op_ctx *ctx)
+{
+    return ctx->parallel ? parallel_threads(ctx->parallel) : platform_cpu_count();
+}
+
+static kiln_status conv_shape_with(op_ctx *ctx, bool transpose)
+{
+    conv_shape s;
+    int spatial = 0;
+    KILN_TRY(describe_conv(ctx, transpose, &s, &spatial));
+    int64_t dims[2 + CONV_SPATIAL], numel;
+    conv_output_dims(&s.win, spatial, s.batch, s.out_channels, dims);
+    KILN_TRY(shape_numel_checked(spatial + 2, dims, &numel));
+    op_set_output_shape(ctx, 0, spatial + 2, dims);
+    if (numel == 0) return KILN_OK;
+    int threads = planned_threads(ctx);
+    ctx->scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(&s, conv_transpose_f32_choose(&s), threads)
+                                   : conv_f32_scratch_bytes(&s, conv_f32_choose(&s), threads);
+    if (ctx->scratch_bytes > KILN_MAX_ELEMENTS)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the convolution needs too much working memory");
+    return KILN_OK;
+}
+
+static kiln_status conv_infer_shape(op_ctx *ctx) { return conv_shape_with(ctx, false); }
+static kiln_status conv_transpose_infer_shape(op_ctx *ctx) { return conv_shape_with(ctx, true); }
+
+static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
+{
+    conv_shape s;
+    int spatial = 0;
+    KILN_TRY(describe_conv(ctx, transpose, &s, &spatial));
+    if (tensor_numel(ctx->outputs[0]) == 0) return KILN_OK;
+    const kiln_tensor *b = bias_input(ctx);
+    const float *x = ctx->inputs[0]->data, *w = ctx->inputs[1]->data, *bias = b ? b->data : NULL;
+    float *y = ctx->outputs[0]->data;
+    if (transpose)
+        conv_transpose_f32(&s, conv_transpose_f32_choose(&s), x, w, bias, y, ctx->scratch, ctx->scratch_bytes,
+                           ctx->parallel);
+    else
+        conv_f32(&s, conv_f32_choose(&s), x, w, bias, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
+    return KILN_OK;
+}
+
+static kiln_status conv_eval(op_ctx *ctx) { return conv_eval_with(ctx, false); }
+static kiln_status conv_transpose_eval(op_ctx *ctx) { return conv_eval_with(ctx, true); }
+
 const op_def ops_conv[] = {
+    {"", "Conv", 1, 18, sizeof(conv_params), conv_init, conv_infer_shape, conv_eval, 0},
+    {"", "ConvTranspose", 1, 18, sizeof(conv_params), conv_transpose_init, conv_transpose_infer_shape, conv_transpose_eval, 0},
     OP_TABLE_END,
 };

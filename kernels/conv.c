@@ -1,0 +1,434 @@
+/*
+ * conv.c — the fast float32 convolutions, all built on gemm_f32 except the depthwise one.
+ *
+ * Forward, per image n and group g (a "task"), with K = C/groups * kernel volume and S = output volume:
+ *   im2col     unfold x[n, g] into col (K x S), then y[n, g] (M/groups x S) = w[g] (M/groups x K) * col
+ *   pointwise  a 1x1, stride-1, unpadded kernel makes x[n, g] itself the K x S operand: no unfolding
+ *   depthwise  groups == C == M: each output channel is one small filter over one input channel; a GEMM
+ *              would have a single row, so direct loops over rows of the output win
+ * Transposed, per task: col (M/groups * kernel volume x input volume) = w[g]^T * x[n, g], then col2im adds
+ * each column back into the output (the adjoint of im2col); pointwise skips col2im. Bias comes after the GEMM.
+ *
+ * Threads: when there are at least as many tasks as threads (batches, grouped convolutions) or each task is
+ * small, workers take whole tasks, each with its own slot of scratch and a single-threaded GEMM. Otherwise
+ * tasks run one after another and the threads split the unfolding and the GEMM inside each. Scratch is
+ * requested for a planned thread count; a run that finds less than its threads would need uses fewer
+ * threads instead of overrunning it.
+ */
+#include "kernels/conv.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/platform/platform.h"
+#include "kernels/gemm.h"
+
+/* Whole-task parallelism is worth its extra scratch up to this much. */
+#define TASK_SCRATCH_LIMIT ((size_t)64 << 20)
+/* Below this many multiply-adds a task is too small to split across threads. */
+#define SMALL_TASK_MACS 4e6
+/* Elements of work a parallel chunk should have at least, so scheduling stays cheap. */
+#define GRAIN_ELEMENTS 32768
+
+/* ---- the GEMM each task performs ---------------------------------------------------------------------- */
+
+typedef struct task_plan {
+    bool transpose;
+    conv_algo algo;
+    int64_t tasks;                  /* batch * groups */
+    int64_t gemm_m, gemm_n, gemm_k; /* one task's GEMM */
+    size_t col_bytes;               /* its unfolded matrix; 0 when the GEMM works on x or y directly */
+} task_plan;
+
+static task_plan plan_tasks(const conv_shape *s, conv_algo algo, bool transpose)
+{
+    const conv_window *w = &s->win;
+    int64_t cg = s->in_channels / s->groups, mg = s->out_channels / s->groups, kvol = conv_volume(w->kernel);
+    task_plan t = {.transpose = transpose, .algo = algo, .tasks = s->batch * s->groups};
+    if (transpose) {
+        t.gemm_m = mg * kvol, t.gemm_n = conv_volume(w->in), t.gemm_k = cg;
+    } else {
+        t.gemm_m = mg, t.gemm_n = conv_volume(w->out), t.gemm_k = cg * kvol;
+    }
+    size_t col_elements = 0;
+    if (algo == CONV_ALGO_IM2COL && !mem_mul_ok((size_t)(transpose ? t.gemm_m : t.gemm_k), (size_t)t.gemm_n, &col_elements))
+        col_elements = SIZE_MAX / sizeof(float);
+    t.col_bytes = algo == CONV_ALGO_IM2COL ? col_elements * sizeof(float) : 0;
+    return t;
+}
+
+/* One worker's scratch: the unfolded matrix, then the GEMM's own buffers. SIZE_MAX when too large. */
+static size_t slot_bytes(const task_plan *t, int gemm_threads)
+{
+    size_t col = mem_align_up(t->col_bytes, KILN_ALIGNMENT);
+    size_t gemm = mem_align_up(gemm_f32_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads), KILN_ALIGNMENT);
+    return col >= SIZE_MAX / 2 || gemm >= SIZE_MAX / 2 ? SIZE_MAX : col + gemm;
+}
+
+/* How many workers take whole tasks, or 1 when tasks run in turn with the threads inside each. */
+static int task_workers(const task_plan *t, int threads, size_t scratch_bytes)
+{
+    if (threads < 2 || t->tasks < 2) return 1;
+    bool small = (double)t->gemm_m * (double)t->gemm_n * (double)t->gemm_k < SMALL_TASK_MACS;
+    if (t->tasks < threads && !small) return 1;
+    int workers = t->tasks < threads ? (int)t->tasks : threads;
+    size_t need;
+    if (!mem_mul_ok(slot_bytes(t, 1), (size_t)workers, &need) || need > scratch_bytes || need > TASK_SCRATCH_LIMIT)
+        return 1;
+    return workers;
+}
+
+static size_t plan_scratch_bytes(const task_plan *t, int threads)
+{
+    if (threads < 1) threads = 1;
+    size_t inside = slot_bytes(t, threads);
+    int workers = task_workers(t, threads, SIZE_MAX);
+    size_t across = workers > 1 ? (size_t)workers * slot_bytes(t, 1) : 0;
+    return inside > across ? inside : across;
+}
+
+/* ---- unfolding and folding --------------------------------------------------------------------------- */
+
+static void zero_floats(float *p, int64_t n)
+{
+    if (n > 0) memset(p, 0, (size_t)n * sizeof *p);
+}
+
+/* dst[i] = src[i * stride] */
+static void gather_strided(float *dst, const float *src, int64_t n, int64_t stride)
+{
+    if (stride == 1) {
+        if (n > 0) memcpy(dst, src, (size_t)n * sizeof *dst);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i * stride];
+}
+
+/* dst[i * stride] += src[i] */
+static void scatter_add_strided(float *dst, const float *src, int64_t n, int64_t stride)
+{
+    for (int64_t i = 0; i < n; i++) dst[i * stride] += src[i];
+}
+
+void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                   int64_t dilation)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float sum = row[i];
+        for (int64_t t = 0; t < taps; t++) sum += w[t] * src[i * stride + t * dilation];
+        row[i] = sum;
+    }
+}
+
+/* Splits a flat kernel tap index into (kd, kh, kw). */
+static void split_tap(const conv_window *w, int64_t tap, int64_t k[CONV_SPATIAL])
+{
+    k[2] = tap % w->kernel[2];
+    k[1] = tap / w->kernel[2] % w->kernel[1];
+    k[0] = tap / (w->kernel[2] * w->kernel[1]);
+}
+
+/* Row (channel c, tap k) of the unfolded matrix: the input value each output position sees through tap k,
+ * zero where that falls into the padding. xc is channel c's volume, row has conv_volume(out) entries. */
+static void im2col_row(const conv_window *w, const float *xc, const int64_t k[CONV_SPATIAL], float *row)
+{
+    int64_t off_w = k[2] * w->dilation[2] - w->pad[2], lo, hi;
+    conv_valid_range(off_w, w->stride[2], w->in[2], w->out[2], &lo, &hi);
+    for (int64_t od = 0; od < w->out[0]; od++) {
+        int64_t id = od * w->stride[0] - w->pad[0] + k[0] * w->dilation[0];
+        for (int64_t oh = 0; oh < w->out[1]; oh++, row += w->out[2]) {
+            int64_t ih = oh * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
+            if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) {
+                zero_floats(row, w->out[2]);
+                continue;
+            }
+            const float *src = xc + (id * w->in[1] + ih) * w->in[2];
+            zero_floats(row, lo);
+            if (hi > lo) gather_strided(row + lo, src + lo * w->stride[2] + off_w, hi - lo, w->stride[2]);
+            zero_floats(row + hi, w->out[2] - hi);
+        }
+    }
+}
+
+/* Adds row (output channel plane, tap k) of the transposed convolution's col matrix into the output plane:
+ * input position i lands on output position i*stride - pad + k*dilation. */
+static void col2im_row(const conv_window *w, const float *row, const int64_t k[CONV_SPATIAL], float *yc)
+{
+    int64_t off_w = k[2] * w->dilation[2] - w->pad[2], lo, hi;
+    conv_valid_range(off_w, w->stride[2], w->out[2], w->in[2], &lo, &hi);
+    for (int64_t id = 0; id < w->in[0]; id++) {
+        int64_t od = id * w->stride[0] - w->pad[0] + k[0] * w->dilation[0];
+        for (int64_t ih = 0; ih < w->in[1]; ih++, row += w->in[2]) {
+            int64_t oh = ih * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
+            if (od < 0 || od >= w->out[0] || oh < 0 || oh >= w->out[1] || hi <= lo) continue;
+            float *dst = yc + (od * w->out[1] + oh) * w->out[2];
+            scatter_add_strided(dst + lo * w->stride[2] + off_w, row + lo, hi - lo, w->stride[2]);
+        }
+    }
+}
+
+/* ---- one task ---------------------------------------------------------------------------------------- */
+
+typedef void (*row_taps_fn)(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                            int64_t dilation);
+
+typedef struct conv_run {
+    const conv_shape *s;
+    row_taps_fn row_taps; /* depthwise only */
+    task_plan t;
+    const float *x, *w, *bias;
+    float *y;
+    char *scratch;
+    size_t slot_bytes;
+    int workers;
+} conv_run;
+
+/* What the parallel loops inside one task share. */
+typedef struct task_slice {
+    const conv_run *r;
+    const float *x;    /* this task's input channels */
+    float *col;        /* this task's unfolded matrix */
+    float *y;          /* this task's output channels */
+    const float *bias; /* this task's bias entries, or NULL */
+} task_slice;
+
+static void im2col_rows(void *arg, int64_t begin, int64_t end)
+{
+    const task_slice *ts = arg;
+    const conv_window *w = &ts->r->s->win;
+    int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
+    for (int64_t r = begin; r < end; r++) {
+        int64_t k[CONV_SPATIAL];
+        split_tap(w, r % kvol, k);
+        im2col_row(w, ts->x + r / kvol * in_vol, k, ts->col + r * out_vol);
+    }
+}
+
+/* Output channels [begin, end) of a transposed task: bias, then every tap's row of col folded in. */
+static void col2im_channels(void *arg, int64_t begin, int64_t end)
+{
+    const task_slice *ts = arg;
+    const conv_window *w = &ts->r->s->win;
+    int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
+    for (int64_t m = begin; m < end; m++) {
+        float *yc = ts->y + m * out_vol, b = ts->bias ? ts->bias[m] : 0.0f;
+        for (int64_t i = 0; i < out_vol; i++) yc[i] = b;
+        for (int64_t tap = 0; tap < kvol; tap++) {
+            int64_t k[CONV_SPATIAL];
+            split_tap(w, tap, k);
+            col2im_row(w, ts->col + (m * kvol + tap) * in_vol, k, yc);
+        }
+    }
+}
+
+static void bias_channels(void *arg, int64_t begin, int64_t end)
+{
+    const task_slice *ts = arg;
+    int64_t plane = ts->r->t.transpose ? conv_volume(ts->r->s->win.out) : ts->r->t.gemm_n;
+    for (int64_t m = begin; m < end; m++) {
+        float *yc = ts->y + m * plane, b = ts->bias[m];
+        for (int64_t i = 0; i < plane; i++) yc[i] += b;
+    }
+}
+
+static int64_t grain_for(int64_t elements_per_item)
+{
+    return elements_per_item >= GRAIN_ELEMENTS ? 1 : GRAIN_ELEMENTS / (elements_per_item > 0 ? elements_per_item : 1);
+}
+
+/* Task `task` = (image, group), using one slot of scratch; `parallel` splits its inner loops (NULL: serial). */
+static void run_task(const conv_run *r, int64_t task, char *slot, const parallel_runner *parallel)
+{
+    const conv_shape *s = r->s;
+    const task_plan *t = &r->t;
+    int64_t n = task / s->groups, g = task % s->groups;
+    int64_t cg = s->in_channels / s->groups, mg = s->out_channels / s->groups;
+    int64_t in_vol = conv_volume(s->win.in), out_vol = conv_volume(s->win.out);
+    task_slice ts = {r, r->x + (n * s->in_channels + g * cg) * in_vol, (float *)slot,
+                     r->y + (n * s->out_channels + g * mg) * out_vol, r->bias ? r->bias + g * mg : NULL};
+    void *gemm_scratch = slot ? slot + mem_align_up(t->col_bytes, KILN_ALIGNMENT) : NULL;
+    gemm_args ga = {.M = t->gemm_m, .N = t->gemm_n, .K = t->gemm_k, .alpha = 1.0f, .beta = 0.0f};
+    if (t->transpose) {
+        /* w[g] is (C/groups, M/groups * kernel volume): the transpose of what the GEMM multiplies by */
+        ga.trans_a = true, ga.A = r->w + g * cg * t->gemm_m, ga.lda = t->gemm_m;
+        ga.B = ts.x, ga.ldb = in_vol;
+        ga.C = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.y, ga.ldc = in_vol;
+    } else {
+        if (t->algo == CONV_ALGO_IM2COL)
+            parallel_for(parallel, t->gemm_k, grain_for(out_vol), im2col_rows, &ts);
+        ga.A = r->w + g * mg * t->gemm_k, ga.lda = t->gemm_k;
+        ga.B = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.x, ga.ldb = out_vol;
+        ga.C = ts.y, ga.ldc = out_vol;
+    }
+    gemm_f32(&ga, gemm_scratch, parallel);
+    if (t->transpose && t->algo == CONV_ALGO_IM2COL)
+        parallel_for(parallel, mg, grain_for(out_vol * conv_volume(s->win.kernel)), col2im_channels, &ts);
+    else if (ts.bias)
+        parallel_for(parallel, mg, grain_for(out_vol), bias_channels, &ts);
+}
+
+/* Worker w takes tasks [w*tasks/workers, (w+1)*tasks/workers) with slot w. */
+static void task_worker(void *arg, int64_t begin, int64_t end)
+{
+    const conv_run *r = arg;
+    for (int64_t w = begin; w < end; w++) {
+        int64_t first = w * r->t.tasks / r->workers, last = (w + 1) * r->t.tasks / r->workers;
+        char *slot = r->scratch ? r->scratch + (size_t)w * r->slot_bytes : NULL;
+        for (int64_t task = first; task < last; task++) run_task(r, task, slot, NULL);
+    }
+}
+
+static void run_tasks(conv_run *r, size_t scratch_bytes, const parallel_runner *parallel)
+{
+    int threads = parallel_threads(parallel);
+    r->workers = task_workers(&r->t, threads, scratch_bytes);
+    if (r->workers > 1) {
+        r->slot_bytes = slot_bytes(&r->t, 1);
+        parallel_for(parallel, r->workers, 1, task_worker, r);
+        return;
+    }
+    int inner = threads;
+    while (inner > 1 && slot_bytes(&r->t, inner) > scratch_bytes) inner--;
+    parallel_runner capped = parallel ? *parallel : (parallel_runner){0};
+    capped.threads = inner;
+    for (int64_t task = 0; task < r->t.tasks; task++) run_task(r, task, r->scratch, inner > 1 ? &capped : NULL);
+}
+
+/* ---- depthwise ---------------------------------------------------------------------------------------- */
+
+/* The outputs along a row that every tap of a kernel row reaches inside the input: [first, last). */
+typedef struct row_reach {
+    int64_t first, last;
+} row_reach;
+
+static row_reach kernel_row_reach(const conv_window *w)
+{
+    row_reach r = {0, w->out[2]};
+    for (int64_t kw = 0; kw < w->kernel[2]; kw++) {
+        int64_t lo, hi;
+        conv_valid_range(kw * w->dilation[2] - w->pad[2], w->stride[2], w->in[2], w->out[2], &lo, &hi);
+        if (lo > r.first) r.first = lo;
+        if (hi < r.last) r.last = hi;
+    }
+    if (r.last < r.first) r.last = r.first;
+    return r;
+}
+
+/* Output i of a row near its edges, where some taps fall into the padding. */
+static void add_edge_output(const conv_window *w, const float *src, const float *taps, float *row, int64_t i)
+{
+    float sum = 0.0f;
+    for (int64_t kw = 0; kw < w->kernel[2]; kw++) {
+        int64_t pos = i * w->stride[2] + kw * w->dilation[2] - w->pad[2];
+        if (pos >= 0 && pos < w->in[2]) sum += taps[kw] * src[pos];
+    }
+    row[i] += sum;
+}
+
+/* Adds one kernel row (taps[0..kW)) applied to input row src into output row `row`: the interior in one
+ * pass of row_taps, the few outputs near the edges one by one. */
+static void add_kernel_row(const conv_window *w, row_taps_fn row_taps, const row_reach *reach, const float *src,
+                           const float *taps, float *row)
+{
+    if (reach->last > reach->first)
+        row_taps(row + reach->first, src + reach->first * w->stride[2] - w->pad[2], reach->last - reach->first,
+                 w->stride[2], taps, w->kernel[2], w->dilation[2]);
+    for (int64_t i = 0; i < reach->first; i++) add_edge_output(w, src, taps, row, i);
+    for (int64_t i = reach->last; i < w->out[2]; i++) add_edge_output(w, src, taps, row, i);
+}
+
+/* One channel: y = bias + the sum over kernel rows (kd, kh) of that row applied to the shifted input. Kernel
+ * rows are the outer loop so that their clipping to the input is worked out once per plane. */
+static void depthwise_plane(const conv_window *w, row_taps_fn row_taps, const float *x, const float *kernel,
+                            float bias, float *y)
+{
+    int64_t out_vol = conv_volume(w->out);
+    for (int64_t i = 0; i < out_vol; i++) y[i] = bias;
+    row_reach reach = kernel_row_reach(w);
+    for (int64_t kd = 0; kd < w->kernel[0]; kd++)
+        for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
+            int64_t off_d = kd * w->dilation[0] - w->pad[0], off_h = kh * w->dilation[1] - w->pad[1], lo_d, hi_d, lo_h, hi_h;
+            conv_valid_range(off_d, w->stride[0], w->in[0], w->out[0], &lo_d, &hi_d);
+            conv_valid_range(off_h, w->stride[1], w->in[1], w->out[1], &lo_h, &hi_h);
+            const float *taps = kernel + (kd * w->kernel[1] + kh) * w->kernel[2];
+            for (int64_t od = lo_d; od < hi_d; od++)
+                for (int64_t oh = lo_h; oh < hi_h; oh++) {
+                    const float *src = x + ((od * w->stride[0] + off_d) * w->in[1] + oh * w->stride[1] + off_h) * w->in[2];
+                    add_kernel_row(w, row_taps, &reach, src, taps, y + (od * w->out[1] + oh) * w->out[2]);
+                }
+        }
+}
+
+static void depthwise_planes(void *arg, int64_t begin, int64_t end)
+{
+    const conv_run *r = arg;
+    const conv_window *w = &r->s->win;
+    int64_t channels = r->s->in_channels, in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
+    for (int64_t p = begin; p < end; p++) {
+        int64_t c = p % channels;
+        depthwise_plane(w, r->row_taps, r->x + p * in_vol, r->w + c * conv_volume(w->kernel), r->bias ? r->bias[c] : 0.0f,
+                        r->y + p * out_vol);
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------------------------------ */
+
+static bool is_pointwise(const conv_window *w)
+{
+    for (int d = 0; d < CONV_SPATIAL; d++)
+        if (w->kernel[d] != 1 || w->stride[d] != 1 || w->pad[d] != 0 || w->in[d] != w->out[d]) return false;
+    return true;
+}
+
+static row_taps_fn depthwise_row_taps(void)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx2_fma) return conv_row_taps_avx2;
+#endif
+    return conv_row_taps;
+}
+
+conv_algo conv_f32_choose(const conv_shape *s)
+{
+    if (s->groups == s->in_channels && s->groups == s->out_channels) return CONV_ALGO_DEPTHWISE;
+    return is_pointwise(&s->win) ? CONV_ALGO_POINTWISE : CONV_ALGO_IM2COL;
+}
+
+size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads)
+{
+    if (algo == CONV_ALGO_DEPTHWISE) return 0;
+    task_plan t = plan_tasks(s, algo, false);
+    return plan_scratch_bytes(&t, threads);
+}
+
+void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias, float *y,
+              void *scratch, size_t scratch_bytes, const parallel_runner *parallel)
+{
+    conv_run r = {.s = s, .t = plan_tasks(s, algo, false), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
+    if (algo == CONV_ALGO_DEPTHWISE) {
+        r.row_taps = depthwise_row_taps();
+        int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
+        parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
+        return;
+    }
+    run_tasks(&r, scratch_bytes, parallel);
+}
+
+conv_algo conv_transpose_f32_choose(const conv_shape *s)
+{
+    return is_pointwise(&s->win) ? CONV_ALGO_POINTWISE : CONV_ALGO_IM2COL;
+}
+
+size_t conv_transpose_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads)
+{
+    task_plan t = plan_tasks(s, algo, true);
+    return plan_scratch_bytes(&t, threads);
+}
+
+void conv_transpose_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias,
+                        float *y, void *scratch, size_t scratch_bytes, const parallel_runner *parallel)
+{
+    conv_run r = {.s = s, .t = plan_tasks(s, algo, true), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
+    run_tasks(&r, scratch_bytes, parallel);
+}

@@ -1,0 +1,93 @@
+/*
+ * conv.h — float32 convolution (forward and transposed), and the window geometry it shares with pooling.
+ *
+ * Every spatial rank is handled as 3-D: a 2-D input is 1xHxW and a 1-D one 1x1xW, with kernel 1, stride 1,
+ * dilation 1 and no padding in the added dims. One code path per algorithm then serves 1-D, 2-D and 3-D.
+ *
+ * Layouts are ONNX's: x is (N, C, D, H, W); forward weights are (M, C/groups, kD, kH, kW); transposed
+ * weights are (C, M/groups, kD, kH, kW); bias is (M); y is (N, M, oD, oH, oW).
+ *
+ * conv_f32_reference and conv_transpose_f32_reference (conv_ref.c) are direct loops over every output
+ * element; they are the oracle the fast paths in conv.c are tested against.
+ */
+#ifndef KILN_KERNELS_CONV_H
+#define KILN_KERNELS_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/parallel.h"
+
+#define CONV_SPATIAL 3
+
+/* Where a sliding window reads: output position o of dim d covers input positions
+ * o*stride[d] - pad[d] + k*dilation[d] for taps k in [0, kernel[d]). For a transposed convolution the roles
+ * of `in` and `out` are those of the forward convolution it inverts read backwards: input position i adds
+ * to output positions i*stride - pad + k*dilation. `pad` is the padding before the data; it is negative when
+ * a transposed convolution's output_shape asks for more than the natural output. */
+typedef struct conv_window {
+    int64_t in[CONV_SPATIAL], out[CONV_SPATIAL];
+    int64_t kernel[CONV_SPATIAL], stride[CONV_SPATIAL], dilation[CONV_SPATIAL], pad[CONV_SPATIAL];
+    int64_t pad_end[CONV_SPATIAL]; /* padding after the data: only AveragePool's count_include_pad reads it */
+} conv_window;
+
+typedef struct conv_shape {
+    int64_t batch, in_channels, out_channels, groups;
+    conv_window win;
+} conv_shape;
+
+typedef enum conv_algo {
+    CONV_ALGO_IM2COL,    /* general: unfold the input (or fold the output back), one GEMM per image and group */
+    CONV_ALGO_POINTWISE, /* 1x1 kernel, stride 1, no padding: the input already is the GEMM operand */
+    CONV_ALGO_DEPTHWISE, /* one 1-channel filter per channel (forward only): direct loops, as a GEMM would
+                          * have a single row */
+} conv_algo;
+
+/* The indices i in [0, count) for which offset + i*step lies in [0, limit) form the range [*begin, *end)
+ * (step > 0). It answers both "which outputs does tap k reach" and "which taps of output o are inside the
+ * input", the clipping question every window loop asks. */
+static inline void conv_valid_range(int64_t offset, int64_t step, int64_t limit, int64_t count, int64_t *begin,
+                                    int64_t *end)
+{
+    /* ceil(a / step) for any sign of a */
+    int64_t lo = offset >= 0 ? 0 : (-offset + step - 1) / step;
+    int64_t span = limit - offset;
+    int64_t hi = span <= 0 ? 0 : (span + step - 1) / step;
+    if (hi > count) hi = count;
+    if (lo > hi) lo = hi;
+    *begin = lo;
+    *end = hi;
+}
+
+/* Elements in a 3-D spatial block (dims is one of conv_window's arrays). */
+static inline int64_t conv_volume(const int64_t *dims) { return dims[0] * dims[1] * dims[2]; }
+
+/* The algorithm conv_f32 uses for this shape. */
+conv_algo conv_f32_choose(const conv_shape *s);
+/* Scratch conv_f32 needs with `algo` to use up to `threads` threads. With less, it uses fewer threads. */
+size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads);
+/* y = conv(x, w) + bias (bias may be NULL). `algo` must be conv_f32_choose's answer or CONV_ALGO_IM2COL
+ * (always valid). scratch is 64-byte aligned. */
+void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias, float *y,
+              void *scratch, size_t scratch_bytes, const parallel_runner *parallel);
+void conv_f32_reference(const conv_shape *s, const float *x, const float *w, const float *bias, float *y);
+
+/* The same for the transposed convolution (CONV_ALGO_IM2COL: GEMM then col2im; CONV_ALGO_POINTWISE when
+ * the kernel is 1x1, stride 1, no padding and the output has the input's size). */
+conv_algo conv_transpose_f32_choose(const conv_shape *s);
+size_t conv_transpose_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads);
+void conv_transpose_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias,
+                        float *y, void *scratch, size_t scratch_bytes, const parallel_runner *parallel);
+void conv_transpose_f32_reference(const conv_shape *s, const float *x, const float *w, const float *bias,
+                                  float *y);
+
+/* row[i] += sum over t < taps of w[t] * src[i*stride + t*dilation], for i < n: the depthwise convolution's
+ * inner loop (one kernel row over one output row), and its SIMD variants (picked by platform_cpu_features()). */
+void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                   int64_t dilation);
+#if defined(KILN_HAVE_X86_KERNELS)
+void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
+                        int64_t dilation);
+#endif
+
+#endif

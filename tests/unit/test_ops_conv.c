@@ -1,0 +1,708 @@
+/*
+ * test_ops_conv.c — convolution and pooling.
+ *
+ * The fast convolution paths (im2col + GEMM, pointwise GEMM, direct depthwise, GEMM + col2im) are compared
+ * with the direct-loop references on random shapes with pads, strides, dilations and groups, serially and on
+ * a thread pool, with scratch sized for fewer threads than the pool has. The window geometry is checked on
+ * cases worked out by hand; the operators are run end to end through small in-memory models, including bad
+ * attributes (refused at load), bad shapes (refused at plan) and empty batches.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/platform/platform.h"
+#include "kernels/conv.h"
+#include "kiln.h"
+#include "ops/conv_geometry.h"
+#include "runtime/pool.h"
+#include "testlib.h"
+
+/* ---- random problems --------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static int64_t rand_in(int64_t lo, int64_t hi)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return lo + (int64_t)(rng_state % (uint64_t)(hi - lo + 1));
+}
+
+static float *random_floats(int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)rand_in(-1000, 1000) / 1000.0f;
+    return p;
+}
+
+static void identity_window(conv_window *w)
+{
+    for (int d = 0; d < CONV_SPATIAL; d++) {
+        w->in[d] = w->out[d] = w->kernel[d] = w->stride[d] = w->dilation[d] = 1;
+        w->pad[d] = w->pad_end[d] = 0;
+    }
+}
+
+/* A random forward window over 1 to 3 spatial dims; pointwise keeps it 1x1, stride 1, unpadded. */
+static void random_forward_window(conv_window *w, bool pointwise)
+{
+    identity_window(w);
+    int spatial = (int)rand_in(1, 3);
+    for (int d = CONV_SPATIAL - spatial; d < CONV_SPATIAL; d++) {
+        w->in[d] = rand_in(1, spatial == 3 ? 5 : 9);
+        if (pointwise) {
+            w->out[d] = w->in[d];
+            continue;
+        }
+        w->kernel[d] = rand_in(1, 3);
+        w->stride[d] = rand_in(1, 3);
+        w->dilation[d] = rand_in(1, 2);
+        w->pad[d] = rand_in(0, 2);
+        w->pad_end[d] = rand_in(0, 2);
+        int64_t extent = (w->kernel[d] - 1) * w->dilation[d] + 1;
+        if (w->in[d] + w->pad[d] + w->pad_end[d] < extent) w->in[d] = extent;
+        w->out[d] = (w->in[d] + w->pad[d] + w->pad_end[d] - extent) / w->stride[d] + 1;
+    }
+}
+
+/* A random transposed window; the start padding may be negative (an output_shape past the natural size). */
+static void random_transpose_window(conv_window *w, bool pointwise)
+{
+    identity_window(w);
+    int spatial = (int)rand_in(1, 3);
+    for (int d = CONV_SPATIAL - spatial; d < CONV_SPATIAL; d++) {
+        w->in[d] = rand_in(1, spatial == 3 ? 4 : 7);
+        if (pointwise) {
+            w->out[d] = w->in[d];
+            continue;
+        }
+        w->kernel[d] = rand_in(1, 3);
+        w->stride[d] = rand_in(1, 3);
+        w->dilation[d] = rand_in(1, 2);
+        w->pad[d] = rand_in(-1, 2);
+        int64_t natural = w->stride[d] * (w->in[d] - 1) + rand_in(0, w->stride[d] - 1) + (w->kernel[d] - 1) * w->dilation[d] + 1;
+        w->out[d] = natural - w->pad[d] - rand_in(0, 1);
+        if (w->out[d] < 1) w->out[d] = 1;
+    }
+}
+
+static conv_shape random_shape(conv_algo algo, bool transpose)
+{
+    conv_shape s;
+    s.batch = rand_in(0, 2);
+    s.groups = rand_in(1, 3);
+    if (algo == CONV_ALGO_DEPTHWISE) {
+        s.in_channels = s.out_channels = s.groups = rand_in(1, 6);
+    } else {
+        s.in_channels = s.groups * rand_in(1, 3);
+        s.out_channels = s.groups * rand_in(1, 3);
+        /* one channel in and out per group would be depthwise, which conv_f32_choose prefers */
+        if (s.in_channels == s.groups && s.out_channels == s.groups) s.out_channels *= 2;
+    }
+    if (transpose) random_transpose_window(&s.win, algo == CONV_ALGO_POINTWISE);
+    else random_forward_window(&s.win, algo == CONV_ALGO_POINTWISE);
+    return s;
+}
+
+/* ---- fast paths against the references --------------------------------------------------------------- */
+
+typedef struct sizes {
+    int64_t x, w, y;
+} sizes;
+
+static sizes problem_sizes(const conv_shape *s, bool transpose)
+{
+    int64_t kvol = conv_volume(s->win.kernel);
+    int64_t w = transpose ? s->in_channels * (s->out_channels / s->groups) * kvol
+                          : s->out_channels * (s->in_channels / s->groups) * kvol;
+    return (sizes){s->batch * s->in_channels * conv_volume(s->win.in), w,
+                   s->batch * s->out_channels * conv_volume(s->win.out)};
+}
+
+/* Runs the fast path with scratch sized for `planned` threads on `runner` and compares with the reference. */
+static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose, int planned, const parallel_runner *runner)
+{
+    sizes n = problem_sizes(s, transpose);
+    float *x = random_floats(n.x), *w = random_floats(n.w), *bias = random_floats(s->out_channels);
+    float *want = random_floats(n.y), *got = random_floats(n.y);
+    bool with_bias = rand_in(0, 1) == 1;
+    size_t scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(s, algo, planned)
+                                     : conv_f32_scratch_bytes(s, algo, planned);
+    void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
+    assert_non_null(scratch);
+    if (transpose) {
+        conv_transpose_f32_reference(s, x, w, with_bias ? bias : NULL, want);
+        conv_transpose_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
+    } else {
+        conv_f32_reference(s, x, w, with_bias ? bias : NULL, want);
+        conv_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
+    }
+    double diff = max_abs_diff(want, got, n.y);
+    if (diff > 1e-3)
+        fail_msg("algo %d transpose %d: N=%lld C=%lld M=%lld g=%lld in=%lldx%lldx%lld out=%lldx%lldx%lld differs by %g",
+                 (int)algo, (int)transpose, (long long)s->batch, (long long)s->in_channels, (long long)s->out_channels,
+                 (long long)s->groups, (long long)s->win.in[0], (long long)s->win.in[1], (long long)s->win.in[2],
+                 (long long)s->win.out[0], (long long)s->win.out[1], (long long)s->win.out[2], diff);
+    free(scratch);
+    free(x), free(w), free(bias), free(want), free(got);
+}
+
+/* Every (algorithm, direction) on random shapes: serially, and on three threads with scratch planned for one
+ * thread (the kernels must use fewer threads) and for three. */
+static void check_random_problems(conv_algo algo, bool transpose)
+{
+    thread_pool *pool;
+    assert_int_equal(pool_create(3, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    for (int trial = 0; trial < 150; trial++) {
+        conv_shape s = random_shape(algo, transpose);
+        if (algo != CONV_ALGO_IM2COL)
+            assert_int_equal(transpose ? conv_transpose_f32_choose(&s) : conv_f32_choose(&s), algo);
+        check_fast_path(&s, algo, transpose, 1, NULL);
+        check_fast_path(&s, algo, transpose, 1, &runner);
+        check_fast_path(&s, algo, transpose, 3, &runner);
+    }
+    pool_free(pool);
+}
+
+static void im2col_matches_reference(void **state)
+{
+    (void)state;
+    check_random_problems(CONV_ALGO_IM2COL, false);
+}
+
+static void pointwise_matches_reference(void **state)
+{
+    (void)state;
+    check_random_problems(CONV_ALGO_POINTWISE, false);
+}
+
+static void depthwise_matches_reference(void **state)
+{
+    (void)state;
+    check_random_problems(CONV_ALGO_DEPTHWISE, false);
+}
+
+static void col2im_matches_reference(void **state)
+{
+    (void)state;
+    check_random_problems(CONV_ALGO_IM2COL, true);
+}
+
+static void pointwise_transpose_matches_reference(void **state)
+{
+    (void)state;
+    check_random_problems(CONV_ALGO_POINTWISE, true);
+}
+
+/* The SIMD row kernels of the depthwise convolution against the plain one, at every stride and length
+ * around the vector widths. */
+static void row_taps_variants_agree(void **state)
+{
+    (void)state;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (!platform_cpu_features()->avx2_fma) skip();
+    for (int trial = 0; trial < 500; trial++) {
+        int64_t n = rand_in(0, 70), stride = rand_in(1, 3), taps = rand_in(1, 5), dilation = rand_in(1, 3);
+        int64_t span = n ? (n - 1) * stride + (taps - 1) * dilation + 1 : 0;
+        /* the exact input span, so that reading past it is an ASan error */
+        float *src = random_floats(span), *w = random_floats(taps), *want = random_floats(n);
+        float *got = malloc((size_t)(n > 0 ? n : 1) * sizeof *got);
+        assert_non_null(got);
+        if (n) memcpy(got, want, (size_t)n * sizeof *got);
+        conv_row_taps(want, src, n, stride, w, taps, dilation);
+        conv_row_taps_avx2(got, src, n, stride, w, taps, dilation);
+        assert_true(max_abs_diff(want, got, n) < 1e-5);
+        free(src), free(w), free(want), free(got);
+    }
+#else
+    skip();
+#endif
+}
+
+/* One large single-task convolution, so the threads split the unfolding and the GEMM inside the task; and
+ * depthwise convolutions with long rows. */
+static void large_task_splits_inside(void **state)
+{
+    (void)state;
+    conv_shape s = {.batch = 1, .in_channels = 16, .out_channels = 32, .groups = 1};
+    identity_window(&s.win);
+    for (int d = 1; d < 3; d++) {
+        s.win.in[d] = 40, s.win.kernel[d] = 3, s.win.pad[d] = 1, s.win.pad_end[d] = 1, s.win.out[d] = 40;
+    }
+    thread_pool *pool;
+    assert_int_equal(pool_create(2, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    check_fast_path(&s, CONV_ALGO_IM2COL, false, 2, &runner);
+    check_fast_path(&s, CONV_ALGO_IM2COL, true, 2, &runner);
+    /* depthwise on rows long enough for the SIMD row kernels: strides 1 to 3, 3x3 and dilated 5x5 */
+    for (int64_t stride = 1; stride <= 3; stride++)
+        for (int64_t k = 3; k <= 5; k += 2) {
+            conv_shape dw = {.batch = 2, .in_channels = 3, .out_channels = 3, .groups = 3};
+            identity_window(&dw.win);
+            for (int d = 1; d < 3; d++) {
+                dw.win.in[d] = 45 + d, dw.win.kernel[d] = k, dw.win.stride[d] = stride, dw.win.dilation[d] = k == 5 ? 2 : 1;
+                dw.win.pad[d] = k / 2;
+                dw.win.out[d] = (dw.win.in[d] + 2 * dw.win.pad[d] - (k - 1) * dw.win.dilation[d] - 1) / stride + 1;
+            }
+            check_fast_path(&dw, CONV_ALGO_DEPTHWISE, false, 2, &runner);
+        }
+    pool_free(pool);
+}
+
+/* ---- geometry ---------------------------------------------------------------------------------------- */
+
+static conv_attrs attrs_2d(conv_auto_pad auto_pad, int64_t stride, int64_t dilation)
+{
+    conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.auto_pad = auto_pad;
+    a.n_strides = a.n_dilations = 2;
+    a.strides[0] = a.strides[1] = stride;
+    a.dilations[0] = a.dilations[1] = dilation;
+    return a;
+}
+
+static void same_padding_puts_the_odd_pixel_where_asked(void **state)
+{
+    (void)state;
+    int64_t in[2] = {7, 8}, kernel[2] = {3, 3};
+    conv_window w;
+    /* 7 with stride 2: 4 outputs, total padding 3*2 + 3 - 7 = 2; 8: 4 outputs, total 1 */
+    conv_attrs upper = attrs_2d(CONV_AUTO_PAD_SAME_UPPER, 2, 1);
+    assert_int_equal(conv_geometry_forward(&upper, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 4), assert_int_equal(w.out[2], 4);
+    assert_int_equal(w.pad[1], 1), assert_int_equal(w.pad[2], 0), assert_int_equal(w.pad_end[2], 1);
+    conv_attrs lower = attrs_2d(CONV_AUTO_PAD_SAME_LOWER, 2, 1);
+    assert_int_equal(conv_geometry_forward(&lower, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.pad[1], 1), assert_int_equal(w.pad[2], 1), assert_int_equal(w.pad_end[2], 0);
+    /* the leading dim of the 3-D form is the identity */
+    assert_int_equal(w.in[0], 1), assert_int_equal(w.out[0], 1), assert_int_equal(w.kernel[0], 1);
+}
+
+static void valid_and_explicit_pads(void **state)
+{
+    (void)state;
+    int64_t in[2] = {10, 5}, kernel[2] = {3, 2};
+    conv_window w;
+    conv_attrs valid = attrs_2d(CONV_AUTO_PAD_VALID, 3, 2);
+    /* extents 5 and 3: (10-5)/3+1 = 2, (5-3)/3+1 = 1 */
+    assert_int_equal(conv_geometry_forward(&valid, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 2), assert_int_equal(w.out[2], 1);
+    conv_attrs pads = attrs_2d(CONV_AUTO_PAD_NOTSET, 1, 1);
+    pads.n_pads = 4;
+    pads.pads[0] = 1, pads.pads[1] = 0, pads.pads[2] = 2, pads.pads[3] = 1;
+    assert_int_equal(conv_geometry_forward(&pads, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 11), assert_int_equal(w.out[2], 5);
+    assert_int_equal(w.pad[1], 1), assert_int_equal(w.pad_end[1], 2);
+}
+
+/* Output size of a 1-D window over `in` with kernel k, stride 2, pads (begin, end), in ceil_mode. */
+static int64_t ceil_mode_outputs(int64_t in, int64_t k, int64_t begin, int64_t end)
+{
+    conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.ceil_mode = true;
+    a.n_strides = 1, a.strides[0] = 2;
+    a.n_pads = 2, a.pads[0] = begin, a.pads[1] = end;
+    conv_window w;
+    assert_int_equal(conv_geometry_forward(&a, 1, &in, &k, &w), KILN_OK);
+    return w.out[2];
+}
+
+static void ceil_mode_never_starts_a_window_in_the_end_padding(void **state)
+{
+    (void)state;
+    /* span 4-3 = 1 rounds up: a second window, starting at 2 */
+    assert_int_equal(ceil_mode_outputs(4, 3, 0, 0), 2);
+    /* span 5-2 = 3: a third window starting at 4 still overlaps the input */
+    assert_int_equal(ceil_mode_outputs(5, 2, 0, 0), 3);
+    /* span 4+1-2 = 3: a third window would start at 4, in the end padding: refused */
+    assert_int_equal(ceil_mode_outputs(4, 2, 0, 1), 2);
+    /* span 4+2-2 = 4 divides exactly: plain floor arithmetic, 3 windows */
+    assert_int_equal(ceil_mode_outputs(4, 2, 0, 2), 3);
+}
+
+static void transpose_output_shape_and_same(void **state)
+{
+    (void)state;
+    int64_t in[2] = {3, 3}, kernel[2] = {3, 3};
+    conv_window w;
+    /* strides (3, 2): natural sizes 9 and 7; output_shape (10, 8) extends the end by one */
+    conv_attrs a = attrs_2d(CONV_AUTO_PAD_NOTSET, 1, 1);
+    a.strides[0] = 3, a.strides[1] = 2;
+    a.n_output_shape = 2, a.output_shape[0] = 10, a.output_shape[1] = 8;
+    assert_int_equal(conv_geometry_transpose(&a, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 10), assert_int_equal(w.out[2], 8);
+    assert_int_equal(w.pad[1], 0), assert_int_equal(w.pad[2], 0);
+    /* SAME_UPPER, stride 2: output 6 of a natural 7, the extra row is cut at the end */
+    conv_attrs same = attrs_2d(CONV_AUTO_PAD_SAME_UPPER, 2, 1);
+    assert_int_equal(conv_geometry_transpose(&same, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 6), assert_int_equal(w.pad[1], 0);
+    same.auto_pad = CONV_AUTO_PAD_SAME_LOWER;
+    assert_int_equal(conv_geometry_transpose(&same, 2, in, kernel, &w), KILN_OK);
+    assert_int_equal(w.out[1], 6), assert_int_equal(w.pad[1], 1);
+    /* pads larger than the output */
+    conv_attrs pads = attrs_2d(CONV_AUTO_PAD_NOTSET, 1, 1);
+    pads.n_pads = 4;
+    pads.pads[0] = pads.pads[2] = 3;
+    assert_int_equal(conv_geometry_transpose(&pads, 2, in, kernel, &w), KILN_ERR_INVALID_ARGUMENT);
+}
+
+static void geometry_rejects_mismatches(void **state)
+{
+    (void)state;
+    int64_t in[3] = {5, 5, 5}, kernel[3] = {3, 3, 3}, big[3] = {9, 9, 9};
+    conv_window w;
+    conv_attrs a = attrs_2d(CONV_AUTO_PAD_NOTSET, 1, 1);
+    /* 2-D attributes for a 3-D input */
+    assert_int_equal(conv_geometry_forward(&a, 3, in, kernel, &w), KILN_ERR_INVALID_ARGUMENT);
+    /* a window larger than the input */
+    assert_int_equal(conv_geometry_forward(&a, 2, in, big, &w), KILN_ERR_INVALID_ARGUMENT);
+    /* 4 spatial dims */
+    conv_attrs none;
+    memset(&none, 0, sizeof none);
+    int64_t in4[4] = {2, 2, 2, 2}, k4[4] = {1, 1, 1, 1};
+    assert_int_equal(conv_geometry_forward(&none, 4, in4, k4, &w), KILN_ERR_UNSUPPORTED);
+    /* kernel_shape disagreeing with the weights */
+    a.n_kernel = 2, a.kernel[0] = 3, a.kernel[1] = 2;
+    assert_int_equal(conv_geometry_forward(&a, 2, in, kernel, &w), KILN_ERR_INVALID_ARGUMENT);
+}
+
+/* ---- operators end to end ---------------------------------------------------------------------------- */
+
+static void tm_attr_string(pbw *attrs, const char *name, const char *value)
+{
+    pbw a = {0};
+    pbw_string_field(&a, 1, name);
+    pbw_varint_field(&a, 20, 3); /* AttributeProto.STRING */
+    pbw_bytes_field(&a, 4, value, strlen(value));
+    pbw_message_field(attrs, 5, &a);
+    pbw_free(&a);
+}
+
+/* A one-node model: inputs "x" (and the given initializers), outputs "y" (and "z"). */
+typedef struct op_model {
+    test_model tm;
+    kiln_model *model;
+    kiln_session *session;
+} op_model;
+
+static kiln_status op_model_load(op_model *m)
+{
+    tm_finish(&m->tm);
+    return kiln_model_load_from_memory(m->tm.model.data, m->tm.model.size, NULL, 0, &m->model);
+}
+
+static void op_model_free(op_model *m)
+{
+    kiln_session_free(m->session);
+    kiln_model_free(m->model);
+    tm_free(&m->tm);
+}
+
+/* Runs the loaded model on x with `threads` threads. */
+static kiln_status op_model_run(op_model *m, kiln_dtype dtype, int rank, const int64_t *dims, const void *x, int threads)
+{
+    kiln_session_options options;
+    kiln_session_options_init(&options);
+    options.threads = threads;
+    KILN_TRY(kiln_session_create(m->model, &options, &m->session));
+    KILN_TRY(kiln_session_set_input(m->session, 0, dtype, rank, dims, x));
+    return kiln_session_run(m->session);
+}
+
+/* Builds a node `op` over input x of the given shape with attributes, weights w (and bias b). */
+static void op_model_init(op_model *m, int opset, const char *op, kiln_dtype dtype, int rank, const int64_t *x_dims,
+                          const pbw *attrs, int n_outputs)
+{
+    memset(m, 0, sizeof *m);
+    tm_init(&m->tm, opset);
+    tm_input(&m->tm, "x", dtype, rank, x_dims);
+    static const char *const in_x[] = {"x", NULL}, *const in_xw[] = {"x", "w", NULL}, *const in_xwb[] = {"x", "w", "b", NULL};
+    static const char *const out_y[] = {"y", NULL}, *const out_yz[] = {"y", "z", NULL};
+    const char *const *inputs = strstr(op, "Conv") ? (strchr(op, '+') ? in_xwb : in_xw) : in_x;
+    char op_type[32];
+    snprintf(op_type, sizeof op_type, "%.*s", (int)strcspn(op, "+"), op);
+    tm_node(&m->tm, op_type, inputs, n_outputs > 1 ? out_yz : out_y, attrs);
+    tm_output(&m->tm, "y", dtype);
+    if (n_outputs > 1) tm_output(&m->tm, "z", KILN_INT64);
+}
+
+static void check_output(const op_model *m, int index, int rank, const int64_t *dims)
+{
+    kiln_tensor out;
+    assert_int_equal(kiln_session_output(m->session, index, &out), KILN_OK);
+    assert_int_equal(out.rank, rank);
+    for (int d = 0; d < rank; d++) assert_int_equal(out.dims[d], dims[d]);
+}
+
+static const float *output_floats(const op_model *m)
+{
+    kiln_tensor out;
+    assert_int_equal(kiln_session_output(m->session, 0, &out), KILN_OK);
+    return out.data;
+}
+
+/* Conv with SAME_LOWER, strides, dilations, groups and bias, two threads, against the reference on the
+ * window worked out by hand. */
+static void conv_operator_end_to_end(void **state)
+{
+    (void)state;
+    int64_t x_dims[4] = {2, 4, 9, 8}, w_dims[4] = {6, 2, 3, 3}, b_dims[1] = {6};
+    float *x = random_floats(2 * 4 * 9 * 8), *w = random_floats(6 * 2 * 9), *b = random_floats(6);
+    pbw attrs = {0};
+    tm_attr_string(&attrs, "auto_pad", "SAME_LOWER");
+    tm_attr_ints(&attrs, "strides", (int64_t[]){2, 3}, 2);
+    tm_attr_ints(&attrs, "dilations", (int64_t[]){2, 1}, 2);
+    tm_attr_int(&attrs, "group", 2);
+    op_model m;
+    op_model_init(&m, 13, "Conv+", KILN_FLOAT32, 4, x_dims, &attrs, 1);
+    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    tm_initializer(&m.tm, "b", KILN_FLOAT32, 1, b_dims, b);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 2), KILN_OK);
+    /* H: 9 / 2 -> 5 outputs, extent 5, total 4*2+5-9 = 4, start 2; W: 8 / 3 -> 3, total 2*3+3-8 = 1, start 1 */
+    int64_t y_dims[4] = {2, 6, 5, 3};
+    check_output(&m, 0, 4, y_dims);
+    conv_shape s = {.batch = 2, .in_channels = 4, .out_channels = 6, .groups = 2};
+    identity_window(&s.win);
+    s.win.in[1] = 9, s.win.in[2] = 8, s.win.out[1] = 5, s.win.out[2] = 3, s.win.kernel[1] = s.win.kernel[2] = 3;
+    s.win.stride[1] = 2, s.win.stride[2] = 3, s.win.dilation[1] = 2, s.win.pad[1] = 2, s.win.pad[2] = 1;
+    float want[2 * 6 * 5 * 3];
+    conv_f32_reference(&s, x, w, b, want);
+    assert_true(max_abs_diff(want, output_floats(&m), 2 * 6 * 5 * 3) < 1e-4);
+    op_model_free(&m);
+    pbw_free(&attrs);
+    free(x), free(w), free(b);
+}
+
+/* A model that must fail to load because of one attribute of `op`. */
+static void expect_load_failure(int opset, const char *op, kiln_dtype dtype, const pbw *attrs, kiln_status want)
+{
+    int64_t x_dims[4] = {1, 2, 5, 5}, w_dims[4] = {2, 2, 3, 3};
+    float w[36] = {0};
+    op_model m;
+    op_model_init(&m, opset, op, dtype, 4, x_dims, attrs, 1);
+    if (strstr(op, "Conv")) tm_initializer(&m.tm, "w", dtype, 4, w_dims, w);
+    kiln_status st = op_model_load(&m);
+    if (st != want) fail_msg("%s: load gave %s, expected %s (%s)", op, kiln_status_name(st), kiln_status_name(want),
+                             kiln_last_error());
+    op_model_free(&m);
+}
+
+static void bad_attributes_fail_at_load(void **state)
+{
+    (void)state;
+    struct {
+        const char *op, *attr;
+        int64_t values[5];
+        int count; /* -1: a single int */
+        kiln_status want;
+    } cases[] = {
+        {"Conv", "group", {0}, -1, KILN_ERR_MALFORMED},
+        {"Conv", "strides", {0, 1}, 2, KILN_ERR_MALFORMED},
+        {"Conv", "dilations", {1, -2}, 2, KILN_ERR_MALFORMED},
+        {"Conv", "pads", {1, 1, 1}, 3, KILN_ERR_MALFORMED},
+        {"Conv", "pads", {-1, 0, 0, 0}, 4, KILN_ERR_MALFORMED},
+        {"Conv", "kernel_shape", {1, 1, 1, 1}, 4, KILN_ERR_UNSUPPORTED},
+        {"Conv", "strides", {1, 1, 1}, 3, KILN_ERR_MALFORMED}, /* disagrees with... nothing yet: see below */
+        {"ConvTranspose", "output_padding", {-1, 0}, 2, KILN_ERR_MALFORMED},
+        {"MaxPool", "ceil_mode", {2}, -1, KILN_ERR_MALFORMED},
+        {"MaxPool", "storage_order", {3}, -1, KILN_ERR_MALFORMED},
+        {"AveragePool", "count_include_pad", {-1}, -1, KILN_ERR_MALFORMED},
+        {"LpPool", "p", {0}, -1, KILN_ERR_MALFORMED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pbw attrs = {0};
+        if (cases[i].count < 0) tm_attr_int(&attrs, cases[i].attr, cases[i].values[0]);
+        else tm_attr_ints(&attrs, cases[i].attr, cases[i].values, cases[i].count);
+        bool pool = strstr(cases[i].op, "Pool") != NULL;
+        /* pools need a kernel_shape; a 2-D one makes the 3-value strides case disagree at load */
+        if (pool || i == 6) tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){3, 3}, 2);
+        expect_load_failure(13, cases[i].op, KILN_FLOAT32, &attrs, cases[i].want);
+        pbw_free(&attrs);
+    }
+    pbw attrs = {0};
+    tm_attr_string(&attrs, "auto_pad", "SAME");
+    expect_load_failure(13, "Conv", KILN_FLOAT32, &attrs, KILN_ERR_MALFORMED);
+    pbw_free(&attrs);
+    /* pools without kernel_shape; unsupported dtypes */
+    expect_load_failure(13, "MaxPool", KILN_FLOAT32, NULL, KILN_ERR_MALFORMED);
+    expect_load_failure(13, "Conv", KILN_INT8, NULL, KILN_ERR_UNSUPPORTED);
+    pbw k = {0};
+    tm_attr_ints(&k, "kernel_shape", (int64_t[]){2, 2}, 2);
+    expect_load_failure(13, "AveragePool", KILN_INT8, &k, KILN_ERR_UNSUPPORTED);
+    pbw_free(&k);
+}
+
+/* Conv whose shapes only disagree once the input shape is known: the run (planning) fails cleanly. */
+static void expect_plan_failure(const int64_t *x_dims, const int64_t *w_dims, const pbw *attrs)
+{
+    float w[64] = {0}, x[256] = {0};
+    op_model m;
+    op_model_init(&m, 13, "Conv", KILN_FLOAT32, 4, x_dims, attrs, 1);
+    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    kiln_status st = op_model_load(&m);
+    if (st == KILN_OK) st = op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1);
+    if (st != KILN_ERR_INVALID_ARGUMENT) fail_msg("expected a shape error, got %s (%s)", kiln_status_name(st), kiln_last_error());
+    op_model_free(&m);
+}
+
+static void bad_shapes_fail_cleanly(void **state)
+{
+    (void)state;
+    pbw group = {0}, kernel = {0};
+    tm_attr_int(&group, "group", 2);
+    tm_attr_ints(&kernel, "kernel_shape", (int64_t[]){2, 2}, 2);
+    /* 3 channels in 2 groups */
+    expect_plan_failure((int64_t[]){1, 3, 4, 4}, (int64_t[]){2, 1, 2, 2}, &group);
+    /* weights for 2 channels per group, input has 4 channels in 1 group */
+    expect_plan_failure((int64_t[]){1, 4, 4, 4}, (int64_t[]){2, 2, 2, 2}, NULL);
+    /* kernel_shape disagrees with the weights */
+    expect_plan_failure((int64_t[]){1, 2, 4, 4}, (int64_t[]){2, 2, 3, 3}, &kernel);
+    /* the kernel does not fit */
+    expect_plan_failure((int64_t[]){1, 1, 2, 2}, (int64_t[]){1, 1, 3, 3}, NULL);
+    pbw_free(&group);
+    pbw_free(&kernel);
+}
+
+static void empty_batch_gives_empty_output(void **state)
+{
+    (void)state;
+    int64_t x_dims[4] = {0, 2, 5, 5}, w_dims[4] = {3, 2, 3, 3};
+    float w[54] = {0}, x[1] = {0};
+    op_model m;
+    op_model_init(&m, 13, "Conv", KILN_FLOAT32, 4, x_dims, NULL, 1);
+    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 2), KILN_OK);
+    check_output(&m, 0, 4, (int64_t[]){0, 3, 3, 3});
+    op_model_free(&m);
+    pbw attrs = {0};
+    tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 2}, 2);
+    op_model_init(&m, 13, "MaxPool", KILN_FLOAT32, 4, x_dims, &attrs, 2);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1), KILN_OK);
+    check_output(&m, 1, 4, (int64_t[]){0, 2, 4, 4});
+    op_model_free(&m);
+    pbw_free(&attrs);
+}
+
+/* MaxPool on int8 with Indices in column-major order (storage_order=1), over a 5x5 plane in 2x2 windows. */
+static void max_pool_int8_indices(void **state)
+{
+    (void)state;
+    int64_t x_dims[4] = {1, 2, 5, 5};
+    int8_t x[50];
+    for (int i = 0; i < 50; i++) x[i] = (int8_t)(i < 25 ? i + 1 : -(i - 24)); /* channel 1 is -1 .. -25 */
+    pbw attrs = {0};
+    tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 2}, 2);
+    tm_attr_ints(&attrs, "strides", (int64_t[]){2, 2}, 2);
+    tm_attr_int(&attrs, "storage_order", 1);
+    op_model m;
+    op_model_init(&m, 12, "MaxPool", KILN_INT8, 4, x_dims, &attrs, 2);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_INT8, 4, x_dims, x, 1), KILN_OK);
+    kiln_tensor y, z;
+    assert_int_equal(kiln_session_output(m.session, 0, &y), KILN_OK);
+    assert_int_equal(kiln_session_output(m.session, 1, &z), KILN_OK);
+    const int8_t want_y[8] = {7, 9, 17, 19, -1, -3, -11, -13};
+    /* column-major within the plane (w * 5 + h), plus the plane's offset */
+    const int64_t want_z[8] = {6, 16, 8, 18, 25 + 0, 25 + 10, 25 + 2, 25 + 12};
+    assert_memory_equal(y.data, want_y, sizeof want_y);
+    assert_memory_equal(z.data, want_z, sizeof want_z);
+    op_model_free(&m);
+    pbw_free(&attrs);
+}
+
+/* AveragePool over a 1x4 row, kernel 3, stride 2, pads (1, 1), ceil_mode: windows [-1,1], [1,3], [3,5]. */
+static void average_pool_divisors(void **state)
+{
+    (void)state;
+    int64_t x_dims[3] = {1, 1, 4};
+    float x[4] = {1, 2, 3, 4};
+    for (int include = 0; include <= 1; include++) {
+        pbw attrs = {0};
+        tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){3}, 1);
+        tm_attr_ints(&attrs, "strides", (int64_t[]){2}, 1);
+        tm_attr_ints(&attrs, "pads", (int64_t[]){1, 1}, 2);
+        tm_attr_int(&attrs, "ceil_mode", 1);
+        tm_attr_int(&attrs, "count_include_pad", include);
+        op_model m;
+        op_model_init(&m, 13, "AveragePool", KILN_FLOAT32, 3, x_dims, &attrs, 1);
+        assert_int_equal(op_model_load(&m), KILN_OK);
+        assert_int_equal(op_model_run(&m, KILN_FLOAT32, 3, x_dims, x, 1), KILN_OK);
+        check_output(&m, 0, 3, (int64_t[]){1, 1, 3});
+        /* the last window hangs one past the padding: that position never counts */
+        const float with_pad[3] = {3.0f / 3, 9.0f / 3, 4.0f / 2}, without[3] = {3.0f / 2, 9.0f / 3, 4.0f / 1};
+        assert_true(max_abs_diff(include ? with_pad : without, output_floats(&m), 3) < 1e-6);
+        op_model_free(&m);
+        pbw_free(&attrs);
+    }
+}
+
+static void lp_pools(void **state)
+{
+    (void)state;
+    int64_t x_dims[4] = {1, 1, 2, 2};
+    float x[4] = {1, -2, 3, -4};
+    pbw attrs = {0};
+    tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 1}, 2);
+    tm_attr_int(&attrs, "p", 3);
+    op_model m;
+    op_model_init(&m, 18, "LpPool", KILN_FLOAT32, 4, x_dims, &attrs, 1);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1), KILN_OK);
+    check_output(&m, 0, 4, (int64_t[]){1, 1, 1, 2});
+    const float want[2] = {(float)cbrt(1.0 + 27.0), (float)cbrt(8.0 + 64.0)};
+    assert_true(max_abs_diff(want, output_floats(&m), 2) < 1e-5);
+    op_model_free(&m);
+    pbw_free(&attrs);
+    /* GlobalLpPool with the default p = 2 over a 3-D volume */
+    int64_t v_dims[5] = {1, 1, 1, 2, 2};
+    op_model_init(&m, 13, "GlobalLpPool", KILN_FLOAT32, 5, v_dims, NULL, 1);
+    assert_int_equal(op_model_load(&m), KILN_OK);
+    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 5, v_dims, x, 1), KILN_OK);
+    check_output(&m, 0, 5, (int64_t[]){1, 1, 1, 1, 1});
+    const float norm = (float)sqrt(30.0);
+    assert_true(max_abs_diff(&norm, output_floats(&m), 1) < 1e-5);
+    op_model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(im2col_matches_reference),
+        cmocka_unit_test(pointwise_matches_reference),
+        cmocka_unit_test(depthwise_matches_reference),
+        cmocka_unit_test(col2im_matches_reference),
+        cmocka_unit_test(pointwise_transpose_matches_reference),
+        cmocka_unit_test(row_taps_variants_agree),
+        cmocka_unit_test(large_task_splits_inside),
+        cmocka_unit_test(same_padding_puts_the_odd_pixel_where_asked),
+        cmocka_unit_test(valid_and_explicit_pads),
+        cmocka_unit_test(ceil_mode_never_starts_a_window_in_the_end_padding),
+        cmocka_unit_test(transpose_output_shape_and_same),
+        cmocka_unit_test(geometry_rejects_mismatches),
+        cmocka_unit_test(conv_operator_end_to_end),
+        cmocka_unit_test(bad_attributes_fail_at_load),
+        cmocka_unit_test(bad_shapes_fail_cleanly),
+        cmocka_unit_test(empty_batch_gives_empty_output),
+        cmocka_unit_test(max_pool_int8_indices),
+        cmocka_unit_test(average_pool_divisors),
+        cmocka_unit_test(lp_pools),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
