@@ -8,7 +8,6 @@
  * ONNX's (M, C/group, k...) layout already is the row-major GEMM operand (and the transposed operand for
  * ConvTranspose), so nothing is rearranged or copied at load.
  */
-#include "core/platform/platform.h"
 #include "kernels/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/op.h"
@@ -86,13 +85,6 @@ static kiln_status describe_conv(const op_ctx *ctx, bool transpose, conv_shape *
     return conv_geometry_forward(&p->attrs, *spatial, x->dims + 2, w->dims + 2, &s->win);
 }
 
-/* Threads eval may bring: the runner's when the planner passes one, else one per CPU. Running with more
- * than planned is safe, the kernels then use fewer threads. */
-static int planned_threads(const op_ctx *ctx)
-{
-    return ctx->parallel ? parallel_threads(ctx->parallel) : platform_cpu_count();
-}
-
 static kiln_status conv_shape_with(op_ctx *ctx, bool transpose)
 {
     conv_shape s;
@@ -103,7 +95,7 @@ static kiln_status conv_shape_with(op_ctx *ctx, bool transpose)
     KILN_TRY(shape_numel_checked(spatial + 2, dims, &numel));
     op_set_output_shape(ctx, 0, spatial + 2, dims);
     if (numel == 0) return KILN_OK;
-    int threads = planned_threads(ctx);
+    int threads = ctx->threads > 0 ? ctx->threads : 1;
     ctx->scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(&s, conv_transpose_f32_choose(&s), threads)
                                    : conv_f32_scratch_bytes(&s, conv_f32_choose(&s), threads);
     if (ctx->scratch_bytes > KILN_MAX_ELEMENTS)
