@@ -170,12 +170,10 @@ static kiln_status mod_init(op_init_ctx *ctx)
 
 static kiln_status bitshift_init(op_init_ctx *ctx)
 {
-    const char *direction;
-    KILN_TRY(attr_string(ctx->node, "direction", "", &direction));
-    bool left = strcmp(direction, "LEFT") == 0;
-    if (!left && strcmp(direction, "RIGHT") != 0)
-        return kiln_fail(KILN_ERR_MALFORMED, "attribute 'direction' is '%s', expected LEFT or RIGHT", direction);
-    return binary_init(ctx, left ? shift_left_kernels : shift_right_kernels, false);
+    static const char *const directions[] = {"LEFT", "RIGHT", NULL};
+    int direction;
+    KILN_TRY(attr_choice(ctx->node, "direction", "", directions, &direction));
+    return binary_init(ctx, direction == 0 ? shift_left_kernels : shift_right_kernels, false);
 }
 
 /* Div and Mod: integer division by zero has no result, so it is refused before anything is computed. */

@@ -37,15 +37,11 @@ static kiln_status read_list(const graph_node *node, const char *name, int capac
 
 static kiln_status read_auto_pad(const graph_node *node, conv_auto_pad *out)
 {
-    static const char *const names[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"};
-    const char *s;
-    KILN_TRY(attr_string(node, "auto_pad", "NOTSET", &s));
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = (conv_auto_pad)i;
-            return KILN_OK;
-        }
-    return kiln_fail(KILN_ERR_MALFORMED, "auto_pad '%s' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID", s);
+    static const char *const names[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", NULL};
+    int index;
+    KILN_TRY(attr_choice(node, "auto_pad", "NOTSET", names, &index));
+    *out = (conv_auto_pad)index;
+    return KILN_OK;
 }
 
 /* The number of spatial dims the first list given describes, 0 when none is. */

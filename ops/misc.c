@@ -18,20 +18,6 @@
 
 #include "ops/op.h"
 
-/* Reads a string attribute that must be one of `names` (NULL-terminated); *out is its position. */
-static kiln_status attr_choice(const graph_node *node, const char *attr, const char *dflt, const char *const *names,
-                               int *out)
-{
-    const char *s;
-    KILN_TRY(attr_string(node, attr, dflt, &s));
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], s) == 0) {
-            *out = i;
-            return KILN_OK;
-        }
-    return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' has unknown value '%s'", attr, s);
-}
-
 /* Copies elements of `size` bytes; constant-size memcpy compiles to one load and store. */
 static void copy_element(void *dst, const void *src, size_t size)
 {
@@ -676,6 +662,9 @@ const op_def ops_misc[] = {
     {"", "GatherElements", 11, 18, sizeof(elements_params), gather_elements_init, gather_elements_shape,
      gather_elements_eval, 0},
     {"", "ScatterElements", 11, 18, sizeof(elements_params), scatter_elements_init, scatter_elements_shape,
+     scatter_elements_eval, 0},
+    /* Scatter (opsets 9-10) is ScatterElements under its deprecated name */
+    {"", "Scatter", 9, 10, sizeof(elements_params), scatter_elements_init, scatter_elements_shape,
      scatter_elements_eval, 0},
     {"", "OneHot", 9, 18, sizeof(onehot_params), onehot_init, onehot_shape, onehot_eval, 0},
     {"", "NegativeLogLikelihoodLoss", 12, 18, sizeof(loss_params), nll_init, loss_shape, nll_eval, 0},

@@ -105,6 +105,10 @@ kiln_status attr_string(const graph_node *node, const char *name, const char *df
 /* Copies an int list; *count is 0 when absent. Fails when longer than `capacity`. */
 kiln_status attr_ints(const graph_node *node, const char *name, int64_t *out, int capacity, int *count);
 kiln_status attr_floats(const graph_node *node, const char *name, float *out, int capacity, int *count);
+/* A string attribute that must be one of `names` (NULL-terminated): *index is its position. An unknown value
+ * is KILN_ERR_MALFORMED, naming the allowed ones. */
+kiln_status attr_choice(const graph_node *node, const char *name, const char *dflt, const char *const *names,
+                        int *index);
 /* The tensor attribute or NULL when absent. */
 kiln_status attr_tensor(const graph_node *node, const char *name, const kiln_tensor **out);
 

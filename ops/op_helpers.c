@@ -3,6 +3,7 @@
  * wrong attribute type instead of guessing, dtype checks that produce the "unsupported dtype" findings the
  * loader reports, and numpy broadcasting.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "ops/op.h"
@@ -114,6 +115,25 @@ kiln_status attr_floats(const graph_node *node, const char *name, float *out, in
     if (a->count) memcpy(out, a->floats, (size_t)a->count * sizeof *out);
     *count = a->count;
     return KILN_OK;
+}
+
+kiln_status attr_choice(const graph_node *node, const char *name, const char *dflt, const char *const *names,
+                        int *index)
+{
+    const char *s;
+    KILN_TRY(attr_string(node, name, dflt, &s));
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], s) == 0) {
+            *index = i;
+            return KILN_OK;
+        }
+    char allowed[256];
+    size_t used = 0;
+    for (int i = 0; names[i] && used < sizeof allowed; i++) {
+        int n = snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "", names[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' is '%s', expected one of: %s", name, s, allowed);
 }
 
 kiln_status attr_tensor(const graph_node *node, const char *name, const kiln_tensor **out)

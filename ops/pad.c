@@ -33,12 +33,12 @@ typedef struct pad_layout {
 static kiln_status pad_init(op_init_ctx *ctx)
 {
     pad_params *p = ctx->params;
-    const char *mode;
-    KILN_TRY(attr_string(ctx->node, "mode", "constant", &mode));
-    if (strcmp(mode, "constant") == 0) p->mode = PAD_CONSTANT;
-    else if (strcmp(mode, "reflect") == 0) p->mode = PAD_REFLECT;
-    else if (strcmp(mode, "edge") == 0) p->mode = PAD_EDGE;
-    else return kiln_fail(KILN_ERR_UNSUPPORTED, "mode '%s' is not supported (constant, reflect, edge)", mode);
+    /* in the order of pad_mode; "wrap" (opset 19) is valid ONNX that kiln does not implement yet */
+    static const char *const modes[] = {"constant", "reflect", "edge", "wrap", NULL};
+    int mode;
+    KILN_TRY(attr_choice(ctx->node, "mode", "constant", modes, &mode));
+    if (mode == 3) return kiln_fail(KILN_ERR_UNSUPPORTED, "mode 'wrap' is not supported yet");
+    p->mode = (pad_mode)mode;
     ctx->output_dtypes[0] = ctx->input_dtypes[0];
     if (ctx->opset < 11) {
         KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));

@@ -59,46 +59,13 @@ typedef struct resize_params {
 
 /* ---- attributes -------------------------------------------------------------------------------------- */
 
-typedef struct name_value {
-    const char *name;
-    int value;
-} name_value;
-
-/* Reads a string attribute that must be one of `choices` (terminated by a NULL name). */
-static kiln_status attr_choice(const graph_node *node, const char *attr, const char *dflt, const name_value *choices,
-                               int *out)
-{
-    const char *s;
-    KILN_TRY(attr_string(node, attr, dflt, &s));
-    for (const name_value *c = choices; c->name; c++)
-        if (strcmp(c->name, s) == 0) {
-            *out = c->value;
-            return KILN_OK;
-        }
-    return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' has unknown value '%s'", attr, s);
-}
-
-static const name_value interp_modes[] = {
-    {"nearest", INTERP_NEAREST}, {"linear", INTERP_LINEAR}, {"cubic", INTERP_CUBIC}, {NULL, 0}};
-
-static const name_value coord_modes[] = {{"half_pixel", COORD_HALF_PIXEL},
-                                         {"pytorch_half_pixel", COORD_PYTORCH_HALF_PIXEL},
-                                         {"align_corners", COORD_ALIGN_CORNERS},
-                                         {"asymmetric", COORD_ASYMMETRIC},
-                                         {"tf_half_pixel_for_nn", COORD_TF_HALF_PIXEL_FOR_NN},
-                                         {"tf_crop_and_resize", COORD_TF_CROP_AND_RESIZE},
-                                         {NULL, 0}};
-
-static const name_value nearest_modes[] = {{"round_prefer_floor", ROUND_PREFER_FLOOR},
-                                           {"round_prefer_ceil", ROUND_PREFER_CEIL},
-                                           {"floor", ROUND_FLOOR},
-                                           {"ceil", ROUND_CEIL},
-                                           {NULL, 0}};
-
-static const name_value aspect_policies[] = {{"stretch", ASPECT_STRETCH},
-                                             {"not_larger", ASPECT_NOT_LARGER},
-                                             {"not_smaller", ASPECT_NOT_SMALLER},
-                                             {NULL, 0}};
+/* Attribute values, in the order of their enums. */
+static const char *const interp_modes[] = {"nearest", "linear", "cubic", NULL};
+static const char *const coord_modes[] = {"half_pixel",       "pytorch_half_pixel",   "align_corners",
+                                          "asymmetric",       "tf_half_pixel_for_nn", "tf_crop_and_resize",
+                                          NULL};
+static const char *const nearest_modes[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", NULL};
+static const char *const aspect_policies[] = {"stretch", "not_larger", "not_smaller", NULL};
 
 /* Input X: any fixed-size dtype for nearest (a copy), float32/float64 for the interpolating modes. */
 static kiln_status resize_require_x(op_init_ctx *ctx, interp_mode mode)

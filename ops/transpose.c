@@ -105,11 +105,10 @@ static kiln_status block_init(op_init_ctx *ctx, bool has_mode)
     if (p->blocksize < 1 || p->blocksize > (INT64_C(1) << 24))
         return kiln_fail(KILN_ERR_MALFORMED, "blocksize %lld is out of range", (long long)p->blocksize);
     if (has_mode) {
-        const char *mode;
-        KILN_TRY(attr_string(ctx->node, "mode", "DCR", &mode));
-        if (strcmp(mode, "DCR") != 0 && strcmp(mode, "CRD") != 0)
-            return kiln_fail(KILN_ERR_MALFORMED, "mode '%s' is not DCR or CRD", mode);
-        p->crd = strcmp(mode, "CRD") == 0;
+        static const char *const modes[] = {"DCR", "CRD", NULL};
+        int mode;
+        KILN_TRY(attr_choice(ctx->node, "mode", "DCR", modes, &mode));
+        p->crd = mode == 1;
     }
     ctx->output_dtypes[0] = ctx->input_dtypes[0];
     return KILN_OK;
