@@ -1,0 +1,91 @@
+/*
+ * gemm_portable.c — the plain C kernels behind gemm.c's blocking: used on CPUs without AVX2 and on every
+ * other architecture (aarch64, WebAssembly). Written as short fixed-size loops over a local accumulator
+ * tile so that compilers vectorise them for whatever SIMD the target has, without intrinsics.
+ *
+ * The 4 x 16 tile keeps 64 accumulators: 16 registers of 4 lanes, which fits NEON's 32 registers with room
+ * for the operands (on plain SSE2 some spill, but x86 CPUs without AVX2 are rare).
+ */
+#include "kernels/gemm_kernels.h"
+#include "kernels/gemm_pack.h"
+
+enum { MR = 4, NR = 16, VECMAT_WIDTH = 64, DOT_LANES = 8 };
+
+static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
+                        float alpha, float beta)
+{
+    float acc[MR][NR] = {{0}};
+    for (int64_t k = 0; k < kc; k++, b += NR)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i * kc + k] * b[j];
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f)
+            for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j];
+        else
+            for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j] + beta * row[j];
+    }
+}
+
+static void store_scaled(float *y, float sum, float alpha, float beta)
+{
+    *y = beta == 0.0f ? alpha * sum : alpha * sum + beta * *y;
+}
+
+/* y = x * M, M row-major: a strip of VECMAT_WIDTH outputs accumulates while the rows stream past. */
+static void vecmat(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
+                   float alpha, float beta)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += VECMAT_WIDTH) {
+        int width = n - j0 < VECMAT_WIDTH ? (int)(n - j0) : VECMAT_WIDTH;
+        float acc[VECMAT_WIDTH] = {0};
+        for (int64_t k = 0; k < K; k++) {
+            const float *row = m + k * ldm + j0;
+            float xk = x[k];
+            for (int j = 0; j < width; j++) acc[j] += xk * row[j];
+        }
+        for (int j = 0; j < width; j++) store_scaled(&y[(j0 + j) * incy], acc[j], alpha, beta);
+    }
+}
+
+/* y[j] = dot(x, row j of M). DOT_LANES partial sums let the compiler vectorise the dot product without
+ * reassociating a single sum (which it may not do under strict IEEE rules). */
+static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
+                   float alpha, float beta)
+{
+    for (int64_t j = 0; j < n; j++) {
+        const float *row = m + j * ldm;
+        float lanes[DOT_LANES] = {0};
+        int64_t k = 0;
+        for (; k + DOT_LANES <= K; k += DOT_LANES)
+            for (int l = 0; l < DOT_LANES; l++) lanes[l] += x[k + l] * row[k + l];
+        float sum = 0;
+        for (int l = 0; l < DOT_LANES; l++) sum += lanes[l];
+        for (; k < K; k++) sum += x[k] * row[k];
+        store_scaled(&y[j * incy], sum, alpha, beta);
+    }
+}
+
+static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
+{
+    gemm_pack_rows(src, stride, step, count, MR, kc, dst);
+}
+
+static void pack_b(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
+{
+    gemm_pack_interleaved(src, stride, step, count, NR, kc, dst);
+}
+
+const gemm_kernel_set gemm_kernels_portable = {
+    .name = "portable",
+    .mr = MR,
+    .nr = NR,
+    .kc = 256,
+    .mc = 256,
+    .nc = 1024,
+    .microkernel = microkernel,
+    .pack_a = pack_a,
+    .pack_b = pack_b,
+    .vecmat = vecmat,
+    .matvec = matvec,
+};
