@@ -22,8 +22,11 @@
 #include "core/platform/platform.h"
 #include "kernels/gemm_kernels.h"
 
-/* Below this many multiply-adds a problem runs on the calling thread: waking workers costs more. */
-#define GEMM_PARALLEL_MIN_WORK (INT64_C(1) << 15)
+/* Below this many multiply-adds a problem runs on the calling thread: waking the workers (microseconds)
+ * would cost more than it saves. Matrix-vector products do about one multiply-add per float loaded, so
+ * they are worth splitting sooner. */
+#define GEMM_PARALLEL_MIN_WORK (1 << 20)
+#define GEMV_PARALLEL_MIN_WORK (1 << 17)
 /* Matrix-vector products are split across threads in strips of this many outputs. */
 #define GEMV_STRIP 64
 
@@ -106,7 +109,8 @@ size_t gemm_f32_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)
 
 static const parallel_runner *runner_for(int64_t M, int64_t N, int64_t K, const parallel_runner *parallel)
 {
-    return M * N * K >= GEMM_PARALLEL_MIN_WORK ? parallel : NULL;
+    double work = (double)M * (double)N * (double)K;
+    return work >= (is_matrix_vector(M, N) ? GEMV_PARALLEL_MIN_WORK : GEMM_PARALLEL_MIN_WORK) ? parallel : NULL;
 }
 
 /* ---- packing ------------------------------------------------------------------------------------------- */
