@@ -70,17 +70,25 @@ const char *gemm_variant_name(gemm_variant variant)
 
 /* ---- sizes --------------------------------------------------------------------------------------------- */
 
-/* Block sizes for one problem: the kernel set's, shrunk to the problem so small products need little scratch. */
+/* Block sizes for one problem: the kernel set's at most, evened out so that the last block is not a sliver
+ * (K = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose last pass would mostly load and store C), and
+ * shrunk to the problem so small products need little scratch. MC and NC stay multiples of MR and NR. */
 typedef struct gemm_blocks {
     int64_t mc, kc, nc;
 } gemm_blocks;
 
+static int64_t even_block(int64_t size, int64_t max_block, int64_t multiple)
+{
+    int64_t block = ceil_div(size, ceil_div(size, max_block));
+    return ceil_div(block, multiple) * multiple;
+}
+
 static gemm_blocks blocks_for(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
 {
     gemm_blocks b = {
-        .mc = min64(ks->mc, ceil_div(M, ks->mr) * ks->mr),
-        .kc = min64(ks->kc, K),
-        .nc = min64(ks->nc, ceil_div(N, ks->nr) * ks->nr),
+        .mc = even_block(M, ks->mc, ks->mr),
+        .kc = even_block(K, ks->kc, 1),
+        .nc = even_block(N, ks->nc, ks->nr),
     };
     return b;
 }

@@ -3,10 +3,12 @@
  * specific kernels: a register-blocked micro-kernel over packed panels, and two matrix-vector kernels for
  * the M == 1 / N == 1 shapes where packing would cost more than the arithmetic.
  *
- * Packed layouts (written by gemm.c, read by the micro-kernels):
- *   A micro-panel: MR rows of kc floats: a[i * kc + k] is op(A)[i, k]. Row by row, so that packing the
- *                  usual untransposed A is a plain copy; the kernel broadcasts from MR row streams.
- *   B micro-panel: kc x NR floats, k-major: b[k * NR + j] is op(B)[k, j]; one vector load per k.
+ * Packed layouts (written by the set's pack functions from gemm_pack.h, read by its micro-kernel):
+ *   B micro-panel: kc x NR floats, k-major: b[k * NR + j] is op(B)[k, j]; one vector load per k. gemm.c
+ *                  relies on this layout to index pre-packed B.
+ *   A micro-panel: MR x kc floats, in whichever layout the set's micro-kernel prefers. The x86 sets use rows
+ *                  (a[i * kc + k]), so that packing the usual untransposed A is a plain copy and the kernel
+ *                  broadcasts from MR row streams; the portable set uses k-major (a[k * MR + i]).
  * Rows past the tile's mr and columns past its nr are zero-filled, so a kernel may compute the full MR x NR
  * tile and store only the mr x nr corner.
  * Each kernel set is internal to kernels/; gemm.h is the public face.
@@ -27,7 +29,7 @@ typedef void (*gemv_fn)(int64_t K, int64_t n, const float *x, const float *m, in
                         float alpha, float beta);
 
 /* Packs `count` vectors of length kc (element k of vector i at src[i * stride + k * step]) into one A
- * micro-panel (a vector per row) or B micro-panel (a vector per column); see gemm_pack.h. */
+ * micro-panel (a vector per row of op(A)) or B micro-panel (a vector per column of op(B)). */
 typedef void (*gemm_pack_fn)(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst);
 
 typedef struct gemm_kernel_set {

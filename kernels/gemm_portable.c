@@ -3,21 +3,23 @@
  * other architecture (aarch64, WebAssembly). Written as short fixed-size loops over a local accumulator
  * tile so that compilers vectorise them for whatever SIMD the target has, without intrinsics.
  *
- * The 4 x 16 tile keeps 64 accumulators: 16 registers of 4 lanes, which fits NEON's 32 registers with room
- * for the operands (on plain SSE2 some spill, but x86 CPUs without AVX2 are rare).
+ * The 4 x 8 tile keeps 32 accumulators, eight 4-lane registers, which leaves room for the operands even in
+ * SSE2's 16 registers. Unlike the x86 kernels, this set packs A k-major (a[k * MR + i], like B) so that the
+ * innermost loops run over contiguous lanes: compilers vectorise that shape reliably (measured with SSE2:
+ * 31 GFLOP/s against 6 for row-major A panels or wider tiles, which they vectorise along k or spill).
  */
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
 
-enum { MR = 4, NR = 16, VECMAT_WIDTH = 64, DOT_LANES = 8 };
+enum { MR = 4, NR = 8, VECMAT_WIDTH = 64, DOT_LANES = 8 };
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
                         float alpha, float beta)
 {
     float acc[MR][NR] = {{0}};
-    for (int64_t k = 0; k < kc; k++, b += NR)
+    for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] += a[i * kc + k] * b[j];
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < mr; i++) {
         float *row = c + i * ldc;
         if (beta == 0.0f)
@@ -68,7 +70,7 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
 
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
-    gemm_pack_rows(src, stride, step, count, MR, kc, dst);
+    gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
 }
 
 static void pack_b(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
