@@ -11,7 +11,7 @@
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
 
-enum { MR = 4, NR = 8, VECMAT_WIDTH = 64, DOT_LANES = 8 };
+enum { MR = 4, NR = 8, VECMAT_CHUNK = 1024, DOT_LANES = 8 };
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
                         float alpha, float beta)
@@ -34,19 +34,26 @@ static void store_scaled(float *y, float sum, float alpha, float beta)
     *y = beta == 0.0f ? alpha * sum : alpha * sum + beta * *y;
 }
 
-/* y = x * M, M row-major: a strip of VECMAT_WIDTH outputs accumulates while the rows stream past. */
+/* y = x * M, M row-major, VECMAT_CHUNK outputs at a time: their sums stay in a local buffer while the rows
+ * of M stream past four at a time, each row segment read front to back, the order memory delivers fastest. */
 static void vecmat(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
                    float alpha, float beta)
 {
-    for (int64_t j0 = 0; j0 < n; j0 += VECMAT_WIDTH) {
-        int width = n - j0 < VECMAT_WIDTH ? (int)(n - j0) : VECMAT_WIDTH;
-        float acc[VECMAT_WIDTH] = {0};
-        for (int64_t k = 0; k < K; k++) {
-            const float *row = m + k * ldm + j0;
-            float xk = x[k];
-            for (int j = 0; j < width; j++) acc[j] += xk * row[j];
+    float acc[VECMAT_CHUNK];
+    for (int64_t j0 = 0; j0 < n; j0 += VECMAT_CHUNK) {
+        int count = n - j0 < VECMAT_CHUNK ? (int)(n - j0) : VECMAT_CHUNK;
+        for (int j = 0; j < count; j++) acc[j] = 0.0f;
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+            const float *r0 = m + k * ldm + j0, *r1 = r0 + ldm, *r2 = r1 + ldm, *r3 = r2 + ldm;
+            float x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+            for (int j = 0; j < count; j++) acc[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j];
         }
-        for (int j = 0; j < width; j++) store_scaled(&y[(j0 + j) * incy], acc[j], alpha, beta);
+        for (; k < K; k++) {
+            const float *row = m + k * ldm + j0;
+            for (int j = 0; j < count; j++) acc[j] += x[k] * row[j];
+        }
+        for (int j = 0; j < count; j++) store_scaled(&y[(j0 + j) * incy], acc[j], alpha, beta);
     }
 }
 

@@ -87,34 +87,89 @@ static void store_vector(float *y, int64_t incy, int count, __m256 sum, float al
     }
 }
 
-/* y = x * M, M row-major: eight vectors (64 outputs) accumulate while the rows of M stream past. */
-enum { VECMAT_VECTORS = 8 };
+/* y = x * M, M row-major, VECMAT_CHUNK outputs at a time: their sums stay in a local buffer (in L1) while
+ * the rows of M stream past four at a time, each row segment read front to back, the order memory delivers
+ * fastest. Chunks of at most NARROW_VECTORS vectors keep their sums in registers instead (two sets, for
+ * alternate rows), because there the chain through the buffer would be the bottleneck. */
+enum { VECMAT_CHUNK = 1024, VECMAT_ROWS = 4, NARROW_VECTORS = 4 };
+
+/* A row's lanes j .. j+7, masked past `count`: reading beyond the row could leave the matrix. */
+static inline __m256 load_row(const float *row, int j, int count)
+{
+    return count - j >= LANES ? _mm256_loadu_ps(row + j) : _mm256_maskload_ps(row + j, lane_mask(count - j));
+}
+
+/* acc[0:count] += sum over the `rows` rows r of x[r] * row[r][0:count]. acc has room for whole vectors. */
+static inline void accumulate_rows(float *acc, int count, const float *x, const float *const *row, int rows)
+{
+    __m256 xs[VECMAT_ROWS];
+    for (int r = 0; r < rows; r++) xs[r] = _mm256_broadcast_ss(x + r);
+    for (int j = 0; j < count; j += LANES) {
+        __m256 sum = _mm256_load_ps(acc + j);
+        for (int r = 0; r < rows; r++) sum = _mm256_fmadd_ps(xs[r], load_row(row[r], j, count), sum);
+        _mm256_store_ps(acc + j, sum);
+    }
+}
+
+static void vecmat_wide(int64_t K, int count, const float *x, const float *m, int64_t ldm, float *acc)
+{
+    for (int j = 0; j < count; j++) acc[j] = 0.0f;
+    int64_t k = 0;
+    for (; k + VECMAT_ROWS <= K; k += VECMAT_ROWS) {
+        const float *row[VECMAT_ROWS];
+        for (int r = 0; r < VECMAT_ROWS; r++) row[r] = m + (k + r) * ldm;
+        accumulate_rows(acc, count, x + k, row, VECMAT_ROWS);
+    }
+    for (; k < K; k++) {
+        const float *row = m + k * ldm;
+        accumulate_rows(acc, count, x + k, &row, 1);
+    }
+}
+
+/* `vectors` is a constant after inlining (see vecmat_narrow), so the sums live in registers. */
+static inline __attribute__((always_inline)) void accumulate_row(const int vectors, __m256 *sums, int count,
+                                                                 float x, const float *row)
+{
+    __m256 xk = _mm256_set1_ps(x);
+    for (int v = 0; v < vectors; v++) sums[v] = _mm256_fmadd_ps(xk, load_row(row, v * LANES, count), sums[v]);
+}
+
+static inline __attribute__((always_inline)) void narrow(const int vectors, int64_t K, int count, const float *x,
+                                                         const float *m, int64_t ldm, float *acc)
+{
+    __m256 even[NARROW_VECTORS], odd[NARROW_VECTORS];
+    for (int v = 0; v < vectors; v++) even[v] = odd[v] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= K; k += 2) {
+        accumulate_row(vectors, even, count, x[k], m + k * ldm);
+        accumulate_row(vectors, odd, count, x[k + 1], m + (k + 1) * ldm);
+    }
+    if (k < K) accumulate_row(vectors, even, count, x[k], m + k * ldm);
+    for (int v = 0; v < vectors; v++) _mm256_store_ps(acc + v * LANES, _mm256_add_ps(even[v], odd[v]));
+}
+
+static void vecmat_narrow(int64_t K, int count, const float *x, const float *m, int64_t ldm, float *acc)
+{
+    switch ((count + LANES - 1) / LANES) {
+    case 1: narrow(1, K, count, x, m, ldm, acc); break;
+    case 2: narrow(2, K, count, x, m, ldm, acc); break;
+    case 3: narrow(3, K, count, x, m, ldm, acc); break;
+    default: narrow(4, K, count, x, m, ldm, acc); break;
+    }
+}
 
 static void vecmat(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
                    float alpha, float beta)
 {
-    int64_t j0 = 0;
-    for (; j0 + VECMAT_VECTORS * LANES <= n; j0 += VECMAT_VECTORS * LANES) {
-        __m256 acc[VECMAT_VECTORS];
-        for (int v = 0; v < VECMAT_VECTORS; v++) acc[v] = _mm256_setzero_ps();
-        for (int64_t k = 0; k < K; k++) {
-            const float *row = m + k * ldm + j0;
-            __m256 xk = _mm256_broadcast_ss(x + k);
-            for (int v = 0; v < VECMAT_VECTORS; v++) acc[v] = _mm256_fmadd_ps(xk, _mm256_loadu_ps(row + v * LANES), acc[v]);
+    _Alignas(32) float acc[VECMAT_CHUNK];
+    for (int64_t j0 = 0; j0 < n; j0 += VECMAT_CHUNK) {
+        int count = n - j0 < VECMAT_CHUNK ? (int)(n - j0) : VECMAT_CHUNK;
+        if (count <= NARROW_VECTORS * LANES) vecmat_narrow(K, count, x, m + j0, ldm, acc);
+        else vecmat_wide(K, count, x, m + j0, ldm, acc);
+        for (int j = 0; j < count; j += LANES) {
+            int lanes = count - j < LANES ? count - j : LANES;
+            store_vector(y + (j0 + j) * incy, incy, lanes, _mm256_load_ps(acc + j), alpha, beta);
         }
-        for (int v = 0; v < VECMAT_VECTORS; v++) store_vector(y + (j0 + v * LANES) * incy, incy, LANES, acc[v], alpha, beta);
-    }
-    for (; j0 < n; j0 += LANES) {
-        int count = n - j0 < LANES ? (int)(n - j0) : LANES;
-        __m256i mask = lane_mask(count);
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t k = 0;
-        for (; k + 2 <= K; k += 2) {
-            acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k), _mm256_maskload_ps(m + k * ldm + j0, mask), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k + 1), _mm256_maskload_ps(m + (k + 1) * ldm + j0, mask), acc1);
-        }
-        if (k < K) acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + k), _mm256_maskload_ps(m + k * ldm + j0, mask), acc0);
-        store_vector(y + j0 * incy, incy, count, _mm256_add_ps(acc0, acc1), alpha, beta);
     }
 }
 

@@ -88,35 +88,91 @@ static inline void store_scaled(float *y, int64_t incy, int count, __m512 sum, f
     }
 }
 
-/* y = x * M, M row-major. Eight vectors (128 outputs) accumulate while the rows of M stream past: enough
- * independent FMA chains to keep the loads flowing, which is all a matrix-vector product is limited by. */
-enum { VECMAT_VECTORS = 8 };
+/* y = x * M, M row-major, VECMAT_CHUNK outputs at a time: their sums stay in a local buffer (in L1) while
+ * the rows of M stream past four at a time, each row segment read front to back. Matrix-vector products
+ * are limited by how fast M arrives, and long sequential runs are what memory and prefetchers deliver
+ * fastest (walking a narrow strip down all the rows instead ran at half the bandwidth). Chunks of at most
+ * NARROW_VECTORS vectors keep their sums in registers instead, one set per row of the group, because
+ * there the chain through the buffer would be the bottleneck. */
+enum { VECMAT_CHUNK = 1024, VECMAT_ROWS = 4, NARROW_VECTORS = 4 };
+
+/* acc[0:count] += sum over the `rows` rows r of x[r] * row[r][0:count] */
+static inline void accumulate_rows(float *acc, int count, const float *x, const float *const *row, int rows)
+{
+    __m512 xs[VECMAT_ROWS];
+    for (int r = 0; r < rows; r++) xs[r] = _mm512_set1_ps(x[r]);
+    for (int j = 0; j < count; j += LANES) {
+        __mmask16 mask = lane_mask(count - j);
+        __m512 sum = _mm512_maskz_loadu_ps(mask, acc + j);
+        for (int r = 0; r < rows; r++) sum = _mm512_fmadd_ps(xs[r], _mm512_maskz_loadu_ps(mask, row[r] + j), sum);
+        _mm512_mask_storeu_ps(acc + j, mask, sum);
+    }
+}
+
+static void vecmat_wide(int64_t K, int count, const float *x, const float *m, int64_t ldm, float *acc)
+{
+    for (int j = 0; j < count; j++) acc[j] = 0.0f;
+    int64_t k = 0;
+    for (; k + VECMAT_ROWS <= K; k += VECMAT_ROWS) {
+        const float *row[VECMAT_ROWS];
+        for (int r = 0; r < VECMAT_ROWS; r++) row[r] = m + (k + r) * ldm;
+        accumulate_rows(acc, count, x + k, row, VECMAT_ROWS);
+    }
+    for (; k < K; k++) {
+        const float *row = m + k * ldm;
+        accumulate_rows(acc, count, x + k, &row, 1);
+    }
+}
+
+/* `vectors` is a constant after inlining (see vecmat_narrow), so the sums live in registers. */
+static inline __attribute__((always_inline)) void accumulate_row(const int vectors, __m512 *sums,
+                                                                 const __mmask16 *masks, float x, const float *row)
+{
+    __m512 xk = _mm512_set1_ps(x);
+    for (int v = 0; v < vectors; v++)
+        sums[v] = _mm512_fmadd_ps(xk, _mm512_maskz_loadu_ps(masks[v], row + v * LANES), sums[v]);
+}
+
+static inline __attribute__((always_inline)) void narrow(const int vectors, int64_t K, int count, const float *x,
+                                                         const float *m, int64_t ldm, float *acc)
+{
+    __m512 sums[VECMAT_ROWS][NARROW_VECTORS];
+    __mmask16 masks[NARROW_VECTORS];
+    for (int v = 0; v < vectors; v++) masks[v] = lane_mask(count - v * LANES);
+    for (int r = 0; r < VECMAT_ROWS; r++)
+        for (int v = 0; v < vectors; v++) sums[r][v] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + VECMAT_ROWS <= K; k += VECMAT_ROWS)
+        for (int r = 0; r < VECMAT_ROWS; r++) accumulate_row(vectors, sums[r], masks, x[k + r], m + (k + r) * ldm);
+    for (; k < K; k++) accumulate_row(vectors, sums[0], masks, x[k], m + k * ldm);
+    for (int v = 0; v < vectors; v++) {
+        __m512 total = _mm512_add_ps(_mm512_add_ps(sums[0][v], sums[1][v]), _mm512_add_ps(sums[2][v], sums[3][v]));
+        _mm512_mask_storeu_ps(acc + v * LANES, masks[v], total);
+    }
+}
+
+static void vecmat_narrow(int64_t K, int count, const float *x, const float *m, int64_t ldm, float *acc)
+{
+    switch ((count + LANES - 1) / LANES) {
+    case 1: narrow(1, K, count, x, m, ldm, acc); break;
+    case 2: narrow(2, K, count, x, m, ldm, acc); break;
+    case 3: narrow(3, K, count, x, m, ldm, acc); break;
+    default: narrow(4, K, count, x, m, ldm, acc); break;
+    }
+}
 
 static void vecmat(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
                    float alpha, float beta)
 {
-    int64_t j0 = 0;
-    for (; j0 + VECMAT_VECTORS * LANES <= n; j0 += VECMAT_VECTORS * LANES) {
-        __m512 acc[VECMAT_VECTORS];
-        for (int v = 0; v < VECMAT_VECTORS; v++) acc[v] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k++) {
-            const float *row = m + k * ldm + j0;
-            __m512 xk = _mm512_set1_ps(x[k]);
-            for (int v = 0; v < VECMAT_VECTORS; v++) acc[v] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(row + v * LANES), acc[v]);
+    _Alignas(64) float acc[VECMAT_CHUNK];
+    for (int64_t j0 = 0; j0 < n; j0 += VECMAT_CHUNK) {
+        int count = n - j0 < VECMAT_CHUNK ? (int)(n - j0) : VECMAT_CHUNK;
+        if (count <= NARROW_VECTORS * LANES) vecmat_narrow(K, count, x, m + j0, ldm, acc);
+        else vecmat_wide(K, count, x, m + j0, ldm, acc);
+        for (int j = 0; j < count; j += LANES) {
+            int lanes = count - j < LANES ? count - j : LANES;
+            store_scaled(y + (j0 + j) * incy, incy, lanes, _mm512_load_ps(acc + j), alpha, beta);
         }
-        for (int v = 0; v < VECMAT_VECTORS; v++) store_scaled(y + (j0 + v * LANES) * incy, incy, LANES, acc[v], alpha, beta);
-    }
-    for (; j0 < n; j0 += LANES) {
-        int count = n - j0 < LANES ? (int)(n - j0) : LANES;
-        __mmask16 mask = lane_mask(count);
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-        int64_t k = 0;
-        for (; k + 2 <= K; k += 2) {
-            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_maskz_loadu_ps(mask, m + k * ldm + j0), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(x[k + 1]), _mm512_maskz_loadu_ps(mask, m + (k + 1) * ldm + j0), acc1);
-        }
-        if (k < K) acc0 = _mm512_fmadd_ps(_mm512_set1_ps(x[k]), _mm512_maskz_loadu_ps(mask, m + k * ldm + j0), acc0);
-        store_scaled(y + j0 * incy, incy, count, _mm512_add_ps(acc0, acc1), alpha, beta);
     }
 }
 

@@ -164,6 +164,12 @@ static void matrix_vector_shapes(void **state)
         s.pad_a = s.pad_b = s.pad_c = i % 3; /* strided vectors exercise the contiguous copy */
         run_every_variant(&s, NULL);
     }
+    /* wider than one chunk of the row-streaming kernels */
+    const shape wide[] = {
+        {1, 2100, 33, false, false, 0, 0, 0, 1.0f, 0.0f},
+        {2100, 1, 33, true, false, 1, 0, 2, 0.5f, 1.0f},
+    };
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) run_every_variant(&wide[i], NULL);
 }
 
 /* Sizes past the kernel sets' KC, MC and NC, so every loop of the blocking runs more than once. */
