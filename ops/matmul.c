@@ -102,7 +102,7 @@ typedef struct matmul_shape {
     int batch_rank;
     int64_t batch[KILN_MAX_RANK];                          /* the broadcast batch dims of Y */
     int64_t a_step[KILN_MAX_RANK], b_step[KILN_MAX_RANK];  /* elements between matrices per batch dim */
-    int64_t batch_count;
+    int64_t batch_count, y_count;
     bool fold_batch_into_m; /* B is one matrix shared by the whole batch: one [batch*M, K] x [K, N] product */
 } matmul_shape;
 
@@ -136,14 +136,19 @@ static kiln_status matmul_shape_of(const kiln_tensor *a, const kiln_tensor *b, m
                          (long long)s->K, (long long)b_k);
     }
     KILN_TRY(shape_broadcast(a->rank - a_matrix, a->dims, b->rank - b_matrix, b->dims, &s->batch_rank, s->batch));
-    s->batch_count = shape_numel(s->batch_rank, s->batch);
-    batch_steps(a, a_matrix, s->batch_rank, s->M * s->K, s->a_step);
-    batch_steps(b, b_matrix, s->batch_rank, s->K * s->N, s->b_step);
-    s->fold_batch_into_m = b->rank <= 2;
     *rank = s->batch_rank;
     memcpy(dims, s->batch, (size_t)s->batch_rank * sizeof *dims);
     if (a->rank > 1) dims[(*rank)++] = s->M;
     if (b->rank > 1) dims[(*rank)++] = s->N;
+    /* Dims beside a zero may be anything a file says: check the products before using them. */
+    if (shape_numel_checked(s->batch_rank, s->batch, &s->batch_count) != KILN_OK ||
+        shape_numel_checked(*rank, dims, &s->y_count) != KILN_OK)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the product of these shapes is too large");
+    /* an operand without elements makes the result empty (or all zeros): its steps are never used */
+    bool nonempty = tensor_numel(a) > 0 && tensor_numel(b) > 0;
+    batch_steps(a, a_matrix, s->batch_rank, nonempty ? s->M * s->K : 0, s->a_step);
+    batch_steps(b, b_matrix, s->batch_rank, nonempty ? s->K * s->N : 0, s->b_step);
+    s->fold_batch_into_m = b->rank <= 2;
     return KILN_OK;
 }
 
@@ -156,7 +161,7 @@ static kiln_status matmul_shape_fn(op_ctx *ctx)
     if (rank > KILN_MAX_RANK)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "result rank %d exceeds kiln's maximum of %d", rank, KILN_MAX_RANK);
     op_set_output_shape(ctx, 0, rank, dims);
-    if (ctx->outputs[0]->dtype == KILN_FLOAT32) {
+    if (ctx->outputs[0]->dtype == KILN_FLOAT32 && s.y_count > 0) {
         int64_t rows = s.fold_batch_into_m ? s.batch_count * s.M : s.M;
         ctx->scratch_bytes = gemm_f32_scratch_bytes(rows, s.N, s.K, parallel_threads(ctx->parallel));
     }
@@ -221,7 +226,7 @@ static kiln_status matmul_eval(op_ctx *ctx)
     int rank = 0;
     int64_t dims[KILN_MAX_RANK + 2];
     KILN_TRY(matmul_shape_of(ctx->inputs[0], ctx->inputs[1], &s, &rank, dims));
-    if (tensor_numel(ctx->outputs[0]) == 0) return KILN_OK;
+    if (s.y_count == 0) return KILN_OK;
     if (s.fold_batch_into_m) {
         matmul_one(ctx, s.batch_count * s.M, s.N, s.K, 0, 0, 0);
         return KILN_OK;
@@ -327,7 +332,7 @@ static kiln_status matmul_integer_eval(op_ctx *ctx)
     KILN_TRY(zero_point_get(ctx, 2, s.M, "row", &za));
     KILN_TRY(zero_point_get(ctx, 3, s.N, "column", &zb));
     int32_t *y = ctx->outputs[0]->data;
-    for (int64_t i = 0; i < s.batch_count && tensor_numel(ctx->outputs[0]) > 0; i++) {
+    for (int64_t i = 0; i < s.batch_count && s.y_count > 0; i++) {
         int64_t a_off, b_off;
         batch_offsets(&s, i, &a_off, &b_off);
         matmul_integer_one(ctx, &s, &za, &zb, a_off, b_off, y + i * s.M * s.N);
@@ -406,9 +411,11 @@ static kiln_status gemm_shape_fn(op_ctx *ctx)
     gemm_args g = {0};
     gemm_bias bias = {0};
     KILN_TRY(gemm_dims(ctx, &g, &bias));
-    int64_t dims[2] = {g.M, g.N};
+    int64_t dims[2] = {g.M, g.N}, count;
+    if (shape_numel_checked(2, dims, &count) != KILN_OK)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the product of these shapes is too large");
     op_set_output_shape(ctx, 0, 2, dims);
-    if (ctx->outputs[0]->dtype == KILN_FLOAT32)
+    if (ctx->outputs[0]->dtype == KILN_FLOAT32 && count > 0)
         ctx->scratch_bytes = gemm_f32_scratch_bytes(g.M, g.N, g.K, parallel_threads(ctx->parallel));
     return KILN_OK;
 }

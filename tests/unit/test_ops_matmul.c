@@ -344,6 +344,14 @@ static void matmul_bad_models_fail_at_load(void **state)
     operand batch[2] = {{"A", KILN_FLOAT32, 3, {2, 2, 2}, data, false}, {"B", KILN_FLOAT32, 3, {3, 2, 2}, data, false}};
     assert_int_not_equal(load_node(13, "MatMul", NULL, batch, 2, KILN_FLOAT32, &model), KILN_OK);
 
+    /* empty operands with huge dims beside the zero: a result too large to plan, or an empty one */
+    const int64_t huge = INT64_C(1) << 30;
+    operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false}, {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
+    assert_int_not_equal(load_node(13, "MatMul", NULL, too_large, 2, KILN_FLOAT32, &model), KILN_OK);
+    operand empty[2] = {{"A", KILN_FLOAT32, 3, {0, huge, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, huge}, data, false}};
+    assert_int_equal(load_node(13, "MatMul", NULL, empty, 2, KILN_FLOAT32, &model), KILN_OK);
+    kiln_model_free(model);
+
     int8_t bytes[4] = {0};
     operand int8[2] = {{"A", KILN_INT8, 2, {2, 2}, bytes, false}, {"B", KILN_INT8, 2, {2, 2}, bytes, false}};
     assert_int_equal(load_node(13, "MatMul", NULL, int8, 2, KILN_INT8, &model), KILN_ERR_UNSUPPORTED);
@@ -473,6 +481,10 @@ static void gemm_bad_models_fail_at_load(void **state)
     tm_attr_float(&attrs, "transA", 1.0f); /* an int attribute given as a float */
     assert_int_not_equal(load_node(13, "Gemm", &attrs, no_c, 2, KILN_FLOAT32, &model), KILN_OK);
     pbw_free(&attrs);
+
+    const int64_t huge = INT64_C(1) << 40;
+    operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false}, {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
+    assert_int_not_equal(load_node(13, "Gemm", NULL, too_large, 2, KILN_FLOAT32, &model), KILN_OK);
 
     int32_t ints[8] = {0};
     operand int_gemm[2] = {{"A", KILN_INT32, 2, {2, 2}, ints, false}, {"B", KILN_INT32, 2, {2, 2}, ints, false}};
