@@ -11,6 +11,7 @@
  * Integer products wrap around like two's complement (they accumulate in the unsigned type of the same
  * width, which C defines to wrap).
  */
+#include <math.h>
 #include <string.h>
 
 #include "core/mem.h"
@@ -20,11 +21,12 @@
 static const kiln_dtype MATMUL_DTYPES[] = {KILN_FLOAT32, KILN_INT32,  KILN_INT64, KILN_UINT32,
                                            KILN_UINT64,  KILN_FLOAT64, KILN_UNDEFINED};
 
-static kiln_status require_same_dtype(const op_init_ctx *ctx, int input)
+/* Inputs that the spec gives one type variable must agree. */
+static kiln_status require_same_dtype(const op_init_ctx *ctx, int input, int like)
 {
-    if (ctx->input_dtypes[input] != ctx->input_dtypes[0])
-        return kiln_fail(KILN_ERR_MALFORMED, "input %d is %s but input 0 is %s", input,
-                         kiln_dtype_name(ctx->input_dtypes[input]), kiln_dtype_name(ctx->input_dtypes[0]));
+    if (ctx->input_dtypes[input] != ctx->input_dtypes[like])
+        return kiln_fail(KILN_ERR_MALFORMED, "input %d is %s but input %d is %s", input,
+                         kiln_dtype_name(ctx->input_dtypes[input]), like, kiln_dtype_name(ctx->input_dtypes[like]));
     return KILN_OK;
 }
 
@@ -91,7 +93,7 @@ static kiln_status matmul_init(op_init_ctx *ctx)
     matmul_params *p = ctx->params;
     KILN_TRY(op_require_arity(ctx, 2, 2, 1, 1));
     KILN_TRY(op_require_dtype(ctx, 0, MATMUL_DTYPES));
-    KILN_TRY(require_same_dtype(ctx, 1));
+    KILN_TRY(require_same_dtype(ctx, 1, 0));
     ctx->output_dtypes[0] = ctx->input_dtypes[0];
     return pack_constant_b(ctx, false, &p->weight);
 }
@@ -239,24 +241,50 @@ static kiln_status matmul_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* ---- MatMulInteger ------------------------------------------------------------------------------------ */
+/* ---- MatMulInteger and QLinearMatMul ----------------------------------------------------------------- */
 
-/* Y (int32) = (A - a_zero_point) x (B - b_zero_point) with MatMul's shapes; A and B are int8 or uint8. Zero
- * points are per tensor (one element) or per row of A / per column of B (1-D); the N-D per-matrix form is
- * not supported. Products are exact; their sum wraps in 32 bits, as the spec allows. */
+/* Products of int8/uint8 matrices, with MatMul's shapes, after subtracting zero points:
+ *   MatMulInteger  Y (int32) = (A - a_zero_point) x (B - b_zero_point)
+ *   QLinearMatMul  Y = saturate(round((A - a_zp) x (B - b_zp) * a_scale * b_scale / y_scale) + y_zp), in the
+ *                  type of y_zp; rounding is to nearest, ties to even, as the spec says
+ * Scales and zero points of A and B are per tensor (one element) or per row of A / per column of B (1-D);
+ * the N-D per-matrix form is not supported. Products are exact; sums wrap in 32 bits, as the spec allows.
+ * Plain loops: quantized models that matter run these through an int8 GEMM kernel, which kiln does not have
+ * yet. */
 static const kiln_dtype INT8_DTYPES[] = {KILN_INT8, KILN_UINT8, KILN_UNDEFINED};
+static const kiln_dtype SCALE_DTYPES[] = {KILN_FLOAT32, KILN_UNDEFINED};
 
-static kiln_status matmul_integer_init(op_init_ctx *ctx)
+/* Where each input of a quantized product sits in the node; -1 when the op has no such input. */
+typedef struct quantized_inputs {
+    int a, b, a_zero, b_zero, a_scale, b_scale;
+} quantized_inputs;
+
+static const quantized_inputs MATMUL_INTEGER_INPUTS = {0, 1, 2, 3, -1, -1};
+static const quantized_inputs QLINEAR_MATMUL_INPUTS = {0, 3, 2, 5, 1, 4};
+
+/* One quantization parameter: absent (zero point 0), one element, or one per row of A / column of B. */
+typedef struct quant_param {
+    const kiln_tensor *t;
+    bool per_index;
+} quant_param;
+
+static kiln_status quant_param_get(const op_ctx *ctx, int input, int64_t count, const char *per, quant_param *q)
 {
-    KILN_TRY(op_require_arity(ctx, 2, 4, 1, 1));
-    KILN_TRY(op_require_dtype(ctx, 0, INT8_DTYPES));
-    KILN_TRY(op_require_dtype(ctx, 1, INT8_DTYPES));
-    for (int zp = 2; zp < 4; zp++)
-        if (op_has_input(ctx, zp) && ctx->input_dtypes[zp] != ctx->input_dtypes[zp - 2])
-            return kiln_fail(KILN_ERR_MALFORMED, "zero point %d is %s but its operand is %s", zp,
-                             kiln_dtype_name(ctx->input_dtypes[zp]), kiln_dtype_name(ctx->input_dtypes[zp - 2]));
-    ctx->output_dtypes[0] = KILN_INT32;
-    return KILN_OK;
+    q->t = input >= 0 && input < ctx->n_inputs ? ctx->inputs[input] : NULL;
+    q->per_index = false;
+    if (!q->t || tensor_numel(q->t) == 1) return KILN_OK;
+    if (q->t->rank == 1 && q->t->dims[0] == count) {
+        q->per_index = true;
+        return KILN_OK;
+    }
+    char sq[128];
+    return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d of shape %s: only one value or one per %s (%lld) is supported",
+                     input, shape_format(sq, sizeof sq, q->t->rank, q->t->dims), per, (long long)count);
+}
+
+static double quant_param_at(const quant_param *q, int64_t index)
+{
+    return q->t ? tensor_get_double(q->t, q->per_index ? index : 0) : 0.0;
 }
 
 /* Element i of an int8 or uint8 tensor. */
@@ -265,77 +293,117 @@ static int32_t int8_at(const kiln_tensor *t, int64_t i)
     return t->dtype == KILN_INT8 ? ((const int8_t *)t->data)[i] : ((const uint8_t *)t->data)[i];
 }
 
-/* A zero point: absent (0), one element for the whole tensor, or one per row (of A) / column (of B). */
-typedef struct zero_point {
-    const kiln_tensor *t;
-    bool per_index;
-} zero_point;
-
-static kiln_status zero_point_get(const op_ctx *ctx, int input, int64_t count, const char *what, zero_point *zp)
-{
-    zp->t = ctx->n_inputs > input ? ctx->inputs[input] : NULL;
-    zp->per_index = false;
-    if (!zp->t || tensor_numel(zp->t) == 1) return KILN_OK;
-    if (zp->t->rank == 1 && zp->t->dims[0] == count) {
-        zp->per_index = true;
-        return KILN_OK;
-    }
-    char sz[128];
-    return kiln_fail(KILN_ERR_UNSUPPORTED, "%s zero point of shape %s: only one value or one per %s (%lld) is supported",
-                     input == 2 ? "A's" : "B's", shape_format(sz, sizeof sz, zp->t->rank, zp->t->dims), what,
-                     (long long)count);
-}
-
-static int32_t zero_point_at(const zero_point *zp, int64_t index)
-{
-    return zp->t ? int8_at(zp->t, zp->per_index ? index : 0) : 0;
-}
-
-static kiln_status matmul_integer_shape(op_ctx *ctx)
-{
+typedef struct quantized_product {
+    const kiln_tensor *a, *b;
     matmul_shape s;
+    quant_param a_zero, b_zero, a_scale, b_scale;
+} quantized_product;
+
+static kiln_status quantized_product_get(const op_ctx *ctx, const quantized_inputs *in, quantized_product *q,
+                                         int *rank, int64_t *dims)
+{
+    q->a = ctx->inputs[in->a];
+    q->b = ctx->inputs[in->b];
+    KILN_TRY(matmul_shape_of(q->a, q->b, &q->s, rank, dims));
+    if (*rank > KILN_MAX_RANK)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "result rank %d exceeds kiln's maximum of %d", *rank, KILN_MAX_RANK);
+    KILN_TRY(quant_param_get(ctx, in->a_zero, q->s.M, "row of A", &q->a_zero));
+    KILN_TRY(quant_param_get(ctx, in->b_zero, q->s.N, "column of B", &q->b_zero));
+    KILN_TRY(quant_param_get(ctx, in->a_scale, q->s.M, "row of A", &q->a_scale));
+    KILN_TRY(quant_param_get(ctx, in->b_scale, q->s.N, "column of B", &q->b_scale));
+    return KILN_OK;
+}
+
+/* sum over k of (A[i,k] - a_zero) * (B[k,j] - b_zero) for the matrices at a_off and b_off. */
+static int32_t quantized_dot(const quantized_product *q, int64_t a_off, int64_t b_off, int64_t i, int64_t j)
+{
+    int32_t za = (int32_t)quant_param_at(&q->a_zero, i), zb = (int32_t)quant_param_at(&q->b_zero, j);
+    int64_t K = q->s.K, N = q->s.N;
+    uint32_t sum = 0;
+    for (int64_t k = 0; k < K; k++)
+        sum += (uint32_t)((int8_at(q->a, a_off + i * K + k) - za) * (int8_at(q->b, b_off + k * N + j) - zb));
+    return (int32_t)sum;
+}
+
+static kiln_status matmul_integer_init(op_init_ctx *ctx)
+{
+    KILN_TRY(op_require_arity(ctx, 2, 4, 1, 1));
+    KILN_TRY(op_require_dtype(ctx, 0, INT8_DTYPES));
+    KILN_TRY(op_require_dtype(ctx, 1, INT8_DTYPES));
+    for (int zp = 2; zp < 4; zp++)
+        if (op_has_input(ctx, zp)) KILN_TRY(require_same_dtype(ctx, zp, zp - 2));
+    ctx->output_dtypes[0] = KILN_INT32;
+    return KILN_OK;
+}
+
+static kiln_status qlinear_matmul_init(op_init_ctx *ctx)
+{
+    KILN_TRY(op_require_arity(ctx, 8, 8, 1, 1)); /* a, a_scale, a_zero_point, the same for b, then y's */
+    for (int operand = 0; operand <= 3; operand += 3) {
+        KILN_TRY(op_require_dtype(ctx, operand, INT8_DTYPES));
+        KILN_TRY(op_require_dtype(ctx, operand + 1, SCALE_DTYPES));
+        KILN_TRY(require_same_dtype(ctx, operand + 2, operand));
+    }
+    KILN_TRY(op_require_dtype(ctx, 6, SCALE_DTYPES));
+    KILN_TRY(op_require_dtype(ctx, 7, INT8_DTYPES));
+    ctx->output_dtypes[0] = ctx->input_dtypes[7];
+    return KILN_OK;
+}
+
+static const quantized_inputs *quantized_inputs_of(const op_ctx *ctx)
+{
+    return ctx->n_inputs == 8 ? &QLINEAR_MATMUL_INPUTS : &MATMUL_INTEGER_INPUTS;
+}
+
+static kiln_status quantized_shape(op_ctx *ctx)
+{
+    quantized_product q;
     int rank = 0;
     int64_t dims[KILN_MAX_RANK + 2];
-    zero_point za, zb;
-    KILN_TRY(matmul_shape_of(ctx->inputs[0], ctx->inputs[1], &s, &rank, dims));
-    if (rank > KILN_MAX_RANK)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "result rank %d exceeds kiln's maximum of %d", rank, KILN_MAX_RANK);
-    KILN_TRY(zero_point_get(ctx, 2, s.M, "row", &za));
-    KILN_TRY(zero_point_get(ctx, 3, s.N, "column", &zb));
+    KILN_TRY(quantized_product_get(ctx, quantized_inputs_of(ctx), &q, &rank, dims));
+    if (ctx->n_inputs == 8 && (tensor_numel(ctx->inputs[6]) != 1 || tensor_numel(ctx->inputs[7]) != 1))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "y_scale and y_zero_point must have one element");
     op_set_output_shape(ctx, 0, rank, dims);
     return KILN_OK;
 }
 
-static void matmul_integer_one(const op_ctx *ctx, const matmul_shape *s, const zero_point *za,
-                               const zero_point *zb, int64_t a_off, int64_t b_off, int32_t *y)
-{
-    const kiln_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
-    for (int64_t i = 0; i < s->M; i++)
-        for (int64_t j = 0; j < s->N; j++) {
-            uint32_t sum = 0;
-            for (int64_t k = 0; k < s->K; k++) {
-                int32_t product = (int8_at(a, a_off + i * s->K + k) - zero_point_at(za, i)) *
-                                  (int8_at(b, b_off + k * s->N + j) - zero_point_at(zb, j));
-                sum += (uint32_t)product;
-            }
-            y[i * s->N + j] = (int32_t)sum;
-        }
-}
-
 static kiln_status matmul_integer_eval(op_ctx *ctx)
 {
-    matmul_shape s;
+    quantized_product q;
     int rank = 0;
     int64_t dims[KILN_MAX_RANK + 2];
-    zero_point za, zb;
-    KILN_TRY(matmul_shape_of(ctx->inputs[0], ctx->inputs[1], &s, &rank, dims));
-    KILN_TRY(zero_point_get(ctx, 2, s.M, "row", &za));
-    KILN_TRY(zero_point_get(ctx, 3, s.N, "column", &zb));
+    KILN_TRY(quantized_product_get(ctx, &MATMUL_INTEGER_INPUTS, &q, &rank, dims));
     int32_t *y = ctx->outputs[0]->data;
-    for (int64_t i = 0; i < s.batch_count && s.y_count > 0; i++) {
+    for (int64_t n = 0; n < q.s.batch_count && q.s.y_count > 0; n++) {
         int64_t a_off, b_off;
-        batch_offsets(&s, i, &a_off, &b_off);
-        matmul_integer_one(ctx, &s, &za, &zb, a_off, b_off, y + i * s.M * s.N);
+        batch_offsets(&q.s, n, &a_off, &b_off);
+        for (int64_t i = 0; i < q.s.M; i++)
+            for (int64_t j = 0; j < q.s.N; j++) *y++ = quantized_dot(&q, a_off, b_off, i, j);
+    }
+    return KILN_OK;
+}
+
+static kiln_status qlinear_matmul_eval(op_ctx *ctx)
+{
+    quantized_product q;
+    int rank = 0;
+    int64_t dims[KILN_MAX_RANK + 2];
+    KILN_TRY(quantized_product_get(ctx, &QLINEAR_MATMUL_INPUTS, &q, &rank, dims));
+    kiln_tensor *y = ctx->outputs[0];
+    double y_scale = tensor_get_double(ctx->inputs[6], 0), y_zero = tensor_get_double(ctx->inputs[7], 0);
+    double lo = y->dtype == KILN_INT8 ? INT8_MIN : 0, hi = y->dtype == KILN_INT8 ? INT8_MAX : UINT8_MAX;
+    int64_t out = 0;
+    for (int64_t n = 0; n < q.s.batch_count && q.s.y_count > 0; n++) {
+        int64_t a_off, b_off;
+        batch_offsets(&q.s, n, &a_off, &b_off);
+        for (int64_t i = 0; i < q.s.M; i++)
+            for (int64_t j = 0; j < q.s.N; j++, out++) {
+                double scale = quant_param_at(&q.a_scale, i) * quant_param_at(&q.b_scale, j) / y_scale;
+                double v = nearbyint(quantized_dot(&q, a_off, b_off, i, j) * scale) + y_zero;
+                v = v >= lo ? (v <= hi ? v : hi) : lo; /* NaN (0 / a zero y_scale) becomes lo */
+                if (y->dtype == KILN_INT8) ((int8_t *)y->data)[out] = (int8_t)v;
+                else ((uint8_t *)y->data)[out] = (uint8_t)v;
+            }
     }
     return KILN_OK;
 }
@@ -354,8 +422,8 @@ static kiln_status gemm_init(op_init_ctx *ctx)
     /* C became optional in opset 11 */
     KILN_TRY(op_require_arity(ctx, ctx->opset >= 11 ? 2 : 3, 3, 1, 1));
     KILN_TRY(op_require_dtype(ctx, 0, DTYPES_FLOAT));
-    KILN_TRY(require_same_dtype(ctx, 1));
-    if (op_has_input(ctx, 2)) KILN_TRY(require_same_dtype(ctx, 2));
+    KILN_TRY(require_same_dtype(ctx, 1, 0));
+    if (op_has_input(ctx, 2)) KILN_TRY(require_same_dtype(ctx, 2, 0));
     int64_t trans_a, trans_b;
     KILN_TRY(attr_int(ctx->node, "transA", 0, &trans_a));
     KILN_TRY(attr_int(ctx->node, "transB", 0, &trans_b));
@@ -458,7 +526,8 @@ static kiln_status gemm_eval(op_ctx *ctx)
 
 const op_def ops_matmul[] = {
     {"", "MatMul", 1, 18, sizeof(matmul_params), matmul_init, matmul_shape_fn, matmul_eval, 0},
-    {"", "MatMulInteger", 10, 18, 0, matmul_integer_init, matmul_integer_shape, matmul_integer_eval, 0},
+    {"", "MatMulInteger", 10, 18, 0, matmul_integer_init, quantized_shape, matmul_integer_eval, 0},
+    {"", "QLinearMatMul", 10, 18, 0, qlinear_matmul_init, quantized_shape, qlinear_matmul_eval, 0},
     {"", "Gemm", 7, 18, sizeof(gemm_params), gemm_init, gemm_shape_fn, gemm_eval, 0},
     OP_TABLE_END,
 };

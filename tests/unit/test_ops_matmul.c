@@ -1,5 +1,5 @@
 /*
- * test_ops_matmul.c — MatMul, MatMulInteger and Gemm through whole one-node models: numpy matmul shapes
+ * test_ops_matmul.c — MatMul, MatMulInteger, QLinearMatMul and Gemm through whole one-node models: numpy matmul shapes
  * (1-D promotion, batch broadcasting), constant weights (the pre-packed path, with batch folding), every
  * Gemm attribute and C broadcast, the non-float32 dtypes, empty tensors, several threads, and the
  * malformed models that must fail at load.
@@ -47,7 +47,7 @@ static kiln_status load_node(int opset, const char *op_type, const pbw *attrs, c
 {
     test_model m;
     tm_init(&m, opset);
-    const char *names[8] = {0};
+    const char *names[16] = {0}; /* NULL-terminated */
     for (int i = 0; i < n_in; i++) {
         names[i] = in[i].name ? in[i].name : "";
         if (!in[i].name) continue;
@@ -537,6 +537,44 @@ static void matmul_integer_zero_points(void **state)
     assert_int_not_equal(load_node(10, "MatMulInteger", NULL, mixed_zp, 3, KILN_INT32, &model), KILN_OK);
 }
 
+static void qlinear_matmul_rounding_and_saturation(void **state)
+{
+    (void)state;
+    /* the ONNX example: uint8, per-tensor parameters */
+    const uint8_t a[] = {208, 236, 0, 238, 3, 214, 255, 29};
+    const uint8_t b[] = {152, 51, 244, 60, 26, 255, 0, 127, 246, 127, 254, 247};
+    const float a_scale[] = {0.0066f}, b_scale[] = {0.00705f}, y_scale[] = {0.0107f};
+    const uint8_t a_zp[] = {113}, b_zp[] = {114}, y_zp[] = {118};
+    const uint8_t want[] = {168, 115, 255, 1, 66, 151};
+    operand in[8] = {{"a", KILN_UINT8, 2, {2, 4}, a, false},        {"a_scale", KILN_FLOAT32, 1, {1}, a_scale, false},
+                     {"a_zero_point", KILN_UINT8, 1, {1}, a_zp, false}, {"b", KILN_UINT8, 2, {4, 3}, b, false},
+                     {"b_scale", KILN_FLOAT32, 1, {1}, b_scale, false}, {"b_zero_point", KILN_UINT8, 1, {1}, b_zp, false},
+                     {"y_scale", KILN_FLOAT32, 1, {1}, y_scale, false}, {"y_zero_point", KILN_UINT8, 1, {1}, y_zp, false}};
+    node_run r;
+    run_node(10, "QLinearMatMul", NULL, in, 8, KILN_UINT8, 1, &r);
+    assert_memory_equal(r.out.data, want, sizeof want);
+    node_run_free(&r);
+
+    /* int8 with per-row A and per-column B parameters. Row 0: sums 17 and 64, scaled by 0.5 and by
+     * 0.5 * 0.25, give 8.5 (a tie, rounded to even: 8) and 8; row 1 (A minus zero point 1: -101, -1) gives
+     * -203 (saturates) and -99. y_zero_point 1 is added before saturating. */
+    const int8_t sa[] = {10, -3, -100, 0}, sb[] = {2, 4, 1, -8};
+    const float sa_scale[] = {0.5f, 1.0f}, sb_scale[] = {1.0f, 0.25f}, sy_scale[] = {1.0f};
+    const int8_t sa_zp[] = {0, 1}, sb_zp[] = {0, 0}, sy_zp[] = {1};
+    const int8_t swant[] = {9, 9, -128, -98};
+    operand sin[8] = {{"a", KILN_INT8, 2, {2, 2}, sa, false},          {"a_scale", KILN_FLOAT32, 1, {2}, sa_scale, false},
+                      {"a_zero_point", KILN_INT8, 1, {2}, sa_zp, false}, {"b", KILN_INT8, 2, {2, 2}, sb, false},
+                      {"b_scale", KILN_FLOAT32, 1, {2}, sb_scale, false}, {"b_zero_point", KILN_INT8, 1, {2}, sb_zp, false},
+                      {"y_scale", KILN_FLOAT32, 1, {1}, sy_scale, false}, {"y_zero_point", KILN_INT8, 1, {1}, sy_zp, false}};
+    run_node(10, "QLinearMatMul", NULL, sin, 8, KILN_INT8, 1, &r);
+    assert_memory_equal(r.out.data, swant, sizeof swant);
+    node_run_free(&r);
+
+    kiln_model *model = NULL;
+    sin[6].rank = 1, sin[6].dims[0] = 2, sin[6].data = sa_scale; /* y_scale must be one value */
+    assert_int_not_equal(load_node(10, "QLinearMatMul", NULL, sin, 8, KILN_INT8, &model), KILN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +591,7 @@ int main(void)
         cmocka_unit_test(gemm_float64),
         cmocka_unit_test(gemm_bad_models_fail_at_load),
         cmocka_unit_test(matmul_integer_zero_points),
+        cmocka_unit_test(qlinear_matmul_rounding_and_saturation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
