@@ -1,16 +1,345 @@
 /*
- * gemm.c — GEMM dispatch. (Until the blocked SIMD kernels land, this calls the reference.)
+ * gemm.c — SGEMM in the GotoBLAS/BLIS structure: choose the kernels, block the problem for the caches, pack
+ * operands into contiguous panels, and hand MR x NR tiles to a register-blocked micro-kernel.
+ *
+ * Loop nest, outermost first (MR/NR/KC/MC/NC come from the kernel set, see gemm_kernels.h):
+ *   jc: NC columns of C       B block of KC x NC, packed once per (jc, pc), sized to stay in L2
+ *   pc: KC deep slices of K   the first slice applies the caller's beta, later ones accumulate
+ *   ic: MC rows of C          A block of MC x KC, packed
+ *   tiles (ir, jr):           one micro-kernel call each; ir-major, so an A micro-panel stays in L1 while
+ *                             the B micro-panels of the block stream from L2
+ * Threads share the packed blocks: each (jc, pc, ic) round packs A (and B) in one parallel_for over
+ * micro-panels and computes the tiles in a second. Sharing keeps the scratch size independent of the thread
+ * count — plans are made before anyone knows how many threads a session will use — and no thread packs
+ * what another already has.
+ *
+ * A row vector times a matrix (M == 1) or a matrix times a column (N == 1) skips all of this: packing would
+ * touch every element of the matrix once more than the arithmetic does, so those go to the kernels'
+ * matrix-vector routines, which read the matrix in place.
  */
 #include "kernels/gemm.h"
 
+#include "core/platform/platform.h"
+#include "kernels/gemm_kernels.h"
+
+/* Below this many multiply-adds a problem runs on the calling thread: each parallel_for costs a
+ * microsecond or more, and splitting a product this small gained nothing measurable (64^3 did not speed up
+ * on 2 threads, 96^3 did). Matrix-vector products do about one multiply-add per float loaded, so they are
+ * worth splitting sooner. */
+#define GEMM_PARALLEL_MIN_WORK (1 << 19)
+#define GEMV_PARALLEL_MIN_WORK (1 << 17)
+/* Matrix-vector products are split across threads in strips of this many outputs. */
+#define GEMV_STRIP 64
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static size_t floats_bytes_aligned(int64_t count) { return ((size_t)count * sizeof(float) + 63) & ~(size_t)63; }
+
+/* ---- choosing kernels -------------------------------------------------------------------------------- */
+
+static const gemm_kernel_set *kernels_for(gemm_variant variant)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    const cpu_features *cpu = platform_cpu_features();
+    switch (variant) {
+    case GEMM_VARIANT_AUTO:
+        return cpu->avx512f ? &gemm_kernels_avx512 : cpu->avx2_fma ? &gemm_kernels_avx2 : &gemm_kernels_portable;
+    case GEMM_VARIANT_AVX2: return cpu->avx2_fma ? &gemm_kernels_avx2 : NULL;
+    case GEMM_VARIANT_AVX512: return cpu->avx512f ? &gemm_kernels_avx512 : NULL;
+    default: break;
+    }
+#endif
+    if (variant == GEMM_VARIANT_AUTO || variant == GEMM_VARIANT_PORTABLE) return &gemm_kernels_portable;
+    return NULL;
+}
+
+static gemm_variant resolve_variant(gemm_variant variant)
+{
+    if (variant != GEMM_VARIANT_AUTO) return variant;
+    for (int v = GEMM_VARIANT_COUNT - 1; v > GEMM_VARIANT_AUTO; v--)
+        if (kernels_for((gemm_variant)v)) return (gemm_variant)v;
+    return GEMM_VARIANT_PORTABLE;
+}
+
+bool gemm_variant_available(gemm_variant variant) { return kernels_for(variant) != NULL; }
+
+const char *gemm_variant_name(gemm_variant variant)
+{
+    static const char *const names[] = {"auto", "portable", "avx2", "avx512"};
+    return (unsigned)variant < GEMM_VARIANT_COUNT ? names[variant] : "unknown";
+}
+
+/* ---- sizes --------------------------------------------------------------------------------------------- */
+
+/* Block sizes for one problem: the kernel set's at most, evened out so that the last block is not a sliver
+ * (K = 784 runs as 4 x 196 rather than 3 x 256 + 16, whose last pass would mostly load and store C), and
+ * shrunk to the problem so small products need little scratch. MC and NC stay multiples of MR and NR. */
+typedef struct gemm_blocks {
+    int64_t mc, kc, nc;
+} gemm_blocks;
+
+static int64_t even_block(int64_t size, int64_t max_block, int64_t multiple)
+{
+    int64_t block = ceil_div(size, ceil_div(size, max_block));
+    return ceil_div(block, multiple) * multiple;
+}
+
+static gemm_blocks blocks_for(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    gemm_blocks b = {
+        .mc = even_block(M, ks->mc, ks->mr),
+        .kc = even_block(K, ks->kc, 1),
+        .nc = even_block(N, ks->nc, ks->nr),
+    };
+    return b;
+}
+
+static bool is_matrix_vector(int64_t M, int64_t N) { return M == 1 || N == 1; }
+
+static size_t scratch_for(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    if (is_matrix_vector(M, N)) return floats_bytes_aligned(K); /* a contiguous copy of a strided vector */
+    gemm_blocks b = blocks_for(ks, M, N, K);
+    return floats_bytes_aligned(b.mc * b.kc) + floats_bytes_aligned(b.kc * b.nc);
+}
+
 size_t gemm_f32_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)
 {
-    (void)M, (void)N, (void)K, (void)threads;
-    return 0;
+    (void)threads;
+    size_t bytes = 0;
+    for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
+        const gemm_kernel_set *ks = kernels_for((gemm_variant)v);
+        size_t s = ks ? scratch_for(ks, M, N, K) : 0;
+        if (s > bytes) bytes = s;
+    }
+    return bytes;
+}
+
+static const parallel_runner *runner_for(int64_t M, int64_t N, int64_t K, const parallel_runner *parallel)
+{
+    double work = (double)M * (double)N * (double)K;
+    return work >= (is_matrix_vector(M, N) ? GEMV_PARALLEL_MIN_WORK : GEMM_PARALLEL_MIN_WORK) ? parallel : NULL;
+}
+
+/* ---- packing ------------------------------------------------------------------------------------------- */
+
+/* Micro-panel p of op(A)[row0 .., k0 .. k0+kc): rows row0 + p*MR onwards. */
+static void pack_a_panel(const gemm_kernel_set *ks, const gemm_args *g, int64_t row0, int64_t rows, int64_t k0,
+                         int64_t kc, int64_t p, float *dst)
+{
+    int64_t i0 = row0 + p * ks->mr;
+    int count = (int)min64(ks->mr, rows - p * ks->mr);
+    const float *src = g->trans_a ? g->A + k0 * g->lda + i0 : g->A + i0 * g->lda + k0;
+    int64_t stride = g->trans_a ? 1 : g->lda, step = g->trans_a ? g->lda : 1;
+    ks->pack_a(src, stride, step, count, kc, dst + p * ks->mr * kc);
+}
+
+/* Micro-panel p of op(B)[k0 .. k0+kc, col0 ..): columns col0 + p*NR onwards. */
+static void pack_b_panel(const gemm_kernel_set *ks, const float *B, int64_t ldb, bool trans_b, int64_t col0,
+                         int64_t cols, int64_t k0, int64_t kc, int64_t p, float *dst)
+{
+    int64_t j0 = col0 + p * ks->nr;
+    int count = (int)min64(ks->nr, cols - p * ks->nr);
+    const float *src = trans_b ? B + j0 * ldb + k0 : B + k0 * ldb + j0;
+    int64_t stride = trans_b ? ldb : 1, step = trans_b ? 1 : ldb;
+    ks->pack_b(src, stride, step, count, kc, dst + p * ks->nr * kc);
+}
+
+/* ---- the blocked product ------------------------------------------------------------------------------- */
+
+/* One (jc, pc, ic) round: the block of C it updates and where its packed operands are. */
+typedef struct gemm_round {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    int64_t ic, mc, pc, kc, jc, nc;
+    float beta;           /* the caller's beta on the first K slice; 1 afterwards, to accumulate */
+    float *a_packed;
+    float *b_pack_into;   /* where this round packs B, or NULL when B is already packed */
+    const float *b_packed;
+    int64_t b_panel_stride; /* floats between consecutive B micro-panels */
+    int64_t a_panels, b_panels, col_tiles;
+} gemm_round;
+
+static void pack_round(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_round *r = arg;
+    const gemm_args *g = r->g;
+    for (int64_t u = begin; u < end; u++) {
+        if (u < r->a_panels)
+            pack_a_panel(r->ks, g, r->ic, r->mc, r->pc, r->kc, u, r->a_packed);
+        else
+            pack_b_panel(r->ks, g->B, g->ldb, g->trans_b, r->jc, r->nc, r->pc, r->kc, u - r->a_panels,
+                         r->b_pack_into);
+    }
+}
+
+static void compute_round(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_round *r = arg;
+    const gemm_kernel_set *ks = r->ks;
+    const gemm_args *g = r->g;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t ir = t / r->col_tiles, jr = t % r->col_tiles;
+        int mr = (int)min64(ks->mr, r->mc - ir * ks->mr), nr = (int)min64(ks->nr, r->nc - jr * ks->nr);
+        float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
+        ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
+                        mr, nr, g->alpha, r->beta);
+    }
+}
+
+/* B comes from `prepacked` (whole-K panels) when given, else it is packed block by block. */
+static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const float *prepacked, void *scratch,
+                         const parallel_runner *parallel)
+{
+    gemm_blocks blocks = blocks_for(ks, g->M, g->N, g->K);
+    float *a_buf = scratch;
+    float *b_buf = (float *)((char *)scratch + floats_bytes_aligned(blocks.mc * blocks.kc));
+    gemm_round r = {.ks = ks, .g = g};
+    for (r.jc = 0; r.jc < g->N; r.jc += blocks.nc) {
+        r.nc = min64(blocks.nc, g->N - r.jc);
+        r.col_tiles = ceil_div(r.nc, ks->nr);
+        for (r.pc = 0; r.pc < g->K; r.pc += blocks.kc) {
+            r.kc = min64(blocks.kc, g->K - r.pc);
+            r.beta = r.pc == 0 ? g->beta : 1.0f;
+            if (prepacked) {
+                r.b_packed = prepacked + (r.jc / ks->nr) * g->K * ks->nr + r.pc * ks->nr;
+                r.b_panel_stride = g->K * ks->nr;
+            } else {
+                r.b_packed = r.b_pack_into = b_buf;
+                r.b_panel_stride = r.kc * ks->nr;
+            }
+            int64_t b_panels = prepacked ? 0 : r.col_tiles;
+            for (r.ic = 0; r.ic < g->M; r.ic += blocks.mc) {
+                r.mc = min64(blocks.mc, g->M - r.ic);
+                r.a_packed = a_buf;
+                r.a_panels = ceil_div(r.mc, ks->mr);
+                r.b_panels = b_panels;
+                b_panels = 0; /* the B block serves every ic of this (jc, pc) */
+                parallel_for(parallel, r.a_panels + r.b_panels, 1, pack_round, &r);
+                parallel_for(parallel, r.a_panels * r.col_tiles, 1, compute_round, &r);
+            }
+        }
+    }
+}
+
+/* ---- matrix-vector products ---------------------------------------------------------------------------- */
+
+typedef struct gemv_job {
+    gemv_fn fn;
+    bool outputs_are_columns; /* vecmat: output j is column j of the matrix; matvec: row j */
+    int64_t K, n;
+    const float *x, *m;
+    int64_t ldm;
+    float *y;
+    int64_t incy;
+    float alpha, beta;
+} gemv_job;
+
+static void gemv_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemv_job *j = arg;
+    int64_t j0 = begin * GEMV_STRIP, j1 = min64(j->n, end * GEMV_STRIP);
+    const float *m = j->m + (j->outputs_are_columns ? j0 : j0 * j->ldm);
+    j->fn(j->K, j1 - j0, j->x, m, j->ldm, j->y + j0 * j->incy, j->incy, j->alpha, j->beta);
+}
+
+/* A vector with elements `step` apart, made contiguous in scratch when it is not already. */
+static const float *contiguous_vector(const float *v, int64_t step, int64_t K, float *scratch)
+{
+    if (step == 1) return v;
+    for (int64_t k = 0; k < K; k++) scratch[k] = v[k * step];
+    return scratch;
+}
+
+/* M == 1: y = a * op(B). N == 1: y = op(A) * b, written down a column of C. */
+static void gemm_matrix_vector(const gemm_kernel_set *ks, const gemm_args *g, void *scratch,
+                               const parallel_runner *parallel)
+{
+    gemv_job j = {.K = g->K, .y = g->C, .alpha = g->alpha, .beta = g->beta};
+    bool matrix_transposed;
+    if (g->M == 1) {
+        j.x = contiguous_vector(g->A, g->trans_a ? g->lda : 1, g->K, scratch);
+        j.m = g->B, j.ldm = g->ldb, j.n = g->N, j.incy = 1;
+        matrix_transposed = g->trans_b;
+    } else {
+        j.x = contiguous_vector(g->B, g->trans_b ? 1 : g->ldb, g->K, scratch);
+        j.m = g->A, j.ldm = g->lda, j.n = g->M, j.incy = g->ldc;
+        matrix_transposed = !g->trans_a; /* y = A b reads A's rows as dot products */
+    }
+    j.outputs_are_columns = !matrix_transposed;
+    j.fn = matrix_transposed ? ks->matvec : ks->vecmat;
+    parallel_for(parallel, ceil_div(j.n, GEMV_STRIP), 1, gemv_strips, &j);
+}
+
+/* ---- entry points -------------------------------------------------------------------------------------- */
+
+/* K == 0: the product is empty, so C = beta * C (and beta == 0 writes zeros without reading). */
+static void scale_c(const gemm_args *g)
+{
+    for (int64_t i = 0; i < g->M; i++) {
+        float *row = g->C + i * g->ldc;
+        for (int64_t j = 0; j < g->N; j++) row[j] = g->beta == 0.0f ? 0.0f : g->beta * row[j];
+    }
+}
+
+static void gemm_run(const gemm_kernel_set *ks, const gemm_args *g, const float *prepacked, void *scratch,
+                     const parallel_runner *parallel)
+{
+    if (g->M <= 0 || g->N <= 0) return;
+    if (g->K <= 0) {
+        scale_c(g);
+        return;
+    }
+    parallel = runner_for(g->M, g->N, g->K, parallel);
+    if (is_matrix_vector(g->M, g->N))
+        gemm_matrix_vector(ks, g, scratch, parallel);
+    else
+        gemm_blocked(ks, g, prepacked, scratch, parallel);
+}
+
+void gemm_f32_with_variant(gemm_variant variant, const gemm_args *args, void *scratch,
+                           const parallel_runner *parallel)
+{
+    const gemm_kernel_set *ks = kernels_for(variant);
+    gemm_run(ks ? ks : &gemm_kernels_portable, args, NULL, scratch, parallel);
 }
 
 void gemm_f32(const gemm_args *args, void *scratch, const parallel_runner *parallel)
 {
-    (void)scratch, (void)parallel;
-    gemm_f32_reference(args);
+    gemm_f32_with_variant(GEMM_VARIANT_AUTO, args, scratch, parallel);
+}
+
+/* ---- pre-packed B -------------------------------------------------------------------------------------- */
+
+/* Whole-K panels: panel p holds columns p*NR .. p*NR+NR-1 as K rows of NR floats. */
+static int64_t packed_b_floats(const gemm_kernel_set *ks, int64_t K, int64_t N)
+{
+    return ceil_div(N, ks->nr) * ks->nr * K;
+}
+
+size_t gemm_f32_pack_b_bytes(gemm_variant variant, int64_t K, int64_t N)
+{
+    const gemm_kernel_set *ks = kernels_for(resolve_variant(variant));
+    return ks && K > 0 && N > 0 ? floats_bytes_aligned(packed_b_floats(ks, K, N)) + 64 : 0;
+}
+
+void gemm_f32_pack_b(gemm_variant variant, int64_t K, int64_t N, bool trans_b, const float *B, int64_t ldb,
+                     void *memory, gemm_packed_b *packed)
+{
+    variant = resolve_variant(variant);
+    const gemm_kernel_set *ks = kernels_for(variant);
+    float *panels = (float *)(((uintptr_t)memory + 63) & ~(uintptr_t)63);
+    *packed = (gemm_packed_b){variant, K, N, panels, B, ldb, trans_b};
+    if (!ks || K <= 0 || N <= 0) return;
+    for (int64_t p = 0; p < ceil_div(N, ks->nr); p++) pack_b_panel(ks, B, ldb, trans_b, 0, N, 0, K, p, panels);
+}
+
+void gemm_f32_prepacked(const gemm_args *args, const gemm_packed_b *packed, void *scratch,
+                        const parallel_runner *parallel)
+{
+    gemm_args g = *args;
+    g.B = packed->B, g.ldb = packed->ldb, g.trans_b = packed->trans_b;
+    const gemm_kernel_set *ks = kernels_for(packed->variant);
+    gemm_run(ks, &g, packed->panels, scratch, parallel);
 }

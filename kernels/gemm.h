@@ -8,7 +8,8 @@
  * garbage, even NaN).
  *
  * gemm_f32_reference is the plain triple loop every faster variant is tested against; gemm_f32 picks the
- * fastest variant this CPU supports and may use the parallel runner.
+ * fastest variant this CPU supports and may use the parallel runner. A constant B (a weight) can be packed
+ * once with gemm_f32_pack_b and multiplied with gemm_f32_prepacked, which skips re-packing it on every call.
  */
 #ifndef KILN_KERNELS_GEMM_H
 #define KILN_KERNELS_GEMM_H
@@ -31,10 +32,47 @@ typedef struct gemm_args {
     float alpha, beta;
 } gemm_args;
 
-/* Scratch bytes gemm_f32 needs for these sizes (packing buffers), for up to `threads` threads. */
+/* Scratch bytes gemm_f32 needs for these sizes (packing buffers). The threads share one packing area, so the
+ * size does not depend on `threads`; the argument stays for callers that size per thread. */
 size_t gemm_f32_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads);
 /* `scratch` holds gemm_f32_scratch_bytes(...) bytes, 64-byte aligned. */
 void gemm_f32(const gemm_args *args, void *scratch, const parallel_runner *parallel);
 void gemm_f32_reference(const gemm_args *args);
+
+/* The kernel families gemm_f32 chooses from. AUTO is the fastest this CPU supports; the others exist so that
+ * tests and benchmarks can run each one. */
+typedef enum gemm_variant {
+    GEMM_VARIANT_AUTO = 0,
+    GEMM_VARIANT_PORTABLE, /* plain C, every architecture */
+    GEMM_VARIANT_AVX2,     /* x86-64 with AVX2 and FMA */
+    GEMM_VARIANT_AVX512,   /* x86-64 with AVX-512F */
+    GEMM_VARIANT_COUNT
+} gemm_variant;
+
+/* True when this build has the variant and this CPU can run it (always true for AUTO and PORTABLE). */
+bool gemm_variant_available(gemm_variant variant);
+const char *gemm_variant_name(gemm_variant variant);
+/* gemm_f32 with a given variant, which must be available. Same scratch as gemm_f32. */
+void gemm_f32_with_variant(gemm_variant variant, const gemm_args *args, void *scratch,
+                           const parallel_runner *parallel);
+
+/* op(B) [K,N] rearranged once into the panels the micro-kernel reads. It also remembers the source, which
+ * must stay alive: matrix-vector products (M == 1) read B in place, faster than through panels. */
+typedef struct gemm_packed_b {
+    gemm_variant variant; /* the kernels the panels were laid out for (never AUTO) */
+    int64_t K, N;
+    const float *panels;
+    const float *B;
+    int64_t ldb;
+    bool trans_b;
+} gemm_packed_b;
+
+/* Bytes of memory gemm_f32_pack_b needs for a [K,N] op(B) (including slack to align the panels). */
+size_t gemm_f32_pack_b_bytes(gemm_variant variant, int64_t K, int64_t N);
+void gemm_f32_pack_b(gemm_variant variant, int64_t K, int64_t N, bool trans_b, const float *B, int64_t ldb,
+                     void *memory, gemm_packed_b *packed);
+/* gemm_f32 with B taken from `packed` (args->B, ldb and trans_b are ignored; args->K and N must match it). */
+void gemm_f32_prepacked(const gemm_args *args, const gemm_packed_b *packed, void *scratch,
+                        const parallel_runner *parallel);
 
 #endif

@@ -1,0 +1,274 @@
+/*
+ * test_gemm.c — every GEMM variant against the double-accumulating reference: random shapes (odd sizes,
+ * sizes that cross the cache blocks, M or N of 1 for the matrix-vector paths), both transposes, alpha and
+ * beta, leading dimensions wider than the rows, pre-packed B, and a multi-thread runner. Scratch is
+ * allocated at exactly the size gemm_f32_scratch_bytes asks for, so the sanitizer build catches any
+ * packing that strays past it.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/mem.h"
+#include "kernels/gemm.h"
+#include "runtime/pool.h"
+
+typedef struct shape {
+    int64_t M, N, K;
+    bool trans_a, trans_b;
+    int64_t pad_a, pad_b, pad_c; /* extra elements per row beyond the matrix */
+    float alpha, beta;
+} shape;
+
+static float random_unit(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
+
+static float *random_floats(int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++) p[i] = random_unit();
+    return p;
+}
+
+/* Operands of one problem; C starts as random values so that beta is exercised. */
+typedef struct problem {
+    shape s;
+    gemm_args args;
+    float *A, *B, *C, *C_initial, *expected;
+} problem;
+
+static void problem_init(problem *p, const shape *s)
+{
+    p->s = *s;
+    int64_t a_rows = s->trans_a ? s->K : s->M, a_cols = s->trans_a ? s->M : s->K;
+    int64_t b_rows = s->trans_b ? s->N : s->K, b_cols = s->trans_b ? s->K : s->N;
+    int64_t lda = a_cols + s->pad_a, ldb = b_cols + s->pad_b, ldc = s->N + s->pad_c;
+    p->A = random_floats(a_rows * lda);
+    p->B = random_floats(b_rows * ldb);
+    p->C = random_floats(s->M * ldc);
+    p->C_initial = random_floats(s->M * ldc);
+    p->expected = random_floats(s->M * ldc);
+    memcpy(p->C_initial, p->C, (size_t)(s->M * ldc) * sizeof(float));
+    memcpy(p->expected, p->C, (size_t)(s->M * ldc) * sizeof(float));
+    p->args = (gemm_args){s->M, s->N, s->K, s->trans_a, s->trans_b, p->A, lda, p->B, ldb, p->C, ldc, s->alpha, s->beta};
+    gemm_args ref = p->args;
+    ref.C = p->expected;
+    gemm_f32_reference(&ref);
+}
+
+static void problem_free(problem *p)
+{
+    free(p->A);
+    free(p->B);
+    free(p->C);
+    free(p->C_initial);
+    free(p->expected);
+}
+
+/* Float32 sums of K products in [-1, 1] drift from the double reference by about K * 2^-24 per term. */
+static void assert_matches_reference(const problem *p, const char *what)
+{
+    double tolerance = 1e-5 * (double)(p->s.K + 1);
+    for (int64_t i = 0; i < p->s.M; i++)
+        for (int64_t j = 0; j < p->s.N; j++) {
+            double got = p->C[i * p->args.ldc + j], want = p->expected[i * p->args.ldc + j];
+            if (!(fabs(got - want) <= tolerance))
+                fail_msg("%s: M=%lld N=%lld K=%lld ta=%d tb=%d alpha=%g beta=%g: C[%lld,%lld] = %g, expected %g", what,
+                         (long long)p->s.M, (long long)p->s.N, (long long)p->s.K, p->s.trans_a, p->s.trans_b,
+                         (double)p->s.alpha, (double)p->s.beta, (long long)i, (long long)j, got, want);
+        }
+    /* the padding between rows of C is never written */
+    for (int64_t i = 0; i < p->s.M; i++)
+        for (int64_t j = p->s.N; j < p->args.ldc; j++)
+            assert_true(p->C[i * p->args.ldc + j] == p->expected[i * p->args.ldc + j]);
+}
+
+/* Runs one variant (or pre-packed B when `packed`) with scratch of exactly the advertised size. */
+static void run_variant(problem *pr, gemm_variant variant, bool packed, const parallel_runner *runner)
+{
+    problem p = *pr;
+    const shape *s = &p.s;
+    memcpy(p.C, p.C_initial, (size_t)(s->M * p.args.ldc) * sizeof(float));
+    size_t bytes = gemm_f32_scratch_bytes(s->M, s->N, s->K, parallel_threads(runner));
+    void *scratch = bytes ? mem_aligned_alloc(bytes) : NULL;
+    if (packed) {
+        void *memory = malloc(gemm_f32_pack_b_bytes(variant, s->K, s->N) + 1);
+        assert_non_null(memory);
+        gemm_packed_b b;
+        gemm_f32_pack_b(variant, s->K, s->N, s->trans_b, p.B, p.args.ldb, memory, &b);
+        gemm_f32_prepacked(&p.args, &b, scratch, runner);
+        free(memory);
+    } else {
+        gemm_f32_with_variant(variant, &p.args, scratch, runner);
+    }
+    assert_matches_reference(&p, gemm_variant_name(variant));
+    mem_aligned_free(scratch);
+}
+
+static void run_every_variant(const shape *s, const parallel_runner *runner)
+{
+    problem p;
+    problem_init(&p, s);
+    for (int v = GEMM_VARIANT_AUTO; v < GEMM_VARIANT_COUNT; v++) {
+        if (!gemm_variant_available((gemm_variant)v)) continue;
+        run_variant(&p, (gemm_variant)v, false, runner);
+        run_variant(&p, (gemm_variant)v, true, runner);
+    }
+    problem_free(&p);
+}
+
+static shape random_shape(int max_dim)
+{
+    static const float alphas[] = {1.0f, 0.5f, -2.0f};
+    static const float betas[] = {0.0f, 1.0f, 0.25f};
+    shape s = {
+        .M = 1 + rand() % max_dim,
+        .N = 1 + rand() % max_dim,
+        .K = 1 + rand() % max_dim,
+        .trans_a = rand() % 2,
+        .trans_b = rand() % 2,
+        .pad_a = rand() % 3 == 0 ? rand() % 5 : 0,
+        .pad_b = rand() % 3 == 0 ? rand() % 5 : 0,
+        .pad_c = rand() % 3 == 0 ? rand() % 5 : 0,
+        .alpha = alphas[rand() % 3],
+        .beta = betas[rand() % 3],
+    };
+    return s;
+}
+
+static void random_small_shapes(void **state)
+{
+    (void)state;
+    srand(1);
+    for (int i = 0; i < 150; i++) {
+        shape s = random_shape(40);
+        run_every_variant(&s, NULL);
+    }
+}
+
+static void matrix_vector_shapes(void **state)
+{
+    (void)state;
+    srand(2);
+    for (int i = 0; i < 60; i++) {
+        shape s = random_shape(300);
+        if (i % 2) s.M = 1;
+        else s.N = 1;
+        s.pad_a = s.pad_b = s.pad_c = i % 3; /* strided vectors exercise the contiguous copy */
+        run_every_variant(&s, NULL);
+    }
+    /* wider than one chunk of the row-streaming kernels */
+    const shape wide[] = {
+        {1, 2100, 33, false, false, 0, 0, 0, 1.0f, 0.0f},
+        {2100, 1, 33, true, false, 1, 0, 2, 0.5f, 1.0f},
+    };
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) run_every_variant(&wide[i], NULL);
+}
+
+/* Sizes past the kernel sets' KC, MC and NC, so every loop of the blocking runs more than once. */
+static void shapes_crossing_cache_blocks(void **state)
+{
+    (void)state;
+    srand(3);
+    const shape shapes[] = {
+        {403, 531, 517, false, false, 0, 0, 0, 1.0f, 0.0f},
+        {390, 1030, 260, true, true, 3, 1, 2, 0.5f, 1.0f},
+        {13, 1100, 600, false, true, 0, 0, 0, 1.0f, 0.5f},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_every_variant(&shapes[i], NULL);
+}
+
+static void multiple_threads(void **state)
+{
+    (void)state;
+    srand(4);
+    thread_pool *pool;
+    assert_int_equal(pool_create(3, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    const shape big[] = {
+        {200, 300, 150, false, false, 0, 0, 0, 1.0f, 0.0f},
+        {1, 2000, 70, false, true, 0, 0, 0, 1.0f, 1.0f},
+        {2000, 1, 70, true, false, 0, 2, 1, 2.0f, 0.0f},
+        {390, 600, 300, true, false, 1, 0, 0, 1.0f, 0.25f},
+    };
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) run_every_variant(&big[i], &runner);
+    for (int i = 0; i < 30; i++) {
+        shape s = random_shape(120);
+        run_every_variant(&s, &runner);
+    }
+    pool_free(pool);
+}
+
+/* beta == 0 must not read C: NaN there must not leak into the result. */
+static void beta_zero_ignores_c(void **state)
+{
+    (void)state;
+    const int64_t sizes[][3] = {{7, 9, 5}, {1, 33, 17}, {33, 1, 17}, {50, 70, 300}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        int64_t M = sizes[t][0], N = sizes[t][1], K = sizes[t][2];
+        float *A = random_floats(M * K), *B = random_floats(K * N), *C = malloc((size_t)(M * N) * sizeof(float));
+        void *scratch = mem_aligned_alloc(gemm_f32_scratch_bytes(M, N, K, 1));
+        for (int v = GEMM_VARIANT_AUTO; v < GEMM_VARIANT_COUNT; v++) {
+            if (!gemm_variant_available((gemm_variant)v)) continue;
+            for (int64_t i = 0; i < M * N; i++) C[i] = NAN;
+            gemm_args g = {M, N, K, false, false, A, K, B, N, C, N, 1.0f, 0.0f};
+            gemm_f32_with_variant((gemm_variant)v, &g, scratch, NULL);
+            for (int64_t i = 0; i < M * N; i++) assert_false(isnan(C[i]));
+        }
+        mem_aligned_free(scratch);
+        free(A);
+        free(B);
+        free(C);
+    }
+}
+
+/* K == 0 leaves beta * C; M == 0 or N == 0 touch nothing. */
+static void empty_dimensions(void **state)
+{
+    (void)state;
+    float C[6] = {1, 2, 3, 4, 5, 6};
+    gemm_args g = {2, 3, 0, false, false, NULL, 0, NULL, 3, C, 3, 1.0f, 2.0f};
+    gemm_f32(&g, NULL, NULL);
+    for (int i = 0; i < 6; i++) assert_true(C[i] == 2.0f * (float)(i + 1));
+    g.beta = 0.0f;
+    C[0] = NAN;
+    gemm_f32(&g, NULL, NULL);
+    for (int i = 0; i < 6; i++) assert_true(C[i] == 0.0f);
+    assert_int_equal(gemm_f32_scratch_bytes(0, 5, 5, 4), 0);
+    assert_int_equal(gemm_f32_scratch_bytes(5, 5, 0, 4), 0);
+    float untouched = 7.0f;
+    gemm_args none = {0, 1, 4, false, false, NULL, 4, NULL, 1, &untouched, 1, 1.0f, 0.0f};
+    gemm_f32(&none, NULL, NULL);
+    none.M = 1, none.N = 0;
+    gemm_f32(&none, NULL, NULL);
+    assert_true(untouched == 7.0f);
+}
+
+/* The packing area is shared by the threads, so its size must not grow with them. */
+static void scratch_independent_of_threads(void **state)
+{
+    (void)state;
+    assert_int_equal(gemm_f32_scratch_bytes(1000, 1000, 1000, 1), gemm_f32_scratch_bytes(1000, 1000, 1000, 64));
+    assert_true(gemm_f32_scratch_bytes(8, 8, 8, 1) < gemm_f32_scratch_bytes(1000, 1000, 1000, 1));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(random_small_shapes),
+        cmocka_unit_test(matrix_vector_shapes),
+        cmocka_unit_test(shapes_crossing_cache_blocks),
+        cmocka_unit_test(multiple_threads),
+        cmocka_unit_test(beta_zero_ignores_c),
+        cmocka_unit_test(empty_dimensions),
+        cmocka_unit_test(scratch_independent_of_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
