@@ -606,6 +606,7 @@ static int64_t target_at(const loss_job *job, int64_t i)
     }                                                                                                         \
     static void NAME##_log_softmax(const T *x, T *y, int64_t n, int64_t classes, int64_t positions)           \
     {                                                                                                         \
+        if (classes == 0) return; /* no scores: every target is out of range, which nll reports */           \
         for (int64_t i = 0; i < n * positions; i++) {                                                         \
             const T *xs = x + (i / positions) * classes * positions + i % positions;                          \
             T *ys = y + (xs - x);                                                                             \

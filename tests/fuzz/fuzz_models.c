@@ -160,7 +160,7 @@ int main(int argc, char **argv)
     int first = 1;
     while (first < argc && strncmp(argv[first], "--", 2) == 0) {
         if (strcmp(argv[first], "--flips") == 0 && first + 1 < argc) flips = atol(argv[++first]);
-        else if (strcmp(argv[first], "--seed") == 0 && first + 1 < argc) rng_state = strtoull(argv[++first], NULL, 10) | 1;
+        else if (strcmp(argv[first], "--seed") == 0 && first + 1 < argc) rng_state = strtoull(argv[++first], NULL, 10) * 0x9e3779b97f4a7c15ull | 1;
         else {
             fprintf(stderr, "usage: fuzz_models [--flips N] [--seed S] MODEL.onnx ...\n");
             return 2;
