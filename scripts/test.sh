@@ -30,6 +30,6 @@ cmake -S . -B build-aarch64 -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cm
 cmake --build build-aarch64 -j"$jobs"
 ctest --test-dir build-aarch64 --output-on-failure -j"$jobs" -L unit
 /usr/bin/python3 tests/models/run_model_tests.py \
-    --kiln "cmake/qemu-aarch64-run build-aarch64/kiln" tests/models/data
+    --kiln "cmake/qemu-aarch64-run build-aarch64/kiln" tests/models/data build/model-zoo/resnet18
 
 section "all tests passed"
