@@ -40,11 +40,12 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-static void print_megabytes(size_t bytes)
+/* "640 bytes", "16.4 KiB", "10.7 MiB" */
+static void print_bytes(size_t bytes)
 {
     if (bytes >= 1u << 20) printf("%.1f MiB", (double)bytes / (1u << 20));
     else if (bytes >= 1u << 10) printf("%.1f KiB", (double)bytes / (1u << 10));
-    else printf("%zu B", bytes);
+    else printf("%zu bytes", bytes);
 }
 
 typedef struct info_facts {
@@ -109,16 +110,18 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
                count, i + 1 < kiln_model_op_type_count(model) ? "," : "");
     }
     printf("\nweights:    ");
-    print_megabytes(s->weight_bytes_mapped + s->weight_bytes_copied);
+    print_bytes(s->weight_bytes_mapped + s->weight_bytes_copied);
     printf(" in %d initializers (", s->initializers);
-    print_megabytes(s->weight_bytes_mapped);
+    print_bytes(s->weight_bytes_mapped);
     printf(" used in place, ");
-    print_megabytes(s->weight_bytes_copied);
+    print_bytes(s->weight_bytes_copied);
     printf(" copied)\n");
     if (f->has_arena) {
         printf("arena:      %zu bytes (", f->arena);
-        print_megabytes(f->arena);
-        printf("; peak live %zu bytes%s)\n", f->peak, f->free_dims ? "; free dims set to 1" : "");
+        print_bytes(f->arena);
+        printf(", peak live ");
+        print_bytes(f->peak);
+        printf("%s)\n", f->free_dims ? "; free dims set to 1" : "");
     } else {
         printf("arena:      %s\n", f->arena_note);
     }

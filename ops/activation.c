@@ -185,7 +185,7 @@ static kiln_status prelu_shape(op_ctx *ctx)
                          shape_format(ss, sizeof ss, slope->rank, slope->dims),
                          shape_format(sx, sizeof sx, x->rank, x->dims));
     }
-    return ew_shape_same(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 /* ---- Clip: bounds from attributes (opsets 1-10) or optional inputs (opset 11 on) --------------------- */
@@ -265,7 +265,7 @@ static kiln_status clip_shape(op_ctx *ctx)
         if (ctx->inputs[i] && tensor_numel(ctx->inputs[i]) != 1)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s must hold one value, it has %lld", names[i],
                              (long long)tensor_numel(ctx->inputs[i]));
-    return ew_shape_same(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 static kiln_status clip_eval(op_ctx *ctx)
@@ -286,7 +286,7 @@ static kiln_status clip_eval(op_ctx *ctx)
 /* Opset 1 versions differ from later ones only by the legacy `consumed_inputs` attribute (ignored) and the
  * dtypes they allow, so each operator is registered from its first version (PRelu excepted). */
 #define ACTIVATION(op_type, since, op)                                                                      \
-    {"", op_type, since, 18, sizeof(ew_node), op##_init, ew_shape_same, ew_eval_node, 0}
+    {"", op_type, since, 18, sizeof(ew_node), op##_init, op_shape_like_input0, ew_eval_node, 0}
 
 const op_def ops_activation[] = {
     ACTIVATION("Relu", 1, relu),

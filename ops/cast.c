@@ -43,12 +43,6 @@ static kiln_status cast_like_init(op_init_ctx *ctx)
     return KILN_OK;
 }
 
-static kiln_status cast_shape(op_ctx *ctx)
-{
-    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
-    return KILN_OK;
-}
-
 typedef struct cast_job {
     const kiln_tensor *in;
     kiln_tensor *out;
@@ -70,7 +64,7 @@ static kiln_status cast_eval(op_ctx *ctx)
 }
 
 const op_def ops_cast[] = {
-    {"", "Cast", 6, 18, 0, cast_init, cast_shape, cast_eval, 0},
-    {"", "CastLike", 15, 18, 0, cast_like_init, cast_shape, cast_eval, 0},
+    {"", "Cast", 6, 18, 0, cast_init, op_shape_like_input0, cast_eval, 0},
+    {"", "CastLike", 15, 18, 0, cast_like_init, op_shape_like_input0, cast_eval, 0},
     OP_TABLE_END,
 };

@@ -178,12 +178,6 @@ kiln_status ew_require_same_dtype(const op_init_ctx *ctx, int input, int like)
     return KILN_OK;
 }
 
-kiln_status ew_shape_same(op_ctx *ctx)
-{
-    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
-    return KILN_OK;
-}
-
 kiln_status ew_shape_broadcast(op_ctx *ctx)
 {
     int rank = 0;

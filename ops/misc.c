@@ -39,12 +39,6 @@ static kiln_status scalar_input(const kiln_tensor *t, const char *what, int64_t 
     return KILN_OK;
 }
 
-static kiln_status same_shape_as_input(op_ctx *ctx)
-{
-    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
-    return KILN_OK;
-}
-
 /* ---- Trilu ------------------------------------------------------------------------------------------- */
 
 typedef struct trilu_params {
@@ -69,7 +63,7 @@ static kiln_status trilu_shape(op_ctx *ctx)
     if (ctx->inputs[0]->rank < 2)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input must have rank 2 or more, it has rank %d",
                          ctx->inputs[0]->rank);
-    return same_shape_as_input(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 typedef struct trilu_job {
@@ -327,7 +321,7 @@ static kiln_status scatter_elements_shape(op_ctx *ctx)
                          shape_format(b, sizeof b, indices->rank, indices->dims));
     }
     ctx->scratch_bytes = (size_t)tensor_numel(indices) * sizeof(int64_t);
-    return same_shape_as_input(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 /* Folds each update into its target with the reduction; U is the type arithmetic happens in (unsigned for
@@ -659,7 +653,7 @@ static kiln_status sce_eval(op_ctx *ctx)
 
 const op_def ops_misc[] = {
     {"", "Trilu", 14, 18, sizeof(trilu_params), trilu_init, trilu_shape, trilu_eval, 0},
-    {"", "CumSum", 11, 18, sizeof(cumsum_params), cumsum_init, same_shape_as_input, cumsum_eval, 0},
+    {"", "CumSum", 11, 18, sizeof(cumsum_params), cumsum_init, op_shape_like_input0, cumsum_eval, 0},
     {"", "GatherElements", 11, 18, sizeof(elements_params), gather_elements_init, gather_elements_shape,
      gather_elements_eval, 0},
     {"", "ScatterElements", 11, 18, sizeof(elements_params), scatter_elements_init, scatter_elements_shape,

@@ -138,12 +138,6 @@ static kiln_status run_rows(const op_ctx *ctx, row_job *job, int64_t rows, paral
     return KILN_OK;
 }
 
-static kiln_status same_shape(op_ctx *ctx)
-{
-    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
-    return KILN_OK;
-}
-
 /* Fails unless input i holds exactly `count` elements (a per-channel parameter). */
 static kiln_status require_count(const op_ctx *ctx, int i, const char *what, int64_t count)
 {
@@ -210,7 +204,7 @@ static kiln_status batchnorm_shape(op_ctx *ctx)
     int64_t groups = batchnorm_groups(ctx->params, x);
     for (int i = 1; i < 5; i++) KILN_TRY(require_count(ctx, i, batchnorm_inputs[i], groups));
     ctx->scratch_bytes = 3 * (size_t)groups * sizeof(double);
-    return same_shape(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 /* Row r of [N * groups, per_group], g = r % groups: y = (x - mean[g]) * factor[g] + shift[g]. */
@@ -266,7 +260,7 @@ static kiln_status instancenorm_shape(op_ctx *ctx)
     KILN_TRY(require_rank(x, 2));
     KILN_TRY(require_count(ctx, 1, "scale", x->dims[1]));
     KILN_TRY(require_count(ctx, 2, "B", x->dims[1]));
-    return same_shape(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 /* Row r = (n, c) of [N * C, spatial], normalised by its own statistics, then scaled by channel c's. */
@@ -413,7 +407,7 @@ static kiln_status lrn_init(op_init_ctx *ctx)
 static kiln_status lrn_shape(op_ctx *ctx)
 {
     KILN_TRY(require_rank(ctx->inputs[0], 2));
-    return same_shape(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 /* Row r = (n, c): channel c of image n, normalised by the squares of its neighbouring channels. */
@@ -474,7 +468,7 @@ static kiln_status mvn_shape(op_ctx *ctx)
 {
     reduce_layout l;
     KILN_TRY(mvn_layout(ctx, &l));
-    return same_shape(ctx);
+    return op_shape_like_input0(ctx);
 }
 
 typedef struct mvn_job {

@@ -117,8 +117,10 @@ kiln_status attr_tensor(const graph_node *node, const char *name, const kiln_ten
 /* Multidirectional (numpy) broadcast of a and b into out's rank/dims. */
 kiln_status shape_broadcast(int rank_a, const int64_t *a, int rank_b, const int64_t *b, int *rank_out,
                             int64_t *out);
-/* Sets output i's shape to a copy of `t`'s shape (dtype untouched). */
+/* Sets output i's rank and dims (dtype untouched). */
 void op_set_output_shape(op_ctx *ctx, int i, int rank, const int64_t *dims);
+/* A shape function for ops whose output 0 has input 0's shape. */
+kiln_status op_shape_like_input0(op_ctx *ctx);
 
 /* Dtype lists for op_require_dtype. */
 extern const kiln_dtype DTYPES_FLOAT[];       /* float32, float64 (float16 and bfloat16 kernels come later) */

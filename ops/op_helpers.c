@@ -164,6 +164,12 @@ kiln_status shape_broadcast(int rank_a, const int64_t *a, int rank_b, const int6
     return KILN_OK;
 }
 
+kiln_status op_shape_like_input0(op_ctx *ctx)
+{
+    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
+    return KILN_OK;
+}
+
 void op_set_output_shape(op_ctx *ctx, int i, int rank, const int64_t *dims)
 {
     kiln_tensor *t = ctx->outputs[i];

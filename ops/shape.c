@@ -214,12 +214,6 @@ static kiln_status identity_init(op_init_ctx *ctx)
     return KILN_OK;
 }
 
-static kiln_status same_shape(op_ctx *ctx)
-{
-    op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
-    return KILN_OK;
-}
-
 /* Dropout at inference passes its input through; the optional mask output is all true. Training mode
  * (opset 12+, a `training_mode` input that is true) is refused: its output would be random. */
 static kiln_status dropout_init(op_init_ctx *ctx)
@@ -325,7 +319,7 @@ const op_def ops_shape[] = {
     {"", "Flatten", 1, 18, sizeof(axis_params), flatten_init, flatten_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Squeeze", 1, 18, sizeof(axes_params), squeeze_init, squeeze_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Unsqueeze", 1, 18, sizeof(axes_params), unsqueeze_init, unsqueeze_shape, NULL, OP_ALIAS_INPUT0},
-    {"", "Identity", 1, 18, 0, identity_init, same_shape, NULL, OP_ALIAS_INPUT0},
+    {"", "Identity", 1, 18, 0, identity_init, op_shape_like_input0, NULL, OP_ALIAS_INPUT0},
     {"", "Dropout", 7, 18, 0, dropout_init, dropout_shape, dropout_eval, 0},
     {"", "Shape", 1, 18, sizeof(shape_params), shape_init, shape_shape, shape_eval, OP_READS_SHAPE_ONLY},
     {"", "Size", 1, 18, 0, size_init, scalar_shape, size_eval, OP_READS_SHAPE_ONLY},

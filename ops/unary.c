@@ -165,7 +165,7 @@ static kiln_status isinf_init(op_init_ctx *ctx)
 
 /* Opset 1 versions differ from later ones only by the legacy `consumed_inputs` attribute (ignored) and by
  * the dtypes they allow, so each operator is registered from its first version. */
-#define UNARY(op_type, since, op) {"", op_type, since, 18, sizeof(ew_node), op##_init, ew_shape_same, ew_eval_node, 0}
+#define UNARY(op_type, since, op) {"", op_type, since, 18, sizeof(ew_node), op##_init, op_shape_like_input0, ew_eval_node, 0}
 
 const op_def ops_unary[] = {
     UNARY("Abs", 1, abs),

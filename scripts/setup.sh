@@ -10,4 +10,5 @@ echo "== kiln info examples/mlp/model.onnx"
 build/kiln info examples/mlp/model.onnx
 echo
 echo "== kiln run examples/mlp/model.onnx examples/mlp/input.npy"
+echo "   (four held-out patients; for each, P(malignant) then P(benign))"
 build/kiln run examples/mlp/model.onnx examples/mlp/input.npy
