@@ -262,9 +262,7 @@ static kiln_status clip_shape(op_ctx *ctx)
 {
     static const char *const names[] = {"", "min", "max"};
     for (int i = 1; i < ctx->n_inputs; i++)
-        if (ctx->inputs[i] && tensor_numel(ctx->inputs[i]) != 1)
-            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s must hold one value, it has %lld", names[i],
-                             (long long)tensor_numel(ctx->inputs[i]));
+        if (ctx->inputs[i]) KILN_TRY(op_require_one_value(ctx->inputs[i], names[i]));
     return op_shape_like_input0(ctx);
 }
 

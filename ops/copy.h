@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/parallel.h"
 #include "kiln.h"
@@ -35,6 +36,18 @@ void copy_strided(const copy_view *view, size_t elem_size, const void *src, void
 
 /* The same copy, one element at a time: the reference copy_strided is tested against. */
 void copy_strided_reference(const copy_view *view, size_t elem_size, const void *src, void *dst);
+
+/* Copies one element; a constant-size memcpy compiles to a single load and store. */
+static inline void copy_element(void *dst, const void *src, size_t elem_size)
+{
+    switch (elem_size) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, elem_size);
+    }
+}
 
 /* Fills n elements of elem_size bytes with the element at `value`. */
 void copy_fill(void *dst, int64_t n, size_t elem_size, const void *value, const parallel_runner *parallel);

@@ -164,6 +164,14 @@ kiln_status shape_broadcast(int rank_a, const int64_t *a, int rank_b, const int6
     return KILN_OK;
 }
 
+kiln_status op_require_one_value(const kiln_tensor *t, const char *what)
+{
+    if (tensor_numel(t) != 1)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s must hold one value, it has %lld", what,
+                         (long long)tensor_numel(t));
+    return KILN_OK;
+}
+
 kiln_status op_shape_like_input0(op_ctx *ctx)
 {
     op_set_output_shape(ctx, 0, ctx->inputs[0]->rank, ctx->inputs[0]->dims);

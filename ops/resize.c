@@ -24,6 +24,7 @@
 
 #include "core/dtype.h"
 #include "core/mem.h"
+#include "ops/copy.h"
 #include "ops/op.h"
 
 typedef enum { INTERP_NEAREST, INTERP_LINEAR, INTERP_CUBIC } interp_mode;
@@ -555,17 +556,6 @@ typedef struct nearest_job {
     size_t elem_size;
 } nearest_job;
 
-static void copy_block(uint8_t *dst, const uint8_t *src, size_t block)
-{
-    switch (block) {
-    case 1: *dst = *src; break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, block);
-    }
-}
-
 static void fill_block(const nearest_job *job, uint8_t *dst, int64_t blocks)
 {
     for (size_t i = 0; i < (size_t)blocks * job->block; i += job->elem_size) memcpy(dst + i, job->fill, job->elem_size);
@@ -611,7 +601,7 @@ static void nearest_rows(void *arg, int64_t begin, int64_t end)
         }
         for (int64_t j = 0; j < len; j++) {
             if (outside[j]) fill_block(job, dst + (size_t)j * job->block, 1);
-            else copy_block(dst + (size_t)j * job->block, job->src + base + offset[j], job->block);
+            else copy_element(dst + (size_t)j * job->block, job->src + base + offset[j], job->block);
         }
         previous = base;
     }

@@ -112,8 +112,8 @@ static kiln_status topk_axis_and_k(const op_ctx *ctx, int *axis, int64_t *k)
     *k = p->k;
     if (ctx->opset >= 10) {
         const kiln_tensor *kt = ctx->inputs[1];
-        if (kt->rank > 1 || tensor_numel(kt) != 1)
-            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "k must be a 1-D tensor of one value");
+        if (kt->rank > 1) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "k must be a 1-D tensor of one value");
+        KILN_TRY(op_require_one_value(kt, "k"));
         *k = *(const int64_t *)kt->data;
     }
     if (*k < 0 || *k > in->dims[*axis])
