@@ -115,7 +115,13 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
     print_bytes(s->weight_bytes_mapped);
     printf(" used in place, ");
     print_bytes(s->weight_bytes_copied);
-    printf(" copied)\n");
+    printf(" copied)");
+    if (s->weight_bytes_prepacked) {
+        printf(", plus ");
+        print_bytes(s->weight_bytes_prepacked);
+        printf(" packed for GEMM at load");
+    }
+    printf("\n");
     if (f->has_arena) {
         printf("arena:      %zu bytes (", f->arena);
         print_bytes(f->arena);
@@ -190,8 +196,9 @@ static void print_json(const char *path, const kiln_model *model, const info_fac
         json_string(op);
         printf(":%d", count);
     }
-    printf("},\"initializers\":%d,\"weight_bytes_mapped\":%zu,\"weight_bytes_copied\":%zu,", s->initializers,
-           s->weight_bytes_mapped, s->weight_bytes_copied);
+    printf("},\"initializers\":%d,\"weight_bytes_mapped\":%zu,\"weight_bytes_copied\":%zu,"
+           "\"weight_bytes_prepacked\":%zu,",
+           s->initializers, s->weight_bytes_mapped, s->weight_bytes_copied, s->weight_bytes_prepacked);
     if (f->has_arena) printf("\"arena_bytes\":%zu,\"peak_live_bytes\":%zu,", f->arena, f->peak);
     else printf("\"arena_bytes\":null,\"peak_live_bytes\":null,");
     printf("\"load_ms\":%.3f,\"unsupported\":[", s->load_ms);

@@ -113,6 +113,7 @@ struct graph {
     strmap names; /* value name -> value index */
     const char **symbols; /* names of symbolic dims, indexed by symbol id */
     int n_symbols, cap_symbols;
+    size_t prepacked_bytes; /* constant weights rearranged for kernels by op init functions */
     graph *parent; /* enclosing graph of a subgraph (If/Loop/Scan bodies) */
     graph *next_subgraph; /* every subgraph is chained to the top graph, which frees them all */
 };

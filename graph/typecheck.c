@@ -86,6 +86,7 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
     }
     n->params = params;
     n->value_inputs = ctx.value_inputs;
+    g->prepacked_bytes += ctx.prepacked_bytes;
     return KILN_OK;
 }
 

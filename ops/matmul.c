@@ -41,7 +41,7 @@ static kiln_status pack_constant_b(op_init_ctx *ctx, bool trans_b, packed_weight
     const kiln_tensor *b = ctx->constants[1];
     if (!b || b->dtype != KILN_FLOAT32 || b->rank != 2 || !b->data || tensor_numel(b) == 0) return KILN_OK;
     int64_t K = trans_b ? b->dims[1] : b->dims[0], N = trans_b ? b->dims[0] : b->dims[1];
-    void *memory = region_alloc(ctx->mem, gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, K, N), 1);
+    void *memory = op_alloc_prepacked(ctx, gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, K, N));
     if (!memory) return KILN_ERR_OUT_OF_MEMORY;
     gemm_f32_pack_b(GEMM_VARIANT_AUTO, K, N, trans_b, b->data, b->dims[1], memory, &out->b);
     out->present = true;

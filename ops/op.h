@@ -40,6 +40,7 @@ typedef struct op_init_ctx {
     void *params;                         /* zeroed, params_size bytes, lives as long as the model */
     unsigned value_inputs;                /* init sets bit i when shape() needs input i's contents */
     region *mem;                          /* for params that need more room (lists, tables) */
+    size_t prepacked_bytes;               /* weight bytes rearranged for a kernel (op_alloc_prepacked) */
 } op_init_ctx;
 
 /* Plan- and run-time view of one node. */
@@ -88,6 +89,10 @@ const op_def *op_lookup(const char *domain, const char *op_type, int opset);
 bool op_known(const char *domain, const char *op_type, int *min_opset, int *max_opset);
 /* Calls fn for every registered op (for `kiln info --ops` and tests). */
 void op_for_each(void (*fn)(const op_def *def, void *arg), void *arg);
+
+/* Memory for a constant weight rearranged for a kernel (e.g. GEMM panels), owned by the model. Counted, so
+ * `kiln info` shows what pre-packing costs beside the weights themselves. */
+void *op_alloc_prepacked(op_init_ctx *ctx, size_t bytes);
 
 /* ---- helpers for init functions ---------------------------------------------------------------------- */
 

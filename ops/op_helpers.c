@@ -17,6 +17,13 @@ const kiln_dtype DTYPES_ALL[] = {KILN_FLOAT32, KILN_FLOAT64, KILN_INT8,   KILN_I
 const kiln_dtype DTYPES_INDEX[] = {KILN_INT32, KILN_INT64, KILN_UNDEFINED};
 const kiln_dtype DTYPES_BOOL[] = {KILN_BOOL, KILN_UNDEFINED};
 
+void *op_alloc_prepacked(op_init_ctx *ctx, size_t bytes)
+{
+    void *p = region_alloc(ctx->mem, bytes, 1);
+    if (p) ctx->prepacked_bytes += bytes;
+    return p;
+}
+
 bool op_has_input(const op_init_ctx *ctx, int i)
 {
     return i < ctx->n_inputs && ctx->node->inputs[i] >= 0;
