@@ -26,6 +26,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Reports the option getopt_long just rejected (unknown, or missing its value); returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, char **argv);
+
 bool cli_parse_long(const char *text, long min, long max, long *out);
 bool cli_parse_double(const char *text, double min, double max, double *out);
 /* "1,3,224,224" -> dims; false on bad syntax or more than KILN_MAX_RANK dims. */

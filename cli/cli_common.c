@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <getopt.h>
+
 #include "cli/cli.h"
+#include "core/error.h"
 #include "formats/tensor_file.h"
 
 int cli_fail(const char *cmd)
@@ -25,6 +28,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(args);
     fprintf(stderr, " (see 'kiln %s --help')\n", cmd);
     return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (optopt && strncmp(arg, "--", 2) != 0) return cli_usage_error(cmd, "option -%c is unknown or needs a value", optopt);
+    return cli_usage_error(cmd, "option '%s' is unknown or needs a value", arg);
 }
 
 bool cli_parse_long(const char *text, long min, long max, long *out)
@@ -80,9 +90,11 @@ kiln_status cli_read_inputs(const kiln_model *model, kiln_session *session, char
 {
     for (int i = 0; i < n_paths; i++) {
         kiln_status st = tensor_file_read(paths[i], &tensors[i]);
-        if (st == KILN_OK)
+        if (st == KILN_OK) {
             st = kiln_session_set_input(session, i, tensors[i].dtype, tensors[i].rank, tensors[i].dims,
                                         tensors[i].data);
+            if (st != KILN_OK) kiln_fail_prefix(st, "%s", paths[i]);
+        }
         if (st != KILN_OK) {
             cli_free_inputs(tensors, i + 1);
             (void)model;

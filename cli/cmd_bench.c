@@ -148,6 +148,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
                                             {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
+    opterr = 0; /* unknown options are reported by cli_bad_option, in kiln's words */
     while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
         case 't':
@@ -175,7 +176,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
         }
         case 'j': o->json = true; break;
         case 'h': usage(stdout); return -1;
-        default: return cli_usage_error("bench", "bad option");
+        default: return cli_bad_option("bench", argv);
         }
     }
     if (optind >= argc) return cli_usage_error("bench", "missing MODEL");

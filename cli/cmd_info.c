@@ -216,11 +216,12 @@ int cmd_info(int argc, char **argv)
     bool json = false;
     int c;
     optind = 1;
+    opterr = 0; /* unknown options are reported by cli_bad_option, in kiln's words */
     while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (c) {
         case 'j': json = true; break;
         case 'h': usage(stdout); return EXIT_OK;
-        default: return cli_usage_error("info", "bad option");
+        default: return cli_bad_option("info", argv);
         }
     }
     if (optind != argc - 1) return cli_usage_error("info", optind >= argc ? "missing MODEL" : "too many arguments");

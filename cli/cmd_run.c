@@ -107,6 +107,7 @@ int cmd_run(int argc, char **argv)
     long threads = 1;
     int c;
     optind = 1;
+    opterr = 0; /* unknown options are reported by cli_bad_option, in kiln's words */
     while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (c) {
         case 'o': out_dir = optarg; break;
@@ -120,7 +121,7 @@ int cmd_run(int argc, char **argv)
                 return cli_usage_error("run", "--threads must be a number from 1 to 1024, not '%s'", optarg);
             break;
         case 'h': usage(stdout); return EXIT_OK;
-        default: return cli_usage_error("run", "bad option");
+        default: return cli_bad_option("run", argv);
         }
     }
     if (optind >= argc) return cli_usage_error("run", "missing MODEL");

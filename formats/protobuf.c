@@ -74,7 +74,11 @@ int pb_next(pb_reader *r, pb_field *f)
     case PB_BYTES: {
         uint64_t len;
         if (!read_varint(&r->p, r->end, &len)) return malformed(r, "truncated length");
-        if (len > (uint64_t)(r->end - r->p)) return malformed(r, "length runs past the end of the data");
+        if (len > (uint64_t)(r->end - r->p)) {
+            kiln_fail(KILN_ERR_MALFORMED, "protobuf: field %u at byte %zu claims %llu bytes but %zu remain (truncated "
+                      "or corrupt file?)", f->number, pb_offset(r), (unsigned long long)len, (size_t)(r->end - r->p));
+            return -1;
+        }
         f->data = r->p;
         f->len = (size_t)len;
         r->p += len;
