@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "kernels/gemm.h"
 #include "runtime/pool.h"
+#include "testlib.h"
 
 typedef struct shape {
     int64_t M, N, K;
@@ -26,16 +27,6 @@ typedef struct shape {
     int64_t pad_a, pad_b, pad_c; /* extra elements per row beyond the matrix */
     float alpha, beta;
 } shape;
-
-static float random_unit(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
-
-static float *random_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = random_unit();
-    return p;
-}
 
 /* Operands of one problem; C starts as random values so that beta is exercised. */
 typedef struct problem {
@@ -50,11 +41,11 @@ static void problem_init(problem *p, const shape *s)
     int64_t a_rows = s->trans_a ? s->K : s->M, a_cols = s->trans_a ? s->M : s->K;
     int64_t b_rows = s->trans_b ? s->N : s->K, b_cols = s->trans_b ? s->K : s->N;
     int64_t lda = a_cols + s->pad_a, ldb = b_cols + s->pad_b, ldc = s->N + s->pad_c;
-    p->A = random_floats(a_rows * lda);
-    p->B = random_floats(b_rows * ldb);
-    p->C = random_floats(s->M * ldc);
-    p->C_initial = random_floats(s->M * ldc);
-    p->expected = random_floats(s->M * ldc);
+    p->A = random_floats(a_rows * lda, -1, 1);
+    p->B = random_floats(b_rows * ldb, -1, 1);
+    p->C = random_floats(s->M * ldc, -1, 1);
+    p->C_initial = random_floats(s->M * ldc, -1, 1);
+    p->expected = random_floats(s->M * ldc, -1, 1);
     memcpy(p->C_initial, p->C, (size_t)(s->M * ldc) * sizeof(float));
     memcpy(p->expected, p->C, (size_t)(s->M * ldc) * sizeof(float));
     p->args = (gemm_args){s->M, s->N, s->K, s->trans_a, s->trans_b, p->A, lda, p->B, ldb, p->C, ldc, s->alpha, s->beta};
@@ -124,21 +115,21 @@ static void run_every_variant(const shape *s, const parallel_runner *runner)
     problem_free(&p);
 }
 
-static shape random_shape(int max_dim)
+static shape random_gemm_shape(int max_dim)
 {
     static const float alphas[] = {1.0f, 0.5f, -2.0f};
     static const float betas[] = {0.0f, 1.0f, 0.25f};
     shape s = {
-        .M = 1 + rand() % max_dim,
-        .N = 1 + rand() % max_dim,
-        .K = 1 + rand() % max_dim,
-        .trans_a = rand() % 2,
-        .trans_b = rand() % 2,
-        .pad_a = rand() % 3 == 0 ? rand() % 5 : 0,
-        .pad_b = rand() % 3 == 0 ? rand() % 5 : 0,
-        .pad_c = rand() % 3 == 0 ? rand() % 5 : 0,
-        .alpha = alphas[rand() % 3],
-        .beta = betas[rand() % 3],
+        .M = random_int(1, max_dim),
+        .N = random_int(1, max_dim),
+        .K = random_int(1, max_dim),
+        .trans_a = random_int(0, 1),
+        .trans_b = random_int(0, 1),
+        .pad_a = random_int(0, 2) == 0 ? random_int(0, 4) : 0,
+        .pad_b = random_int(0, 2) == 0 ? random_int(0, 4) : 0,
+        .pad_c = random_int(0, 2) == 0 ? random_int(0, 4) : 0,
+        .alpha = alphas[random_int(0, 2)],
+        .beta = betas[random_int(0, 2)],
     };
     return s;
 }
@@ -146,9 +137,9 @@ static shape random_shape(int max_dim)
 static void random_small_shapes(void **state)
 {
     (void)state;
-    srand(1);
+    random_seed(1);
     for (int i = 0; i < 150; i++) {
-        shape s = random_shape(40);
+        shape s = random_gemm_shape(40);
         run_every_variant(&s, NULL);
     }
 }
@@ -156,9 +147,9 @@ static void random_small_shapes(void **state)
 static void matrix_vector_shapes(void **state)
 {
     (void)state;
-    srand(2);
+    random_seed(2);
     for (int i = 0; i < 60; i++) {
-        shape s = random_shape(300);
+        shape s = random_gemm_shape(300);
         if (i % 2) s.M = 1;
         else s.N = 1;
         s.pad_a = s.pad_b = s.pad_c = i % 3; /* strided vectors exercise the contiguous copy */
@@ -176,7 +167,7 @@ static void matrix_vector_shapes(void **state)
 static void shapes_crossing_cache_blocks(void **state)
 {
     (void)state;
-    srand(3);
+    random_seed(3);
     const shape shapes[] = {
         {403, 531, 517, false, false, 0, 0, 0, 1.0f, 0.0f},
         {390, 1030, 260, true, true, 3, 1, 2, 0.5f, 1.0f},
@@ -188,7 +179,7 @@ static void shapes_crossing_cache_blocks(void **state)
 static void multiple_threads(void **state)
 {
     (void)state;
-    srand(4);
+    random_seed(4);
     thread_pool *pool;
     assert_int_equal(pool_create(3, &pool), KILN_OK);
     parallel_runner runner = pool_runner(pool);
@@ -200,7 +191,7 @@ static void multiple_threads(void **state)
     };
     for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) run_every_variant(&big[i], &runner);
     for (int i = 0; i < 30; i++) {
-        shape s = random_shape(120);
+        shape s = random_gemm_shape(120);
         run_every_variant(&s, &runner);
     }
     pool_free(pool);
@@ -213,7 +204,8 @@ static void beta_zero_ignores_c(void **state)
     const int64_t sizes[][3] = {{7, 9, 5}, {1, 33, 17}, {33, 1, 17}, {50, 70, 300}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         int64_t M = sizes[t][0], N = sizes[t][1], K = sizes[t][2];
-        float *A = random_floats(M * K), *B = random_floats(K * N), *C = malloc((size_t)(M * N) * sizeof(float));
+        float *A = random_floats(M * K, -1, 1), *B = random_floats(K * N, -1, 1),
+              *C = malloc((size_t)(M * N) * sizeof(float));
         void *scratch = mem_aligned_alloc(gemm_f32_scratch_bytes(M, N, K, 1));
         for (int v = GEMM_VARIANT_AUTO; v < GEMM_VARIANT_COUNT; v++) {
             if (!gemm_variant_available((gemm_variant)v)) continue;

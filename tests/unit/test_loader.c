@@ -18,33 +18,26 @@
 #include "kiln.h"
 #include "testlib.h"
 
-#define LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static kiln_status load(test_model *m, kiln_model **model, unsigned flags)
-{
-    tm_finish(m);
-    return kiln_model_load_from_memory(m->model.data, m->model.size, NULL, flags, model);
-}
-
 static void reports_every_unsupported_node(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 2, (int64_t[]){2, 3});
-    tm_node(&m, "NoSuchOp", LIST("x"), LIST("a"), NULL);
-    tm_node(&m, "AnotherMissingOp", LIST("a"), LIST("b"), NULL);
-    tm_output(&m, "b", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_UNSUPPORTED);
-    assert_null(model);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 2, (int64_t[]){2, 3});
+    tm_node(&r.tm, "NoSuchOp", LIST("x"), LIST("a"), NULL);
+    tm_node(&r.tm, "AnotherMissingOp", LIST("a"), LIST("b"), NULL);
+    tm_output(&r.tm, "b", KILN_FLOAT32);
+    assert_int_equal(tr_load(&r), KILN_ERR_UNSUPPORTED);
+    assert_null(r.model);
     const char *error = kiln_last_error();
     assert_non_null(strstr(error, "2 nodes cannot run"));
     assert_non_null(strstr(error, "NoSuchOp"));
     assert_non_null(strstr(error, "AnotherMissingOp"));
     assert_non_null(strstr(error, "opset 13"));
     /* an inspecting load succeeds and lists them */
-    assert_int_equal(kiln_model_load_from_memory(m.model.data, m.model.size, NULL, KILN_LOAD_INSPECT, &model), KILN_OK);
+    kiln_model *model;
+    assert_int_equal(kiln_model_load_from_memory(r.tm.model.data, r.tm.model.size, NULL, KILN_LOAD_INSPECT, &model),
+                     KILN_OK);
     kiln_model_summary s;
     assert_int_equal(kiln_model_summarize(model, &s), KILN_OK);
     assert_int_equal(s.issues, 2);
@@ -52,82 +45,72 @@ static void reports_every_unsupported_node(void **state)
     kiln_session *session;
     assert_int_equal(kiln_session_create(model, NULL, &session), KILN_ERR_UNSUPPORTED);
     kiln_model_free(model);
-    tm_free(&m);
+    tr_free(&r);
 }
 
 static void rejects_undefined_input(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 1, (int64_t[]){4});
-    tm_node(&m, "Identity", LIST("nowhere"), LIST("y"), NULL);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_MALFORMED);
-    assert_non_null(strstr(kiln_last_error(), "'nowhere'"));
-    tm_free(&m);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 1, (int64_t[]){4});
+    tm_node(&r.tm, "Identity", LIST("nowhere"), LIST("y"), NULL);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_refused(tr_load(&r), KILN_ERR_MALFORMED, "'nowhere'");
+    tr_free(&r);
 }
 
 static void rejects_cycles(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 1, (int64_t[]){4});
-    tm_node(&m, "Identity", LIST("b"), LIST("a"), NULL);
-    tm_node(&m, "Identity", LIST("a"), LIST("b"), NULL);
-    tm_output(&m, "b", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_MALFORMED);
-    assert_non_null(strstr(kiln_last_error(), "cycle"));
-    tm_free(&m);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 1, (int64_t[]){4});
+    tm_node(&r.tm, "Identity", LIST("b"), LIST("a"), NULL);
+    tm_node(&r.tm, "Identity", LIST("a"), LIST("b"), NULL);
+    tm_output(&r.tm, "b", KILN_FLOAT32);
+    assert_refused(tr_load(&r), KILN_ERR_MALFORMED, "cycle");
+    tr_free(&r);
 }
 
 static void rejects_double_definition(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 1, (int64_t[]){4});
-    tm_node(&m, "Identity", LIST("x"), LIST("y"), NULL);
-    tm_node(&m, "Identity", LIST("x"), LIST("y"), NULL);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_MALFORMED);
-    assert_non_null(strstr(kiln_last_error(), "defined more than once"));
-    tm_free(&m);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 1, (int64_t[]){4});
+    tm_node(&r.tm, "Identity", LIST("x"), LIST("y"), NULL);
+    tm_node(&r.tm, "Identity", LIST("x"), LIST("y"), NULL);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_refused(tr_load(&r), KILN_ERR_MALFORMED, "defined more than once");
+    tr_free(&r);
 }
 
 static void reports_wrong_attribute_type(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 2, (int64_t[]){2, 3});
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 2, (int64_t[]){2, 3});
     pbw attrs = {0};
     tm_attr_float(&attrs, "axis", 1.0f);
-    tm_node(&m, "Flatten", LIST("x"), LIST("y"), &attrs);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_MALFORMED);
-    assert_non_null(strstr(kiln_last_error(), "attribute 'axis' is of type float, expected int"));
+    tm_node(&r.tm, "Flatten", LIST("x"), LIST("y"), &attrs);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_refused(tr_load(&r), KILN_ERR_MALFORMED, "attribute 'axis' is of type float, expected int");
     pbw_free(&attrs);
-    tm_free(&m);
+    tr_free(&r);
 }
 
 static void opset_out_of_range_is_named(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 99);
-    tm_input(&m, "x", KILN_FLOAT32, 1, (int64_t[]){4});
-    tm_node(&m, "Identity", LIST("x"), LIST("y"), NULL);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model = NULL;
-    assert_int_equal(load(&m, &model, 0), KILN_ERR_UNSUPPORTED);
-    assert_non_null(strstr(kiln_last_error(), "opsets 1 to 18, not 99"));
-    tm_free(&m);
+    test_run r;
+    tr_init(&r, 99);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 1, (int64_t[]){4});
+    tm_node(&r.tm, "Identity", LIST("x"), LIST("y"), NULL);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_refused(tr_load(&r), KILN_ERR_UNSUPPORTED, "opsets 1 to 18, not 99");
+    tr_free(&r);
 }
 
 static void initializers_are_zero_copy_when_aligned(void **state)
@@ -317,24 +300,23 @@ static void symbolic_dims_flow_through_shape_chains(void **state)
 {
     (void)state;
     /* y = Reshape(x, Shape(x)), z = Flatten(x): y keeps [N0, 6]; z is [N0, 6] too (axis 1) */
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 3, (int64_t[]){-1, 2, 3});
-    tm_node(&m, "Shape", LIST("x"), LIST("s"), NULL);
-    tm_node(&m, "Reshape", LIST("x", "s"), LIST("y"), NULL);
-    tm_node(&m, "Flatten", LIST("y"), LIST("z"), NULL);
-    tm_output(&m, "z", KILN_FLOAT32);
-    kiln_model *model;
-    assert_int_equal(load(&m, &model, 0), KILN_OK);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 3, (int64_t[]){-1, 2, 3});
+    tm_node(&r.tm, "Shape", LIST("x"), LIST("s"), NULL);
+    tm_node(&r.tm, "Reshape", LIST("x", "s"), LIST("y"), NULL);
+    tm_node(&r.tm, "Flatten", LIST("y"), LIST("z"), NULL);
+    tm_output(&r.tm, "z", KILN_FLOAT32);
+    assert_int_equal(tr_load(&r), KILN_OK);
     kiln_value_info info;
-    kiln_model_output_info(model, 0, &info);
+    kiln_model_output_info(r.model, 0, &info);
     assert_int_equal(info.rank, 2);
     assert_int_equal(info.dims[0], -1);
     assert_string_equal(info.dim_names[0], "N0");
     assert_int_equal(info.dims[1], 6);
     /* and it runs for two different batch sizes, re-planning in between */
     kiln_session *session;
-    assert_int_equal(kiln_session_create(model, NULL, &session), KILN_OK);
+    assert_int_equal(kiln_session_create(r.model, NULL, &session), KILN_OK);
     float data[5 * 6];
     for (int i = 0; i < 30; i++) data[i] = (float)i;
     for (int64_t batch = 1; batch <= 5; batch += 4) {
@@ -346,44 +328,40 @@ static void symbolic_dims_flow_through_shape_chains(void **state)
         assert_true(((float *)out.data)[batch * 6 - 1] == (float)(batch * 6 - 1));
     }
     kiln_session_free(session);
-    kiln_model_free(model);
-    tm_free(&m);
+    tr_free(&r);
 }
 
 static void static_shape_chains_fold_at_load(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 2, (int64_t[]){4, 6});
-    tm_node(&m, "Shape", LIST("x"), LIST("s"), NULL);
-    tm_node(&m, "Reshape", LIST("x", "s"), LIST("y"), NULL);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model;
-    assert_int_equal(load(&m, &model, 0), KILN_OK);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 2, (int64_t[]){4, 6});
+    tm_node(&r.tm, "Shape", LIST("x"), LIST("s"), NULL);
+    tm_node(&r.tm, "Reshape", LIST("x", "s"), LIST("y"), NULL);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_int_equal(tr_load(&r), KILN_OK);
     kiln_model_summary s;
-    kiln_model_summarize(model, &s);
+    kiln_model_summarize(r.model, &s);
     assert_int_equal(s.nodes_in_file, 2);
     assert_int_equal(s.nodes, 1); /* Shape folded to a constant */
     size_t arena, peak;
-    assert_int_equal(kiln_model_plan_memory(model, 1, &arena, &peak), KILN_OK);
+    assert_int_equal(kiln_model_plan_memory(r.model, 1, &arena, &peak), KILN_OK);
     assert_int_equal(arena, 0); /* Reshape of an input is a view: nothing to allocate */
-    kiln_model_free(model);
-    tm_free(&m);
+    tr_free(&r);
 }
 
 static void wrong_inputs_are_refused_clearly(void **state)
 {
     (void)state;
-    test_model m;
-    tm_init(&m, 13);
-    tm_input(&m, "x", KILN_FLOAT32, 2, (int64_t[]){-1, 3});
-    tm_node(&m, "Identity", LIST("x"), LIST("y"), NULL);
-    tm_output(&m, "y", KILN_FLOAT32);
-    kiln_model *model;
-    assert_int_equal(load(&m, &model, 0), KILN_OK);
+    test_run r;
+    tr_init(&r, 13);
+    tm_input(&r.tm, "x", KILN_FLOAT32, 2, (int64_t[]){-1, 3});
+    tm_node(&r.tm, "Identity", LIST("x"), LIST("y"), NULL);
+    tm_output(&r.tm, "y", KILN_FLOAT32);
+    assert_int_equal(tr_load(&r), KILN_OK);
     kiln_session *session;
-    assert_int_equal(kiln_session_create(model, NULL, &session), KILN_OK);
+    assert_int_equal(kiln_session_create(r.model, NULL, &session), KILN_OK);
     float data[12] = {0};
     assert_int_equal(kiln_session_run(session), KILN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(kiln_last_error(), "input 'x' was not set"));
@@ -394,8 +372,7 @@ static void wrong_inputs_are_refused_clearly(void **state)
     assert_int_equal(kiln_session_set_input(session, 0, KILN_FLOAT32, 1, (int64_t[]){4}, data), KILN_ERR_INVALID_ARGUMENT);
     assert_int_equal(kiln_session_set_input(session, 3, KILN_FLOAT32, 2, (int64_t[]){4, 3}, data), KILN_ERR_INVALID_ARGUMENT);
     kiln_session_free(session);
-    kiln_model_free(model);
-    tm_free(&m);
+    tr_free(&r);
 }
 
 int main(void)

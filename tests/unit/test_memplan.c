@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "runtime/memplan.h"
+#include "testlib.h"
 
 static void assert_valid_plan(const memplan_buffer *b, int n, size_t arena)
 {
@@ -41,13 +42,13 @@ static void chain_reuses_memory(void **state)
 static void random_lifetimes_never_overlap(void **state)
 {
     (void)state;
-    srand(12345);
+    random_seed(12345);
     for (int trial = 0; trial < 200; trial++) {
         memplan_buffer b[40];
-        int n = 1 + rand() % 40;
+        int n = random_int(1, 40);
         for (int i = 0; i < n; i++) {
-            int first = rand() % 30;
-            b[i] = (memplan_buffer){(size_t)(1 + rand() % 5000), first, first + rand() % 10, 0};
+            int first = random_int(0, 29);
+            b[i] = (memplan_buffer){(size_t)random_int(1, 5000), first, first + random_int(0, 9), 0};
         }
         size_t arena;
         assert_int_equal(memplan_assign(b, n, 64, &arena), KILN_OK);

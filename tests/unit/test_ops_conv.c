@@ -28,24 +28,6 @@
 
 /* ---- random problems --------------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static int64_t rand_in(int64_t lo, int64_t hi)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (int64_t)(rng_state % (uint64_t)(hi - lo + 1));
-}
-
-static float *random_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)rand_in(-1000, 1000) / 1000.0f;
-    return p;
-}
-
 static void identity_window(conv_window *w)
 {
     for (int d = 0; d < CONV_SPATIAL; d++) {
@@ -58,18 +40,18 @@ static void identity_window(conv_window *w)
 static void random_forward_window(conv_window *w, bool pointwise)
 {
     identity_window(w);
-    int spatial = (int)rand_in(1, 3);
+    int spatial = (int)random_int(1, 3);
     for (int d = CONV_SPATIAL - spatial; d < CONV_SPATIAL; d++) {
-        w->in[d] = rand_in(1, spatial == 3 ? 5 : 9);
+        w->in[d] = random_int(1, spatial == 3 ? 5 : 9);
         if (pointwise) {
             w->out[d] = w->in[d];
             continue;
         }
-        w->kernel[d] = rand_in(1, 3);
-        w->stride[d] = rand_in(1, 3);
-        w->dilation[d] = rand_in(1, 2);
-        w->pad[d] = rand_in(0, 2);
-        w->pad_end[d] = rand_in(0, 2);
+        w->kernel[d] = random_int(1, 3);
+        w->stride[d] = random_int(1, 3);
+        w->dilation[d] = random_int(1, 2);
+        w->pad[d] = random_int(0, 2);
+        w->pad_end[d] = random_int(0, 2);
         int64_t extent = (w->kernel[d] - 1) * w->dilation[d] + 1;
         if (w->in[d] + w->pad[d] + w->pad_end[d] < extent) w->in[d] = extent;
         w->out[d] = (w->in[d] + w->pad[d] + w->pad_end[d] - extent) / w->stride[d] + 1;
@@ -80,33 +62,34 @@ static void random_forward_window(conv_window *w, bool pointwise)
 static void random_transpose_window(conv_window *w, bool pointwise)
 {
     identity_window(w);
-    int spatial = (int)rand_in(1, 3);
+    int spatial = (int)random_int(1, 3);
     for (int d = CONV_SPATIAL - spatial; d < CONV_SPATIAL; d++) {
-        w->in[d] = rand_in(1, spatial == 3 ? 4 : 7);
+        w->in[d] = random_int(1, spatial == 3 ? 4 : 7);
         if (pointwise) {
             w->out[d] = w->in[d];
             continue;
         }
-        w->kernel[d] = rand_in(1, 3);
-        w->stride[d] = rand_in(1, 3);
-        w->dilation[d] = rand_in(1, 2);
-        w->pad[d] = rand_in(-1, 2);
-        int64_t natural = w->stride[d] * (w->in[d] - 1) + rand_in(0, w->stride[d] - 1) + (w->kernel[d] - 1) * w->dilation[d] + 1;
-        w->out[d] = natural - w->pad[d] - rand_in(0, 1);
+        w->kernel[d] = random_int(1, 3);
+        w->stride[d] = random_int(1, 3);
+        w->dilation[d] = random_int(1, 2);
+        w->pad[d] = random_int(-1, 2);
+        int64_t natural =
+            w->stride[d] * (w->in[d] - 1) + random_int(0, w->stride[d] - 1) + (w->kernel[d] - 1) * w->dilation[d] + 1;
+        w->out[d] = natural - w->pad[d] - random_int(0, 1);
         if (w->out[d] < 1) w->out[d] = 1;
     }
 }
 
-static conv_shape random_shape(conv_algo algo, bool transpose)
+static conv_shape random_conv_shape(conv_algo algo, bool transpose)
 {
     conv_shape s;
-    s.batch = rand_in(0, 2);
-    s.groups = rand_in(1, 3);
+    s.batch = random_int(0, 2);
+    s.groups = random_int(1, 3);
     if (algo == CONV_ALGO_DEPTHWISE) {
-        s.in_channels = s.out_channels = s.groups = rand_in(1, 6);
+        s.in_channels = s.out_channels = s.groups = random_int(1, 6);
     } else {
-        s.in_channels = s.groups * rand_in(1, 3);
-        s.out_channels = s.groups * rand_in(1, 3);
+        s.in_channels = s.groups * random_int(1, 3);
+        s.out_channels = s.groups * random_int(1, 3);
         /* one channel in and out per group would be depthwise, which conv_f32_choose prefers */
         if (s.in_channels == s.groups && s.out_channels == s.groups) s.out_channels *= 2;
     }
@@ -134,9 +117,9 @@ static sizes problem_sizes(const conv_shape *s, bool transpose)
 static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose, int planned, const parallel_runner *runner)
 {
     sizes n = problem_sizes(s, transpose);
-    float *x = random_floats(n.x), *w = random_floats(n.w), *bias = random_floats(s->out_channels);
-    float *want = random_floats(n.y), *got = random_floats(n.y);
-    bool with_bias = rand_in(0, 1) == 1;
+    float *x = random_floats(n.x, -1, 1), *w = random_floats(n.w, -1, 1), *bias = random_floats(s->out_channels, -1, 1);
+    float *want = random_floats(n.y, -1, 1), *got = random_floats(n.y, -1, 1);
+    bool with_bias = random_int(0, 1) == 1;
     size_t scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(s, algo, planned)
                                      : conv_f32_scratch_bytes(s, algo, planned);
     void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
@@ -166,7 +149,7 @@ static void check_random_problems(conv_algo algo, bool transpose)
     assert_int_equal(pool_create(3, &pool), KILN_OK);
     parallel_runner runner = pool_runner(pool);
     for (int trial = 0; trial < 150; trial++) {
-        conv_shape s = random_shape(algo, transpose);
+        conv_shape s = random_conv_shape(algo, transpose);
         if (algo != CONV_ALGO_IM2COL)
             assert_int_equal(transpose ? conv_transpose_f32_choose(&s) : conv_f32_choose(&s), algo);
         check_fast_path(&s, algo, transpose, 1, NULL);
@@ -214,10 +197,10 @@ static void row_taps_variants_agree(void **state)
 #if defined(KILN_HAVE_X86_KERNELS)
     if (!platform_cpu_features()->avx2_fma) skip();
     for (int trial = 0; trial < 500; trial++) {
-        int64_t n = rand_in(0, 70), stride = rand_in(1, 3), taps = rand_in(1, 5), dilation = rand_in(1, 3);
+        int64_t n = random_int(0, 70), stride = random_int(1, 3), taps = random_int(1, 5), dilation = random_int(1, 3);
         int64_t span = n ? (n - 1) * stride + (taps - 1) * dilation + 1 : 0;
         /* the exact input span, so that reading past it is an ASan error */
-        float *src = random_floats(span), *w = random_floats(taps), *want = random_floats(n);
+        float *src = random_floats(span, -1, 1), *w = random_floats(taps, -1, 1), *want = random_floats(n, -1, 1);
         float *got = malloc((size_t)(n > 0 ? n : 1) * sizeof *got);
         assert_non_null(got);
         if (n) memcpy(got, want, (size_t)n * sizeof *got);
@@ -382,77 +365,21 @@ static void geometry_rejects_mismatches(void **state)
 
 /* ---- operators end to end ---------------------------------------------------------------------------- */
 
-static void tm_attr_string(pbw *attrs, const char *name, const char *value)
+/* A one-node model on a test_run: `op` reads graph input "x" (of the given shape, bound to x) and, for the
+ * convolutions, the weights "w" (and the bias "b" when op is "Conv+") that the caller adds as initializers;
+ * it writes "y" declared as `dtype` (and the int64 indices "z" when n_outputs is 2). */
+static void conv_node(test_run *r, int opset, const char *op, kiln_dtype dtype, int rank, const int64_t *x_dims,
+                      const void *x, const pbw *attrs, int n_outputs)
 {
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_varint_field(&a, 20, 3); /* AttributeProto.STRING */
-    pbw_bytes_field(&a, 4, value, strlen(value));
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&a);
-}
-
-/* A one-node model: inputs "x" (and the given initializers), outputs "y" (and "z"). */
-typedef struct op_model {
-    test_model tm;
-    kiln_model *model;
-    kiln_session *session;
-} op_model;
-
-static kiln_status op_model_load(op_model *m)
-{
-    tm_finish(&m->tm);
-    return kiln_model_load_from_memory(m->tm.model.data, m->tm.model.size, NULL, 0, &m->model);
-}
-
-static void op_model_free(op_model *m)
-{
-    kiln_session_free(m->session);
-    kiln_model_free(m->model);
-    tm_free(&m->tm);
-}
-
-/* Runs the loaded model on x with `threads` threads. */
-static kiln_status op_model_run(op_model *m, kiln_dtype dtype, int rank, const int64_t *dims, const void *x, int threads)
-{
-    kiln_session_options options;
-    kiln_session_options_init(&options);
-    options.threads = threads;
-    KILN_TRY(kiln_session_create(m->model, &options, &m->session));
-    KILN_TRY(kiln_session_set_input(m->session, 0, dtype, rank, dims, x));
-    return kiln_session_run(m->session);
-}
-
-/* Builds a node `op` over input x of the given shape with attributes, weights w (and bias b). */
-static void op_model_init(op_model *m, int opset, const char *op, kiln_dtype dtype, int rank, const int64_t *x_dims,
-                          const pbw *attrs, int n_outputs)
-{
-    memset(m, 0, sizeof *m);
-    tm_init(&m->tm, opset);
-    tm_input(&m->tm, "x", dtype, rank, x_dims);
-    static const char *const in_x[] = {"x", NULL}, *const in_xw[] = {"x", "w", NULL}, *const in_xwb[] = {"x", "w", "b", NULL};
-    static const char *const out_y[] = {"y", NULL}, *const out_yz[] = {"y", "z", NULL};
-    const char *const *inputs = strstr(op, "Conv") ? (strchr(op, '+') ? in_xwb : in_xw) : in_x;
+    tr_init(r, opset);
+    tr_input(r, "x", dtype, rank, x_dims, x);
+    const char *const *inputs =
+        strstr(op, "Conv") ? (strchr(op, '+') ? LIST("x", "w", "b") : LIST("x", "w")) : LIST("x");
     char op_type[32];
     snprintf(op_type, sizeof op_type, "%.*s", (int)strcspn(op, "+"), op);
-    tm_node(&m->tm, op_type, inputs, n_outputs > 1 ? out_yz : out_y, attrs);
-    tm_output(&m->tm, "y", dtype);
-    if (n_outputs > 1) tm_output(&m->tm, "z", KILN_INT64);
-}
-
-static void check_output(const op_model *m, int index, int rank, const int64_t *dims)
-{
-    kiln_tensor out;
-    assert_int_equal(kiln_session_output(m->session, index, &out), KILN_OK);
-    assert_int_equal(out.rank, rank);
-    for (int d = 0; d < rank; d++) assert_int_equal(out.dims[d], dims[d]);
-}
-
-static const float *output_floats(const op_model *m)
-{
-    kiln_tensor out;
-    assert_int_equal(kiln_session_output(m->session, 0, &out), KILN_OK);
-    return out.data;
+    tm_node(&r->tm, op_type, inputs, n_outputs > 1 ? LIST("y", "z") : LIST("y"), attrs);
+    tr_output(r, "y", dtype);
+    if (n_outputs > 1) tr_output(r, "z", KILN_INT64);
 }
 
 /* Conv with SAME_LOWER, strides, dilations, groups and bias, two threads, against the reference on the
@@ -461,29 +388,29 @@ static void conv_operator_end_to_end(void **state)
 {
     (void)state;
     int64_t x_dims[4] = {2, 4, 9, 8}, w_dims[4] = {6, 2, 3, 3}, b_dims[1] = {6};
-    float *x = random_floats(2 * 4 * 9 * 8), *w = random_floats(6 * 2 * 9), *b = random_floats(6);
+    float *x = random_floats(2 * 4 * 9 * 8, -1, 1), *w = random_floats(6 * 2 * 9, -1, 1), *b = random_floats(6, -1, 1);
     pbw attrs = {0};
     tm_attr_string(&attrs, "auto_pad", "SAME_LOWER");
     tm_attr_ints(&attrs, "strides", (int64_t[]){2, 3}, 2);
     tm_attr_ints(&attrs, "dilations", (int64_t[]){2, 1}, 2);
     tm_attr_int(&attrs, "group", 2);
-    op_model m;
-    op_model_init(&m, 13, "Conv+", KILN_FLOAT32, 4, x_dims, &attrs, 1);
-    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
-    tm_initializer(&m.tm, "b", KILN_FLOAT32, 1, b_dims, b);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 2), KILN_OK);
+    test_run r;
+    conv_node(&r, 13, "Conv+", KILN_FLOAT32, 4, x_dims, x, &attrs, 1);
+    tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    tm_initializer(&r.tm, "b", KILN_FLOAT32, 1, b_dims, b);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 2), KILN_OK);
     /* H: 9 / 2 -> 5 outputs, extent 5, total 4*2+5-9 = 4, start 2; W: 8 / 3 -> 3, total 2*3+3-8 = 1, start 1 */
     int64_t y_dims[4] = {2, 6, 5, 3};
-    check_output(&m, 0, 4, y_dims);
+    assert_shape(&r.out[0], 4, y_dims);
     conv_shape s = {.batch = 2, .in_channels = 4, .out_channels = 6, .groups = 2};
     identity_window(&s.win);
     s.win.in[1] = 9, s.win.in[2] = 8, s.win.out[1] = 5, s.win.out[2] = 3, s.win.kernel[1] = s.win.kernel[2] = 3;
     s.win.stride[1] = 2, s.win.stride[2] = 3, s.win.dilation[1] = 2, s.win.pad[1] = 2, s.win.pad[2] = 1;
     float want[2 * 6 * 5 * 3];
     conv_f32_reference(&s, x, w, b, want);
-    assert_true(max_abs_diff(want, output_floats(&m), 2 * 6 * 5 * 3) < 1e-4);
-    op_model_free(&m);
+    assert_true(max_abs_diff(want, r.out[0].data, 2 * 6 * 5 * 3) < 1e-4);
+    tr_free(&r);
     pbw_free(&attrs);
     free(x), free(w), free(b);
 }
@@ -493,13 +420,13 @@ static void expect_load_failure(int opset, const char *op, kiln_dtype dtype, con
 {
     int64_t x_dims[4] = {1, 2, 5, 5}, w_dims[4] = {2, 2, 3, 3};
     float w[36] = {0};
-    op_model m;
-    op_model_init(&m, opset, op, dtype, 4, x_dims, attrs, 1);
-    if (strstr(op, "Conv")) tm_initializer(&m.tm, "w", dtype, 4, w_dims, w);
-    kiln_status st = op_model_load(&m);
+    test_run r;
+    conv_node(&r, opset, op, dtype, 4, x_dims, NULL, attrs, 1);
+    if (strstr(op, "Conv")) tm_initializer(&r.tm, "w", dtype, 4, w_dims, w);
+    kiln_status st = tr_load(&r);
     if (st != want) fail_msg("%s: load gave %s, expected %s (%s)", op, kiln_status_name(st), kiln_status_name(want),
                              kiln_last_error());
-    op_model_free(&m);
+    tr_free(&r);
 }
 
 static void bad_attributes_fail_at_load(void **state)
@@ -551,13 +478,13 @@ static void bad_attributes_fail_at_load(void **state)
 static void expect_plan_failure(const int64_t *x_dims, const int64_t *w_dims, const pbw *attrs)
 {
     float w[64] = {0}, x[256] = {0};
-    op_model m;
-    op_model_init(&m, 13, "Conv", KILN_FLOAT32, 4, x_dims, attrs, 1);
-    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
-    kiln_status st = op_model_load(&m);
-    if (st == KILN_OK) st = op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1);
+    test_run r;
+    conv_node(&r, 13, "Conv", KILN_FLOAT32, 4, x_dims, x, attrs, 1);
+    tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    kiln_status st = tr_load(&r);
+    if (st == KILN_OK) st = tr_run(&r, 1);
     if (st != KILN_ERR_INVALID_ARGUMENT) fail_msg("expected a shape error, got %s (%s)", kiln_status_name(st), kiln_last_error());
-    op_model_free(&m);
+    tr_free(&r);
 }
 
 static void bad_shapes_fail_cleanly(void **state)
@@ -583,20 +510,20 @@ static void empty_batch_gives_empty_output(void **state)
     (void)state;
     int64_t x_dims[4] = {0, 2, 5, 5}, w_dims[4] = {3, 2, 3, 3};
     float w[54] = {0}, x[1] = {0};
-    op_model m;
-    op_model_init(&m, 13, "Conv", KILN_FLOAT32, 4, x_dims, NULL, 1);
-    tm_initializer(&m.tm, "w", KILN_FLOAT32, 4, w_dims, w);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 2), KILN_OK);
-    check_output(&m, 0, 4, (int64_t[]){0, 3, 3, 3});
-    op_model_free(&m);
+    test_run r;
+    conv_node(&r, 13, "Conv", KILN_FLOAT32, 4, x_dims, x, NULL, 1);
+    tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 2), KILN_OK);
+    assert_shape(&r.out[0], 4, (int64_t[]){0, 3, 3, 3});
+    tr_free(&r);
     pbw attrs = {0};
     tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 2}, 2);
-    op_model_init(&m, 13, "MaxPool", KILN_FLOAT32, 4, x_dims, &attrs, 2);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1), KILN_OK);
-    check_output(&m, 1, 4, (int64_t[]){0, 2, 4, 4});
-    op_model_free(&m);
+    conv_node(&r, 13, "MaxPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 2);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 1), KILN_OK);
+    assert_shape(&r.out[1], 4, (int64_t[]){0, 2, 4, 4});
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -611,19 +538,17 @@ static void max_pool_int8_indices(void **state)
     tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 2}, 2);
     tm_attr_ints(&attrs, "strides", (int64_t[]){2, 2}, 2);
     tm_attr_int(&attrs, "storage_order", 1);
-    op_model m;
-    op_model_init(&m, 12, "MaxPool", KILN_INT8, 4, x_dims, &attrs, 2);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_INT8, 4, x_dims, x, 1), KILN_OK);
-    kiln_tensor y, z;
-    assert_int_equal(kiln_session_output(m.session, 0, &y), KILN_OK);
-    assert_int_equal(kiln_session_output(m.session, 1, &z), KILN_OK);
+    test_run r;
+    conv_node(&r, 12, "MaxPool", KILN_INT8, 4, x_dims, x, &attrs, 2);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 1), KILN_OK);
+    kiln_tensor y = r.out[0], z = r.out[1];
     const int8_t want_y[8] = {7, 9, 17, 19, -1, -3, -11, -13};
     /* column-major within the plane (w * 5 + h), plus the plane's offset */
     const int64_t want_z[8] = {6, 16, 8, 18, 25 + 0, 25 + 10, 25 + 2, 25 + 12};
     assert_memory_equal(y.data, want_y, sizeof want_y);
     assert_memory_equal(z.data, want_z, sizeof want_z);
-    op_model_free(&m);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -640,15 +565,15 @@ static void average_pool_divisors(void **state)
         tm_attr_ints(&attrs, "pads", (int64_t[]){1, 1}, 2);
         tm_attr_int(&attrs, "ceil_mode", 1);
         tm_attr_int(&attrs, "count_include_pad", include);
-        op_model m;
-        op_model_init(&m, 13, "AveragePool", KILN_FLOAT32, 3, x_dims, &attrs, 1);
-        assert_int_equal(op_model_load(&m), KILN_OK);
-        assert_int_equal(op_model_run(&m, KILN_FLOAT32, 3, x_dims, x, 1), KILN_OK);
-        check_output(&m, 0, 3, (int64_t[]){1, 1, 3});
+        test_run r;
+        conv_node(&r, 13, "AveragePool", KILN_FLOAT32, 3, x_dims, x, &attrs, 1);
+        assert_int_equal(tr_load(&r), KILN_OK);
+        assert_int_equal(tr_run(&r, 1), KILN_OK);
+        assert_shape(&r.out[0], 3, (int64_t[]){1, 1, 3});
         /* the last window hangs one past the padding: that position never counts */
         const float with_pad[3] = {3.0f / 3, 9.0f / 3, 4.0f / 2}, without[3] = {3.0f / 2, 9.0f / 3, 4.0f / 1};
-        assert_true(max_abs_diff(include ? with_pad : without, output_floats(&m), 3) < 1e-6);
-        op_model_free(&m);
+        assert_true(max_abs_diff(include ? with_pad : without, r.out[0].data, 3) < 1e-6);
+        tr_free(&r);
         pbw_free(&attrs);
     }
 }
@@ -661,24 +586,24 @@ static void lp_pools(void **state)
     pbw attrs = {0};
     tm_attr_ints(&attrs, "kernel_shape", (int64_t[]){2, 1}, 2);
     tm_attr_int(&attrs, "p", 3);
-    op_model m;
-    op_model_init(&m, 18, "LpPool", KILN_FLOAT32, 4, x_dims, &attrs, 1);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 4, x_dims, x, 1), KILN_OK);
-    check_output(&m, 0, 4, (int64_t[]){1, 1, 1, 2});
+    test_run r;
+    conv_node(&r, 18, "LpPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 1);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 1), KILN_OK);
+    assert_shape(&r.out[0], 4, (int64_t[]){1, 1, 1, 2});
     const float want[2] = {(float)cbrt(1.0 + 27.0), (float)cbrt(8.0 + 64.0)};
-    assert_true(max_abs_diff(want, output_floats(&m), 2) < 1e-5);
-    op_model_free(&m);
+    assert_true(max_abs_diff(want, r.out[0].data, 2) < 1e-5);
+    tr_free(&r);
     pbw_free(&attrs);
     /* GlobalLpPool with the default p = 2 over a 3-D volume */
     int64_t v_dims[5] = {1, 1, 1, 2, 2};
-    op_model_init(&m, 13, "GlobalLpPool", KILN_FLOAT32, 5, v_dims, NULL, 1);
-    assert_int_equal(op_model_load(&m), KILN_OK);
-    assert_int_equal(op_model_run(&m, KILN_FLOAT32, 5, v_dims, x, 1), KILN_OK);
-    check_output(&m, 0, 5, (int64_t[]){1, 1, 1, 1, 1});
+    conv_node(&r, 13, "GlobalLpPool", KILN_FLOAT32, 5, v_dims, x, NULL, 1);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, 1), KILN_OK);
+    assert_shape(&r.out[0], 5, (int64_t[]){1, 1, 1, 1, 1});
     const float norm = (float)sqrt(30.0);
-    assert_true(max_abs_diff(&norm, output_floats(&m), 1) < 1e-5);
-    op_model_free(&m);
+    assert_true(max_abs_diff(&norm, r.out[0].data, 1) < 1e-5);
+    tr_free(&r);
 }
 
 int main(void)

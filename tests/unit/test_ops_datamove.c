@@ -41,21 +41,21 @@ static const parallel_runner tiny_chunks = {.threads = 4, .run = run_in_tiny_chu
  * the view's index 0 and the element counts both buffers need. */
 static int64_t random_view(copy_view *v, int64_t *src_elems, int64_t *dst_elems)
 {
-    int rank = 1 + rand() % 6;
-    int64_t src_dims[COPY_MAX_RANK], src_strides[COPY_MAX_RANK], dst_pad = rand() % 2;
+    int rank = random_int(1, 6);
+    int64_t src_dims[COPY_MAX_RANK], src_strides[COPY_MAX_RANK], dst_pad = random_int(0, 1);
     v->rank = rank;
-    for (int d = 0; d < rank; d++) src_dims[d] = 1 + rand() % (rank > 3 ? 5 : 40);
+    for (int d = 0; d < rank; d++) src_dims[d] = random_int(1, rank > 3 ? 5 : 40);
     shape_strides(rank, src_dims, src_strides);
     int perm[COPY_MAX_RANK];
     for (int d = 0; d < rank; d++) perm[d] = d;
     for (int d = rank - 1; d > 0; d--) {
-        int k = rand() % (d + 1), t = perm[d];
+        int k = random_int(0, d), t = perm[d];
         perm[d] = perm[k];
         perm[k] = t;
     }
     int64_t first = 0;
     for (int d = 0; d < rank; d++) {
-        int axis = perm[d], kind = rand() % 6;
+        int axis = perm[d], kind = random_int(0, 5);
         v->dims[d] = src_dims[axis];
         v->src_strides[d] = src_strides[axis];
         if (kind == 0) { /* reversed */
@@ -76,7 +76,7 @@ static int64_t random_view(copy_view *v, int64_t *src_elems, int64_t *dst_elems)
 static void strided_copy_matches_reference(void **state)
 {
     (void)state;
-    srand(7);
+    random_seed(7);
     static const size_t sizes[] = {1, 2, 4, 8};
     for (int trial = 0; trial < 400; trial++) {
         copy_view v;
@@ -85,7 +85,7 @@ static void strided_copy_matches_reference(void **state)
         size_t elem = sizes[trial % 4];
         unsigned char *src = malloc((size_t)src_elems * elem);
         unsigned char *want = malloc((size_t)dst_elems * elem), *got = malloc((size_t)dst_elems * elem);
-        for (int64_t i = 0; i < src_elems * (int64_t)elem; i++) src[i] = (unsigned char)rand();
+        for (int64_t i = 0; i < src_elems * (int64_t)elem; i++) src[i] = (unsigned char)random_int(0, 255);
         memset(want, 0xAB, (size_t)dst_elems * elem);
         memset(got, 0xAB, (size_t)dst_elems * elem);
         copy_strided_reference(&v, elem, src + first * (int64_t)elem, want);
@@ -179,175 +179,64 @@ static void cast_follows_c_and_numpy(void **state)
 
 /* ---- operators through the public API -------------------------------------------------------------------- */
 
-typedef struct harness {
-    test_model m;
-    kiln_model *model;
-    kiln_session *session;
-} harness;
-
-static void harness_init(harness *h, int opset)
-{
-    memset(h, 0, sizeof *h);
-    tm_init(&h->m, opset);
-}
-
-static kiln_status harness_load(harness *h)
-{
-    tm_finish(&h->m);
-    return kiln_model_load_from_memory(h->m.model.data, h->m.model.size, NULL, 0, &h->model);
-}
-
-/* Loads (asserting success), binds `inputs` and runs with two threads. */
-static kiln_status harness_run(harness *h, int n_inputs, const kiln_tensor *inputs)
-{
-    assert_int_equal(harness_load(h), KILN_OK);
-    kiln_session_options opts;
-    kiln_session_options_init(&opts);
-    opts.threads = 2;
-    assert_int_equal(kiln_session_create(h->model, &opts, &h->session), KILN_OK);
-    for (int i = 0; i < n_inputs; i++)
-        assert_int_equal(kiln_session_set_input(h->session, i, inputs[i].dtype, inputs[i].rank, inputs[i].dims,
-                                                inputs[i].data),
-                         KILN_OK);
-    return kiln_session_run(h->session);
-}
-
-static kiln_tensor harness_output(const harness *h, int index)
-{
-    kiln_tensor out;
-    assert_int_equal(kiln_session_output(h->session, index, &out), KILN_OK);
-    return out;
-}
-
-static void harness_free(harness *h)
-{
-    kiln_session_free(h->session);
-    kiln_model_free(h->model);
-    tm_free(&h->m);
-}
-
-static kiln_tensor tensor_of(kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
-{
-    kiln_tensor t = {.dtype = dtype, .rank = rank, .data = (void *)data};
-    for (int d = 0; d < rank; d++) t.dims[d] = dims[d];
-    return t;
-}
-
-static void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
-}
-
-static void attr_string(pbw *attrs, const char *name, const char *value)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_bytes_field(&a, 4, value, strlen(value));
-    pbw_varint_field(&a, 20, 3);
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&a);
-}
-
-/* A one-element tensor attribute (ConstantOfShape's value). */
-static void attr_scalar_tensor(pbw *attrs, const char *name, kiln_dtype dtype, const void *value)
-{
-    pbw a = {0}, t = {0};
-    pbw_varint_field(&t, 1, 1);
-    pbw_varint_field(&t, 2, (uint64_t)dtype);
-    pbw_bytes_field(&t, 9, value, kiln_dtype_size(dtype));
-    pbw_string_field(&a, 1, name);
-    pbw_message_field(&a, 5, &t);
-    pbw_varint_field(&a, 20, 4);
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&t);
-    pbw_free(&a);
-}
-
-/* One node y = op(x, <initializers added by the caller>) with x a graph input. */
-static void build_unary(harness *h, int opset, const char *op, kiln_dtype dtype, int rank, const int64_t *dims,
-                               const char *const *extra_inputs, const pbw *attrs)
-{
-    harness_init(h, opset);
-    tm_input(&h->m, "x", dtype, rank, dims);
-    const char *inputs[8] = {"x"};
-    for (int i = 0; extra_inputs && extra_inputs[i]; i++) inputs[i + 1] = extra_inputs[i];
-    tm_node(&h->m, op, inputs, (const char *[]){"y", NULL}, attrs);
-    tm_output(&h->m, "y", KILN_UNDEFINED);
-}
+/* Every model here runs with two threads. */
+enum { THREADS = 2 };
 
 static void transpose_default_and_perm(void **state)
 {
     (void)state;
     int64_t dims[3] = {2, 3, 4}, x[24];
     for (int i = 0; i < 24; i++) x[i] = i;
-    kiln_tensor in = tensor_of(KILN_INT64, 3, dims, x);
 
-    harness h;
-    build_unary(&h, 13, "Transpose", KILN_INT64, 3, dims, NULL, NULL);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 3, (const int64_t[]){4, 3, 2});
-    const int64_t *y = out.data;
+    test_run r;
+    tr_init(&r, 13);
+    assert_int_equal(tr_run_node(&r, "Transpose", NULL, 1, NULL, THREADS, KILN_INT64, 3, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 3, (const int64_t[]){4, 3, 2});
+    const int64_t *y = r.out[0].data;
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 4; k++) assert_int_equal(y[k * 6 + j * 2 + i], x[i * 12 + j * 4 + k]);
-    harness_free(&h);
+    tr_free(&r);
 
     pbw attrs = {0};
     tm_attr_ints(&attrs, "perm", (const int64_t[]){1, 2, 0}, 3);
-    build_unary(&h, 13, "Transpose", KILN_INT64, 3, dims, NULL, &attrs);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 3, (const int64_t[]){3, 4, 2});
-    y = out.data;
+    tr_init(&r, 13);
+    assert_int_equal(tr_run_node(&r, "Transpose", NULL, 1, &attrs, THREADS, KILN_INT64, 3, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 3, (const int64_t[]){3, 4, 2});
+    y = r.out[0].data;
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 4; k++) assert_int_equal(y[j * 8 + k * 2 + i], x[i * 12 + j * 4 + k]);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
 static void bad_attributes_fail_at_load(void **state)
 {
     (void)state;
-    int64_t dims[2] = {2, 2};
-    harness h;
+    const test_operand x = {"x", KILN_FLOAT32, 2, {2, 2}, NULL, false};
     pbw attrs = {0};
 
     tm_attr_ints(&attrs, "perm", (const int64_t[]){0, 0}, 2);
-    build_unary(&h, 13, "Transpose", KILN_FLOAT32, 2, dims, NULL, &attrs);
-    assert_int_equal(harness_load(&h), KILN_ERR_MALFORMED);
-    harness_free(&h);
+    assert_int_equal(tr_load_status(13, "Transpose", &attrs, 1, &x, KILN_UNDEFINED), KILN_ERR_MALFORMED);
     pbw_free(&attrs);
 
-    attrs = (pbw){0};
     tm_attr_int(&attrs, "to", KILN_STRING);
-    build_unary(&h, 13, "Cast", KILN_FLOAT32, 2, dims, NULL, &attrs);
-    assert_int_equal(harness_load(&h), KILN_ERR_UNSUPPORTED);
-    harness_free(&h);
+    assert_int_equal(tr_load_status(13, "Cast", &attrs, 1, &x, KILN_UNDEFINED), KILN_ERR_UNSUPPORTED);
     pbw_free(&attrs);
 
-    attrs = (pbw){0};
     tm_attr_int(&attrs, "blocksize", 2);
-    attr_string(&attrs, "mode", "XYZ");
-    build_unary(&h, 13, "DepthToSpace", KILN_FLOAT32, 2, dims, NULL, &attrs);
-    assert_int_equal(harness_load(&h), KILN_ERR_MALFORMED);
-    harness_free(&h);
+    tm_attr_string(&attrs, "mode", "XYZ");
+    assert_int_equal(tr_load_status(13, "DepthToSpace", &attrs, 1, &x, KILN_UNDEFINED), KILN_ERR_MALFORMED);
     pbw_free(&attrs);
 
-    attrs = (pbw){0};
-    attr_string(&attrs, "mode", "wrap");
+    tm_attr_string(&attrs, "mode", "wrap");
     tm_attr_ints(&attrs, "pads", (const int64_t[]){1, 1, 1, 1}, 4);
-    build_unary(&h, 10, "Pad", KILN_FLOAT32, 2, dims, NULL, &attrs);
-    assert_int_equal(harness_load(&h), KILN_ERR_UNSUPPORTED);
-    harness_free(&h);
+    assert_int_equal(tr_load_status(10, "Pad", &attrs, 1, &x, KILN_UNDEFINED), KILN_ERR_UNSUPPORTED);
     pbw_free(&attrs);
 
     /* Concat without its axis (required since opset 4) */
-    build_unary(&h, 13, "Concat", KILN_FLOAT32, 2, dims, NULL, NULL);
-    assert_int_equal(harness_load(&h), KILN_ERR_MALFORMED);
-    harness_free(&h);
+    assert_int_equal(tr_load_status(13, "Concat", NULL, 1, &x, KILN_UNDEFINED), KILN_ERR_MALFORMED);
 }
 
 /* starts/ends at the INT64 sentinels with negative steps reverse the whole axis. */
@@ -357,31 +246,29 @@ static void slice_sentinels_and_negative_steps(void **state)
     int64_t dims[2] = {3, 5};
     float x[15];
     for (int i = 0; i < 15; i++) x[i] = (float)i;
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 2, dims, x);
-    harness h;
-    build_unary(&h, 13, "Slice", KILN_FLOAT32, 2, dims, (const char *[]){"s", "e", "a", "st", NULL}, NULL);
+    test_run r;
+    tr_init(&r, 13);
     int64_t one = 2;
-    tm_initializer(&h.m, "s", KILN_INT64, 1, &one, (const int64_t[]){INT64_MAX, -1});
-    tm_initializer(&h.m, "e", KILN_INT64, 1, &one, (const int64_t[]){INT64_MIN, INT64_MIN});
-    tm_initializer(&h.m, "a", KILN_INT64, 1, &one, (const int64_t[]){0, -1});
-    tm_initializer(&h.m, "st", KILN_INT64, 1, &one, (const int64_t[]){-1, -2});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){3, 3});
-    const float *y = out.data;
+    tm_initializer(&r.tm, "s", KILN_INT64, 1, &one, (const int64_t[]){INT64_MAX, -1});
+    tm_initializer(&r.tm, "e", KILN_INT64, 1, &one, (const int64_t[]){INT64_MIN, INT64_MIN});
+    tm_initializer(&r.tm, "a", KILN_INT64, 1, &one, (const int64_t[]){0, -1});
+    tm_initializer(&r.tm, "st", KILN_INT64, 1, &one, (const int64_t[]){-1, -2});
+    assert_int_equal(tr_run_node(&r, "Slice", LIST("s", "e", "a", "st"), 1, NULL, THREADS, KILN_FLOAT32, 2, dims, x),
+                     KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){3, 3});
+    const float *y = r.out[0].data;
     const float want[9] = {14, 12, 10, 9, 7, 5, 4, 2, 0};
     assert_memory_equal(y, want, sizeof want);
-    harness_free(&h);
+    tr_free(&r);
 
     /* an empty result: start past the end */
-    build_unary(&h, 13, "Slice", KILN_FLOAT32, 2, dims, (const char *[]){"s", "e", NULL}, NULL);
+    tr_init(&r, 13);
     int64_t n1 = 1;
-    tm_initializer(&h.m, "s", KILN_INT64, 1, &n1, (const int64_t[]){7});
-    tm_initializer(&h.m, "e", KILN_INT64, 1, &n1, (const int64_t[]){INT64_MAX});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){0, 5});
-    harness_free(&h);
+    tm_initializer(&r.tm, "s", KILN_INT64, 1, &n1, (const int64_t[]){7});
+    tm_initializer(&r.tm, "e", KILN_INT64, 1, &n1, (const int64_t[]){INT64_MAX});
+    assert_int_equal(tr_run_node(&r, "Slice", LIST("s", "e"), 1, NULL, THREADS, KILN_FLOAT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){0, 5});
+    tr_free(&r);
 }
 
 static void gather_checks_indices_at_run_time(void **state)
@@ -389,33 +276,32 @@ static void gather_checks_indices_at_run_time(void **state)
     (void)state;
     int64_t dims[2] = {3, 2};
     int32_t x[6] = {0, 1, 10, 11, 20, 21};
-    kiln_tensor in = tensor_of(KILN_INT32, 2, dims, x);
-    harness h;
+    test_run r;
     int64_t n_idx = 3;
 
-    build_unary(&h, 13, "Gather", KILN_INT32, 2, dims, (const char *[]){"i", NULL}, NULL);
-    tm_initializer(&h.m, "i", KILN_INT64, 1, &n_idx, (const int64_t[]){2, -3, 1});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){3, 2});
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "i", KILN_INT64, 1, &n_idx, (const int64_t[]){2, -3, 1});
+    assert_int_equal(tr_run_node(&r, "Gather", LIST("i"), 1, NULL, THREADS, KILN_INT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){3, 2});
     const int32_t want[6] = {20, 21, 0, 1, 10, 11};
-    assert_memory_equal(out.data, want, sizeof want);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want, sizeof want);
+    tr_free(&r);
 
-    build_unary(&h, 13, "Gather", KILN_INT32, 2, dims, (const char *[]){"i", NULL}, NULL);
-    tm_initializer(&h.m, "i", KILN_INT64, 1, &n_idx, (const int64_t[]){0, 3, 1});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_ERR_RUNTIME);
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "i", KILN_INT64, 1, &n_idx, (const int64_t[]){0, 3, 1});
+    tr_node_on_x(&r, "Gather", LIST("i"), 1, NULL, KILN_INT32, 2, dims, x);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_int_equal(tr_run(&r, THREADS), KILN_ERR_RUNTIME);
     assert_non_null(strstr(kiln_last_error(), "index 3"));
-    harness_free(&h);
+    tr_free(&r);
 
     /* empty indices give an empty output */
     int64_t zero = 0;
-    build_unary(&h, 13, "Gather", KILN_INT32, 2, dims, (const char *[]){"i", NULL}, NULL);
-    tm_initializer(&h.m, "i", KILN_INT64, 1, &zero, x);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){0, 2});
-    harness_free(&h);
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "i", KILN_INT64, 1, &zero, x);
+    assert_int_equal(tr_run_node(&r, "Gather", LIST("i"), 1, NULL, THREADS, KILN_INT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){0, 2});
+    tr_free(&r);
 }
 
 static void gather_nd_with_batch_dims(void **state)
@@ -423,18 +309,16 @@ static void gather_nd_with_batch_dims(void **state)
     (void)state;
     int64_t dims[3] = {2, 2, 2};
     float x[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 3, dims, x);
-    harness h;
+    test_run r;
     pbw attrs = {0};
     tm_attr_int(&attrs, "batch_dims", 1);
-    build_unary(&h, 13, "GatherND", KILN_FLOAT32, 3, dims, (const char *[]){"i", NULL}, &attrs);
-    tm_initializer(&h.m, "i", KILN_INT64, 2, (const int64_t[]){2, 1}, (const int64_t[]){1, -2});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){2, 2});
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "i", KILN_INT64, 2, (const int64_t[]){2, 1}, (const int64_t[]){1, -2});
+    assert_int_equal(tr_run_node(&r, "GatherND", LIST("i"), 1, &attrs, THREADS, KILN_FLOAT32, 3, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){2, 2});
     const float want[4] = {2, 3, 4, 5};
-    assert_memory_equal(out.data, want, sizeof want);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want, sizeof want);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -442,33 +326,30 @@ static void gather_nd_with_batch_dims(void **state)
 static void concat_empty_input_and_uneven_split(void **state)
 {
     (void)state;
-    harness h;
-    harness_init(&h, 18);
-    tm_input(&h.m, "a", KILN_UINT8, 2, (const int64_t[]){2, 3});
-    tm_input(&h.m, "b", KILN_UINT8, 2, (const int64_t[]){2, 0});
-    tm_input(&h.m, "c", KILN_UINT8, 2, (const int64_t[]){2, 2});
+    uint8_t a[6] = {1, 2, 3, 4, 5, 6}, c[4] = {7, 8, 9, 10};
+    test_run r;
+    tr_init(&r, 18);
+    tr_input(&r, "a", KILN_UINT8, 2, (const int64_t[]){2, 3}, a);
+    tr_input(&r, "b", KILN_UINT8, 2, (const int64_t[]){2, 0}, a);
+    tr_input(&r, "c", KILN_UINT8, 2, (const int64_t[]){2, 2}, c);
     pbw cat = {0}, split = {0};
     tm_attr_int(&cat, "axis", -1);
-    tm_node(&h.m, "Concat", (const char *[]){"a", "b", "c", NULL}, (const char *[]){"y", NULL}, &cat);
+    tm_node(&r.tm, "Concat", LIST("a", "b", "c"), LIST("y"), &cat);
     tm_attr_int(&split, "axis", 1);
     tm_attr_int(&split, "num_outputs", 2);
-    tm_node(&h.m, "Split", (const char *[]){"y", NULL}, (const char *[]){"p", "q", NULL}, &split);
-    tm_output(&h.m, "y", KILN_UNDEFINED);
-    tm_output(&h.m, "p", KILN_UNDEFINED);
-    tm_output(&h.m, "q", KILN_UNDEFINED);
-    uint8_t a[6] = {1, 2, 3, 4, 5, 6}, c[4] = {7, 8, 9, 10};
-    kiln_tensor inputs[3] = {tensor_of(KILN_UINT8, 2, (const int64_t[]){2, 3}, a),
-                             tensor_of(KILN_UINT8, 2, (const int64_t[]){2, 0}, a),
-                             tensor_of(KILN_UINT8, 2, (const int64_t[]){2, 2}, c)};
-    assert_int_equal(harness_run(&h, 3, inputs), KILN_OK);
-    kiln_tensor y = harness_output(&h, 0), p = harness_output(&h, 1), q = harness_output(&h, 2);
+    tm_node(&r.tm, "Split", LIST("y"), LIST("p", "q"), &split);
+    tr_output(&r, "y", KILN_UNDEFINED);
+    tr_output(&r, "p", KILN_UNDEFINED);
+    tr_output(&r, "q", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor y = r.out[0], p = r.out[1], q = r.out[2];
     assert_shape(&y, 2, (const int64_t[]){2, 5});
     assert_memory_equal(y.data, ((const uint8_t[]){1, 2, 3, 7, 8, 4, 5, 6, 9, 10}), 10);
     assert_shape(&p, 2, (const int64_t[]){2, 3});
     assert_shape(&q, 2, (const int64_t[]){2, 2});
     assert_memory_equal(p.data, ((const uint8_t[]){1, 2, 3, 4, 5, 6}), 6);
     assert_memory_equal(q.data, ((const uint8_t[]){7, 8, 9, 10}), 4);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&cat);
     pbw_free(&split);
 }
@@ -479,45 +360,39 @@ static void pad_modes_and_negative_pads(void **state)
     (void)state;
     int64_t dims[2] = {2, 4};
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 2, dims, x);
-    harness h;
+    test_run r;
     pbw attrs = {0};
     int64_t four = 4;
 
-    attr_string(&attrs, "mode", "reflect");
-    build_unary(&h, 13, "Pad", KILN_FLOAT32, 2, dims, (const char *[]){"pads", NULL}, &attrs);
-    tm_initializer(&h.m, "pads", KILN_INT64, 1, &four, (const int64_t[]){1, 2, 0, -1});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){3, 5});
+    tm_attr_string(&attrs, "mode", "reflect");
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "pads", KILN_INT64, 1, &four, (const int64_t[]){1, 2, 0, -1});
+    assert_int_equal(tr_run_node(&r, "Pad", LIST("pads"), 1, &attrs, THREADS, KILN_FLOAT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){3, 5});
     /* rows: reflect of row 1, then rows 0 and 1; columns: 2 reflected before [1,2,3] (4 cropped) */
     const float want_reflect[15] = {7, 6, 5, 6, 7, 3, 2, 1, 2, 3, 7, 6, 5, 6, 7};
-    assert_memory_equal(out.data, want_reflect, sizeof want_reflect);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want_reflect, sizeof want_reflect);
+    tr_free(&r);
     pbw_free(&attrs);
 
-    attrs = (pbw){0};
-    attr_string(&attrs, "mode", "edge");
-    build_unary(&h, 13, "Pad", KILN_FLOAT32, 2, dims, (const char *[]){"pads", NULL}, &attrs);
-    tm_initializer(&h.m, "pads", KILN_INT64, 1, &four, (const int64_t[]){0, -3, 1, 2});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){3, 3});
+    tm_attr_string(&attrs, "mode", "edge");
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "pads", KILN_INT64, 1, &four, (const int64_t[]){0, -3, 1, 2});
+    assert_int_equal(tr_run_node(&r, "Pad", LIST("pads"), 1, &attrs, THREADS, KILN_FLOAT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){3, 3});
     const float want_edge[9] = {4, 4, 4, 8, 8, 8, 8, 8, 8};
-    assert_memory_equal(out.data, want_edge, sizeof want_edge);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want_edge, sizeof want_edge);
+    tr_free(&r);
     pbw_free(&attrs);
 
-    attrs = (pbw){0};
     tm_attr_ints(&attrs, "pads", (const int64_t[]){0, 1, 0, 0}, 4);
     tm_attr_float(&attrs, "value", 9.5f);
-    build_unary(&h, 2, "Pad", KILN_FLOAT32, 2, dims, NULL, &attrs);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){2, 5});
+    tr_init(&r, 2);
+    assert_int_equal(tr_run_node(&r, "Pad", NULL, 1, &attrs, THREADS, KILN_FLOAT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){2, 5});
     const float want_constant[10] = {9.5f, 1, 2, 3, 4, 9.5f, 5, 6, 7, 8};
-    assert_memory_equal(out.data, want_constant, sizeof want_constant);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want_constant, sizeof want_constant);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -526,27 +401,24 @@ static void expand_and_tile(void **state)
     (void)state;
     int64_t dims[2] = {3, 1};
     int16_t x[3] = {1, 2, 3};
-    kiln_tensor in = tensor_of(KILN_INT16, 2, dims, x);
-    harness h;
+    test_run r;
     int64_t two = 2, three = 3;
 
-    build_unary(&h, 13, "Expand", KILN_INT16, 2, dims, (const char *[]){"shape", NULL}, NULL);
-    tm_initializer(&h.m, "shape", KILN_INT64, 1, &three, (const int64_t[]){2, 1, 2});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 3, (const int64_t[]){2, 3, 2});
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "shape", KILN_INT64, 1, &three, (const int64_t[]){2, 1, 2});
+    assert_int_equal(tr_run_node(&r, "Expand", LIST("shape"), 1, NULL, THREADS, KILN_INT16, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 3, (const int64_t[]){2, 3, 2});
     const int16_t want_expand[12] = {1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3};
-    assert_memory_equal(out.data, want_expand, sizeof want_expand);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want_expand, sizeof want_expand);
+    tr_free(&r);
 
-    build_unary(&h, 13, "Tile", KILN_INT16, 2, dims, (const char *[]){"r", NULL}, NULL);
-    tm_initializer(&h.m, "r", KILN_INT64, 1, &two, (const int64_t[]){2, 2});
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){6, 2});
+    tr_init(&r, 13);
+    tm_initializer(&r.tm, "r", KILN_INT64, 1, &two, (const int64_t[]){2, 2});
+    assert_int_equal(tr_run_node(&r, "Tile", LIST("r"), 1, NULL, THREADS, KILN_INT16, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){6, 2});
     const int16_t want_tile[12] = {1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3};
-    assert_memory_equal(out.data, want_tile, sizeof want_tile);
-    harness_free(&h);
+    assert_memory_equal(r.out[0].data, want_tile, sizeof want_tile);
+    tr_free(&r);
 }
 
 static void depth_to_space_round_trip(void **state)
@@ -555,25 +427,24 @@ static void depth_to_space_round_trip(void **state)
     int64_t dims[4] = {1, 8, 2, 3};
     float x[48];
     for (int i = 0; i < 48; i++) x[i] = (float)i;
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 4, dims, x);
-    harness h;
-    harness_init(&h, 13);
-    tm_input(&h.m, "x", KILN_FLOAT32, 4, dims);
+    test_run r;
+    tr_init(&r, 13);
+    tr_input(&r, "x", KILN_FLOAT32, 4, dims, x);
     pbw d2s = {0}, s2d = {0};
     tm_attr_int(&d2s, "blocksize", 2);
     tm_attr_int(&s2d, "blocksize", 2);
-    tm_node(&h.m, "DepthToSpace", (const char *[]){"x", NULL}, (const char *[]){"s", NULL}, &d2s);
-    tm_node(&h.m, "SpaceToDepth", (const char *[]){"s", NULL}, (const char *[]){"y", NULL}, &s2d);
-    tm_output(&h.m, "s", KILN_UNDEFINED);
-    tm_output(&h.m, "y", KILN_UNDEFINED);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor s = harness_output(&h, 0), y = harness_output(&h, 1);
+    tm_node(&r.tm, "DepthToSpace", LIST("x"), LIST("s"), &d2s);
+    tm_node(&r.tm, "SpaceToDepth", LIST("s"), LIST("y"), &s2d);
+    tr_output(&r, "s", KILN_UNDEFINED);
+    tr_output(&r, "y", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor s = r.out[0], y = r.out[1];
     assert_shape(&s, 4, (const int64_t[]){1, 2, 4, 6});
     /* DCR: out[0, c, 2h + i, 2w + j] = in[0, (2i + j) * 2 + c, h, w] */
     const float *sd = s.data;
     assert_true(sd[0 * 24 + 1 * 6 + 1] == x[((2 * 1 + 1) * 2 + 0) * 6 + 0]);
     assert_memory_equal(y.data, x, sizeof x);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&d2s);
     pbw_free(&s2d);
 }
@@ -583,24 +454,23 @@ static void cast_nan_and_bool(void **state)
     (void)state;
     int64_t dims[1] = {4};
     float x[4] = {NAN, -2.7f, 0.0f, 3.9f};
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 1, dims, x);
-    harness h;
-    harness_init(&h, 13);
-    tm_input(&h.m, "x", KILN_FLOAT32, 1, dims);
+    test_run r;
+    tr_init(&r, 13);
+    tr_input(&r, "x", KILN_FLOAT32, 1, dims, x);
     pbw to_int = {0}, to_bool = {0};
     tm_attr_int(&to_int, "to", KILN_INT32);
     tm_attr_int(&to_bool, "to", KILN_BOOL);
-    tm_node(&h.m, "Cast", (const char *[]){"x", NULL}, (const char *[]){"i", NULL}, &to_int);
-    tm_node(&h.m, "Cast", (const char *[]){"x", NULL}, (const char *[]){"b", NULL}, &to_bool);
-    tm_output(&h.m, "i", KILN_UNDEFINED);
-    tm_output(&h.m, "b", KILN_UNDEFINED);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor i = harness_output(&h, 0), b = harness_output(&h, 1);
+    tm_node(&r.tm, "Cast", LIST("x"), LIST("i"), &to_int);
+    tm_node(&r.tm, "Cast", LIST("x"), LIST("b"), &to_bool);
+    tr_output(&r, "i", KILN_UNDEFINED);
+    tr_output(&r, "b", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor i = r.out[0], b = r.out[1];
     assert_int_equal(i.dtype, KILN_INT32);
     assert_memory_equal(i.data, ((const int32_t[]){INT32_MIN, -2, 0, 3}), 16);
     assert_int_equal(b.dtype, KILN_BOOL);
     assert_memory_equal(b.data, ((const uint8_t[]){1, 1, 0, 1}), 4);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&to_int);
     pbw_free(&to_bool);
 }
@@ -609,38 +479,37 @@ static void cast_nan_and_bool(void **state)
 static void generators(void **state)
 {
     (void)state;
-    harness h;
-    harness_init(&h, 13);
+    test_run r;
+    tr_init(&r, 13);
     int64_t scalar = 0;
-    tm_initializer(&h.m, "start", KILN_INT32, 0, &scalar, (const int32_t[]){10});
-    tm_initializer(&h.m, "limit", KILN_INT32, 0, &scalar, (const int32_t[]){-1});
-    tm_initializer(&h.m, "delta", KILN_INT32, 0, &scalar, (const int32_t[]){-3});
-    tm_node(&h.m, "Range", (const char *[]){"start", "limit", "delta", NULL}, (const char *[]){"r", NULL}, NULL);
+    tm_initializer(&r.tm, "start", KILN_INT32, 0, &scalar, (const int32_t[]){10});
+    tm_initializer(&r.tm, "limit", KILN_INT32, 0, &scalar, (const int32_t[]){-1});
+    tm_initializer(&r.tm, "delta", KILN_INT32, 0, &scalar, (const int32_t[]){-3});
+    tm_node(&r.tm, "Range", LIST("start", "limit", "delta"), LIST("r"), NULL);
     int64_t two = 2;
-    tm_initializer(&h.m, "shape", KILN_INT64, 1, &two, (const int64_t[]){2, 3});
+    tm_initializer(&r.tm, "shape", KILN_INT64, 1, &two, (const int64_t[]){2, 3});
     pbw value = {0};
-    attr_scalar_tensor(&value, "value", KILN_INT64, (const int64_t[]){-7});
-    tm_node(&h.m, "ConstantOfShape", (const char *[]){"shape", NULL}, (const char *[]){"c", NULL}, &value);
-    tm_input(&h.m, "x", KILN_FLOAT32, 2, (const int64_t[]){3, 4});
+    tm_attr_tensor(&value, "value", KILN_INT64, 1, (const int64_t[]){1}, (const int64_t[]){-7});
+    tm_node(&r.tm, "ConstantOfShape", LIST("shape"), LIST("c"), &value);
+    float x[12] = {0};
+    tr_input(&r, "x", KILN_FLOAT32, 2, (const int64_t[]){3, 4}, x);
     pbw eye = {0};
     tm_attr_int(&eye, "k", -1);
     tm_attr_int(&eye, "dtype", KILN_FLOAT64);
-    tm_node(&h.m, "EyeLike", (const char *[]){"x", NULL}, (const char *[]){"e", NULL}, &eye);
-    tm_output(&h.m, "r", KILN_UNDEFINED);
-    tm_output(&h.m, "c", KILN_UNDEFINED);
-    tm_output(&h.m, "e", KILN_UNDEFINED);
-    float x[12] = {0};
-    kiln_tensor in = tensor_of(KILN_FLOAT32, 2, (const int64_t[]){3, 4}, x);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor r = harness_output(&h, 0), c = harness_output(&h, 1), e = harness_output(&h, 2);
-    assert_shape(&r, 1, (const int64_t[]){4});
-    assert_memory_equal(r.data, ((const int32_t[]){10, 7, 4, 1}), 16);
+    tm_node(&r.tm, "EyeLike", LIST("x"), LIST("e"), &eye);
+    tr_output(&r, "r", KILN_UNDEFINED);
+    tr_output(&r, "c", KILN_UNDEFINED);
+    tr_output(&r, "e", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor range = r.out[0], c = r.out[1], e = r.out[2];
+    assert_shape(&range, 1, (const int64_t[]){4});
+    assert_memory_equal(range.data, ((const int32_t[]){10, 7, 4, 1}), 16);
     assert_shape(&c, 2, (const int64_t[]){2, 3});
     for (int k = 0; k < 6; k++) assert_int_equal(((const int64_t *)c.data)[k], -7);
     assert_int_equal(e.dtype, KILN_FLOAT64);
     const double want_eye[12] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0};
     assert_memory_equal(e.data, want_eye, sizeof want_eye);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&value);
     pbw_free(&eye);
 }
@@ -649,55 +518,50 @@ static void generators(void **state)
 static void attribute_forms_of_older_opsets(void **state)
 {
     (void)state;
-    harness h;
-    harness_init(&h, 9);
     int64_t dims[2] = {2, 6};
-    tm_input(&h.m, "x", KILN_INT8, 2, dims);
+    int8_t x[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    test_run r;
     pbw slice = {0};
     tm_attr_ints(&slice, "starts", (const int64_t[]){-4}, 1);
     tm_attr_ints(&slice, "ends", (const int64_t[]){1000}, 1);
     tm_attr_ints(&slice, "axes", (const int64_t[]){1}, 1);
-    tm_node(&h.m, "Slice", (const char *[]){"x", NULL}, (const char *[]){"y", NULL}, &slice);
-    tm_output(&h.m, "y", KILN_UNDEFINED);
-    int8_t x[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    kiln_tensor in = tensor_of(KILN_INT8, 2, dims, x);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor y = harness_output(&h, 0);
-    assert_shape(&y, 2, (const int64_t[]){2, 4});
-    assert_memory_equal(y.data, ((const int8_t[]){2, 3, 4, 5, 8, 9, 10, 11}), 8);
-    harness_free(&h);
+    tr_init(&r, 9);
+    assert_int_equal(tr_run_node(&r, "Slice", NULL, 1, &slice, THREADS, KILN_INT8, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){2, 4});
+    assert_memory_equal(r.out[0].data, ((const int8_t[]){2, 3, 4, 5, 8, 9, 10, 11}), 8);
+    tr_free(&r);
     pbw_free(&slice);
 
-    harness_init(&h, 11);
-    tm_input(&h.m, "x", KILN_INT8, 2, dims);
+    tr_init(&r, 11);
+    tr_input(&r, "x", KILN_INT8, 2, dims, x);
     pbw split = {0};
     tm_attr_int(&split, "axis", -1);
     tm_attr_ints(&split, "split", (const int64_t[]){1, 0, 5}, 3);
-    tm_node(&h.m, "Split", (const char *[]){"x", NULL}, (const char *[]){"a", "b", "c", NULL}, &split);
-    tm_output(&h.m, "a", KILN_UNDEFINED);
-    tm_output(&h.m, "b", KILN_UNDEFINED);
-    tm_output(&h.m, "c", KILN_UNDEFINED);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor a = harness_output(&h, 0), b = harness_output(&h, 1), c = harness_output(&h, 2);
+    tm_node(&r.tm, "Split", LIST("x"), LIST("a", "b", "c"), &split);
+    tr_output(&r, "a", KILN_UNDEFINED);
+    tr_output(&r, "b", KILN_UNDEFINED);
+    tr_output(&r, "c", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor a = r.out[0], b = r.out[1], c = r.out[2];
     assert_shape(&a, 2, (const int64_t[]){2, 1});
     assert_shape(&b, 2, (const int64_t[]){2, 0});
     assert_shape(&c, 2, (const int64_t[]){2, 5});
     assert_memory_equal(a.data, ((const int8_t[]){0, 6}), 2);
     assert_memory_equal(c.data, ((const int8_t[]){1, 2, 3, 4, 5, 7, 8, 9, 10, 11}), 10);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&split);
 
-    harness_init(&h, 13);
+    tr_init(&r, 13);
     pbw value = {0};
     tm_attr_ints(&value, "value_ints", (const int64_t[]){4, -5, 6}, 3);
-    tm_node(&h.m, "Constant", NULL, (const char *[]){"k", NULL}, &value);
-    tm_output(&h.m, "k", KILN_UNDEFINED);
-    assert_int_equal(harness_run(&h, 0, NULL), KILN_OK);
-    kiln_tensor k = harness_output(&h, 0);
+    tm_node(&r.tm, "Constant", NULL, LIST("k"), &value);
+    tr_output(&r, "k", KILN_UNDEFINED);
+    assert_int_equal(tr_run(&r, THREADS), KILN_OK);
+    kiln_tensor k = r.out[0];
     assert_int_equal(k.dtype, KILN_INT64);
     assert_shape(&k, 1, (const int64_t[]){3});
     assert_memory_equal(k.data, ((const int64_t[]){4, -5, 6}), 24);
-    harness_free(&h);
+    tr_free(&r);
     pbw_free(&value);
 }
 
@@ -706,17 +570,15 @@ static void pad_empty_input(void **state)
 {
     (void)state;
     int64_t dims[2] = {0, 2}, four = 4;
-    harness h;
-    build_unary(&h, 18, "Pad", KILN_INT32, 2, dims, (const char *[]){"pads", "v", NULL}, NULL);
-    tm_initializer(&h.m, "pads", KILN_INT64, 1, &four, (const int64_t[]){1, 0, 1, 1});
-    tm_initializer(&h.m, "v", KILN_INT32, 0, &four, (const int32_t[]){-9});
     int32_t x[1] = {0};
-    kiln_tensor in = tensor_of(KILN_INT32, 2, dims, x);
-    assert_int_equal(harness_run(&h, 1, &in), KILN_OK);
-    kiln_tensor out = harness_output(&h, 0);
-    assert_shape(&out, 2, (const int64_t[]){2, 3});
-    for (int i = 0; i < 6; i++) assert_int_equal(((const int32_t *)out.data)[i], -9);
-    harness_free(&h);
+    test_run r;
+    tr_init(&r, 18);
+    tm_initializer(&r.tm, "pads", KILN_INT64, 1, &four, (const int64_t[]){1, 0, 1, 1});
+    tm_initializer(&r.tm, "v", KILN_INT32, 0, &four, (const int32_t[]){-9});
+    assert_int_equal(tr_run_node(&r, "Pad", LIST("pads", "v"), 1, NULL, THREADS, KILN_INT32, 2, dims, x), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){2, 3});
+    for (int i = 0; i < 6; i++) assert_int_equal(((const int32_t *)r.out[0].data)[i], -9);
+    tr_free(&r);
 }
 
 int main(void)

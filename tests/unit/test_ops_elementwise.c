@@ -62,20 +62,19 @@ static float broadcast_read(const kiln_tensor *t, const kiln_tensor *out, int64_
 /* A random shape for `rank` dims of out_dims, each dim kept or made 1; the leading dims may be dropped. */
 static void random_operand(kiln_tensor *t, const kiln_tensor *out)
 {
-    int drop = rand() % (out->rank + 1);
+    int drop = random_int(0, out->rank);
     t->dtype = KILN_FLOAT32;
     t->rank = out->rank - drop;
-    for (int d = 0; d < t->rank; d++) t->dims[d] = rand() % 3 == 0 ? 1 : out->dims[d + drop];
+    for (int d = 0; d < t->rank; d++) t->dims[d] = random_int(0, 2) == 0 ? 1 : out->dims[d + drop];
     int64_t n = tensor_numel(t);
     t->data = malloc((size_t)(n ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) ((float *)t->data)[i] = (float)(rand() % 1000);
+    for (int64_t i = 0; i < n; i++) ((float *)t->data)[i] = (float)random_int(0, 999);
 }
 
 static void random_output(kiln_tensor *out, bool large)
 {
     out->dtype = KILN_FLOAT32;
-    out->rank = rand() % 5;
-    for (int d = 0; d < out->rank; d++) out->dims[d] = 1 + rand() % (large ? 40 : 5);
+    random_shape(0, 4, large ? 40 : 5, &out->rank, out->dims);
     out->data = malloc((size_t)tensor_numel(out) * sizeof(float));
 }
 
@@ -99,7 +98,7 @@ static void check_broadcast(int n_in, ew_kernel kernel, const parallel_runner *r
 static void broadcast_matches_reference(void **state)
 {
     (void)state;
-    srand(7);
+    random_seed(7);
     int64_t chunk = 777;
     parallel_runner chunked = {4, run_in_chunks, &chunk};
     for (int trial = 0; trial < 300; trial++) {
@@ -123,125 +122,58 @@ static void empty_output_runs_nothing(void **state)
 
 /* ---- whole models ------------------------------------------------------------------------------------- */
 
-typedef struct loaded {
-    test_model m;
-    kiln_model *model;
-    kiln_session *session;
-    kiln_tensor out;
-} loaded;
-
-static void attr_string_value(pbw *attrs, const char *name, const char *value)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_varint_field(&a, 20, 3); /* STRING */
-    pbw_string_field(&a, 4, value);
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&a);
-}
-
-/* A model of one node `op` reading inputs named in[0..n_in) (an empty name is an omitted input) of the
- * given tensors' dtypes and shapes, writing "y" of dtype out_dtype. Inputs listed in `constant` become
- * initializers. */
-static kiln_status load_node(loaded *l, int opset, const char *op, int n_in, const kiln_tensor *in,
-                             const bool *constant, kiln_dtype out_dtype, const pbw *attrs)
-{
-    static const char *const names[] = {"a", "b", "c", "d"};
-    const char *inputs[5] = {0};
-    memset(l, 0, sizeof *l);
-    tm_init(&l->m, opset);
-    for (int i = 0; i < n_in; i++) {
-        inputs[i] = in[i].dtype == KILN_UNDEFINED ? "" : names[i];
-        if (in[i].dtype == KILN_UNDEFINED) continue;
-        if (constant && constant[i]) tm_initializer(&l->m, names[i], in[i].dtype, in[i].rank, in[i].dims, in[i].data);
-        else tm_input(&l->m, names[i], in[i].dtype, in[i].rank, in[i].dims);
-    }
-    tm_output(&l->m, "y", out_dtype);
-    tm_node(&l->m, op, inputs, (const char *const[]){"y", NULL}, attrs);
-    tm_finish(&l->m);
-    return kiln_model_load_from_memory(l->m.model.data, l->m.model.size, NULL, 0, &l->model);
-}
-
-/* Runs the loaded model on the non-constant inputs; threads > 1 uses the session's pool. */
-static kiln_status run_node(loaded *l, int n_in, const kiln_tensor *in, const bool *constant, int threads)
-{
-    kiln_session_options options;
-    kiln_session_options_init(&options);
-    options.threads = threads;
-    KILN_TRY(kiln_session_create(l->model, &options, &l->session));
-    for (int i = 0, bound = 0; i < n_in; i++) {
-        if (in[i].dtype == KILN_UNDEFINED || (constant && constant[i])) continue;
-        KILN_TRY(kiln_session_set_input(l->session, bound++, in[i].dtype, in[i].rank, in[i].dims, in[i].data));
-    }
-    KILN_TRY(kiln_session_run(l->session));
-    return kiln_session_output(l->session, 0, &l->out);
-}
-
-static void unload(loaded *l)
-{
-    kiln_session_free(l->session);
-    kiln_model_free(l->model);
-    tm_free(&l->m);
-}
-
-/* Loads and runs one node, asserting success; the result is l->out. */
-static void compute(loaded *l, int opset, const char *op, int n_in, const kiln_tensor *in, const bool *constant,
-                    kiln_dtype out_dtype, const pbw *attrs)
-{
-    kiln_status st = load_node(l, opset, op, n_in, in, constant, out_dtype, attrs);
-    if (st == KILN_OK) st = run_node(l, n_in, in, constant, 1);
-    if (st != KILN_OK) fail_msg("%s: %s", op, kiln_last_error());
-}
-
-#define T1(dtype, n, data) {dtype, 1, {n}, data}
+/* A 1-D graph input. */
+#define T1(name, dtype, n, data) {name, dtype, 1, {n}, data, false}
 
 static void add_broadcasts_rows_and_columns(void **state)
 {
     (void)state;
     int32_t a[6] = {1, 2, 3, 4, 5, 6}, row[3] = {10, 20, 30}, column[2] = {100, 200};
-    kiln_tensor by_row[2] = {{KILN_INT32, 2, {2, 3}, a}, T1(KILN_INT32, 3, row)};
-    kiln_tensor by_column[2] = {{KILN_INT32, 2, {2, 3}, a}, {KILN_INT32, 2, {2, 1}, column}};
-    loaded l;
-    compute(&l, 13, "Add", 2, by_row, NULL, KILN_INT32, NULL);
-    assert_int_equal(l.out.rank, 2);
-    assert_memory_equal(l.out.data, ((int32_t[]){11, 22, 33, 14, 25, 36}), 6 * sizeof(int32_t));
-    unload(&l);
-    compute(&l, 13, "Sub", 2, by_column, NULL, KILN_INT32, NULL);
-    assert_memory_equal(l.out.data, ((int32_t[]){-99, -98, -97, -196, -195, -194}), 6 * sizeof(int32_t));
-    unload(&l);
+    test_operand by_row[2] = {{"a", KILN_INT32, 2, {2, 3}, a, false}, T1("b", KILN_INT32, 3, row)};
+    test_operand by_column[2] = {{"a", KILN_INT32, 2, {2, 3}, a, false}, {"b", KILN_INT32, 2, {2, 1}, column, false}};
+    test_run r;
+    tr_compute(&r, 13, "Add", NULL, 2, by_row, KILN_INT32, 1);
+    assert_int_equal(r.out[0].rank, 2);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){11, 22, 33, 14, 25, 36}), 6 * sizeof(int32_t));
+    tr_free(&r);
+    tr_compute(&r, 13, "Sub", NULL, 2, by_column, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){-99, -98, -97, -196, -195, -194}), 6 * sizeof(int32_t));
+    tr_free(&r);
 }
 
 static void integer_arithmetic_wraps_and_truncates(void **state)
 {
     (void)state;
     int32_t x[4] = {7, -7, INT32_MIN, INT32_MAX}, y[4] = {2, 2, -1, 2};
-    kiln_tensor in[2] = {T1(KILN_INT32, 4, x), T1(KILN_INT32, 4, y)};
-    loaded l;
-    compute(&l, 13, "Div", 2, in, NULL, KILN_INT32, NULL);
-    assert_memory_equal(l.out.data, ((int32_t[]){3, -3, INT32_MIN, INT32_MAX / 2}), sizeof x);
-    unload(&l);
-    compute(&l, 13, "Mul", 2, in, NULL, KILN_INT32, NULL);
-    assert_memory_equal(l.out.data, ((int32_t[]){14, -14, INT32_MIN, -2}), sizeof x);
-    unload(&l);
+    test_operand in[2] = {T1("a", KILN_INT32, 4, x), T1("b", KILN_INT32, 4, y)};
+    test_run r;
+    tr_compute(&r, 13, "Div", NULL, 2, in, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){3, -3, INT32_MIN, INT32_MAX / 2}), sizeof x);
+    tr_free(&r);
+    tr_compute(&r, 13, "Mul", NULL, 2, in, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){14, -14, INT32_MIN, -2}), sizeof x);
+    tr_free(&r);
     int8_t small[2] = {-128, 5};
-    kiln_tensor one = T1(KILN_INT8, 2, small);
-    compute(&l, 13, "Abs", 1, &one, NULL, KILN_INT8, NULL);
-    assert_memory_equal(l.out.data, ((int8_t[]){-128, 5}), 2);
-    unload(&l);
+    test_operand one = T1("a", KILN_INT8, 2, small);
+    tr_compute(&r, 13, "Abs", NULL, 1, &one, KILN_INT8, 1);
+    assert_memory_equal(r.out[0].data, ((int8_t[]){-128, 5}), 2);
+    tr_free(&r);
 }
 
 static void integer_division_by_zero_fails_at_run(void **state)
 {
     (void)state;
     int64_t x[2] = {1, 2}, y[2] = {1, 0};
-    kiln_tensor in[2] = {T1(KILN_INT64, 2, x), T1(KILN_INT64, 2, y)};
+    test_operand in[2] = {T1("a", KILN_INT64, 2, x), T1("b", KILN_INT64, 2, y)};
     const char *ops[2] = {"Div", "Mod"};
     for (int k = 0; k < 2; k++) {
-        loaded l;
-        assert_int_equal(load_node(&l, 13, ops[k], 2, in, NULL, KILN_INT64, NULL), KILN_OK);
-        assert_int_equal(run_node(&l, 2, in, NULL, 1), KILN_ERR_RUNTIME);
+        test_run r;
+        tr_init(&r, 13);
+        tr_node_of_operands(&r, ops[k], NULL, 2, in, KILN_INT64);
+        assert_int_equal(tr_load(&r), KILN_OK);
+        assert_int_equal(tr_run(&r, 1), KILN_ERR_RUNTIME);
         assert_non_null(strstr(kiln_last_error(), "division by zero"));
-        unload(&l);
+        tr_free(&r);
     }
 }
 
@@ -249,16 +181,16 @@ static void mod_signs(void **state)
 {
     (void)state;
     int32_t x[4] = {-4, 7, 5, -5}, y[4] = {3, -3, -3, 3};
-    kiln_tensor in[2] = {T1(KILN_INT32, 4, x), T1(KILN_INT32, 4, y)};
-    loaded l;
-    compute(&l, 13, "Mod", 2, in, NULL, KILN_INT32, NULL); /* Python: sign of the divisor */
-    assert_memory_equal(l.out.data, ((int32_t[]){2, -2, -1, 1}), sizeof x);
-    unload(&l);
+    test_operand in[2] = {T1("a", KILN_INT32, 4, x), T1("b", KILN_INT32, 4, y)};
+    test_run r;
+    tr_compute(&r, 13, "Mod", NULL, 2, in, KILN_INT32, 1); /* Python: sign of the divisor */
+    assert_memory_equal(r.out[0].data, ((int32_t[]){2, -2, -1, 1}), sizeof x);
+    tr_free(&r);
     pbw attrs = {0};
     tm_attr_int(&attrs, "fmod", 1);
-    compute(&l, 13, "Mod", 2, in, NULL, KILN_INT32, &attrs); /* C: sign of the dividend */
-    assert_memory_equal(l.out.data, ((int32_t[]){-1, 1, 2, -2}), sizeof x);
-    unload(&l);
+    tr_compute(&r, 13, "Mod", &attrs, 2, in, KILN_INT32, 1); /* C: sign of the dividend */
+    assert_memory_equal(r.out[0].data, ((int32_t[]){-1, 1, 2, -2}), sizeof x);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -268,47 +200,40 @@ static void bad_attributes_and_dtypes_fail_at_load(void **state)
     float f[2] = {1, 2};
     uint8_t u[2] = {1, 2};
     int32_t i[2] = {1, 2};
-    kiln_tensor floats[2] = {T1(KILN_FLOAT32, 2, f), T1(KILN_FLOAT32, 2, f)};
-    kiln_tensor bytes[2] = {T1(KILN_UINT8, 2, u), T1(KILN_UINT8, 2, u)};
-    kiln_tensor ints[1] = {T1(KILN_INT32, 2, i)};
-    kiln_tensor mixed[2] = {T1(KILN_FLOAT32, 2, f), T1(KILN_INT32, 2, i)};
-    loaded l;
+    test_operand floats[2] = {T1("a", KILN_FLOAT32, 2, f), T1("b", KILN_FLOAT32, 2, f)};
+    test_operand bytes[2] = {T1("a", KILN_UINT8, 2, u), T1("b", KILN_UINT8, 2, u)};
+    test_operand ints[1] = {T1("a", KILN_INT32, 2, i)};
+    test_operand mixed[2] = {T1("a", KILN_FLOAT32, 2, f), T1("b", KILN_INT32, 2, i)};
 
     pbw direction = {0};
-    attr_string_value(&direction, "direction", "UP");
-    assert_int_equal(load_node(&l, 11, "BitShift", 2, bytes, NULL, KILN_UINT8, &direction), KILN_ERR_MALFORMED);
+    tm_attr_string(&direction, "direction", "UP");
+    assert_int_equal(tr_load_status(11, "BitShift", &direction, 2, bytes, KILN_UINT8), KILN_ERR_MALFORMED);
     assert_non_null(strstr(kiln_last_error(), "direction"));
-    unload(&l);
     pbw_free(&direction);
 
-    assert_int_equal(load_node(&l, 13, "Mod", 2, floats, NULL, KILN_FLOAT32, NULL), KILN_ERR_MALFORMED);
-    unload(&l);
-    assert_int_equal(load_node(&l, 13, "Exp", 1, ints, NULL, KILN_INT32, NULL), KILN_ERR_UNSUPPORTED);
-    unload(&l);
-    assert_int_not_equal(load_node(&l, 13, "BitShift", 2, floats, NULL, KILN_FLOAT32, NULL), KILN_OK);
-    unload(&l);
+    assert_int_equal(tr_load_status(13, "Mod", NULL, 2, floats, KILN_FLOAT32), KILN_ERR_MALFORMED);
+    assert_int_equal(tr_load_status(13, "Exp", NULL, 1, ints, KILN_INT32), KILN_ERR_UNSUPPORTED);
+    assert_int_not_equal(tr_load_status(13, "BitShift", NULL, 2, floats, KILN_FLOAT32), KILN_OK);
 
     pbw alpha_as_int = {0};
     tm_attr_int(&alpha_as_int, "alpha", 2);
-    assert_int_equal(load_node(&l, 13, "LeakyRelu", 1, floats, NULL, KILN_FLOAT32, &alpha_as_int), KILN_ERR_MALFORMED);
-    unload(&l);
+    assert_int_equal(tr_load_status(13, "LeakyRelu", &alpha_as_int, 1, floats, KILN_FLOAT32), KILN_ERR_MALFORMED);
     pbw_free(&alpha_as_int);
 
-    assert_int_not_equal(load_node(&l, 13, "Add", 2, mixed, NULL, KILN_FLOAT32, NULL), KILN_OK);
-    unload(&l);
+    assert_int_not_equal(tr_load_status(13, "Add", NULL, 2, mixed, KILN_FLOAT32), KILN_OK);
 }
 
 static void bitshift_saturates_wide_shifts(void **state)
 {
     (void)state;
     uint8_t x[3] = {1, 255, 16}, amount[3] = {7, 9, 2};
-    kiln_tensor in[2] = {T1(KILN_UINT8, 3, x), T1(KILN_UINT8, 3, amount)};
+    test_operand in[2] = {T1("a", KILN_UINT8, 3, x), T1("b", KILN_UINT8, 3, amount)};
     pbw attrs = {0};
-    attr_string_value(&attrs, "direction", "LEFT");
-    loaded l;
-    compute(&l, 11, "BitShift", 2, in, NULL, KILN_UINT8, &attrs);
-    assert_memory_equal(l.out.data, ((uint8_t[]){128, 0, 64}), 3);
-    unload(&l);
+    tm_attr_string(&attrs, "direction", "LEFT");
+    test_run r;
+    tr_compute(&r, 11, "BitShift", &attrs, 2, in, KILN_UINT8, 1);
+    assert_memory_equal(r.out[0].data, ((uint8_t[]){128, 0, 64}), 3);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -316,72 +241,72 @@ static void round_halves_to_even(void **state)
 {
     (void)state;
     float x[6] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 2.4f};
-    kiln_tensor in = T1(KILN_FLOAT32, 6, x);
-    loaded l;
-    compute(&l, 11, "Round", 1, &in, NULL, KILN_FLOAT32, NULL);
-    const float *y = l.out.data;
+    test_operand in = T1("a", KILN_FLOAT32, 6, x);
+    test_run r;
+    tr_compute(&r, 11, "Round", NULL, 1, &in, KILN_FLOAT32, 1);
+    const float *y = r.out[0].data;
     float expected[6] = {0, 2, 2, -0.0f, -2, 2};
     for (int i = 0; i < 6; i++) assert_true(y[i] == expected[i]);
-    unload(&l);
+    tr_free(&r);
 }
 
 static void clip_bounds_inputs_and_attributes(void **state)
 {
     (void)state;
     int8_t x[5] = {-128, -5, 0, 5, 127}, max = 3;
-    kiln_tensor in[3] = {T1(KILN_INT8, 5, x), {KILN_UNDEFINED, 0, {0}, NULL}, {KILN_INT8, 0, {0}, &max}};
-    loaded l;
-    compute(&l, 13, "Clip", 3, in, NULL, KILN_INT8, NULL); /* min omitted, max a graph input */
-    assert_memory_equal(l.out.data, ((int8_t[]){-128, -5, 0, 3, 3}), 5);
-    unload(&l);
-    bool constant[3] = {false, false, true};
-    compute(&l, 13, "Clip", 3, in, constant, KILN_INT8, NULL); /* max an initializer */
-    assert_memory_equal(l.out.data, ((int8_t[]){-128, -5, 0, 3, 3}), 5);
-    unload(&l);
+    test_operand in[3] = {T1("a", KILN_INT8, 5, x), {NULL}, {"c", KILN_INT8, 0, {0}, &max, false}};
+    test_run r;
+    tr_compute(&r, 13, "Clip", NULL, 3, in, KILN_INT8, 1); /* min omitted, max a graph input */
+    assert_memory_equal(r.out[0].data, ((int8_t[]){-128, -5, 0, 3, 3}), 5);
+    tr_free(&r);
+    in[2].constant = true;
+    tr_compute(&r, 13, "Clip", NULL, 3, in, KILN_INT8, 1); /* max an initializer */
+    assert_memory_equal(r.out[0].data, ((int8_t[]){-128, -5, 0, 3, 3}), 5);
+    tr_free(&r);
 
     float f[3] = {-2, 0.5f, 2};
-    kiln_tensor floats = T1(KILN_FLOAT32, 3, f);
+    test_operand floats = T1("a", KILN_FLOAT32, 3, f);
     pbw attrs = {0};
     tm_attr_float(&attrs, "min", -1);
-    compute(&l, 6, "Clip", 1, &floats, NULL, KILN_FLOAT32, &attrs); /* max defaults to FLT_MAX */
-    assert_memory_equal(l.out.data, ((float[]){-1, 0.5f, 2}), sizeof f);
-    unload(&l);
+    tr_compute(&r, 6, "Clip", &attrs, 1, &floats, KILN_FLOAT32, 1); /* max defaults to FLT_MAX */
+    assert_memory_equal(r.out[0].data, ((float[]){-1, 0.5f, 2}), sizeof f);
+    tr_free(&r);
     pbw_free(&attrs);
 
     int8_t two[2] = {1, 2};
-    kiln_tensor bad[2] = {T1(KILN_INT8, 5, x), T1(KILN_INT8, 2, two)};
-    kiln_status st = load_node(&l, 13, "Clip", 2, bad, NULL, KILN_INT8, NULL);
-    if (st == KILN_OK) st = run_node(&l, 2, bad, NULL, 1);
-    assert_int_equal(st, KILN_ERR_INVALID_ARGUMENT);
-    unload(&l);
+    test_operand bad[2] = {T1("a", KILN_INT8, 5, x), T1("b", KILN_INT8, 2, two)};
+    tr_init(&r, 13);
+    tr_node_of_operands(&r, "Clip", NULL, 2, bad, KILN_INT8);
+    assert_int_equal(tr_run(&r, 1), KILN_ERR_INVALID_ARGUMENT);
+    tr_free(&r);
 }
 
 static void pow_mixed_dtypes(void **state)
 {
     (void)state;
     int32_t base[4] = {2, -3, 2, -1}, exponent[4] = {10, 3, -1, -3};
-    kiln_tensor ints[2] = {T1(KILN_INT32, 4, base), T1(KILN_INT32, 4, exponent)};
-    loaded l;
-    compute(&l, 15, "Pow", 2, ints, NULL, KILN_INT32, NULL);
-    assert_memory_equal(l.out.data, ((int32_t[]){1024, -27, 0, -1}), sizeof base);
-    unload(&l);
+    test_operand ints[2] = {T1("a", KILN_INT32, 4, base), T1("b", KILN_INT32, 4, exponent)};
+    test_run r;
+    tr_compute(&r, 15, "Pow", NULL, 2, ints, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){1024, -27, 0, -1}), sizeof base);
+    tr_free(&r);
 
     float fbase[3] = {2, 4, 9};
     int64_t iexp[1] = {2};
-    kiln_tensor float_by_int[2] = {T1(KILN_FLOAT32, 3, fbase), T1(KILN_INT64, 1, iexp)};
-    compute(&l, 15, "Pow", 2, float_by_int, NULL, KILN_FLOAT32, NULL);
-    assert_memory_equal(l.out.data, ((float[]){4, 16, 81}), sizeof fbase);
-    unload(&l);
+    test_operand float_by_int[2] = {T1("a", KILN_FLOAT32, 3, fbase), T1("b", KILN_INT64, 1, iexp)};
+    tr_compute(&r, 15, "Pow", NULL, 2, float_by_int, KILN_FLOAT32, 1);
+    assert_memory_equal(r.out[0].data, ((float[]){4, 16, 81}), sizeof fbase);
+    tr_free(&r);
 
     float half[1] = {0.5f};
     int64_t big[3] = {4, 9, INT64_MAX};
-    kiln_tensor int_by_float[2] = {T1(KILN_INT64, 3, big), T1(KILN_FLOAT32, 1, half)};
-    compute(&l, 15, "Pow", 2, int_by_float, NULL, KILN_INT64, NULL);
-    const int64_t *y = l.out.data;
+    test_operand int_by_float[2] = {T1("a", KILN_INT64, 3, big), T1("b", KILN_FLOAT32, 1, half)};
+    tr_compute(&r, 15, "Pow", NULL, 2, int_by_float, KILN_INT64, 1);
+    const int64_t *y = r.out[0].data;
     assert_int_equal(y[0], 2);
     assert_int_equal(y[1], 3);
     assert_int_equal(y[2], 3037000499LL);
-    unload(&l);
+    tr_free(&r);
 }
 
 static void where_broadcasts_three_ways(void **state)
@@ -389,107 +314,106 @@ static void where_broadcasts_three_ways(void **state)
     (void)state;
     uint8_t condition[2] = {1, 0};
     float x[3] = {1, 2, 3}, y = -1;
-    kiln_tensor in[3] = {{KILN_BOOL, 2, {2, 1}, condition}, {KILN_FLOAT32, 2, {1, 3}, x}, {KILN_FLOAT32, 0, {0}, &y}};
-    loaded l;
-    compute(&l, 16, "Where", 3, in, NULL, KILN_FLOAT32, NULL);
-    assert_int_equal(l.out.rank, 2);
-    assert_int_equal(l.out.dims[0], 2);
-    assert_int_equal(l.out.dims[1], 3);
-    assert_memory_equal(l.out.data, ((float[]){1, 2, 3, -1, -1, -1}), 6 * sizeof(float));
-    unload(&l);
+    test_operand in[3] = {{"a", KILN_BOOL, 2, {2, 1}, condition, false},
+                          {"b", KILN_FLOAT32, 2, {1, 3}, x, false},
+                          {"c", KILN_FLOAT32, 0, {0}, &y, false}};
+    test_run r;
+    tr_compute(&r, 16, "Where", NULL, 3, in, KILN_FLOAT32, 1);
+    assert_shape(&r.out[0], 2, (const int64_t[]){2, 3});
+    assert_memory_equal(r.out[0].data, ((float[]){1, 2, 3, -1, -1, -1}), 6 * sizeof(float));
+    tr_free(&r);
 }
 
 static void variadic_broadcast_and_nan(void **state)
 {
     (void)state;
     float a[2] = {1, NAN}, b[3] = {0, 4, 8}, c[1] = {2};
-    kiln_tensor in[3] = {{KILN_FLOAT32, 2, {2, 1}, a}, T1(KILN_FLOAT32, 3, b), T1(KILN_FLOAT32, 1, c)};
-    loaded l;
-    compute(&l, 13, "Mean", 3, in, NULL, KILN_FLOAT32, NULL);
-    const float *y = l.out.data;
-    assert_int_equal(tensor_numel(&l.out), 6);
+    test_operand in[3] = {
+        {"a", KILN_FLOAT32, 2, {2, 1}, a, false}, T1("b", KILN_FLOAT32, 3, b), T1("c", KILN_FLOAT32, 1, c)};
+    test_run r;
+    tr_compute(&r, 13, "Mean", NULL, 3, in, KILN_FLOAT32, 1);
+    const float *y = r.out[0].data;
+    assert_int_equal(tensor_numel(&r.out[0]), 6);
     assert_true(y[0] == 1 && y[1] == 7.0f / 3 && y[2] == 11.0f / 3 && isnan(y[3]));
-    unload(&l);
-    compute(&l, 13, "Max", 3, in, NULL, KILN_FLOAT32, NULL);
-    y = l.out.data;
+    tr_free(&r);
+    tr_compute(&r, 13, "Max", NULL, 3, in, KILN_FLOAT32, 1);
+    y = r.out[0].data;
     assert_true(y[0] == 2 && y[1] == 4 && y[2] == 8 && isnan(y[3]) && isnan(y[4]) && isnan(y[5]));
-    unload(&l);
-    compute(&l, 13, "Sum", 1, &in[0], NULL, KILN_FLOAT32, NULL);
-    y = l.out.data;
+    tr_free(&r);
+    tr_compute(&r, 13, "Sum", NULL, 1, &in[0], KILN_FLOAT32, 1);
+    y = r.out[0].data;
     assert_true(y[0] == 1 && isnan(y[1]));
-    unload(&l);
+    tr_free(&r);
 }
 
 static void empty_tensors_broadcast(void **state)
 {
     (void)state;
     float row[3] = {1, 2, 3};
-    kiln_tensor in[2] = {{KILN_FLOAT32, 2, {0, 3}, row}, T1(KILN_FLOAT32, 3, row)};
-    loaded l;
-    compute(&l, 13, "Add", 2, in, NULL, KILN_FLOAT32, NULL);
-    assert_int_equal(l.out.rank, 2);
-    assert_int_equal(l.out.dims[0], 0);
-    assert_int_equal(l.out.dims[1], 3);
-    unload(&l);
-    compute(&l, 13, "Sigmoid", 1, in, NULL, KILN_FLOAT32, NULL);
-    assert_int_equal(tensor_numel(&l.out), 0);
-    unload(&l);
+    test_operand in[2] = {{"a", KILN_FLOAT32, 2, {0, 3}, row, false}, T1("b", KILN_FLOAT32, 3, row)};
+    test_run r;
+    tr_compute(&r, 13, "Add", NULL, 2, in, KILN_FLOAT32, 1);
+    assert_shape(&r.out[0], 2, (const int64_t[]){0, 3});
+    tr_free(&r);
+    tr_compute(&r, 13, "Sigmoid", NULL, 1, in, KILN_FLOAT32, 1);
+    assert_int_equal(tensor_numel(&r.out[0]), 0);
+    tr_free(&r);
 }
 
 static void prelu_slope_broadcasts_towards_x_only(void **state)
 {
     (void)state;
     float x[4] = {-1, 2, -3, 4}, slope[2] = {0.5f, 0.25f}, wide[4] = {0};
-    kiln_tensor good[2] = {{KILN_FLOAT32, 2, {2, 2}, x}, T1(KILN_FLOAT32, 2, slope)};
-    loaded l;
-    compute(&l, 16, "PRelu", 2, good, NULL, KILN_FLOAT32, NULL);
-    assert_memory_equal(l.out.data, ((float[]){-0.5f, 2, -1.5f, 4}), sizeof x);
-    unload(&l);
-    kiln_tensor bad[2] = {T1(KILN_FLOAT32, 2, slope), {KILN_FLOAT32, 2, {2, 2}, wide}};
-    kiln_status st = load_node(&l, 16, "PRelu", 2, bad, NULL, KILN_FLOAT32, NULL);
-    if (st == KILN_OK) st = run_node(&l, 2, bad, NULL, 1);
-    assert_int_equal(st, KILN_ERR_INVALID_ARGUMENT);
-    unload(&l);
+    test_operand good[2] = {{"a", KILN_FLOAT32, 2, {2, 2}, x, false}, T1("b", KILN_FLOAT32, 2, slope)};
+    test_run r;
+    tr_compute(&r, 16, "PRelu", NULL, 2, good, KILN_FLOAT32, 1);
+    assert_memory_equal(r.out[0].data, ((float[]){-0.5f, 2, -1.5f, 4}), sizeof x);
+    tr_free(&r);
+    test_operand bad[2] = {T1("a", KILN_FLOAT32, 2, slope), {"b", KILN_FLOAT32, 2, {2, 2}, wide, false}};
+    tr_init(&r, 16);
+    tr_node_of_operands(&r, "PRelu", NULL, 2, bad, KILN_FLOAT32);
+    assert_int_equal(tr_run(&r, 1), KILN_ERR_INVALID_ARGUMENT);
+    tr_free(&r);
 }
 
 static void isinf_detects_each_side(void **state)
 {
     (void)state;
     float x[4] = {INFINITY, -INFINITY, NAN, 1};
-    kiln_tensor in = T1(KILN_FLOAT32, 4, x);
+    test_operand in = T1("a", KILN_FLOAT32, 4, x);
     pbw attrs = {0};
     tm_attr_int(&attrs, "detect_positive", 0);
-    loaded l;
-    compute(&l, 10, "IsInf", 1, &in, NULL, KILN_BOOL, &attrs);
-    assert_memory_equal(l.out.data, ((uint8_t[]){0, 1, 0, 0}), 4);
-    unload(&l);
+    test_run r;
+    tr_compute(&r, 10, "IsInf", &attrs, 1, &in, KILN_BOOL, 1);
+    assert_memory_equal(r.out[0].data, ((uint8_t[]){0, 1, 0, 0}), 4);
+    tr_free(&r);
     pbw_free(&attrs);
-    compute(&l, 9, "IsNaN", 1, &in, NULL, KILN_BOOL, NULL);
-    assert_memory_equal(l.out.data, ((uint8_t[]){0, 0, 1, 0}), 4);
-    unload(&l);
+    tr_compute(&r, 9, "IsNaN", NULL, 1, &in, KILN_BOOL, 1);
+    assert_memory_equal(r.out[0].data, ((uint8_t[]){0, 0, 1, 0}), 4);
+    tr_free(&r);
 }
 
 static void opset18_bitwise_and_mish(void **state)
 {
     (void)state;
     int32_t a[2] = {12, -1}, b[2] = {10, 7};
-    kiln_tensor ints[2] = {T1(KILN_INT32, 2, a), T1(KILN_INT32, 2, b)};
-    loaded l;
-    compute(&l, 18, "BitwiseAnd", 2, ints, NULL, KILN_INT32, NULL);
-    assert_memory_equal(l.out.data, ((int32_t[]){8, 7}), sizeof a);
-    unload(&l);
+    test_operand ints[2] = {T1("a", KILN_INT32, 2, a), T1("b", KILN_INT32, 2, b)};
+    test_run r;
+    tr_compute(&r, 18, "BitwiseAnd", NULL, 2, ints, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, ((int32_t[]){8, 7}), sizeof a);
+    tr_free(&r);
     uint8_t u[2] = {0, 0x0f};
-    kiln_tensor bytes = T1(KILN_UINT8, 2, u);
-    compute(&l, 18, "BitwiseNot", 1, &bytes, NULL, KILN_UINT8, NULL);
-    assert_memory_equal(l.out.data, ((uint8_t[]){0xff, 0xf0}), 2);
-    unload(&l);
+    test_operand bytes = T1("a", KILN_UINT8, 2, u);
+    tr_compute(&r, 18, "BitwiseNot", NULL, 1, &bytes, KILN_UINT8, 1);
+    assert_memory_equal(r.out[0].data, ((uint8_t[]){0xff, 0xf0}), 2);
+    tr_free(&r);
     float x[4] = {0, 1, -1, 30};
-    kiln_tensor floats = T1(KILN_FLOAT32, 4, x);
-    compute(&l, 18, "Mish", 1, &floats, NULL, KILN_FLOAT32, NULL);
-    const float *y = l.out.data;
+    test_operand floats = T1("a", KILN_FLOAT32, 4, x);
+    tr_compute(&r, 18, "Mish", NULL, 1, &floats, KILN_FLOAT32, 1);
+    const float *y = r.out[0].data;
     float expected[4] = {0, 0.865098f, -0.303401f, 30};
     for (int i = 0; i < 4; i++) assert_true(fabsf(y[i] - expected[i]) < 1e-5f);
-    unload(&l);
+    tr_free(&r);
 }
 
 /* A large broadcast Add run on the session's thread pool gives the same numbers as the plain loop. */
@@ -500,13 +424,14 @@ static void threads_give_the_same_result(void **state)
     float *a = malloc(ROWS * COLS * sizeof(float)), b[COLS];
     for (int i = 0; i < ROWS * COLS; i++) a[i] = (float)(i % 101) * 0.5f;
     for (int j = 0; j < COLS; j++) b[j] = (float)j;
-    kiln_tensor in[2] = {{KILN_FLOAT32, 2, {ROWS, COLS}, a}, T1(KILN_FLOAT32, COLS, b)};
-    loaded l;
-    assert_int_equal(load_node(&l, 13, "Add", 2, in, NULL, KILN_FLOAT32, NULL), KILN_OK);
-    assert_int_equal(run_node(&l, 2, in, NULL, 3), KILN_OK);
-    const float *y = l.out.data;
+    test_operand in[2] = {{"a", KILN_FLOAT32, 2, {ROWS, COLS}, a, false}, T1("b", KILN_FLOAT32, COLS, b)};
+    test_run r;
+    tr_init(&r, 13);
+    tr_node_of_operands(&r, "Add", NULL, 2, in, KILN_FLOAT32);
+    assert_int_equal(tr_run(&r, 3), KILN_OK);
+    const float *y = r.out[0].data;
     for (int i = 0; i < ROWS * COLS; i++) assert_true(y[i] == a[i] + b[i % COLS]);
-    unload(&l);
+    tr_free(&r);
     free(a);
 }
 

@@ -15,98 +15,13 @@
 
 #include <cmocka.h>
 
+#include "core/tensor.h"
 #include "kiln.h"
 #include "testlib.h"
 
-/* One input of the node under test: a graph input, or an initializer when `constant`. NULL name: omitted. */
-typedef struct operand {
-    const char *name;
-    kiln_dtype dtype;
-    int rank;
-    int64_t dims[KILN_MAX_RANK];
-    const void *data;
-    bool constant;
-} operand;
-
-typedef struct node_run {
-    kiln_model *model;
-    kiln_session *session;
-    kiln_tensor out;
-} node_run;
-
-static int64_t numel(const operand *o)
-{
-    int64_t n = 1;
-    for (int i = 0; i < o->rank; i++) n *= o->dims[i];
-    return n;
-}
-
-/* Builds the model and loads it; KILN_OK or the load error. */
-static kiln_status load_node(int opset, const char *op_type, const pbw *attrs, const operand *in, int n_in,
-                             kiln_dtype out_dtype, kiln_model **model)
-{
-    test_model m;
-    tm_init(&m, opset);
-    const char *names[16] = {0}; /* NULL-terminated */
-    for (int i = 0; i < n_in; i++) {
-        names[i] = in[i].name ? in[i].name : "";
-        if (!in[i].name) continue;
-        if (in[i].constant) tm_initializer(&m, in[i].name, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
-        else tm_input(&m, in[i].name, in[i].dtype, in[i].rank, in[i].dims);
-    }
-    tm_output(&m, "Y", out_dtype);
-    tm_node(&m, op_type, names, (const char *const[]){"Y", NULL}, attrs);
-    tm_finish(&m);
-    kiln_status st = kiln_model_load_from_memory(m.model.data, m.model.size, NULL, 0, model);
-    tm_free(&m);
-    return st;
-}
-
-/* Loads, binds the graph inputs and runs with `threads`; fails the test on any error. */
-static void run_node(int opset, const char *op_type, const pbw *attrs, const operand *in, int n_in,
-                     kiln_dtype out_dtype, int threads, node_run *r)
-{
-    memset(r, 0, sizeof *r);
-    kiln_status st = load_node(opset, op_type, attrs, in, n_in, out_dtype, &r->model);
-    if (st != KILN_OK) fail_msg("load: %s", kiln_last_error());
-    kiln_session_options options;
-    kiln_session_options_init(&options);
-    options.threads = threads;
-    assert_int_equal(kiln_session_create(r->model, &options, &r->session), KILN_OK);
-    for (int i = 0, bound = 0; i < n_in; i++) {
-        if (!in[i].name || in[i].constant) continue;
-        st = kiln_session_set_input(r->session, bound++, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
-        if (st != KILN_OK) fail_msg("set input: %s", kiln_last_error());
-    }
-    st = kiln_session_run(r->session);
-    if (st != KILN_OK) fail_msg("run: %s", kiln_last_error());
-    assert_int_equal(kiln_session_output(r->session, 0, &r->out), KILN_OK);
-    assert_int_equal(r->out.dtype, out_dtype);
-}
-
-static void node_run_free(node_run *r)
-{
-    kiln_session_free(r->session);
-    kiln_model_free(r->model);
-}
-
-static void assert_dims(const kiln_tensor *t, int rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (int i = 0; i < rank; i++) assert_int_equal(t->dims[i], dims[i]);
-}
-
-static float *random_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)rand() / (float)RAND_MAX * 2.0f - 1.0f;
-    return p;
-}
-
 /* numpy matmul of float32 operands in double, for operands of rank >= 2 (1-D ones are passed promoted):
  * batch dims broadcast, `y_dims` are the result's full dims. */
-static void reference_matmul(const operand *a, const operand *b, int y_rank, const int64_t *y_dims, double *y)
+static void reference_matmul(const test_operand *a, const test_operand *b, int y_rank, const int64_t *y_dims, double *y)
 {
     int64_t M = a->dims[a->rank - 2], K = a->dims[a->rank - 1], N = b->dims[b->rank - 1];
     int batch_rank = y_rank - 2;
@@ -134,7 +49,9 @@ static void reference_matmul(const operand *a, const operand *b, int y_rank, con
     }
 }
 
-static void assert_close(const float *got, const double *want, int64_t n, int64_t K)
+/* Float32 sums of K products in [-1, 1] drift from the double reference by about K * 2^-24 per term: each element
+ * must be within an absolute bound that grows with K (as in test_gemm.c). */
+static void assert_close_sums(const float *got, const double *want, int64_t n, int64_t K)
 {
     double tolerance = 1e-5 * (double)(K + 1);
     for (int64_t i = 0; i < n; i++)
@@ -143,8 +60,8 @@ static void assert_close(const float *got, const double *want, int64_t n, int64_
 
 /* A x B for float32 operands, checked against reference_matmul; `ra`/`rb` are the promoted operands the
  * reference sees (equal to a/b unless one is 1-D). */
-static void check_matmul(const operand *a, const operand *b, const operand *ra, const operand *rb, int y_rank,
-                         const int64_t *y_dims, int threads)
+static void check_matmul(const test_operand *a, const test_operand *b, const test_operand *ra, const test_operand *rb,
+                         int y_rank, const int64_t *y_dims, int threads)
 {
     int64_t ref_dims[KILN_MAX_RANK + 2];
     int ref_rank = 0;
@@ -160,35 +77,35 @@ static void check_matmul(const operand *a, const operand *b, const operand *ra, 
     for (int d = 0; d < ref_rank; d++) n *= ref_dims[d];
     double *want = malloc((size_t)(n > 0 ? n : 1) * sizeof *want);
     reference_matmul(ra, rb, ref_rank, ref_dims, want);
-    operand in[2] = {*a, *b};
-    node_run r;
-    run_node(13, "MatMul", NULL, in, 2, KILN_FLOAT32, threads, &r);
-    assert_dims(&r.out, y_rank, y_dims);
-    assert_close(r.out.data, want, n, ra->dims[ra->rank - 1]);
-    node_run_free(&r);
+    test_operand in[2] = {*a, *b};
+    test_run r;
+    tr_compute(&r, 13, "MatMul", NULL, 2, in, KILN_FLOAT32, threads);
+    assert_shape(&r.out[0], y_rank, y_dims);
+    assert_close_sums(r.out[0].data, want, n, ra->dims[ra->rank - 1]);
+    tr_free(&r);
     free(want);
 }
 
-static operand float_operand(const char *name, int rank, const int64_t *dims, bool constant)
+static test_operand float_operand(const char *name, int rank, const int64_t *dims, bool constant)
 {
-    operand o = {name, KILN_FLOAT32, rank, {0}, NULL, constant};
+    test_operand o = {name, KILN_FLOAT32, rank, {0}, NULL, constant};
     memcpy(o.dims, dims, (size_t)rank * sizeof *dims);
-    o.data = random_floats(numel(&o));
+    o.data = random_floats(shape_numel(o.rank, o.dims), -1, 1);
     return o;
 }
 
-static void free_operand(operand *o) { free((void *)o->data); }
+static void free_operand(test_operand *o) { free((void *)o->data); }
 
 static void matmul_2d_shapes(void **state)
 {
     (void)state;
-    srand(10);
+    random_seed(10);
     const int64_t shapes[][3] = {{3, 4, 3}, {1, 7, 5}, {5, 7, 1}, {1, 1, 1}, {17, 33, 29}, {64, 64, 64}, {2, 300, 3}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         int64_t M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
         for (int constant_b = 0; constant_b < 2; constant_b++) {
-            operand a = float_operand("A", 2, (int64_t[]){M, K}, false);
-            operand b = float_operand("B", 2, (int64_t[]){K, N}, constant_b);
+            test_operand a = float_operand("A", 2, (int64_t[]){M, K}, false);
+            test_operand b = float_operand("B", 2, (int64_t[]){K, N}, constant_b);
             check_matmul(&a, &b, &a, &b, 2, (int64_t[]){M, N}, 1);
             free_operand(&a);
             free_operand(&b);
@@ -200,23 +117,23 @@ static void matmul_2d_shapes(void **state)
 static void matmul_vector_operands(void **state)
 {
     (void)state;
-    srand(11);
-    operand v = float_operand("A", 1, (int64_t[]){6}, false);
-    operand m = float_operand("B", 2, (int64_t[]){6, 4}, false);
-    operand row = v, col = v;
+    random_seed(11);
+    test_operand v = float_operand("A", 1, (int64_t[]){6}, false);
+    test_operand m = float_operand("B", 2, (int64_t[]){6, 4}, false);
+    test_operand row = v, col = v;
     row.rank = 2, row.dims[0] = 1, row.dims[1] = 6;
     col.rank = 2, col.dims[0] = 6, col.dims[1] = 1;
     check_matmul(&v, &m, &row, &m, 1, (int64_t[]){4}, 1);
 
-    operand mt = float_operand("A", 3, (int64_t[]){2, 3, 6}, false);
-    operand vb = v;
+    test_operand mt = float_operand("A", 3, (int64_t[]){2, 3, 6}, false);
+    test_operand vb = v;
     vb.name = "B";
     check_matmul(&mt, &vb, &mt, &col, 2, (int64_t[]){2, 3}, 1);
 
-    operand va = v;
+    test_operand va = v;
     check_matmul(&va, &vb, &row, &col, 0, NULL, 1);
 
-    operand batched_b = float_operand("B", 3, (int64_t[]){3, 6, 2}, false);
+    test_operand batched_b = float_operand("B", 3, (int64_t[]){3, 6, 2}, false);
     check_matmul(&v, &batched_b, &row, &batched_b, 2, (int64_t[]){3, 2}, 1);
     free_operand(&v);
     free_operand(&m);
@@ -227,12 +144,12 @@ static void matmul_vector_operands(void **state)
 static void matmul_batch_broadcast(void **state)
 {
     (void)state;
-    srand(12);
-    operand a = float_operand("A", 4, (int64_t[]){2, 1, 3, 4}, false);
-    operand b = float_operand("B", 3, (int64_t[]){5, 4, 2}, false);
+    random_seed(12);
+    test_operand a = float_operand("A", 4, (int64_t[]){2, 1, 3, 4}, false);
+    test_operand b = float_operand("B", 3, (int64_t[]){5, 4, 2}, false);
     check_matmul(&a, &b, &a, &b, 4, (int64_t[]){2, 5, 3, 2}, 1);
-    operand a2 = float_operand("A", 2, (int64_t[]){3, 4}, false);
-    operand b2 = float_operand("B", 3, (int64_t[]){2, 4, 5}, false);
+    test_operand a2 = float_operand("A", 2, (int64_t[]){3, 4}, false);
+    test_operand b2 = float_operand("B", 3, (int64_t[]){2, 4, 5}, false);
     check_matmul(&a2, &b2, &a2, &b2, 3, (int64_t[]){2, 3, 5}, 1);
     free_operand(&a);
     free_operand(&b);
@@ -244,13 +161,13 @@ static void matmul_batch_broadcast(void **state)
 static void matmul_constant_weight_batched(void **state)
 {
     (void)state;
-    srand(13);
+    random_seed(13);
     for (int threads = 1; threads <= 2; threads++) {
-        operand a = float_operand("A", 3, (int64_t[]){3, 50, 70}, false);
-        operand w = float_operand("W", 2, (int64_t[]){70, 90}, true);
+        test_operand a = float_operand("A", 3, (int64_t[]){3, 50, 70}, false);
+        test_operand w = float_operand("W", 2, (int64_t[]){70, 90}, true);
         check_matmul(&a, &w, &a, &w, 3, (int64_t[]){3, 50, 90}, threads);
-        operand x = float_operand("A", 2, (int64_t[]){1, 300}, false);
-        operand w2 = float_operand("W", 2, (int64_t[]){300, 257}, true);
+        test_operand x = float_operand("A", 2, (int64_t[]){1, 300}, false);
+        test_operand w2 = float_operand("W", 2, (int64_t[]){300, 257}, true);
         check_matmul(&x, &w2, &x, &w2, 2, (int64_t[]){1, 257}, threads);
         free_operand(&a);
         free_operand(&w);
@@ -262,9 +179,9 @@ static void matmul_constant_weight_batched(void **state)
 static void matmul_large_with_threads(void **state)
 {
     (void)state;
-    srand(14);
-    operand a = float_operand("A", 2, (int64_t[]){130, 300}, false);
-    operand b = float_operand("B", 2, (int64_t[]){300, 270}, false);
+    random_seed(14);
+    test_operand a = float_operand("A", 2, (int64_t[]){130, 300}, false);
+    test_operand b = float_operand("B", 2, (int64_t[]){300, 270}, false);
     check_matmul(&a, &b, &a, &b, 2, (int64_t[]){130, 270}, 2);
     check_matmul(&a, &b, &a, &b, 2, (int64_t[]){130, 270}, 3);
     free_operand(&a);
@@ -277,84 +194,86 @@ static void matmul_integer_and_double_dtypes(void **state)
     /* [2,3] x [3,2]; int32 wraps on overflow like two's complement */
     const int32_t a32[] = {1, -2, 3, 4, 5, -6}, b32[] = {7, 8, -9, 10, 11, 12};
     const int32_t want32[] = {58, 24, -83, 10};
-    operand in[2] = {{"A", KILN_INT32, 2, {2, 3}, a32, false}, {"B", KILN_INT32, 2, {3, 2}, b32, false}};
-    node_run r;
-    run_node(13, "MatMul", NULL, in, 2, KILN_INT32, 1, &r);
-    assert_memory_equal(r.out.data, want32, sizeof want32);
-    node_run_free(&r);
+    test_operand in[2] = {{"A", KILN_INT32, 2, {2, 3}, a32, false}, {"B", KILN_INT32, 2, {3, 2}, b32, false}};
+    test_run r;
+    tr_compute(&r, 13, "MatMul", NULL, 2, in, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, want32, sizeof want32);
+    tr_free(&r);
 
     const int32_t big[] = {INT32_MAX, INT32_MAX}, two[] = {2, 0};
-    operand wrap[2] = {{"A", KILN_INT32, 2, {1, 2}, big, false}, {"B", KILN_INT32, 2, {2, 1}, two, false}};
-    run_node(13, "MatMul", NULL, wrap, 2, KILN_INT32, 1, &r);
-    assert_int_equal(((const int32_t *)r.out.data)[0], -2);
-    node_run_free(&r);
+    test_operand wrap[2] = {{"A", KILN_INT32, 2, {1, 2}, big, false}, {"B", KILN_INT32, 2, {2, 1}, two, false}};
+    tr_compute(&r, 13, "MatMul", NULL, 2, wrap, KILN_INT32, 1);
+    assert_int_equal(((const int32_t *)r.out[0].data)[0], -2);
+    tr_free(&r);
 
     const int64_t a64[] = {1, 2, 3, 4, 5, 6}, b64[] = {1, 0, 0, 1, 1, 1}, want64[] = {4, 5, 10, 11};
-    operand in64[2] = {{"A", KILN_INT64, 2, {2, 3}, a64, false}, {"B", KILN_INT64, 2, {3, 2}, b64, false}};
-    run_node(13, "MatMul", NULL, in64, 2, KILN_INT64, 1, &r);
-    assert_memory_equal(r.out.data, want64, sizeof want64);
-    node_run_free(&r);
+    test_operand in64[2] = {{"A", KILN_INT64, 2, {2, 3}, a64, false}, {"B", KILN_INT64, 2, {3, 2}, b64, false}};
+    tr_compute(&r, 13, "MatMul", NULL, 2, in64, KILN_INT64, 1);
+    assert_memory_equal(r.out[0].data, want64, sizeof want64);
+    tr_free(&r);
 
     const uint64_t au[] = {1, 2, 3, 4, 5, 6}, bu[] = {1, 0, 0, 1, 1, 1}, wantu[] = {4, 5, 10, 11};
-    operand inu[2] = {{"A", KILN_UINT64, 2, {2, 3}, au, false}, {"B", KILN_UINT64, 2, {3, 2}, bu, true}};
-    run_node(13, "MatMul", NULL, inu, 2, KILN_UINT64, 1, &r);
-    assert_memory_equal(r.out.data, wantu, sizeof wantu);
-    node_run_free(&r);
+    test_operand inu[2] = {{"A", KILN_UINT64, 2, {2, 3}, au, false}, {"B", KILN_UINT64, 2, {3, 2}, bu, true}};
+    tr_compute(&r, 13, "MatMul", NULL, 2, inu, KILN_UINT64, 1);
+    assert_memory_equal(r.out[0].data, wantu, sizeof wantu);
+    tr_free(&r);
 
     const double ad[] = {0.5, 1.5, -2.0, 3.0}, bd[] = {2.0, 4.0}, wantd[] = {7.0, 8.0};
-    operand ind[2] = {{"A", KILN_FLOAT64, 2, {2, 2}, ad, false}, {"B", KILN_FLOAT64, 1, {2}, bd, false}};
-    run_node(13, "MatMul", NULL, ind, 2, KILN_FLOAT64, 1, &r);
-    assert_dims(&r.out, 1, (int64_t[]){2});
-    assert_memory_equal(r.out.data, wantd, sizeof wantd);
-    node_run_free(&r);
+    test_operand ind[2] = {{"A", KILN_FLOAT64, 2, {2, 2}, ad, false}, {"B", KILN_FLOAT64, 1, {2}, bd, false}};
+    tr_compute(&r, 13, "MatMul", NULL, 2, ind, KILN_FLOAT64, 1);
+    assert_shape(&r.out[0], 1, (int64_t[]){2});
+    assert_memory_equal(r.out[0].data, wantd, sizeof wantd);
+    tr_free(&r);
 }
 
 static void matmul_empty_tensors(void **state)
 {
     (void)state;
     float one = 1.0f;
-    operand rows0[2] = {{"A", KILN_FLOAT32, 2, {0, 4}, &one, false}, {"B", KILN_FLOAT32, 2, {4, 3}, NULL, false}};
+    test_operand rows0[2] = {{"A", KILN_FLOAT32, 2, {0, 4}, &one, false}, {"B", KILN_FLOAT32, 2, {4, 3}, NULL, false}};
     float b[12] = {0};
     rows0[1].data = b;
-    node_run r;
-    run_node(13, "MatMul", NULL, rows0, 2, KILN_FLOAT32, 1, &r);
-    assert_dims(&r.out, 2, (int64_t[]){0, 3});
-    node_run_free(&r);
+    test_run r;
+    tr_compute(&r, 13, "MatMul", NULL, 2, rows0, KILN_FLOAT32, 1);
+    assert_shape(&r.out[0], 2, (int64_t[]){0, 3});
+    tr_free(&r);
 
     /* K == 0: every output is an empty sum */
-    operand k0[2] = {{"A", KILN_FLOAT32, 2, {2, 0}, &one, false}, {"B", KILN_FLOAT32, 2, {0, 3}, &one, false}};
-    run_node(13, "MatMul", NULL, k0, 2, KILN_FLOAT32, 1, &r);
-    assert_dims(&r.out, 2, (int64_t[]){2, 3});
-    for (int i = 0; i < 6; i++) assert_true(((const float *)r.out.data)[i] == 0.0f);
-    node_run_free(&r);
+    test_operand k0[2] = {{"A", KILN_FLOAT32, 2, {2, 0}, &one, false}, {"B", KILN_FLOAT32, 2, {0, 3}, &one, false}};
+    tr_compute(&r, 13, "MatMul", NULL, 2, k0, KILN_FLOAT32, 1);
+    assert_shape(&r.out[0], 2, (int64_t[]){2, 3});
+    for (int i = 0; i < 6; i++) assert_true(((const float *)r.out[0].data)[i] == 0.0f);
+    tr_free(&r);
 }
 
 static void matmul_bad_models_fail_at_load(void **state)
 {
     (void)state;
     float data[64] = {0};
-    kiln_model *model = NULL;
-    operand mismatch[2] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false}, {"B", KILN_FLOAT32, 2, {4, 2}, data, false}};
-    assert_int_not_equal(load_node(13, "MatMul", NULL, mismatch, 2, KILN_FLOAT32, &model), KILN_OK);
+    test_operand mismatch[2] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false},
+                                {"B", KILN_FLOAT32, 2, {4, 2}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "MatMul", NULL, 2, mismatch, KILN_FLOAT32), KILN_OK);
     assert_non_null(strstr(kiln_last_error(), "inner dims"));
 
-    operand scalar[2] = {{"A", KILN_FLOAT32, 0, {0}, data, false}, {"B", KILN_FLOAT32, 1, {1}, data, false}};
-    assert_int_not_equal(load_node(13, "MatMul", NULL, scalar, 2, KILN_FLOAT32, &model), KILN_OK);
+    test_operand scalar[2] = {{"A", KILN_FLOAT32, 0, {0}, data, false}, {"B", KILN_FLOAT32, 1, {1}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "MatMul", NULL, 2, scalar, KILN_FLOAT32), KILN_OK);
 
-    operand batch[2] = {{"A", KILN_FLOAT32, 3, {2, 2, 2}, data, false}, {"B", KILN_FLOAT32, 3, {3, 2, 2}, data, false}};
-    assert_int_not_equal(load_node(13, "MatMul", NULL, batch, 2, KILN_FLOAT32, &model), KILN_OK);
+    test_operand batch[2] = {{"A", KILN_FLOAT32, 3, {2, 2, 2}, data, false},
+                             {"B", KILN_FLOAT32, 3, {3, 2, 2}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "MatMul", NULL, 2, batch, KILN_FLOAT32), KILN_OK);
 
     /* empty operands with huge dims beside the zero: a result too large to plan, or an empty one */
     const int64_t huge = INT64_C(1) << 30;
-    operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false}, {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
-    assert_int_not_equal(load_node(13, "MatMul", NULL, too_large, 2, KILN_FLOAT32, &model), KILN_OK);
-    operand empty[2] = {{"A", KILN_FLOAT32, 3, {0, huge, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, huge}, data, false}};
-    assert_int_equal(load_node(13, "MatMul", NULL, empty, 2, KILN_FLOAT32, &model), KILN_OK);
-    kiln_model_free(model);
+    test_operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false},
+                                 {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "MatMul", NULL, 2, too_large, KILN_FLOAT32), KILN_OK);
+    test_operand empty[2] = {{"A", KILN_FLOAT32, 3, {0, huge, 3}, data, false},
+                             {"B", KILN_FLOAT32, 2, {3, huge}, data, false}};
+    assert_int_equal(tr_load_status(13, "MatMul", NULL, 2, empty, KILN_FLOAT32), KILN_OK);
 
     int8_t bytes[4] = {0};
-    operand int8[2] = {{"A", KILN_INT8, 2, {2, 2}, bytes, false}, {"B", KILN_INT8, 2, {2, 2}, bytes, false}};
-    assert_int_equal(load_node(13, "MatMul", NULL, int8, 2, KILN_INT8, &model), KILN_ERR_UNSUPPORTED);
+    test_operand int8[2] = {{"A", KILN_INT8, 2, {2, 2}, bytes, false}, {"B", KILN_INT8, 2, {2, 2}, bytes, false}};
+    assert_int_equal(tr_load_status(13, "MatMul", NULL, 2, int8, KILN_INT8), KILN_ERR_UNSUPPORTED);
 }
 
 /* ---- Gemm ------------------------------------------------------------------------------------------- */
@@ -385,9 +304,10 @@ static void reference_gemm(const gemm_case *g, const float *A, const float *B, c
 
 static void check_gemm(const gemm_case *g, int threads)
 {
-    operand a = float_operand("A", 2, g->trans_a ? (int64_t[]){g->K, g->M} : (int64_t[]){g->M, g->K}, false);
-    operand b = float_operand("B", 2, g->trans_b ? (int64_t[]){g->N, g->K} : (int64_t[]){g->K, g->N}, g->constant_b);
-    operand c = g->c_rank >= 0 ? float_operand("C", g->c_rank, g->c_dims, false) : (operand){0};
+    test_operand a = float_operand("A", 2, g->trans_a ? (int64_t[]){g->K, g->M} : (int64_t[]){g->M, g->K}, false);
+    test_operand b =
+        float_operand("B", 2, g->trans_b ? (int64_t[]){g->N, g->K} : (int64_t[]){g->K, g->N}, g->constant_b);
+    test_operand c = g->c_rank >= 0 ? float_operand("C", g->c_rank, g->c_dims, false) : (test_operand){0};
     pbw attrs = {0};
     tm_attr_int(&attrs, "transA", g->trans_a);
     tm_attr_int(&attrs, "transB", g->trans_b);
@@ -395,12 +315,12 @@ static void check_gemm(const gemm_case *g, int threads)
     tm_attr_float(&attrs, "beta", g->beta);
     double *want = malloc((size_t)(g->M * g->N + 1) * sizeof *want);
     reference_gemm(g, a.data, b.data, g->c_rank >= 0 ? c.data : NULL, want);
-    operand in[3] = {a, b, c};
-    node_run r;
-    run_node(13, "Gemm", &attrs, in, g->c_rank >= 0 ? 3 : 2, KILN_FLOAT32, threads, &r);
-    assert_dims(&r.out, 2, (int64_t[]){g->M, g->N});
-    assert_close(r.out.data, want, g->M * g->N, g->K);
-    node_run_free(&r);
+    test_operand in[3] = {a, b, c};
+    test_run r;
+    tr_compute(&r, 13, "Gemm", &attrs, g->c_rank >= 0 ? 3 : 2, in, KILN_FLOAT32, threads);
+    assert_shape(&r.out[0], 2, (int64_t[]){g->M, g->N});
+    assert_close_sums(r.out[0].data, want, g->M * g->N, g->K);
+    tr_free(&r);
     pbw_free(&attrs);
     free(want);
     free_operand(&a);
@@ -411,7 +331,7 @@ static void check_gemm(const gemm_case *g, int threads)
 static void gemm_attributes_and_bias_shapes(void **state)
 {
     (void)state;
-    srand(20);
+    random_seed(20);
     const int64_t M = 5, N = 7, K = 9;
     const struct {
         int rank;
@@ -428,7 +348,7 @@ static void gemm_attributes_and_bias_shapes(void **state)
 static void gemm_large_constant_weight(void **state)
 {
     (void)state;
-    srand(21);
+    random_seed(21);
     gemm_case linear = {64, 300, 200, false, true, 1.0f, 1.0f, 1, {300}, true}; /* PyTorch Linear: x W^T + b */
     check_gemm(&linear, 1);
     check_gemm(&linear, 2);
@@ -450,12 +370,13 @@ static void gemm_float64(void **state)
     tm_attr_int(&attrs, "transA", 1);
     tm_attr_float(&attrs, "alpha", 2.0f);
     tm_attr_float(&attrs, "beta", 0.5f);
-    operand in[3] = {{"A", KILN_FLOAT64, 2, {3, 2}, a, false}, {"B", KILN_FLOAT64, 2, {3, 2}, b, false},
-                     {"C", KILN_FLOAT64, 1, {2}, c, false}};
-    node_run r;
-    run_node(11, "Gemm", &attrs, in, 3, KILN_FLOAT64, 1, &r);
-    assert_memory_equal(r.out.data, want, sizeof want);
-    node_run_free(&r);
+    test_operand in[3] = {{"A", KILN_FLOAT64, 2, {3, 2}, a, false},
+                          {"B", KILN_FLOAT64, 2, {3, 2}, b, false},
+                          {"C", KILN_FLOAT64, 1, {2}, c, false}};
+    test_run r;
+    tr_compute(&r, 11, "Gemm", &attrs, 3, in, KILN_FLOAT64, 1);
+    assert_memory_equal(r.out[0].data, want, sizeof want);
+    tr_free(&r);
     pbw_free(&attrs);
 }
 
@@ -463,32 +384,33 @@ static void gemm_bad_models_fail_at_load(void **state)
 {
     (void)state;
     float data[64] = {0};
-    kiln_model *model = NULL;
-    operand no_c[2] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, 2}, data, false}};
-    assert_int_not_equal(load_node(9, "Gemm", NULL, no_c, 2, KILN_FLOAT32, &model), KILN_OK); /* C required < 11 */
-    assert_int_equal(load_node(11, "Gemm", NULL, no_c, 2, KILN_FLOAT32, &model), KILN_OK);
-    kiln_model_free(model);
+    test_operand no_c[2] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, 2}, data, false}};
+    assert_int_not_equal(tr_load_status(9, "Gemm", NULL, 2, no_c, KILN_FLOAT32), KILN_OK); /* C required < 11 */
+    assert_int_equal(tr_load_status(11, "Gemm", NULL, 2, no_c, KILN_FLOAT32), KILN_OK);
 
-    operand bad_c[3] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, 2}, data, false},
-                        {"C", KILN_FLOAT32, 2, {3, 2}, data, false}};
-    assert_int_not_equal(load_node(13, "Gemm", NULL, bad_c, 3, KILN_FLOAT32, &model), KILN_OK);
+    test_operand bad_c[3] = {{"A", KILN_FLOAT32, 2, {2, 3}, data, false},
+                             {"B", KILN_FLOAT32, 2, {3, 2}, data, false},
+                             {"C", KILN_FLOAT32, 2, {3, 2}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "Gemm", NULL, 3, bad_c, KILN_FLOAT32), KILN_OK);
     assert_non_null(strstr(kiln_last_error(), "does not broadcast"));
 
-    operand rank3[2] = {{"A", KILN_FLOAT32, 3, {1, 2, 3}, data, false}, {"B", KILN_FLOAT32, 2, {3, 2}, data, false}};
-    assert_int_not_equal(load_node(13, "Gemm", NULL, rank3, 2, KILN_FLOAT32, &model), KILN_OK);
+    test_operand rank3[2] = {{"A", KILN_FLOAT32, 3, {1, 2, 3}, data, false},
+                             {"B", KILN_FLOAT32, 2, {3, 2}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "Gemm", NULL, 2, rank3, KILN_FLOAT32), KILN_OK);
 
     pbw attrs = {0};
     tm_attr_float(&attrs, "transA", 1.0f); /* an int attribute given as a float */
-    assert_int_not_equal(load_node(13, "Gemm", &attrs, no_c, 2, KILN_FLOAT32, &model), KILN_OK);
+    assert_int_not_equal(tr_load_status(13, "Gemm", &attrs, 2, no_c, KILN_FLOAT32), KILN_OK);
     pbw_free(&attrs);
 
     const int64_t huge = INT64_C(1) << 40;
-    operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false}, {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
-    assert_int_not_equal(load_node(13, "Gemm", NULL, too_large, 2, KILN_FLOAT32, &model), KILN_OK);
+    test_operand too_large[2] = {{"A", KILN_FLOAT32, 2, {huge, 0}, data, false},
+                                 {"B", KILN_FLOAT32, 2, {0, huge}, data, false}};
+    assert_int_not_equal(tr_load_status(13, "Gemm", NULL, 2, too_large, KILN_FLOAT32), KILN_OK);
 
     int32_t ints[8] = {0};
-    operand int_gemm[2] = {{"A", KILN_INT32, 2, {2, 2}, ints, false}, {"B", KILN_INT32, 2, {2, 2}, ints, false}};
-    assert_int_equal(load_node(13, "Gemm", NULL, int_gemm, 2, KILN_INT32, &model), KILN_ERR_UNSUPPORTED);
+    test_operand int_gemm[2] = {{"A", KILN_INT32, 2, {2, 2}, ints, false}, {"B", KILN_INT32, 2, {2, 2}, ints, false}};
+    assert_int_equal(tr_load_status(13, "Gemm", NULL, 2, int_gemm, KILN_INT32), KILN_ERR_UNSUPPORTED);
 }
 
 /* ---- MatMulInteger ---------------------------------------------------------------------------------- */
@@ -500,41 +422,45 @@ static void matmul_integer_zero_points(void **state)
     const uint8_t a[] = {11, 7, 3, 10, 6, 2, 9, 5, 1, 8, 4, 0}, b[] = {1, 4, 2, 5, 3, 6};
     const uint8_t azp[] = {12}, bzp[] = {0};
     const int32_t want[] = {-38, -83, -44, -98, -50, -113, -56, -128};
-    operand in[4] = {{"A", KILN_UINT8, 2, {4, 3}, a, false}, {"B", KILN_UINT8, 2, {3, 2}, b, false},
-                     {"a_zero_point", KILN_UINT8, 1, {1}, azp, false}, {"b_zero_point", KILN_UINT8, 1, {1}, bzp, false}};
-    node_run r;
-    run_node(10, "MatMulInteger", NULL, in, 4, KILN_INT32, 1, &r);
-    assert_memory_equal(r.out.data, want, sizeof want);
-    node_run_free(&r);
+    test_operand in[4] = {{"A", KILN_UINT8, 2, {4, 3}, a, false},
+                          {"B", KILN_UINT8, 2, {3, 2}, b, false},
+                          {"a_zero_point", KILN_UINT8, 1, {1}, azp, false},
+                          {"b_zero_point", KILN_UINT8, 1, {1}, bzp, false}};
+    test_run r;
+    tr_compute(&r, 10, "MatMulInteger", NULL, 4, in, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, want, sizeof want);
+    tr_free(&r);
 
     /* int8 with a zero point per row of A and per column of B */
     const int8_t sa[] = {-128, 127, 5, -5}, sb[] = {1, -1, 2, 3};
     const int8_t row_zp[] = {1, -1}, col_zp[] = {0, 2};
     /* (A - [1;-1]) = [[-129, 126], [6, -4]]; (B - [0, 2]) = [[1, -3], [2, 1]] */
     const int32_t swant[] = {-129 + 252, 387 + 126, 6 - 8, -18 - 4};
-    operand sin[4] = {{"A", KILN_INT8, 2, {2, 2}, sa, false}, {"B", KILN_INT8, 2, {2, 2}, sb, false},
-                      {"a_zero_point", KILN_INT8, 1, {2}, row_zp, false}, {"b_zero_point", KILN_INT8, 1, {2}, col_zp, false}};
-    run_node(10, "MatMulInteger", NULL, sin, 4, KILN_INT32, 1, &r);
-    assert_memory_equal(r.out.data, swant, sizeof swant);
-    node_run_free(&r);
+    test_operand sin[4] = {{"A", KILN_INT8, 2, {2, 2}, sa, false},
+                           {"B", KILN_INT8, 2, {2, 2}, sb, false},
+                           {"a_zero_point", KILN_INT8, 1, {2}, row_zp, false},
+                           {"b_zero_point", KILN_INT8, 1, {2}, col_zp, false}};
+    tr_compute(&r, 10, "MatMulInteger", NULL, 4, sin, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, swant, sizeof swant);
+    tr_free(&r);
 
     /* no zero points, mixed signedness, batched */
     const int8_t ma[] = {1, 2, 3, 4, 5, 6, 7, 8};
     const uint8_t mb[] = {255, 1, 0, 2};
     const int32_t mwant[] = {255, 5, 765, 11, 1275, 17, 1785, 23};
-    operand min[2] = {{"A", KILN_INT8, 3, {2, 2, 2}, ma, false}, {"B", KILN_UINT8, 2, {2, 2}, mb, false}};
-    run_node(10, "MatMulInteger", NULL, min, 2, KILN_INT32, 1, &r);
-    assert_memory_equal(r.out.data, mwant, sizeof mwant);
-    node_run_free(&r);
-
-    kiln_model *model = NULL;
+    test_operand min[2] = {{"A", KILN_INT8, 3, {2, 2, 2}, ma, false}, {"B", KILN_UINT8, 2, {2, 2}, mb, false}};
+    tr_compute(&r, 10, "MatMulInteger", NULL, 2, min, KILN_INT32, 1);
+    assert_memory_equal(r.out[0].data, mwant, sizeof mwant);
+    tr_free(&r);
     const uint8_t zp4[4] = {0};
-    operand nd[3] = {{"A", KILN_UINT8, 2, {2, 2}, a, false}, {"B", KILN_UINT8, 2, {2, 2}, b, false},
-                     {"a_zero_point", KILN_UINT8, 2, {2, 2}, zp4, false}};
-    assert_int_equal(load_node(10, "MatMulInteger", NULL, nd, 3, KILN_INT32, &model), KILN_ERR_UNSUPPORTED);
-    operand mixed_zp[3] = {{"A", KILN_UINT8, 2, {2, 2}, a, false}, {"B", KILN_UINT8, 2, {2, 2}, b, false},
-                           {"a_zero_point", KILN_INT8, 1, {1}, zp4, false}};
-    assert_int_not_equal(load_node(10, "MatMulInteger", NULL, mixed_zp, 3, KILN_INT32, &model), KILN_OK);
+    test_operand nd[3] = {{"A", KILN_UINT8, 2, {2, 2}, a, false},
+                          {"B", KILN_UINT8, 2, {2, 2}, b, false},
+                          {"a_zero_point", KILN_UINT8, 2, {2, 2}, zp4, false}};
+    assert_int_equal(tr_load_status(10, "MatMulInteger", NULL, 3, nd, KILN_INT32), KILN_ERR_UNSUPPORTED);
+    test_operand mixed_zp[3] = {{"A", KILN_UINT8, 2, {2, 2}, a, false},
+                                {"B", KILN_UINT8, 2, {2, 2}, b, false},
+                                {"a_zero_point", KILN_INT8, 1, {1}, zp4, false}};
+    assert_int_not_equal(tr_load_status(10, "MatMulInteger", NULL, 3, mixed_zp, KILN_INT32), KILN_OK);
 }
 
 static void qlinear_matmul_rounding_and_saturation(void **state)
@@ -546,14 +472,18 @@ static void qlinear_matmul_rounding_and_saturation(void **state)
     const float a_scale[] = {0.0066f}, b_scale[] = {0.00705f}, y_scale[] = {0.0107f};
     const uint8_t a_zp[] = {113}, b_zp[] = {114}, y_zp[] = {118};
     const uint8_t want[] = {168, 115, 255, 1, 66, 151};
-    operand in[8] = {{"a", KILN_UINT8, 2, {2, 4}, a, false},        {"a_scale", KILN_FLOAT32, 1, {1}, a_scale, false},
-                     {"a_zero_point", KILN_UINT8, 1, {1}, a_zp, false}, {"b", KILN_UINT8, 2, {4, 3}, b, false},
-                     {"b_scale", KILN_FLOAT32, 1, {1}, b_scale, false}, {"b_zero_point", KILN_UINT8, 1, {1}, b_zp, false},
-                     {"y_scale", KILN_FLOAT32, 1, {1}, y_scale, false}, {"y_zero_point", KILN_UINT8, 1, {1}, y_zp, false}};
-    node_run r;
-    run_node(10, "QLinearMatMul", NULL, in, 8, KILN_UINT8, 1, &r);
-    assert_memory_equal(r.out.data, want, sizeof want);
-    node_run_free(&r);
+    test_operand in[8] = {{"a", KILN_UINT8, 2, {2, 4}, a, false},
+                          {"a_scale", KILN_FLOAT32, 1, {1}, a_scale, false},
+                          {"a_zero_point", KILN_UINT8, 1, {1}, a_zp, false},
+                          {"b", KILN_UINT8, 2, {4, 3}, b, false},
+                          {"b_scale", KILN_FLOAT32, 1, {1}, b_scale, false},
+                          {"b_zero_point", KILN_UINT8, 1, {1}, b_zp, false},
+                          {"y_scale", KILN_FLOAT32, 1, {1}, y_scale, false},
+                          {"y_zero_point", KILN_UINT8, 1, {1}, y_zp, false}};
+    test_run r;
+    tr_compute(&r, 10, "QLinearMatMul", NULL, 8, in, KILN_UINT8, 1);
+    assert_memory_equal(r.out[0].data, want, sizeof want);
+    tr_free(&r);
 
     /* int8 with per-row A and per-column B parameters. Row 0: sums 17 and 64, scaled by 0.5 and by
      * 0.5 * 0.25, give 8.5 (a tie, rounded to even: 8) and 8; row 1 (A minus zero point 1: -101, -1) gives
@@ -562,17 +492,19 @@ static void qlinear_matmul_rounding_and_saturation(void **state)
     const float sa_scale[] = {0.5f, 1.0f}, sb_scale[] = {1.0f, 0.25f}, sy_scale[] = {1.0f};
     const int8_t sa_zp[] = {0, 1}, sb_zp[] = {0, 0}, sy_zp[] = {1};
     const int8_t swant[] = {9, 9, -128, -98};
-    operand sin[8] = {{"a", KILN_INT8, 2, {2, 2}, sa, false},          {"a_scale", KILN_FLOAT32, 1, {2}, sa_scale, false},
-                      {"a_zero_point", KILN_INT8, 1, {2}, sa_zp, false}, {"b", KILN_INT8, 2, {2, 2}, sb, false},
-                      {"b_scale", KILN_FLOAT32, 1, {2}, sb_scale, false}, {"b_zero_point", KILN_INT8, 1, {2}, sb_zp, false},
-                      {"y_scale", KILN_FLOAT32, 1, {1}, sy_scale, false}, {"y_zero_point", KILN_INT8, 1, {1}, sy_zp, false}};
-    run_node(10, "QLinearMatMul", NULL, sin, 8, KILN_INT8, 1, &r);
-    assert_memory_equal(r.out.data, swant, sizeof swant);
-    node_run_free(&r);
-
-    kiln_model *model = NULL;
+    test_operand sin[8] = {{"a", KILN_INT8, 2, {2, 2}, sa, false},
+                           {"a_scale", KILN_FLOAT32, 1, {2}, sa_scale, false},
+                           {"a_zero_point", KILN_INT8, 1, {2}, sa_zp, false},
+                           {"b", KILN_INT8, 2, {2, 2}, sb, false},
+                           {"b_scale", KILN_FLOAT32, 1, {2}, sb_scale, false},
+                           {"b_zero_point", KILN_INT8, 1, {2}, sb_zp, false},
+                           {"y_scale", KILN_FLOAT32, 1, {1}, sy_scale, false},
+                           {"y_zero_point", KILN_INT8, 1, {1}, sy_zp, false}};
+    tr_compute(&r, 10, "QLinearMatMul", NULL, 8, sin, KILN_INT8, 1);
+    assert_memory_equal(r.out[0].data, swant, sizeof swant);
+    tr_free(&r);
     sin[6].rank = 1, sin[6].dims[0] = 2, sin[6].data = sa_scale; /* y_scale must be one value */
-    assert_int_not_equal(load_node(10, "QLinearMatMul", NULL, sin, 8, KILN_INT8, &model), KILN_OK);
+    assert_int_not_equal(tr_load_status(10, "QLinearMatMul", NULL, 8, sin, KILN_INT8), KILN_OK);
 }
 
 int main(void)

@@ -19,145 +19,22 @@
 
 #include <cmocka.h>
 
+#include "core/tensor.h"
 #include "testlib.h"
-
-/* ---- running one node ------------------------------------------------------------------------------ */
-
-typedef struct run {
-    test_model tm;
-    kiln_model *model;
-    kiln_session *session;
-    kiln_tensor out[2];
-} run;
-
-static void run_begin(run *r, int opset)
-{
-    memset(r, 0, sizeof *r);
-    tm_init(&r->tm, opset);
-}
-
-static void run_free(run *r)
-{
-    kiln_session_free(r->session);
-    kiln_model_free(r->model);
-    tm_free(&r->tm);
-}
-
-/* Adds `op` reading graph input "x" then `more` (initializers the caller added, "" when omitted) and
- * writing n_outputs outputs, and runs it on x. Returns the first failure of load or run. */
-static kiln_status run_node(run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,
-                            int threads, kiln_dtype dtype, int rank, const int64_t *dims, const void *x)
-{
-    const char *inputs[8] = {"x"};
-    for (int i = 0; more && more[i]; i++) inputs[i + 1] = more[i];
-    const char *outputs[3] = {"y0", n_outputs > 1 ? "y1" : NULL, NULL};
-    for (int k = 0; k < n_outputs; k++) tm_output(&r->tm, outputs[k], KILN_UNDEFINED);
-    tm_input(&r->tm, "x", dtype, rank, dims);
-    tm_node(&r->tm, op, inputs, outputs, attrs);
-    tm_finish(&r->tm);
-    kiln_status st = kiln_model_load_from_memory(r->tm.model.data, r->tm.model.size, NULL, 0, &r->model);
-    if (st != KILN_OK) return st;
-    kiln_session_options options;
-    kiln_session_options_init(&options);
-    options.threads = threads;
-    if ((st = kiln_session_create(r->model, &options, &r->session)) != KILN_OK) return st;
-    if ((st = kiln_session_set_input(r->session, 0, dtype, rank, dims, x)) != KILN_OK) return st;
-    if ((st = kiln_session_run(r->session)) != KILN_OK) return st;
-    for (int k = 0; k < n_outputs; k++)
-        if ((st = kiln_session_output(r->session, k, &r->out[k])) != KILN_OK) return st;
-    return KILN_OK;
-}
-
-static void attr_string(pbw *attrs, const char *name, const char *value)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_bytes_field(&a, 4, value, strlen(value));
-    pbw_varint_field(&a, 20, 3);
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&a);
-}
-
-static void assert_refused(kiln_status st, kiln_status expected, const char *words)
-{
-    assert_int_equal(st, expected);
-    if (!strstr(kiln_last_error(), words)) fail_msg("message '%s' lacks '%s'", kiln_last_error(), words);
-}
-
-static void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
-}
-
-static void assert_close(const float *got, const double *want, int64_t n, double tolerance)
-{
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(want[i]) && isnan(got[i])) continue;
-        double err = fabs(got[i] - want[i]);
-        if (!(err <= tolerance * (1 + fabs(want[i]))))
-            fail_msg("element %lld is %.9g, expected %.9g", (long long)i, got[i], want[i]);
-    }
-}
-
-static unsigned rng_state = 12345;
-static double rng_uniform(double lo, double hi)
-{
-    rng_state = rng_state * 1103515245u + 12345u;
-    return lo + (hi - lo) * ((rng_state >> 8) & 0xffffff) / (double)0x1000000;
-}
-static int rng_int(int lo, int hi) { return lo + (int)rng_uniform(0, hi - lo + 1 - 1e-9); }
-
-static float *random_floats(int64_t n)
-{
-    float *x = malloc((size_t)(n + 1) * sizeof *x);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)rng_uniform(-2, 2);
-    return x;
-}
-
-static int64_t numel(int rank, const int64_t *dims)
-{
-    int64_t n = 1;
-    for (int d = 0; d < rank; d++) n *= dims[d];
-    return n;
-}
-
-/* Row-major coordinates of flat index i, and back. */
-static void unravel(int64_t i, int rank, const int64_t *dims, int64_t *coords)
-{
-    for (int d = rank - 1; d >= 0; d--) {
-        coords[d] = i % dims[d];
-        i /= dims[d];
-    }
-}
-
-static int64_t ravel(int rank, const int64_t *dims, const int64_t *coords)
-{
-    int64_t i = 0;
-    for (int d = 0; d < rank; d++) i = i * dims[d] + coords[d];
-    return i;
-}
-
-static void random_shape(int min_rank, int max_rank, int max_dim, int *rank, int64_t *dims)
-{
-    *rank = rng_int(min_rank, max_rank);
-    for (int d = 0; d < *rank; d++) dims[d] = rng_int(1, max_dim);
-}
 
 /* ---- Trilu ------------------------------------------------------------------------------------------- */
 
 static void check_trilu(bool upper, int64_t k, int rank, const int64_t *dims, int threads)
 {
-    int64_t n = numel(rank, dims), coords[8];
+    int64_t n = shape_numel(rank, dims), coords[8];
     int64_t *x = malloc((size_t)(n + 1) * sizeof *x);
     for (int64_t i = 0; i < n; i++) x[i] = i + 1;
-    run r;
-    run_begin(&r, 14);
+    test_run r;
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "k", KILN_INT64, 0, NULL, &k);
     pbw attrs = {0};
     tm_attr_int(&attrs, "upper", upper);
-    assert_int_equal(run_node(&r, "Trilu", (const char *[]){"k", NULL}, 1, &attrs, threads, KILN_INT64, rank, dims, x),
-                     KILN_OK);
+    assert_int_equal(tr_run_node(&r, "Trilu", LIST("k"), 1, &attrs, threads, KILN_INT64, rank, dims, x), KILN_OK);
     assert_shape(&r.out[0], rank, dims);
     const int64_t *y = r.out[0].data;
     for (int64_t i = 0; i < n; i++) {
@@ -166,7 +43,7 @@ static void check_trilu(bool upper, int64_t k, int rank, const int64_t *dims, in
         bool keep = upper ? diagonal >= k : diagonal <= k;
         assert_int_equal(y[i], keep ? x[i] : 0);
     }
-    run_free(&r);
+    tr_free(&r);
     pbw_free(&attrs);
     free(x);
 }
@@ -178,7 +55,7 @@ static void trilu_matches_reference(void **state)
         int rank;
         int64_t dims[4];
         random_shape(2, 4, 6, &rank, dims);
-        check_trilu(rng_int(0, 1), rng_int(-7, 7), rank, dims, rng_int(1, 2));
+        check_trilu(random_int(0, 1), random_int(-7, 7), rank, dims, random_int(1, 2));
     }
     check_trilu(true, INT64_MAX, 2, (const int64_t[]){3, 4}, 1);
     check_trilu(false, INT64_MIN, 2, (const int64_t[]){3, 4}, 1);
@@ -189,31 +66,30 @@ static void trilu_default_k_and_refusals(void **state)
 {
     (void)state;
     const float x[6] = {1, 2, 3, 4, 5, 6};
-    run r;
-    run_begin(&r, 14);
-    assert_int_equal(run_node(&r, "Trilu", NULL, 1, NULL, 1, KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x), KILN_OK);
+    test_run r;
+    tr_init(&r, 14);
+    assert_int_equal(tr_run_node(&r, "Trilu", NULL, 1, NULL, 1, KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x), KILN_OK);
     assert_close(r.out[0].data, (const double[]){1, 2, 3, 0, 5, 6}, 6, 0);
-    run_free(&r);
+    tr_free(&r);
 
-    run_begin(&r, 14);
-    assert_refused(run_node(&r, "Trilu", NULL, 1, NULL, 1, KILN_FLOAT32, 1, (const int64_t[]){6}, x),
+    tr_init(&r, 14);
+    assert_refused(tr_run_node(&r, "Trilu", NULL, 1, NULL, 1, KILN_FLOAT32, 1, (const int64_t[]){6}, x),
                    KILN_ERR_INVALID_ARGUMENT, "rank 2");
-    run_free(&r);
+    tr_free(&r);
 
-    run_begin(&r, 14);
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "k", KILN_INT64, 1, (const int64_t[]){2}, (const int64_t[]){1, 2});
-    assert_refused(run_node(&r, "Trilu", (const char *[]){"k", NULL}, 1, NULL, 1, KILN_FLOAT32, 2,
-                            (const int64_t[]){2, 3}, x),
+    assert_refused(tr_run_node(&r, "Trilu", LIST("k"), 1, NULL, 1, KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x),
                    KILN_ERR_INVALID_ARGUMENT, "one value"); /* refused when planning, before any run */
-    run_free(&r);
+    tr_free(&r);
 }
 
 /* ---- CumSum ------------------------------------------------------------------------------------------ */
 
 static void check_cumsum(int rank, const int64_t *dims, int64_t axis, bool exclusive, bool reverse, int threads)
 {
-    int64_t n = numel(rank, dims), coords[8];
-    float *x = random_floats(n);
+    int64_t n = shape_numel(rank, dims), coords[8] = {0};
+    float *x = random_floats(n, -2, 2);
     double *want = calloc((size_t)n + 1, sizeof *want);
     int a = (int)(axis < 0 ? axis + rank : axis);
     for (int64_t i = 0; i < n; i++) {
@@ -227,17 +103,15 @@ static void check_cumsum(int rank, const int64_t *dims, int64_t axis, bool exclu
             }
         }
     }
-    run r;
-    run_begin(&r, 14);
+    test_run r;
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "axis", KILN_INT64, 0, NULL, &axis);
     pbw attrs = {0};
     tm_attr_int(&attrs, "exclusive", exclusive);
     tm_attr_int(&attrs, "reverse", reverse);
-    assert_int_equal(run_node(&r, "CumSum", (const char *[]){"axis", NULL}, 1, &attrs, threads, KILN_FLOAT32, rank,
-                              dims, x),
-                     KILN_OK);
+    assert_int_equal(tr_run_node(&r, "CumSum", LIST("axis"), 1, &attrs, threads, KILN_FLOAT32, rank, dims, x), KILN_OK);
     assert_close(r.out[0].data, want, n, 1e-5);
-    run_free(&r);
+    tr_free(&r);
     pbw_free(&attrs);
     free(x);
     free(want);
@@ -250,7 +124,7 @@ static void cumsum_matches_reference(void **state)
         int rank;
         int64_t dims[4];
         random_shape(1, 4, 6, &rank, dims);
-        check_cumsum(rank, dims, rng_int(-rank, rank - 1), rng_int(0, 1), rng_int(0, 1), rng_int(1, 2));
+        check_cumsum(rank, dims, random_int(-rank, rank - 1), random_int(0, 1), random_int(0, 1), random_int(1, 2));
     }
 }
 
@@ -260,32 +134,29 @@ static void cumsum_integers_wrap(void **state)
     (void)state;
     const int32_t x[3] = {INT32_MAX, 1, 1};
     const int32_t axis = 0;
-    run r;
-    run_begin(&r, 14);
+    test_run r;
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "axis", KILN_INT32, 0, NULL, &axis);
-    assert_int_equal(run_node(&r, "CumSum", (const char *[]){"axis", NULL}, 1, NULL, 1, KILN_INT32, 1,
-                              (const int64_t[]){3}, x),
+    assert_int_equal(tr_run_node(&r, "CumSum", LIST("axis"), 1, NULL, 1, KILN_INT32, 1, (const int64_t[]){3}, x),
                      KILN_OK);
     const int32_t *y = r.out[0].data;
     assert_int_equal(y[0], INT32_MAX);
     assert_int_equal(y[1], INT32_MIN);
     assert_int_equal(y[2], INT32_MIN + 1);
-    run_free(&r);
+    tr_free(&r);
 
     const int64_t bad_axis = 2;
-    run_begin(&r, 14);
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "axis", KILN_INT64, 0, NULL, &bad_axis);
-    assert_refused(run_node(&r, "CumSum", (const char *[]){"axis", NULL}, 1, NULL, 1, KILN_INT32, 1,
-                            (const int64_t[]){3}, x),
+    assert_refused(tr_run_node(&r, "CumSum", LIST("axis"), 1, NULL, 1, KILN_INT32, 1, (const int64_t[]){3}, x),
                    KILN_ERR_RUNTIME, "axis 2");
-    run_free(&r);
+    tr_free(&r);
 
-    run_begin(&r, 14);
+    tr_init(&r, 14);
     tm_initializer(&r.tm, "axis", KILN_INT64, 0, NULL, &bad_axis);
-    assert_int_equal(run_node(&r, "CumSum", (const char *[]){"axis", NULL}, 1, NULL, 1, KILN_INT8, 1,
-                              (const int64_t[]){3}, x),
+    assert_int_equal(tr_run_node(&r, "CumSum", LIST("axis"), 1, NULL, 1, KILN_INT8, 1, (const int64_t[]){3}, x),
                      KILN_ERR_UNSUPPORTED);
-    run_free(&r);
+    tr_free(&r);
 }
 
 /* ---- GatherElements and ScatterElements -------------------------------------------------------------- */
@@ -293,10 +164,10 @@ static void cumsum_integers_wrap(void **state)
 /* Random indices within [-len, len) of data's axis, for an indices shape no larger than data. */
 static int64_t *random_indices(int rank, const int64_t *data_dims, int axis, int64_t *index_dims)
 {
-    for (int d = 0; d < rank; d++) index_dims[d] = d == axis ? rng_int(1, 5) : rng_int(1, (int)data_dims[d]);
-    int64_t n = numel(rank, index_dims);
+    for (int d = 0; d < rank; d++) index_dims[d] = d == axis ? random_int(1, 5) : random_int(1, (int)data_dims[d]);
+    int64_t n = shape_numel(rank, index_dims);
     int64_t *indices = malloc((size_t)n * sizeof *indices);
-    for (int64_t i = 0; i < n; i++) indices[i] = rng_int(-(int)data_dims[axis], (int)data_dims[axis] - 1);
+    for (int64_t i = 0; i < n; i++) indices[i] = random_int(-(int)data_dims[axis], (int)data_dims[axis] - 1);
     return indices;
 }
 
@@ -307,25 +178,24 @@ static void gather_elements_matches_reference(void **state)
         int rank;
         int64_t dims[4], index_dims[4], coords[8];
         random_shape(1, 4, 5, &rank, dims);
-        int axis = rng_int(0, rank - 1);
+        int axis = random_int(0, rank - 1);
         int64_t *indices = random_indices(rank, dims, axis, index_dims);
-        float *x = random_floats(numel(rank, dims));
-        run r;
-        run_begin(&r, 13);
+        float *x = random_floats(shape_numel(rank, dims), -2, 2);
+        test_run r;
+        tr_init(&r, 13);
         tm_initializer(&r.tm, "indices", KILN_INT64, rank, index_dims, indices);
         pbw attrs = {0};
-        tm_attr_int(&attrs, "axis", rng_int(0, 1) ? axis : axis - rank);
-        assert_int_equal(run_node(&r, "GatherElements", (const char *[]){"indices", NULL}, 1, &attrs, 1, KILN_FLOAT32,
-                                  rank, dims, x),
+        tm_attr_int(&attrs, "axis", random_int(0, 1) ? axis : axis - rank);
+        assert_int_equal(tr_run_node(&r, "GatherElements", LIST("indices"), 1, &attrs, 1, KILN_FLOAT32, rank, dims, x),
                          KILN_OK);
         assert_shape(&r.out[0], rank, index_dims);
         const float *y = r.out[0].data;
-        for (int64_t i = 0; i < numel(rank, index_dims); i++) {
+        for (int64_t i = 0; i < shape_numel(rank, index_dims); i++) {
             unravel(i, rank, index_dims, coords);
             coords[axis] = indices[i] < 0 ? indices[i] + dims[axis] : indices[i];
             assert_true(y[i] == x[ravel(rank, dims, coords)]);
         }
-        run_free(&r);
+        tr_free(&r);
         pbw_free(&attrs);
         free(indices);
         free(x);
@@ -336,17 +206,17 @@ static void gather_elements_matches_reference(void **state)
 static kiln_status try_elements(const char *op, int opset, const pbw *attrs, int rank, const int64_t *index_dims,
                                 const int64_t *indices, const int64_t *data_dims, const float *x, float *result)
 {
-    run r;
-    run_begin(&r, opset);
+    test_run r;
+    tr_init(&r, opset);
     tm_initializer(&r.tm, "indices", KILN_INT64, rank, index_dims, indices);
     float updates[16];
     for (int i = 0; i < 16; i++) updates[i] = (float)(i + 2);
     tm_initializer(&r.tm, "updates", KILN_FLOAT32, rank, index_dims, updates);
     const char *more[] = {"indices", strcmp(op, "ScatterElements") == 0 ? "updates" : NULL, NULL};
-    kiln_status st = run_node(&r, op, more, 1, attrs, 1, KILN_FLOAT32, 2, data_dims, x);
+    kiln_status st = tr_run_node(&r, op, more, 1, attrs, 1, KILN_FLOAT32, 2, data_dims, x);
     if (st == KILN_OK && result)
-        memcpy(result, r.out[0].data, (size_t)numel(r.out[0].rank, r.out[0].dims) * sizeof(float));
-    run_free(&r);
+        memcpy(result, r.out[0].data, (size_t)shape_numel(r.out[0].rank, r.out[0].dims) * sizeof(float));
+    tr_free(&r);
     return st;
 }
 
@@ -368,12 +238,12 @@ static void elements_refuse_bad_indices(void **state)
                                 data_dims, x, NULL),
                    KILN_ERR_INVALID_ARGUMENT, "same rank");
     pbw attrs = {0};
-    attr_string(&attrs, "reduction", "max");
+    tm_attr_string(&attrs, "reduction", "max");
     assert_refused(try_elements("ScatterElements", 16, &attrs, 2, (const int64_t[]){1, 2}, (const int64_t[]){0, 0},
                                 data_dims, x, NULL),
                    KILN_ERR_MALFORMED, "opset 18");
     pbw_free(&attrs);
-    attr_string(&attrs, "reduction", "average");
+    tm_attr_string(&attrs, "reduction", "average");
     assert_refused(try_elements("ScatterElements", 18, &attrs, 2, (const int64_t[]){1, 2}, (const int64_t[]){0, 0},
                                 data_dims, x, NULL),
                    KILN_ERR_MALFORMED, "average");
@@ -399,7 +269,7 @@ static void scatter_elements_reductions(void **state)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         pbw attrs = {0};
         tm_attr_int(&attrs, "axis", 1);
-        attr_string(&attrs, "reduction", cases[c].reduction);
+        tm_attr_string(&attrs, "reduction", cases[c].reduction);
         float y[6];
         assert_int_equal(try_elements("ScatterElements", 18, &attrs, 2, index_dims, indices, dims, x, y), KILN_OK);
         assert_close(y, cases[c].want, 6, 0);
@@ -417,14 +287,14 @@ static void onehot_axes_and_ranges(void **state)
     const float depth = 3;
     const int32_t values[2] = {-7, 9};
     for (int axis = -3; axis <= 2; axis++) {
-        run r;
-        run_begin(&r, 11);
+        test_run r;
+        tr_init(&r, 11);
         tm_initializer(&r.tm, "depth", KILN_FLOAT32, 0, NULL, &depth);
         tm_initializer(&r.tm, "values", KILN_INT32, 1, (const int64_t[]){2}, values);
         pbw attrs = {0};
         tm_attr_int(&attrs, "axis", axis);
-        assert_int_equal(run_node(&r, "OneHot", (const char *[]){"depth", "values", NULL}, 1, &attrs, 1, KILN_FLOAT32,
-                                  2, (const int64_t[]){2, 2}, x),
+        assert_int_equal(tr_run_node(&r, "OneHot", LIST("depth", "values"), 1, &attrs, 1, KILN_FLOAT32, 2,
+                                     (const int64_t[]){2, 2}, x),
                          KILN_OK);
         int a = axis < 0 ? axis + 3 : axis;
         int64_t out_dims[3], coords[3];
@@ -439,7 +309,7 @@ static void onehot_axes_and_ranges(void **state)
                 if (d != a) rest[k++] = coords[d];
             assert_int_equal(y[i], hot[rest[0] * 2 + rest[1]] == cls ? 9 : -7);
         }
-        run_free(&r);
+        tr_free(&r);
         pbw_free(&attrs);
     }
 }
@@ -450,25 +320,25 @@ static void onehot_opset9_and_refusals(void **state)
     const int64_t x[3] = {0, -1, 2};
     const int64_t depth = 3;
     const float values[2] = {0, 1};
-    run r;
-    run_begin(&r, 9);
+    test_run r;
+    tr_init(&r, 9);
     tm_initializer(&r.tm, "depth", KILN_INT64, 1, (const int64_t[]){1}, &depth);
     tm_initializer(&r.tm, "values", KILN_FLOAT32, 1, (const int64_t[]){2}, values);
-    assert_int_equal(run_node(&r, "OneHot", (const char *[]){"depth", "values", NULL}, 1, NULL, 1, KILN_INT64, 1,
-                              (const int64_t[]){3}, x),
-                     KILN_OK);
+    assert_int_equal(
+        tr_run_node(&r, "OneHot", LIST("depth", "values"), 1, NULL, 1, KILN_INT64, 1, (const int64_t[]){3}, x),
+        KILN_OK);
     /* before opset 11 a negative index is out of range: its row is all off */
     assert_close(r.out[0].data, (const double[]){1, 0, 0, 0, 0, 0, 0, 0, 1}, 9, 0);
-    run_free(&r);
+    tr_free(&r);
 
     const int64_t zero = 0;
-    run_begin(&r, 11);
+    tr_init(&r, 11);
     tm_initializer(&r.tm, "depth", KILN_INT64, 0, NULL, &zero);
     tm_initializer(&r.tm, "values", KILN_FLOAT32, 1, (const int64_t[]){2}, values);
-    assert_refused(run_node(&r, "OneHot", (const char *[]){"depth", "values", NULL}, 1, NULL, 1, KILN_INT64, 1,
-                            (const int64_t[]){3}, x),
-                   KILN_ERR_INVALID_ARGUMENT, "depth");
-    run_free(&r);
+    assert_refused(
+        tr_run_node(&r, "OneHot", LIST("depth", "values"), 1, NULL, 1, KILN_INT64, 1, (const int64_t[]){3}, x),
+        KILN_ERR_INVALID_ARGUMENT, "depth");
+    tr_free(&r);
 }
 
 /* ---- NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss ------------------------------------------- */
@@ -508,27 +378,28 @@ static void loss_reference(const loss_case *c, const float *x, const int64_t *ta
 
 static void check_loss(const loss_case *c, int rank, const int64_t *dims)
 {
-    int64_t n = dims[0], classes = dims[1], positions = numel(rank - 2, dims + 2), total = numel(rank, dims);
-    float *x = random_floats(total), *weight = random_floats(classes);
+    int64_t n = dims[0], classes = dims[1], positions = shape_numel(rank - 2, dims + 2),
+            total = shape_numel(rank, dims);
+    float *x = random_floats(total, -2, 2), *weight = random_floats(classes, -2, 2);
     int64_t *target = malloc((size_t)(n * positions) * sizeof *target);
-    int64_t ignore = rng_int(0, (int)classes - 1);
-    for (int64_t i = 0; i < n * positions; i++) target[i] = rng_int(0, (int)classes - 1);
+    int64_t ignore = random_int(0, (int)classes - 1);
+    for (int64_t i = 0; i < n * positions; i++) target[i] = random_int(0, (int)classes - 1);
     double *log_prob = malloc((size_t)total * sizeof *log_prob), *loss = malloc((size_t)(n * positions) * sizeof *loss);
     double reduced;
     loss_reference(c, x, target, weight, ignore, n, classes, positions, log_prob, loss, &reduced);
 
-    run r;
-    run_begin(&r, 13);
+    test_run r;
+    tr_init(&r, 13);
     int64_t target_dims[8] = {n};
     for (int d = 2; d < rank; d++) target_dims[d - 1] = dims[d];
     tm_initializer(&r.tm, "target", KILN_INT64, rank - 1, target_dims, target);
     tm_initializer(&r.tm, "weight", KILN_FLOAT32, 1, &classes, weight);
     pbw attrs = {0};
-    attr_string(&attrs, "reduction", c->reduction);
+    tm_attr_string(&attrs, "reduction", c->reduction);
     if (c->ignore) tm_attr_int(&attrs, "ignore_index", ignore);
     const char *more[] = {"target", c->weighted ? "weight" : NULL, NULL};
     const char *op = c->softmax ? "SoftmaxCrossEntropyLoss" : "NegativeLogLikelihoodLoss";
-    kiln_status st = run_node(&r, op, more, c->log_prob ? 2 : 1, &attrs, 1, KILN_FLOAT32, rank, dims, x);
+    kiln_status st = tr_run_node(&r, op, more, c->log_prob ? 2 : 1, &attrs, 1, KILN_FLOAT32, rank, dims, x);
     if (st != KILN_OK) fail_msg("%s", kiln_last_error());
     if (!strcmp(c->reduction, "none")) {
         assert_shape(&r.out[0], rank - 1, target_dims);
@@ -538,7 +409,7 @@ static void check_loss(const loss_case *c, int rank, const int64_t *dims)
         assert_close(r.out[0].data, &reduced, 1, 1e-5);
     }
     if (c->log_prob) assert_close(r.out[1].data, log_prob, total, 1e-5);
-    run_free(&r);
+    tr_free(&r);
     pbw_free(&attrs);
     free(x);
     free(weight);
@@ -555,9 +426,10 @@ static void losses_match_reference(void **state)
         int rank;
         int64_t dims[6];
         random_shape(2, 6, 4, &rank, dims);
-        dims[1] = rng_int(1, 6);
-        bool softmax = rng_int(0, 1);
-        loss_case c = {reductions[rng_int(0, 2)], rng_int(0, 1), rng_int(0, 1), softmax, softmax && rng_int(0, 1)};
+        dims[1] = random_int(1, 6);
+        bool softmax = random_int(0, 1);
+        loss_case c = {reductions[random_int(0, 2)], random_int(0, 1), random_int(0, 1), softmax,
+                       softmax && random_int(0, 1)};
         check_loss(&c, rank, dims);
     }
 }
@@ -567,30 +439,30 @@ static void loss_refuses_bad_targets(void **state)
     (void)state;
     const float x[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
     const int64_t target[2] = {1, 3};
-    run r;
-    run_begin(&r, 13);
+    test_run r;
+    tr_init(&r, 13);
     tm_initializer(&r.tm, "target", KILN_INT64, 1, (const int64_t[]){2}, target);
-    assert_refused(run_node(&r, "SoftmaxCrossEntropyLoss", (const char *[]){"target", NULL}, 1, NULL, 1,
-                            KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x),
+    assert_refused(tr_run_node(&r, "SoftmaxCrossEntropyLoss", LIST("target"), 1, NULL, 1, KILN_FLOAT32, 2,
+                               (const int64_t[]){2, 3}, x),
                    KILN_ERR_RUNTIME, "target 3");
-    run_free(&r);
+    tr_free(&r);
 
-    run_begin(&r, 13);
+    tr_init(&r, 13);
     tm_initializer(&r.tm, "target", KILN_INT64, 1, (const int64_t[]){3}, (const int64_t[]){0, 0, 0});
-    assert_refused(run_node(&r, "NegativeLogLikelihoodLoss", (const char *[]){"target", NULL}, 1, NULL, 1,
-                            KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x),
+    assert_refused(tr_run_node(&r, "NegativeLogLikelihoodLoss", LIST("target"), 1, NULL, 1, KILN_FLOAT32, 2,
+                               (const int64_t[]){2, 3}, x),
                    KILN_ERR_INVALID_ARGUMENT, "does not match");
-    run_free(&r);
+    tr_free(&r);
 
-    run_begin(&r, 13);
+    tr_init(&r, 13);
     tm_initializer(&r.tm, "target", KILN_INT64, 1, (const int64_t[]){2}, target);
     pbw attrs = {0};
-    attr_string(&attrs, "reduction", "average");
-    assert_refused(run_node(&r, "NegativeLogLikelihoodLoss", (const char *[]){"target", NULL}, 1, &attrs, 1,
-                            KILN_FLOAT32, 2, (const int64_t[]){2, 3}, x),
+    tm_attr_string(&attrs, "reduction", "average");
+    assert_refused(tr_run_node(&r, "NegativeLogLikelihoodLoss", LIST("target"), 1, &attrs, 1, KILN_FLOAT32, 2,
+                               (const int64_t[]){2, 3}, x),
                    KILN_ERR_MALFORMED, "average");
     pbw_free(&attrs);
-    run_free(&r);
+    tr_free(&r);
 }
 
 int main(void)

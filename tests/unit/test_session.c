@@ -15,8 +15,6 @@
 #include "kiln.h"
 #include "testlib.h"
 
-#define LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
-
 /* x[N0,4] -> Dropout -> Flatten -> y: one kernel step (Dropout copies) and one view */
 static kiln_model *copy_model(void)
 {

@@ -1,12 +1,17 @@
 /*
- * testlib.c — protobuf writing and model building for unit tests (see testlib.h).
+ * testlib.c — the unit tests' shared helpers (see testlib.h): protobuf writing and model building, running
+ * models through the public API, assertions, seeded random numbers.
  */
 #include "testlib.h"
 
 #include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 static void pbw_raw(pbw *w, const void *p, size_t n)
 {
@@ -104,17 +109,23 @@ void tm_input(test_model *m, const char *name, kiln_dtype dtype, int rank, const
 
 void tm_output(test_model *m, const char *name, kiln_dtype dtype) { value_info(&m->graph, 12, name, dtype, -1, NULL); }
 
+/* A TensorProto with raw data; `name` may be NULL (a tensor attribute has none). */
+static void tensor_proto(pbw *t, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        pbw_varint_field(t, 1, (uint64_t)dims[i]);
+        n *= dims[i];
+    }
+    pbw_varint_field(t, 2, (uint64_t)dtype);
+    if (name) pbw_string_field(t, 8, name);
+    pbw_bytes_field(t, 9, data, (size_t)n * kiln_dtype_size(dtype));
+}
+
 void tm_initializer(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
 {
     pbw t = {0};
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++) {
-        pbw_varint_field(&t, 1, (uint64_t)dims[i]);
-        n *= dims[i];
-    }
-    pbw_varint_field(&t, 2, (uint64_t)dtype);
-    pbw_string_field(&t, 8, name);
-    pbw_bytes_field(&t, 9, data, (size_t)n * kiln_dtype_size(dtype));
+    tensor_proto(&t, name, dtype, rank, dims, data);
     pbw_message_field(&m->graph, 5, &t);
     pbw_free(&t);
 }
@@ -167,6 +178,32 @@ void tm_attr_float(pbw *attrs, const char *name, float v)
     attr_end(attrs, &a);
 }
 
+void tm_attr_floats(pbw *attrs, const char *name, const float *v, int n)
+{
+    pbw a = {0};
+    attr_begin(&a, name, 6);
+    for (int i = 0; i < n; i++) pbw_float_field(&a, 7, v[i]);
+    attr_end(attrs, &a);
+}
+
+void tm_attr_string(pbw *attrs, const char *name, const char *value)
+{
+    pbw a = {0};
+    attr_begin(&a, name, 3);
+    pbw_string_field(&a, 4, value);
+    attr_end(attrs, &a);
+}
+
+void tm_attr_tensor(pbw *attrs, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
+{
+    pbw a = {0}, t = {0};
+    attr_begin(&a, name, 4);
+    tensor_proto(&t, NULL, dtype, rank, dims, data);
+    pbw_message_field(&a, 5, &t);
+    pbw_free(&t);
+    attr_end(attrs, &a);
+}
+
 void tm_finish(test_model *m)
 {
     pbw opset = {0};
@@ -186,6 +223,155 @@ void tm_free(test_model *m)
     pbw_free(&m->model);
 }
 
+/* ---- running a model through the public API ---------------------------------------------------------- */
+
+void tr_init(test_run *r, int opset)
+{
+    memset(r, 0, sizeof *r);
+    tm_init(&r->tm, opset);
+}
+
+void tr_free(test_run *r)
+{
+    kiln_session_free(r->session);
+    kiln_model_free(r->model);
+    tm_free(&r->tm);
+}
+
+void tr_input(test_run *r, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
+{
+    assert_true(r->n_inputs < TEST_RUN_MAX_VALUES);
+    kiln_tensor *t = &r->inputs[r->n_inputs++];
+    *t = (kiln_tensor){.dtype = dtype, .rank = rank, .data = (void *)data};
+    if (rank > 0) memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
+    tm_input(&r->tm, name, dtype, rank, dims);
+}
+
+void tr_output(test_run *r, const char *name, kiln_dtype dtype)
+{
+    assert_true(r->n_outputs < TEST_RUN_MAX_VALUES);
+    r->n_outputs++;
+    tm_output(&r->tm, name, dtype);
+}
+
+kiln_status tr_load(test_run *r)
+{
+    if (!r->finished) tm_finish(&r->tm);
+    r->finished = true;
+    return kiln_model_load_from_memory(r->tm.model.data, r->tm.model.size, NULL, 0, &r->model);
+}
+
+kiln_status tr_run(test_run *r, int threads)
+{
+    kiln_status st;
+    if (!r->model && (st = tr_load(r)) != KILN_OK) return st;
+    assert_null(r->session);
+    kiln_session_options options;
+    kiln_session_options_init(&options);
+    options.threads = threads;
+    if (kiln_session_create(r->model, &options, &r->session) != KILN_OK) fail_msg("session: %s", kiln_last_error());
+    for (int i = 0; i < r->n_inputs; i++) {
+        const kiln_tensor *t = &r->inputs[i];
+        if (kiln_session_set_input(r->session, i, t->dtype, t->rank, t->dims, t->data) != KILN_OK)
+            fail_msg("input %d: %s", i, kiln_last_error());
+    }
+    if ((st = kiln_session_run(r->session)) != KILN_OK) return st;
+    for (int k = 0; k < r->n_outputs; k++)
+        if ((st = kiln_session_output(r->session, k, &r->out[k])) != KILN_OK) return st;
+    return KILN_OK;
+}
+
+void tr_node_on_x(test_run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,
+                  kiln_dtype dtype, int rank, const int64_t *dims, const void *x)
+{
+    static const char *const y[] = {"y0", "y1", "y2", "y3"};
+    assert_true(n_outputs <= 4);
+    const char *inputs[TEST_RUN_MAX_VALUES + 1] = {"x"}, *outputs[5] = {NULL};
+    for (int i = 0; more && more[i]; i++) {
+        assert_true(i + 1 < TEST_RUN_MAX_VALUES);
+        inputs[i + 1] = more[i];
+    }
+    tr_input(r, "x", dtype, rank, dims, x);
+    for (int k = 0; k < n_outputs; k++) {
+        outputs[k] = y[k];
+        tr_output(r, y[k], KILN_UNDEFINED);
+    }
+    tm_node(&r->tm, op, inputs, outputs, attrs);
+}
+
+kiln_status tr_run_node(test_run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,
+                        int threads, kiln_dtype dtype, int rank, const int64_t *dims, const void *x)
+{
+    tr_node_on_x(r, op, more, n_outputs, attrs, dtype, rank, dims, x);
+    return tr_run(r, threads);
+}
+
+void tr_node_of_operands(test_run *r, const char *op, const pbw *attrs, int n_in, const test_operand *in,
+                         kiln_dtype out_dtype)
+{
+    assert_true(n_in <= TEST_RUN_MAX_VALUES);
+    const char *names[TEST_RUN_MAX_VALUES + 1] = {NULL};
+    for (int i = 0; i < n_in; i++) {
+        names[i] = in[i].name ? in[i].name : "";
+        if (!in[i].name) continue;
+        if (in[i].constant)
+            tm_initializer(&r->tm, in[i].name, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
+        else
+            tr_input(r, in[i].name, in[i].dtype, in[i].rank, in[i].dims, in[i].data);
+    }
+    tr_output(r, "y", out_dtype);
+    tm_node(&r->tm, op, names, LIST("y"), attrs);
+}
+
+void tr_compute(test_run *r, int opset, const char *op, const pbw *attrs, int n_in, const test_operand *in,
+                kiln_dtype out_dtype, int threads)
+{
+    tr_init(r, opset);
+    tr_node_of_operands(r, op, attrs, n_in, in, out_dtype);
+    kiln_status st = tr_run(r, threads);
+    if (st != KILN_OK) fail_msg("%s: %s", op, kiln_last_error());
+    if (out_dtype != KILN_UNDEFINED) assert_int_equal(r->out[0].dtype, out_dtype);
+}
+
+kiln_status tr_load_status(int opset, const char *op, const pbw *attrs, int n_in, const test_operand *in,
+                           kiln_dtype out_dtype)
+{
+    test_run r;
+    tr_init(&r, opset);
+    tr_node_of_operands(&r, op, attrs, n_in, in, out_dtype);
+    kiln_status st = tr_load(&r);
+    tr_free(&r);
+    return st;
+}
+
+/* ---- assertions -------------------------------------------------------------------------------------- */
+
+void assert_refused(kiln_status status, kiln_status expected, const char *words)
+{
+    if (expected == TEST_ANY_ERROR)
+        assert_int_not_equal(status, KILN_OK);
+    else
+        assert_int_equal(status, expected);
+    if (!strstr(kiln_last_error(), words)) fail_msg("message '%s' lacks '%s'", kiln_last_error(), words);
+}
+
+void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims)
+{
+    assert_int_equal(t->rank, rank);
+    for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
+}
+
+void assert_close(const float *got, const double *want, int64_t n, double tolerance)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(want[i]) && isnan(got[i])) continue;
+        if (isinf(want[i]) && got[i] == want[i]) continue;
+        double err = fabs(got[i] - want[i]);
+        if (!(err <= tolerance * (1 + fabs(want[i]))))
+            fail_msg("element %lld is %.9g, expected %.9g", (long long)i, got[i], want[i]);
+    }
+}
+
 double max_abs_diff(const float *a, const float *b, int64_t n)
 {
     double worst = 0;
@@ -195,4 +381,33 @@ double max_abs_diff(const float *a, const float *b, int64_t n)
         if (d > worst) worst = d;
     }
     return worst;
+}
+
+/* ---- seeded random numbers --------------------------------------------------------------------------- */
+
+static uint32_t random_state = 12345;
+
+void random_seed(uint32_t seed) { random_state = seed; }
+
+double random_uniform(double lo, double hi)
+{
+    random_state = random_state * 1103515245u + 12345u;
+    /* bits 8..31: the low bits of an LCG cycle with short periods */
+    return lo + (hi - lo) * ((random_state >> 8) & 0xffffff) / (double)0x1000000;
+}
+
+int64_t random_int(int64_t lo, int64_t hi) { return lo + (int64_t)random_uniform(0, (double)(hi - lo + 1) - 1e-9); }
+
+float *random_floats(int64_t n, double lo, double hi)
+{
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)random_uniform(lo, hi);
+    return x;
+}
+
+void random_shape(int min_rank, int max_rank, int64_t max_dim, int *rank, int64_t *dims)
+{
+    *rank = (int)random_int(min_rank, max_rank);
+    for (int d = 0; d < *rank; d++) dims[d] = random_int(1, max_dim);
 }
