@@ -53,11 +53,9 @@ static kiln_status element_offsets(const kiln_tensor *data, const kiln_tensor *i
     shape_strides(rank, data->dims, strides);
     int64_t n = tensor_numel(indices);
     for (int64_t e = 0; e < n; e++) {
-        int64_t index = tensor_get_int(indices, e);
-        if (index < -axis_len || index >= axis_len)
-            return kiln_fail(KILN_ERR_RUNTIME, "index %lld is out of range for axis %d of size %lld", (long long)index,
-                             axis, (long long)axis_len);
-        offsets[e] = base + (index < 0 ? index + axis_len : index) * strides[axis];
+        int64_t index;
+        KILN_TRY(op_wrap_index(tensor_get_int(indices, e), axis_len, axis, &index));
+        offsets[e] = base + index * strides[axis];
         for (int d = rank - 1; d >= 0; d--) {
             int64_t stride = d == axis ? 0 : strides[d];
             base += stride;

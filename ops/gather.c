@@ -30,11 +30,8 @@ static int64_t index_at(const kiln_tensor *indices, int64_t i, int64_t dim)
 
 static kiln_status check_index(const kiln_tensor *indices, int64_t i, int64_t dim, int axis)
 {
-    int64_t v = raw_index(indices, i);
-    if (v < -dim || v >= dim)
-        return kiln_fail(KILN_ERR_RUNTIME, "index %lld is out of range for axis %d of size %lld", (long long)v, axis,
-                         (long long)dim);
-    return KILN_OK;
+    int64_t wrapped;
+    return op_wrap_index(raw_index(indices, i), dim, axis, &wrapped);
 }
 
 /* ---- Gather ------------------------------------------------------------------------------------------ */

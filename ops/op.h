@@ -124,6 +124,9 @@ kiln_status shape_broadcast(int rank_a, const int64_t *a, int rank_b, const int6
                             int64_t *out);
 /* Sets output i's rank and dims (dtype untouched). */
 void op_set_output_shape(op_ctx *ctx, int i, int rank, const int64_t *dims);
+/* An index read from data, wrapped from [-dim, dim) into [0, dim); KILN_ERR_RUNTIME naming it and the axis
+ * when it is outside. */
+kiln_status op_wrap_index(int64_t index, int64_t dim, int axis, int64_t *wrapped);
 /* Fails unless `t` holds exactly one value (a scalar input such as TopK's k); `what` names it. */
 kiln_status op_require_one_value(const kiln_tensor *t, const char *what);
 /* A shape function for ops whose output 0 has input 0's shape. */

@@ -171,6 +171,15 @@ kiln_status shape_broadcast(int rank_a, const int64_t *a, int rank_b, const int6
     return KILN_OK;
 }
 
+kiln_status op_wrap_index(int64_t index, int64_t dim, int axis, int64_t *wrapped)
+{
+    if (index < -dim || index >= dim)
+        return kiln_fail(KILN_ERR_RUNTIME, "index %lld is out of range for axis %d of size %lld", (long long)index,
+                         axis, (long long)dim);
+    *wrapped = index < 0 ? index + dim : index;
+    return KILN_OK;
+}
+
 kiln_status op_require_one_value(const kiln_tensor *t, const char *what)
 {
     if (tensor_numel(t) != 1)
