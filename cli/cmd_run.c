@@ -33,6 +33,8 @@ static void usage(FILE *out)
             "  -o, --output-dir DIR  write DIR/output_K.npy for graph output K (DIR is created if needed)\n"
             "      --format FMT      file format with -o: npy (default) or pb (ONNX TensorProto)\n"
             "      --threads N       threads used inside the run (default 1)\n"
+            "      --raw             tree and linear models: margins before the objective's transform\n"
+            "                        (sigmoid, softmax, exp) instead of probabilities or predictions\n"
             "  -h, --help            show this help\n"
             "\n"
             "example:\n"
@@ -101,10 +103,12 @@ int cmd_run(int argc, char **argv)
     static const struct option options[] = {{"output-dir", required_argument, NULL, 'o'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"threads", required_argument, NULL, 't'},
+                                            {"raw", no_argument, NULL, 'r'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *out_dir = NULL, *format = "npy";
     long threads = 1;
+    bool raw = false;
     int c;
     optind = 1;
     opterr = 0; /* unknown options are reported by cli_bad_option, in kiln's words */
@@ -120,6 +124,7 @@ int cmd_run(int argc, char **argv)
             if (!cli_parse_long(optarg, 1, 1024, &threads))
                 return cli_usage_error("run", "--threads must be a number from 1 to 1024, not '%s'", optarg);
             break;
+        case 'r': raw = true; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: return cli_bad_option("run", argv);
         }
@@ -143,6 +148,7 @@ int cmd_run(int argc, char **argv)
     kiln_session_options opts;
     kiln_session_options_init(&opts);
     opts.threads = (int)threads;
+    opts.raw_scores = raw;
     if (kiln_session_create(model, &opts, &session) != KILN_OK) goto fail;
     inputs = calloc((size_t)n_inputs + 1, sizeof *inputs);
     if (!inputs) goto fail;

@@ -132,7 +132,7 @@ KILN_API int kiln_model_output_index(const kiln_model *model, const char *name);
 /* ---- introspection (what `kiln info` shows) ------------------------------------------------------------ */
 
 typedef struct kiln_model_summary {
-    const char *format;         /* "onnx" */
+    const char *format;         /* "onnx", "xgboost-json", "xgboost-ubjson", "lightgbm-text" */
     int64_t ir_version;
     const char *producer;       /* e.g. "pytorch 1.13.1" */
     int nodes_in_file;          /* after inlining model-local functions */
@@ -162,7 +162,9 @@ KILN_API kiln_status kiln_model_plan_memory(const kiln_model *model, int64_t fre
 /* ---- sessions ---------------------------------------------------------------------------------------- */
 
 typedef struct kiln_session_options {
-    int threads; /* threads used inside one run, including the caller's; default 1 */
+    int threads;    /* threads used inside one run, including the caller's; default 1 */
+    int raw_scores; /* tree and linear models: output margins before the objective's transform
+                     * (sigmoid, softmax, exp); default 0 */
 } kiln_session_options;
 
 KILN_API void kiln_session_options_init(kiln_session_options *options);

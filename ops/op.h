@@ -54,6 +54,7 @@ typedef struct op_ctx {
     size_t scratch_bytes;        /* shape() may request scratch memory for eval */
     void *scratch;               /* eval: scratch_bytes of memory, 64-byte aligned, contents undefined */
     int threads;                 /* threads eval will have (the session's): size per-thread scratch by it */
+    bool raw_scores;             /* the session asks for scores before output transforms (kiln_session_options) */
     const parallel_runner *parallel; /* eval only; its thread count equals `threads` */
 } op_ctx;
 

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "formats/detect.h"
+#include "formats/tree_loaders.h"
 #include "ops/op.h"
 #include "runtime/model.h"
 
@@ -113,17 +114,34 @@ static kiln_status prepare_graph(kiln_model *m, unsigned flags)
     return KILN_OK;
 }
 
+/* A tree model file becomes a one-node graph in the kiln domain (formats/tree_schema.h). */
+static kiln_status read_tree_model(kiln_model *m, const uint8_t *data, size_t size)
+{
+    tree_schema schema;
+    if (m->format == FORMAT_LIGHTGBM_TEXT) KILN_TRY(lightgbm_read(data, size, &m->mem, &schema));
+    else KILN_TRY(xgboost_read(data, size, m->format == FORMAT_XGBOOST_UBJSON, &m->mem, &schema));
+    KILN_TRY(tree_schema_make_graph(&m->mem, &schema, &m->onnx.graph));
+    m->onnx.opsets = region_alloc(&m->mem, 1, sizeof *m->onnx.opsets);
+    if (!m->onnx.opsets) return KILN_ERR_OUT_OF_MEMORY;
+    m->onnx.opsets[0] = (onnx_opset){TREE_SCHEMA_DOMAIN, 1};
+    m->onnx.n_opsets = 1;
+    m->producer = schema.source ? schema.source : "";
+    return KILN_OK;
+}
+
 static kiln_status load_bytes(kiln_model *m, const uint8_t *data, size_t size, unsigned flags)
 {
     if (!host_is_little_endian()) return kiln_fail(KILN_ERR_UNSUPPORTED, "big-endian hosts are not supported");
-    model_format format = format_detect(data, size);
-    if (format != FORMAT_ONNX)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s models are not supported yet", format_name(format));
-    KILN_TRY(onnx_read_model(data, size, &m->mem, &m->external, &m->onnx));
+    m->format = format_detect(data, size);
+    if (m->format == FORMAT_ONNX) {
+        KILN_TRY(onnx_read_model(data, size, &m->mem, &m->external, &m->onnx));
+        m->producer = region_printf(&m->mem, "%s%s%s", m->onnx.producer_name,
+                                    m->onnx.producer_version[0] ? " " : "", m->onnx.producer_version);
+        if (!m->producer) return KILN_ERR_OUT_OF_MEMORY;
+    } else {
+        KILN_TRY(read_tree_model(m, data, size));
+    }
     m->graph = m->onnx.graph;
-    m->producer = region_printf(&m->mem, "%s%s%s", m->onnx.producer_name, m->onnx.producer_version[0] ? " " : "",
-                                m->onnx.producer_version);
-    if (!m->producer) return KILN_ERR_OUT_OF_MEMORY;
     return prepare_graph(m, flags);
 }
 
@@ -253,7 +271,7 @@ kiln_status kiln_model_summarize(const kiln_model *m, kiln_model_summary *s)
 {
     if (!m || !s) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_model_summarize: NULL argument");
     memset(s, 0, sizeof *s);
-    s->format = "onnx";
+    s->format = format_name(m->format);
     s->ir_version = m->onnx.ir_version;
     s->producer = m->producer;
     s->nodes_in_file = m->nodes_in_file;

@@ -6,6 +6,7 @@
 
 #include "core/mem.h"
 #include "core/platform/platform.h"
+#include "formats/detect.h"
 #include "formats/onnx.h"
 #include "graph/graph.h"
 #include "graph/passes.h"
@@ -21,7 +22,8 @@ struct kiln_model {
     region mem;            /* graph, names, attributes, copied and folded tensors */
     file_mapping file;     /* the model file, when loaded from a path */
     onnx_external_files external;
-    onnx_model onnx;
+    model_format format;
+    onnx_model onnx;       /* for tree models: only the graph and the opsets (ai.kiln 1) */
     const char *producer;  /* "name version" */
     graph *graph;
     graph_issues issues;   /* filled by inspecting loads */

@@ -185,6 +185,7 @@ static kiln_status run_step(kiln_session *s, const plan_step *step)
         .scratch_bytes = step->scratch_bytes,
         .scratch = step->scratch_bytes ? s->arena + step->scratch_offset : NULL,
         .threads = s->runner.threads,
+        .raw_scores = s->options.raw_scores != 0,
         .parallel = &s->runner,
     };
     kiln_status st = n->op->eval(&ctx);
