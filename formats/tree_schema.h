@@ -56,9 +56,10 @@ typedef enum tree_schema_transform {
 
 typedef struct tree_schema {
     int32_t n_features, n_targets, n_trees, n_nodes;
-    /* per tree */
-    const int32_t *tree_roots;     /* global node index of each tree's root */
-    /* per node (global numbering across trees; a node's children must belong to its tree) */
+    /* per tree: tree t's nodes are the range [tree_roots[t], tree_roots[t+1]) (the last runs to n_nodes) of the
+     * per-node arrays, its root first; children are global indices inside the same range */
+    const int32_t *tree_roots;
+    /* per node */
     const int32_t *nodes_kind;     /* TREE_SCHEMA_* */
     const int32_t *nodes_feature;
     const int32_t *nodes_compare;  /* tree_compare: the test that sends x to `true` */
