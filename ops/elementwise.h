@@ -53,7 +53,7 @@ kiln_status ew_pick(const op_init_ctx *ctx, int input, const ew_kernel *table, e
 /* Fails unless input `input` (when present) has the same dtype as input `like`. */
 kiln_status ew_require_same_dtype(const op_init_ctx *ctx, int input, int like);
 
-/* Shape functions: output 0 takes input 0's shape / the broadcast of every present input. */
+/* Shape function: output 0 takes the broadcast of every present input. */
 kiln_status ew_shape_broadcast(op_ctx *ctx);
 
 /* Computes `out` (its shape already set) from n_in inputs broadcast to it (shapes already validated). */
