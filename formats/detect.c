@@ -3,7 +3,7 @@
  *
  * JSON starts with '{' after optional whitespace; UBJSON's object marker is also '{' but is followed by a
  * length-prefixed key ('i', 'U', 'l'...) rather than whitespace or a quote; LightGBM text models start with
- * "tree" or "version=". ONNX is a protobuf ModelProto, whose first field is normally ir_version (key 0x08);
+ * a "tree" line (with Unix or Windows line ends) or "version=". ONNX is a protobuf ModelProto, whose first field is normally ir_version (key 0x08);
  * anything else is tried as ONNX too, so the protobuf reader can say precisely what is wrong.
  */
 #include "formats/detect.h"
@@ -18,7 +18,8 @@ static int starts_with(const uint8_t *data, size_t size, const char *prefix)
 
 model_format format_detect(const uint8_t *data, size_t size)
 {
-    if (starts_with(data, size, "tree\n") || starts_with(data, size, "version=")) return FORMAT_LIGHTGBM_TEXT;
+    if (starts_with(data, size, "tree\n") || starts_with(data, size, "tree\r\n") || starts_with(data, size, "version="))
+        return FORMAT_LIGHTGBM_TEXT;
     size_t i = 0;
     while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
     if (i < size && data[i] == '{') {

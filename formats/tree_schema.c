@@ -3,7 +3,9 @@
  * (see tree_schema.h).
  *
  * Per-node arrays become int32 or float64 tensor attributes that point at the loader's arrays (which live
- * in the model's region), so storing and reading them back copies nothing.
+ * in the model's region), so storing and reading them back copies nothing. Real-valued scalars (the average
+ * divisor, the sigmoid slope) are one-element float64 tensors rather than ONNX's float attributes, so that
+ * a slope such as LightGBM's `sigmoid:0.7` reaches the transform as the exact double the library uses.
  */
 #include "formats/tree_schema.h"
 
@@ -62,7 +64,7 @@ static const int_attr ints[] = {
     {"classifier", offsetof(tree_schema, classifier), true},
 };
 
-static const char *const transforms[] = {"NONE", "LOGISTIC", "SOFTMAX", "EXP"};
+static const char *const transforms[] = {"NONE", "LOGISTIC", "SOFTMAX", "EXP", "SOFTPLUS", "SIGNED_SQUARE"};
 
 #define N_ARRAYS (sizeof arrays / sizeof arrays[0])
 #define N_INTS (sizeof ints / sizeof ints[0])
@@ -82,6 +84,29 @@ static void write_int_field(tree_schema *s, const int_attr *a, int64_t v)
     char *p = (char *)s + a->offset;
     if (a->is_bool) *(bool *)p = v != 0;
     else *(int32_t *)p = (int32_t)v;
+}
+
+/* A real-valued scalar as a one-element float64 tensor attribute (the value is copied into g->mem). */
+static kiln_status double_attr(graph *g, const char *name, double value, graph_attr *out)
+{
+    kiln_tensor *t = region_alloc(g->mem, 1, sizeof *t);
+    double *data = region_alloc(g->mem, 1, sizeof *data);
+    if (!t || !data) return KILN_ERR_OUT_OF_MEMORY;
+    *data = value;
+    t->dtype = KILN_FLOAT64;
+    t->rank = 1;
+    t->dims[0] = 1;
+    t->data = data;
+    *out = (graph_attr){.name = name, .type = ATTR_TENSOR, .t = t};
+    return KILN_OK;
+}
+
+static double read_double_attr(const graph_node *node, const char *name, double absent)
+{
+    const graph_attr *a = graph_node_attr(node, name);
+    if (!a || a->type != ATTR_TENSOR || !a->t || a->t->dtype != KILN_FLOAT64 || a->t->rank != 1 || a->t->dims[0] != 1)
+        return absent;
+    return *(const double *)a->t->data;
 }
 
 kiln_status tree_schema_write_node(graph *g, int index, const tree_schema *schema)
@@ -104,8 +129,8 @@ kiln_status tree_schema_write_node(graph *g, int index, const tree_schema *schem
     }
     for (size_t i = 0; i < N_INTS; i++)
         attrs[k++] = (graph_attr){.name = ints[i].name, .type = ATTR_INT, .i = read_int_field(schema, &ints[i])};
-    attrs[k++] = (graph_attr){.name = "average_divisor", .type = ATTR_FLOAT, .f = (float)schema->average_divisor};
-    attrs[k++] = (graph_attr){.name = "sigmoid_scale", .type = ATTR_FLOAT, .f = (float)schema->sigmoid_scale};
+    KILN_TRY(double_attr(g, "average_divisor", schema->average_divisor, &attrs[k++]));
+    KILN_TRY(double_attr(g, "sigmoid_scale", schema->sigmoid_scale, &attrs[k++]));
     const char *transform = transforms[schema->transform];
     attrs[k++] = (graph_attr){.name = "post_transform", .type = ATTR_STRING, .s = transform, .s_len = strlen(transform)};
     const char *source = schema->source ? schema->source : "";
@@ -139,11 +164,9 @@ kiln_status tree_schema_read_node(const graph_node *node, tree_schema *s)
         return kiln_fail(KILN_ERR_MALFORMED, "a tree array attribute is missing");
     if (s->n_category_words && (!s->category_words || !s->nodes_category_first || !s->nodes_category_count))
         return kiln_fail(KILN_ERR_MALFORMED, "category attributes are missing");
-    const graph_attr *a = graph_node_attr(node, "average_divisor");
-    s->average_divisor = a && a->type == ATTR_FLOAT ? a->f : 0;
-    a = graph_node_attr(node, "sigmoid_scale");
-    s->sigmoid_scale = a && a->type == ATTR_FLOAT ? a->f : 1;
-    a = graph_node_attr(node, "post_transform");
+    s->average_divisor = read_double_attr(node, "average_divisor", 0);
+    s->sigmoid_scale = read_double_attr(node, "sigmoid_scale", 1);
+    const graph_attr *a = graph_node_attr(node, "post_transform");
     s->transform = TREE_TRANSFORM_NONE;
     for (int i = 0; a && a->type == ATTR_STRING && i < (int)(sizeof transforms / sizeof transforms[0]); i++)
         if (strcmp(a->s, transforms[i]) == 0) s->transform = (tree_schema_transform)i;

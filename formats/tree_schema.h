@@ -51,7 +51,9 @@ typedef enum tree_schema_transform {
     TREE_TRANSFORM_NONE,         /* identity */
     TREE_TRANSFORM_LOGISTIC,     /* 1 / (1 + exp(-sigmoid_scale * s)) */
     TREE_TRANSFORM_SOFTMAX,      /* over the targets of a row */
-    TREE_TRANSFORM_EXP           /* exp(s): XGBoost count:poisson, reg:gamma, reg:tweedie */
+    TREE_TRANSFORM_EXP,          /* exp(s): XGBoost count:poisson, reg:gamma, reg:tweedie */
+    TREE_TRANSFORM_SOFTPLUS,     /* log1p(exp(s)): LightGBM cross_entropy_lambda */
+    TREE_TRANSFORM_SIGNED_SQUARE /* sign(s) * s * s: LightGBM regression objectives trained with `sqrt` */
 } tree_schema_transform;
 
 typedef struct tree_schema {
@@ -79,10 +81,10 @@ typedef struct tree_schema {
     bool sum_in_float32;           /* XGBoost's accumulation */
     bool zero_tiny_inputs;         /* LightGBM's |x| <= 1e-35 -> 0 */
     int32_t aggregate;             /* tree_aggregate */
-    double average_divisor;        /* see tree_raw_ensemble */
+    double average_divisor;        /* see tree_raw_ensemble (stored exactly, as a float64 attribute) */
     const double *base_values;     /* n_targets values, or NULL */
     tree_schema_transform transform;
-    double sigmoid_scale;          /* LOGISTIC slope (1 for XGBoost; LightGBM's `sigmoid`) */
+    double sigmoid_scale;          /* LOGISTIC slope (1 for XGBoost; LightGBM's `sigmoid`), stored exactly */
     /* classifiers: n_classes labels 0..n_classes-1; a binary model has n_targets 1 and n_classes 2 */
     bool classifier;
     int32_t n_classes;

@@ -257,6 +257,7 @@ static kiln_status lay_out_tree(build_state *b, int tree, int32_t first, int32_t
         if (n->kind == TREE_RAW_LEAF) {
             out->kind = TREE_NODE_LEAF;
             out->left = (*leaf_fill)++;
+            e->leaf_node[out->left] = b->queue[q];
             e->leaf_first[out->left] = *weight_fill;
             for (int32_t w = 0; w < n->n_weights; w++) {
                 e->leaf_weights[(*weight_fill)++] = n->weights[w];
@@ -325,13 +326,14 @@ static kiln_status allocate_tables(build_state *b)
     e->nodes = region_alloc(mem, (size_t)b->nodes + 1, sizeof *e->nodes);
     e->roots = region_alloc(mem, (size_t)e->n_trees + 1, sizeof *e->roots);
     e->leaf_first = region_alloc(mem, (size_t)b->leaves + 1, sizeof *e->leaf_first);
+    e->leaf_node = region_alloc(mem, (size_t)b->leaves + 1, sizeof *e->leaf_node);
     e->leaf_weights = region_alloc(mem, (size_t)b->weights + 1, sizeof *e->leaf_weights);
     e->category_bits = region_alloc(mem, (size_t)b->category_words + 1, sizeof *e->category_bits);
     e->base_values = region_alloc(mem, (size_t)e->n_targets, sizeof *e->base_values);
     e->average_divisor = region_alloc(mem, (size_t)e->n_targets, sizeof *e->average_divisor);
     b->target_used = mem_calloc((size_t)e->n_targets, sizeof *b->target_used);
     b->trees_per_target = mem_calloc((size_t)e->n_targets, sizeof *b->trees_per_target);
-    if (!e->nodes || !e->roots || !e->leaf_first || !e->leaf_weights || !e->category_bits || !e->base_values ||
+    if (!e->nodes || !e->roots || !e->leaf_first || !e->leaf_node || !e->leaf_weights || !e->category_bits || !e->base_values ||
         !e->average_divisor || !b->target_used || !b->trees_per_target)
         return KILN_ERR_OUT_OF_MEMORY;
     return KILN_OK;

@@ -132,6 +132,9 @@ typedef struct tree_ensemble {
     int32_t *leaf_first;
     tree_leaf_weight *leaf_weights;
     int32_t n_leaves;
+    /* per leaf: its index in its tree's raw node list, i.e. the node number the library's own files use, so
+     * leaf choices can be reported (and tested) in the library's terms */
+    int32_t *leaf_node;
     /* When every leaf holds exactly one weight, and every leaf of a tree the same target, the fast path
      * reads leaf_value[leaf] and adds it to tree_target[tree]. */
     bool single_target_trees;
@@ -145,6 +148,11 @@ typedef struct tree_ensemble {
 /* Validates and canonicalises `raw` into `out`, with every table allocated in `mem`. Errors name the tree and
  * node ("tree 3 node 17: feature 40 is beyond the input's 30 features"). */
 kiln_status tree_ensemble_build(const tree_raw_ensemble *raw, region *mem, tree_ensemble *out);
+
+/* tree_ensemble_build on the trees a tree_schema describes (formats/tree_schema.h): each tree's slice of the
+ * schema's flat arrays becomes its raw node list, in the same order (so leaf_node numbers nodes as the schema
+ * does, counted from the tree's first node). */
+kiln_status tree_ensemble_build_schema(const tree_schema *schema, region *mem, tree_ensemble *out);
 
 /* Scores before any output transform: scores[r * n_targets + t] for rows r of x (row-major, `row_stride`
  * floats apart), aggregated and with base values added (in the order sum_in_float32 says). */

@@ -293,24 +293,30 @@ static void hostile_structures_are_refused(void **state)
     region_free(&mem);
 }
 
+/* Leaves are reported per tree, and leaf_node gives back the raw node each came from (node 1 is the true
+ * branch of one_split's tree), also when the canonical layout swaps the branches (x > t). */
 static void leaves_are_reported_per_tree(void **state)
 {
     (void)state;
-    tree_raw_node split = {.kind = TREE_RAW_NUMERIC, .compare = TREE_CMP_LT, .threshold = 0.5};
-    region mem;
-    region_init(&mem);
-    tree_ensemble e;
-    assert_int_equal(build_one(&split, &mem, &e), KILN_OK);
-    assert_int_equal(e.n_nodes, 3);
-    assert_int_equal(e.max_depth, 1);
-    int32_t leaf;
-    float x = 0.25f;
-    tree_ensemble_leaves(&e, &x, &leaf);
-    int32_t left_leaf = leaf;
-    x = 0.75f;
-    tree_ensemble_leaves(&e, &x, &leaf);
-    assert_int_not_equal(leaf, left_leaf);
-    region_free(&mem);
+    for (int cmp = TREE_CMP_LT; cmp <= TREE_CMP_GT; cmp++) {
+        tree_raw_node split = {.kind = TREE_RAW_NUMERIC, .compare = (tree_compare)cmp, .threshold = 0.5};
+        region mem;
+        region_init(&mem);
+        tree_ensemble e;
+        assert_int_equal(build_one(&split, &mem, &e), KILN_OK);
+        assert_int_equal(e.n_nodes, 3);
+        assert_int_equal(e.max_depth, 1);
+        int32_t leaf;
+        float x = 0.25f;
+        tree_ensemble_leaves(&e, &x, &leaf);
+        int32_t low_leaf = leaf;
+        assert_int_equal(e.leaf_node[low_leaf], cmp == TREE_CMP_GT ? 2 : 1);
+        x = 0.75f;
+        tree_ensemble_leaves(&e, &x, &leaf);
+        assert_int_not_equal(leaf, low_leaf);
+        assert_int_equal(e.leaf_node[leaf], cmp == TREE_CMP_GT ? 1 : 2);
+        region_free(&mem);
+    }
 }
 
 int main(void)
