@@ -87,8 +87,11 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
 {
     const kiln_model_summary *s = &f->summary;
     printf("model:      %s\n", path);
-    printf("format:     %s (IR version %lld%s%s)\n", s->format, (long long)s->ir_version, s->producer[0] ? ", from " : "",
-           s->producer);
+    if (strcmp(s->format, "onnx") == 0)
+        printf("format:     onnx (IR version %lld%s%s)\n", (long long)s->ir_version, s->producer[0] ? ", from " : "",
+               s->producer);
+    else
+        printf("format:     %s (%s)\n", s->format, s->producer);
     printf("opsets:    ");
     for (int i = 0; i < kiln_model_opset_count(model); i++) {
         const char *domain;
@@ -124,8 +127,11 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
     printf("\n");
     if (f->has_arena) {
         printf("arena:      %zu bytes (", f->arena);
-        print_bytes(f->arena);
-        printf(", peak live ");
+        if (f->arena >= 1024) {
+            print_bytes(f->arena);
+            printf(", ");
+        }
+        printf("peak live ");
         print_bytes(f->peak);
         printf("%s)\n", f->free_dims ? "; free dims set to 1" : "");
     } else {
