@@ -59,6 +59,7 @@ static kiln_status raw_node(const tree_schema *s, int32_t i, int32_t first, int3
             return kiln_fail(KILN_ERR_MALFORMED, "node %d: category set out of range", i);
         out->category_bits = count ? s->category_words + at : NULL;
         out->category_words = count;
+        out->category_nonnegative = s->categories_nonnegative;
     }
     return KILN_OK;
 }
@@ -161,6 +162,9 @@ static void transform_row(const kiln_tree_params *p, double *s, int32_t n)
         return;
     case TREE_TRANSFORM_EXP:
         for (int32_t k = 0; k < n; k++) s[k] = exp(s[k]);
+        return;
+    case TREE_TRANSFORM_HINGE:
+        for (int32_t k = 0; k < n; k++) s[k] = s[k] > 0 ? 1.0 : 0.0;
         return;
     case TREE_TRANSFORM_SOFTMAX: {
         double max = s[0], sum = 0;
