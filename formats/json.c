@@ -103,14 +103,18 @@ static bool text_to_real(const char *text, size_t len, bool as_float, double *ou
     return *end == '\0';
 }
 
+static bool real_is_int64(double d)
+{
+    return d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0;
+}
+
 /* Integers written without fraction or exponent are read digit by digit: exact over all of int64. */
 static bool text_to_int64(const char *text, size_t len, int64_t *out)
 {
     if (len == 0 || json_scan_number(text, len) != len) return false;
     if (memchr(text, '.', len) || memchr(text, 'e', len) || memchr(text, 'E', len) || scan_special(text, len)) {
         double d;
-        if (!text_to_real(text, len, false, &d) || d != floor(d) || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
-            return false;
+        if (!text_to_real(text, len, false, &d) || !real_is_int64(d)) return false;
         *out = (int64_t)d;
         return true;
     }
@@ -223,7 +227,7 @@ kiln_status json_to_int64(const json_value *v, int64_t *out)
     double real;
     decode_binary(v, &is_integer, out, &real);
     if (is_integer) return KILN_OK;
-    if (real != floor(real) || !(real >= -9223372036854775808.0 && real < 9223372036854775808.0))
+    if (!real_is_int64(real))
         return kiln_fail(KILN_ERR_MALFORMED, "byte %zu: expected an integer, found %.17g", v->offset, real);
     *out = (int64_t)real;
     return KILN_OK;
@@ -315,7 +319,8 @@ kiln_status json_builder_push(json_builder *b, const json_value *v)
 {
     if (b->top == b->capacity) {
         size_t capacity = b->capacity ? 2 * b->capacity : 256, bytes;
-        if (!mem_mul_ok(capacity, sizeof *b->stack, &bytes)) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "document too large");
+        if (!mem_mul_ok(capacity, sizeof *b->stack, &bytes))
+            return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "the document is too large");
         json_value *grown = mem_realloc(b->stack, bytes);
         if (!grown) return KILN_ERR_OUT_OF_MEMORY;
         b->stack = grown;
@@ -398,7 +403,8 @@ static kiln_status syntax_error(const json_parser *ps, const uint8_t *at, const 
 {
     size_t offset = offset_of(ps, at);
     if (at >= ps->end)
-        return kiln_fail(KILN_ERR_MALFORMED, "JSON: byte %zu: expected %s, found the end of the document", offset, expected);
+        return kiln_fail(KILN_ERR_MALFORMED, "JSON: byte %zu: expected %s, found the end of the document", offset,
+                         expected);
     uint8_t c = *at;
     if (c >= 0x20 && c < 0x7F)
         return kiln_fail(KILN_ERR_MALFORMED, "JSON: byte %zu: expected %s, found '%c'", offset, expected, c);
@@ -515,7 +521,8 @@ static kiln_status parse_string(json_parser *ps, json_value *out)
         q++;
     }
     if (q >= ps->end) return syntax_error(ps, ps->end, "'\"' to end the string");
-    *out = (json_value){.type = JSON_STRING, .data = from, .length = (size_t)(q - from), .offset = offset_of(ps, ps->p)};
+    *out = (json_value){.type = JSON_STRING, .data = from, .length = (size_t)(q - from),
+                        .offset = offset_of(ps, ps->p)};
     if (escaped) KILN_TRY(decode_escapes(ps, from, q, out));
     if (!json_utf8_valid(out->data, out->length)) return content_error(ps, ps->p, "a string is not valid UTF-8");
     ps->p = q + 1;
@@ -605,7 +612,8 @@ static kiln_status parse_object(json_parser *ps, json_value *out)
 
 static kiln_status parse_container(json_parser *ps, json_value *out)
 {
-    if (ps->depth >= JSON_MAX_DEPTH) return content_error(ps, ps->p, "containers are nested too deeply (64 levels at most)");
+    if (ps->depth >= JSON_MAX_DEPTH)
+        return content_error(ps, ps->p, "containers are nested too deeply (64 levels at most)");
     ps->depth++;
     kiln_status st = *ps->p == '[' ? parse_array(ps, out) : parse_object(ps, out);
     ps->depth--;

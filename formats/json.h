@@ -31,7 +31,15 @@
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_NUMBER_CHARS 128
 
-typedef enum json_type { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+typedef enum json_type {
+    JSON_NULL,
+    JSON_FALSE,
+    JSON_TRUE,
+    JSON_NUMBER,
+    JSON_STRING,
+    JSON_ARRAY,
+    JSON_OBJECT
+} json_type;
 
 /* How a number, or every element of a packed array, is stored. */
 typedef enum json_encoding {

@@ -64,7 +64,11 @@ static json_encoding number_encoding(uint8_t marker)
     }
 }
 
-static bool is_integer_marker(uint8_t marker) { return marker == 'i' || marker == 'U' || marker == 'I' || marker == 'l' || marker == 'L'; }
+static bool is_integer_marker(uint8_t marker)
+{
+    json_encoding encoding = number_encoding(marker);
+    return encoding != JSON_ENC_NONE && encoding != JSON_ENC_F32 && encoding != JSON_ENC_F64;
+}
 
 /* A length or count: an integer marker and its value, which must not be negative. */
 static kiln_status read_length(ub_parser *ps, const char *what, size_t *out)
@@ -243,7 +247,8 @@ static kiln_status parse_payload(ub_parser *ps, uint8_t marker, const uint8_t *a
     if (encoding != JSON_ENC_NONE) {
         size_t width = json_encoding_size(encoding);
         KILN_TRY(need(ps, width, "a number"));
-        *out = (json_value){.type = JSON_NUMBER, .encoding = encoding, .data = ps->p, .length = width, .offset = offset};
+        *out = (json_value){.type = JSON_NUMBER, .encoding = encoding, .data = ps->p, .length = width,
+                            .offset = offset};
         ps->p += width;
         return KILN_OK;
     }

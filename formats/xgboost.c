@@ -90,18 +90,25 @@ static kiln_status require(const json_value *parent, const char *key, json_type 
     return KILN_OK;
 }
 
+#define REQUIRED INT64_MIN /* a parameter's fallback when it must be present */
+
 /* XGBoost writes parameters as strings ("num_feature": "30"); numbers are accepted too. */
 static kiln_status read_integer_param(const json_value *parent, const char *key, int64_t fallback, int64_t *out)
 {
     const json_value *v = json_get(parent, key);
+    if (!v && fallback == REQUIRED) return kiln_fail(KILN_ERR_MALFORMED, "'%s' is missing", key);
     if (!v) return *out = fallback, KILN_OK;
-    json_value number = *v;
-    if (v->type == JSON_STRING) {
-        number.type = JSON_NUMBER;
-        number.encoding = JSON_ENC_TEXT;
+    if (v->type != JSON_STRING) {
+        kiln_status st = json_to_int64(v, out);
+        return st == KILN_OK ? KILN_OK : kiln_fail_prefix(st, "'%s'", key);
     }
-    kiln_status st = json_to_int64(&number, out);
-    return st == KILN_OK ? KILN_OK : kiln_fail_prefix(st, "'%s'", key);
+    json_value number = *v;
+    number.type = JSON_NUMBER;
+    number.encoding = JSON_ENC_TEXT;
+    if (json_to_int64(&number, out) != KILN_OK)
+        return kiln_fail(KILN_ERR_MALFORMED, "byte %zu: '%s' is \"%.*s\", not an integer", v->offset, key,
+                         (int)(v->length < 40 ? v->length : 40), (const char *)v->data);
+    return KILN_OK;
 }
 
 static kiln_status read_bounded_param(const json_value *parent, const char *key, int64_t fallback, int64_t min,
@@ -140,7 +147,8 @@ static kiln_status element_flag(const json_value *array, const char *name, size_
     if (v.type == JSON_TRUE || v.type == JSON_FALSE) return *out = v.type == JSON_TRUE, KILN_OK;
     int64_t flag;
     KILN_TRY(element_int(array, name, i, &flag));
-    if (flag != 0 && flag != 1) return kiln_fail(KILN_ERR_MALFORMED, "%s[%zu] is %lld, not 0 or 1", name, i, (long long)flag);
+    if (flag != 0 && flag != 1)
+        return kiln_fail(KILN_ERR_MALFORMED, "%s[%zu] is %lld, not 0 or 1", name, i, (long long)flag);
     *out = flag == 1;
     return KILN_OK;
 }
@@ -187,12 +195,14 @@ static kiln_status read_booster(xgb_model *m)
     m->n_trees = (int32_t)m->trees->length;
     KILN_TRY(require_array(model, "tree_info", m->n_trees, &m->tree_info));
     if (m->weight_drop && m->weight_drop->length != (size_t)m->n_trees)
-        return kiln_fail(KILN_ERR_MALFORMED, "'weight_drop' has %zu weights for %d trees", m->weight_drop->length, m->n_trees);
+        return kiln_fail(KILN_ERR_MALFORMED, "'weight_drop' has %zu weights for %d trees", m->weight_drop->length,
+                         m->n_trees);
     const json_value *param = json_get(model, "gbtree_model_param");
     int64_t declared;
     KILN_TRY(read_integer_param(param, "num_trees", m->n_trees, &declared));
     if (declared != m->n_trees)
-        return kiln_fail(KILN_ERR_MALFORMED, "'num_trees' is %lld but the model holds %d trees", (long long)declared, m->n_trees);
+        return kiln_fail(KILN_ERR_MALFORMED, "'num_trees' is %lld but the model holds %d trees", (long long)declared,
+                         m->n_trees);
     return KILN_OK;
 }
 
@@ -209,7 +219,7 @@ static kiln_status read_learner(const json_value *root, xgb_model *m)
     if (!m->objective)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "objective '%.*s' is not supported", (int)m->objective_name->length,
                          (const char *)m->objective_name->data);
-    KILN_TRY(read_bounded_param(param, "num_feature", -1, 1, TREE_MAX_FEATURES, &m->n_features));
+    KILN_TRY(read_bounded_param(param, "num_feature", REQUIRED, 1, TREE_MAX_FEATURES, &m->n_features));
     int32_t n_classes, n_targets;
     KILN_TRY(read_bounded_param(param, "num_class", 0, 0, TREE_MAX_TARGETS, &n_classes));
     KILN_TRY(read_bounded_param(param, "num_target", 1, 1, TREE_MAX_TARGETS, &n_targets));
@@ -229,8 +239,12 @@ static kiln_status read_base_margins(const xgb_model *m, region *doc, region *me
     const json_value *param = json_get(m->learner, "learner_model_param");
     const json_value *text = json_get(param, "base_score");
     json_value parsed = {.type = JSON_NUMBER, .encoding = JSON_ENC_TEXT, .data = "0.5", .length = 3};
-    if (text && text->type == JSON_STRING) KILN_TRY(json_parse(text->data, text->length, doc, &parsed));
-    else if (text) parsed = *text;
+    if (text && text->type == JSON_STRING) {
+        kiln_status st = json_parse(text->data, text->length, doc, &parsed);
+        if (st != KILN_OK) return kiln_fail_prefix(st, "base_score");
+    } else if (text) {
+        parsed = *text;
+    }
     bool is_list = parsed.type == JSON_ARRAY;
     if (is_list && parsed.length != 1 && parsed.length != (size_t)m->n_groups)
         return kiln_fail(KILN_ERR_MALFORMED, "base_score has %zu values for %d outputs", parsed.length, m->n_groups);
@@ -246,7 +260,8 @@ static kiln_status read_base_margins(const xgb_model *m, region *doc, region *me
                      : m->objective->base == BASE_POSITIVE  ? logf(b)
                                                             : b;
         if (!isfinite(margin))
-            return kiln_fail(KILN_ERR_MALFORMED, "base_score %g has no finite margin for %s", (double)b, m->objective->name);
+            return kiln_fail(KILN_ERR_MALFORMED, "base_score %g has no finite margin for %s", (double)b,
+                             m->objective->name);
         margins[g] = margin;
     }
     *out = margins;
@@ -280,7 +295,7 @@ static kiln_status tree_node_count(const json_value *tree, int32_t *out)
     if (leaf_vector > 1)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "vector-leaf trees (size_leaf_vector %lld, multi_strategy="
                          "\"multi_output_tree\") are not supported", (long long)leaf_vector);
-    return read_bounded_param(param, "num_nodes", -1, 1, INT32_MAX / 2, out);
+    return read_bounded_param(param, "num_nodes", REQUIRED, 1, INT32_MAX / 2, out);
 }
 
 static kiln_status find_tree_arrays(const json_value *tree, int32_t n, tree_arrays *a)
@@ -334,7 +349,8 @@ static kiln_status read_category_set(schema_builder *b, tree_arrays *a, int32_t 
     size_t k = a->next_category++;
     KILN_TRY(element_int(a->category_segments, "categories_segments", k, &begin));
     KILN_TRY(element_int(a->category_sizes, "categories_sizes", k, &size));
-    if (begin < 0 || size < 1 || (uint64_t)begin > a->categories->length || (uint64_t)size > a->categories->length - (uint64_t)begin)
+    size_t available = a->categories->length;
+    if (begin < 0 || size < 1 || (uint64_t)begin > available || (uint64_t)size > available - (uint64_t)begin)
         return kiln_fail(KILN_ERR_MALFORMED, "node %d: categories %lld..+%lld are not within the %zu categories", i,
                          (long long)begin, (long long)size, a->categories->length);
     size_t first_word = b->n_words;
@@ -379,8 +395,8 @@ static kiln_status read_split(schema_builder *b, tree_arrays *a, int32_t i, int3
     KILN_TRY(element_flag(a->default_left, "default_left", (size_t)i, &default_left));
     if (a->split_type) KILN_TRY(element_int(a->split_type, "split_type", (size_t)i, &split_type));
     if (left < 0 || left >= n || right < 0 || right >= n)
-        return kiln_fail(KILN_ERR_MALFORMED, "node %d: children %lld and %lld are not both among the tree's %d nodes", i,
-                         (long long)left, (long long)right, n);
+        return kiln_fail(KILN_ERR_MALFORMED, "node %d: children %lld and %lld are not both among the tree's %d nodes",
+                         i, (long long)left, (long long)right, n);
     if (feature < 0 || feature >= n_features)
         return kiln_fail(KILN_ERR_MALFORMED, "node %d: split feature %lld is beyond the model's %d features "
                          "(num_feature)", i, (long long)feature, n_features);
@@ -412,8 +428,8 @@ static kiln_status read_tree(schema_builder *b, const xgb_model *m, int32_t t)
     float drop_weight = 1.0f;
     KILN_TRY(element_int(m->tree_info, "tree_info", (size_t)t, &group));
     if (group < 0 || group >= m->n_groups)
-        return kiln_fail(KILN_ERR_MALFORMED, "tree_info[%d] is %lld, the model has %d output groups", t, (long long)group,
-                         m->n_groups);
+        return kiln_fail(KILN_ERR_MALFORMED, "tree_info[%d] is %lld, the model has %d output groups", t,
+                         (long long)group, m->n_groups);
     if (m->weight_drop) KILN_TRY(element_float(m->weight_drop, "weight_drop", (size_t)t, &drop_weight));
     b->roots[t] = first;
     for (int32_t i = 0; i < n; i++) {
@@ -493,10 +509,11 @@ static kiln_status describe_source(const json_value *root, const xgb_model *m, r
     if (version && version->type == JSON_ARRAY && version->length == 3) {
         int64_t part[3];
         for (size_t i = 0; i < 3; i++) KILN_TRY(element_int(version, "version", i, &part[i]));
-        snprintf(release, sizeof release, " %lld.%lld.%lld", (long long)part[0], (long long)part[1], (long long)part[2]);
+        snprintf(release, sizeof release, " %lld.%lld.%lld", (long long)part[0], (long long)part[1],
+                 (long long)part[2]);
     }
-    s->source = region_printf(mem, "xgboost%s %s%s, %d trees", release, m->weight_drop ? "dart " : "",
-                              m->objective->name, m->n_trees);
+    s->source = region_printf(mem, "xgboost%s %s%s, %d tree%s", release, m->weight_drop ? "dart " : "",
+                              m->objective->name, m->n_trees, m->n_trees == 1 ? "" : "s");
     return s->source ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
 }
 
