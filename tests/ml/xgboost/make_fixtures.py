@@ -19,6 +19,7 @@ Predictions come from the model reloaded from model.json, i.e. from exactly what
 import json
 import os
 import sys
+import zlib
 
 import numpy as np
 import xgboost as xgb
@@ -47,10 +48,10 @@ def split_thresholds(model_json):
     return sorted(found)
 
 
-def probe_rows(base_row, thresholds, limit=40):
+def probe_rows(base_row, thresholds, rng, limit=40):
     """Rows equal to base_row except one feature at, just below and just above a split threshold."""
     if len(thresholds) > limit:
-        thresholds = [thresholds[i] for i in sorted(RNG.choice(len(thresholds), limit, replace=False))]
+        thresholds = [thresholds[i] for i in sorted(rng.choice(len(thresholds), limit, replace=False))]
     rows = []
     for feature, t in thresholds:
         t = np.float32(t)
@@ -82,7 +83,8 @@ def save(name, booster, inputs, feature_types=None):
         model_json = json.load(f)
     base = np.nanmedian(np.where(np.isnan(inputs), np.nan, inputs), axis=0).astype(np.float32)
     base = np.where(np.isnan(base), 0, base).astype(np.float32)
-    rows = [inputs, probe_rows(base, split_thresholds(model_json)),
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # each model's probes apart from the others'
+    rows = [inputs, probe_rows(base, split_thresholds(model_json), rng),
             np.full((1, inputs.shape[1]), np.nan, np.float32)]
     for feature, kind in enumerate(feature_types or []):
         if kind == "c":
@@ -135,6 +137,9 @@ def main():
     b = train({"objective": "binary:logistic", "booster": "dart", "rate_drop": 0.3, "skip_drop": 0.0,
                "one_drop": 1}, x_cancer, y_cancer, 8)
     save("dart_binary", b, test_cancer)
+    b = train({"objective": "binary:logistic", "num_parallel_tree": 4, "subsample": 0.7, "colsample_bynode": 0.7,
+               "eta": 1.0}, x_cancer, y_cancer, 2)
+    save("random_forest", b, test_cancer)
 
     wine = load_wine()
     x_wine = with_nan(wine.data, 0.1)

@@ -7,6 +7,8 @@ For every model, in both encodings (model.json, model.ubj):
   - `kiln run` must give XGBoost's predictions: probabilities and regression values within 1e-6 (relative to
     the value beyond magnitude 1, where float32 cannot resolve 1e-6), labels exactly;
   - `kiln run --raw` must give XGBoost's margins (predict(output_margin=True)) within the same bound;
+  - the model rewritten in XGBoost 2.x's schema (base_score "[5E-1]", size_leaf_vector "1", iteration_indptr)
+    must predict the same;
   - every tree must end in the leaf XGBoost's pred_leaf names. kiln has no leaf output, so the model is
     rewritten as a regressor with one output per tree whose leaves hold their own node ids (the splits are
     untouched); its raw outputs are then the leaf choices, read through the whole loader and engine.
@@ -118,12 +120,41 @@ def check_predictions(kiln, fixture, model, tmp):
     return check_regressor(outputs, raw_outputs, predict, margin)
 
 
+def trees_of(model):
+    booster = model["learner"]["gradient_booster"]
+    return booster["gbtree"]["model"] if booster["name"] == "dart" else booster["model"]
+
+
+def schema_2_model(model):
+    """The model as XGBoost 2.x writes it (the fields 2.x changed; the trees are the same)."""
+    model = copy.deepcopy(model)
+    model["version"] = [2, 1, 3]
+    param = model["learner"]["learner_model_param"]
+    param["base_score"] = f"[{param['base_score']}]"
+    trees = trees_of(model)
+    for tree in trees["trees"]:
+        tree["tree_param"]["size_leaf_vector"] = "1"
+    groups = max(int(param["num_class"]), int(param["num_target"]), 1)
+    parallel = int(trees["gbtree_model_param"]["num_parallel_tree"])
+    trees["iteration_indptr"] = list(range(0, len(trees["trees"]) + 1, groups * parallel))
+    return model
+
+
+def check_schema_2(kiln, fixture, tmp):
+    with open(os.path.join(fixture, "model.json")) as f:
+        model = schema_2_model(json.load(f))
+    path = os.path.join(tmp, "model.json")
+    with open(path, "w") as f:
+        json.dump(model, f)
+    return check_predictions(kiln, fixture, path, tmp)
+
+
 def leaf_id_model(model):
     """The model with each leaf's value replaced by its node id and one output per tree."""
     model = copy.deepcopy(model)
     learner = model["learner"]
     booster = learner["gradient_booster"]
-    trees_model = booster["gbtree"]["model"] if booster["name"] == "dart" else booster["model"]
+    trees_model = trees_of(model)
     n_trees = len(trees_model["trees"])
     if booster["name"] == "dart":
         booster["weight_drop"] = [1.0] * n_trees
@@ -162,6 +193,7 @@ def main():
         fixture = os.path.join(args.fixtures, name)
         checks = [(f"{name}/model.{ext}", lambda tmp, ext=ext: check_predictions(
                       args.kiln, fixture, os.path.join(fixture, f"model.{ext}"), tmp)) for ext in ("json", "ubj")]
+        checks.append((f"{name}/schema-2.x", lambda tmp: check_schema_2(args.kiln, fixture, tmp)))
         checks.append((f"{name}/leaves", lambda tmp: check_leaves(args.kiln, fixture, tmp)))
         for label, check in checks:
             with tempfile.TemporaryDirectory() as tmp:
