@@ -19,7 +19,8 @@
  *     prediction is exp(margin), b itself otherwise.
  *
  * Binary objectives become classifiers (label, [1-p, p]), multi:softprob/softmax classifiers with softmax
- * probabilities, everything else regressors with one output per target. Things the engine cannot express
+ * probabilities, everything else regressors with one output per target (so do binary objectives with several
+ * targets: one probability per label). Things the engine cannot express
  * are refused by name: gblinear boosters, vector-leaf trees (multi_strategy="multi_output_tree"), unknown
  * objectives.
  */
@@ -286,16 +287,19 @@ typedef struct tree_arrays {
     size_t next_category; /* index into category_nodes of the next categorical node */
 } tree_arrays;
 
+/* num_nodes, checked against the length of left_children so that the node count, and with it every
+ * allocation, is bounded by the document's size. */
 static kiln_status tree_node_count(const json_value *tree, int32_t *out)
 {
-    const json_value *param = NULL;
+    const json_value *param = NULL, *left = NULL;
     KILN_TRY(require(tree, "tree_param", JSON_OBJECT, &param));
     int64_t leaf_vector;
     KILN_TRY(read_integer_param(param, "size_leaf_vector", 0, &leaf_vector));
     if (leaf_vector > 1)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "vector-leaf trees (size_leaf_vector %lld, multi_strategy="
                          "\"multi_output_tree\") are not supported", (long long)leaf_vector);
-    return read_bounded_param(param, "num_nodes", REQUIRED, 1, INT32_MAX / 2, out);
+    KILN_TRY(read_bounded_param(param, "num_nodes", REQUIRED, 1, INT32_MAX / 2, out));
+    return require_array(tree, "left_children", *out, &left);
 }
 
 static kiln_status find_tree_arrays(const json_value *tree, int32_t n, tree_arrays *a)

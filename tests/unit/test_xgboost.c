@@ -347,6 +347,8 @@ static void broken_models_are_refused_at_load(void **state)
         {KILN_ERR_MALFORMED, "'left_children' has 3 elements, 4 expected",
          {"\"num_nodes\":\"3\"", "\"num_nodes\":\"4\""}},
         {KILN_ERR_MALFORMED, "'num_nodes' is 0", {"\"num_nodes\":\"3\"", "\"num_nodes\":\"0\""}},
+        {KILN_ERR_MALFORMED, "'left_children' has 3 elements, 1000000000 expected", /* before any allocation */
+         {"\"num_nodes\":\"3\"", "\"num_nodes\":\"1000000000\""}},
         {KILN_ERR_MALFORMED, "'num_trees' is 2 but the model holds 1", {"\"num_trees\":\"1\"", "\"num_trees\":\"2\""}},
         {KILN_ERR_MALFORMED, "tree_info[0] is 1", {"\"tree_info\":[0]", "\"tree_info\":[1]"}},
         {KILN_ERR_MALFORMED, "'tree_info' has 2 elements", {"\"tree_info\":[0]", "\"tree_info\":[0,0]"}},

@@ -140,6 +140,10 @@ def main():
     b = train({"objective": "binary:logistic", "num_parallel_tree": 4, "subsample": 0.7, "colsample_bynode": 0.7,
                "eta": 1.0}, x_cancer, y_cancer, 2)
     save("random_forest", b, test_cancer)
+    # the exact method prunes after growing: pruned nodes stay in the arrays as deleted nodes (num_deleted)
+    b = train({"objective": "binary:logistic", "tree_method": "exact", "max_depth": 4, "gamma": 2.0}, x_cancer,
+              y_cancer, 5)
+    save("pruned_exact", b, test_cancer)
 
     wine = load_wine()
     x_wine = with_nan(wine.data, 0.1)
