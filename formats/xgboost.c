@@ -355,8 +355,8 @@ static kiln_status read_category_set(schema_builder *b, tree_arrays *a, int32_t 
     KILN_TRY(element_int(a->category_sizes, "categories_sizes", k, &size));
     size_t available = a->categories->length;
     if (begin < 0 || size < 1 || (uint64_t)begin > available || (uint64_t)size > available - (uint64_t)begin)
-        return kiln_fail(KILN_ERR_MALFORMED, "node %d: categories %lld..+%lld are not within the %zu categories", i,
-                         (long long)begin, (long long)size, a->categories->length);
+        return kiln_fail(KILN_ERR_MALFORMED, "node %d: %lld categories from index %lld do not fit in the %zu "
+                         "categories", i, (long long)size, (long long)begin, available);
     size_t first_word = b->n_words;
     for (int64_t j = begin; j < begin + size; j++) {
         int64_t category;

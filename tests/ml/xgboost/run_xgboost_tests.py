@@ -9,7 +9,10 @@ For every model, in both encodings (model.json, model.ubj):
   - `kiln run --raw` must give XGBoost's margins (predict(output_margin=True)) within the same bound;
   - the model rewritten in XGBoost 2.x's schema (base_score "[5E-1]", size_leaf_vector "1", iteration_indptr)
     must predict the same;
-  - every tree must end in the leaf XGBoost's pred_leaf names. kiln has no leaf output, so the model is
+  - every tree must end in the leaf XGBoost's pred_leaf names;
+  - models whose node arrays were scrambled (children pointing anywhere, including back up the tree; features,
+    flags and categories out of range) must load and run, or fail with a one-line error: never crash (run
+    this script with an AddressSanitizer build of kiln to check reads too). kiln has no leaf output, so the model is
     rewritten as a regressor with one output per tree whose leaves hold their own node ids (the splits are
     untouched); its raw outputs are then the leaf choices, read through the whole loader and engine.
 Only numpy is needed (not xgboost). Prints one line per check and "N passed, N failed".
@@ -180,6 +183,43 @@ def check_leaves(kiln, fixture, tmp):
     return 0.0
 
 
+MUTATED_ARRAYS = ("left_children", "right_children", "split_indices", "default_left", "split_type", "categories",
+                  "categories_nodes", "categories_segments", "categories_sizes")
+
+
+def check_mutations(kiln, fixture, tmp, count=150):
+    with open(os.path.join(fixture, "model.json")) as f:
+        original = json.load(f)
+    rng = np.random.default_rng(len(fixture))
+    inputs = os.path.join(fixture, "input.npy")
+    refused = 0
+    for _ in range(count):
+        model = copy.deepcopy(original)
+        trees = trees_of(model)["trees"]
+        for _ in range(int(rng.integers(1, 4))):
+            tree = trees[int(rng.integers(len(trees)))]
+            arrays = [name for name in MUTATED_ARRAYS if tree.get(name)]
+            values = tree[arrays[int(rng.integers(len(arrays)))]]
+            n = len(tree["left_children"])
+            values[int(rng.integers(len(values)))] = int(rng.choice([-2, -1, 0, 1, n - 1, n, n + 1, 2**31 - 1, 2**40,
+                                                                      int(rng.integers(n))]))
+        path = os.path.join(tmp, "mutant.json")
+        with open(path, "w") as f:
+            json.dump(model, f)
+        result = subprocess.run([kiln, "run", path, inputs, "-o", os.path.join(tmp, "mutant")],
+                                capture_output=True, text=True)
+        message = result.stderr.strip()
+        if result.returncode not in (0, 1) or "Sanitizer" in message or "runtime error" in message:
+            raise AssertionError(f"kiln exited with {result.returncode}: {message[-2000:]}")
+        if result.returncode == 1:
+            refused += 1
+            if "\n" in message or not message:
+                raise AssertionError(f"the refusal is not one line: {message!r}")
+    if refused == 0:
+        raise AssertionError("no mutant was refused")
+    return 0.0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kiln", required=True)
@@ -195,6 +235,8 @@ def main():
                       args.kiln, fixture, os.path.join(fixture, f"model.{ext}"), tmp)) for ext in ("json", "ubj")]
         checks.append((f"{name}/schema-2.x", lambda tmp: check_schema_2(args.kiln, fixture, tmp)))
         checks.append((f"{name}/leaves", lambda tmp: check_leaves(args.kiln, fixture, tmp)))
+        if name in ("categorical", "pruned_exact", "multi_softprob"):
+            checks.append((f"{name}/scrambled", lambda tmp: check_mutations(args.kiln, fixture, tmp)))
         for label, check in checks:
             with tempfile.TemporaryDirectory() as tmp:
                 try:
