@@ -61,10 +61,11 @@ static const int_attr ints[] = {
     {"thresholds_are_double", offsetof(tree_schema, thresholds_are_double), true},
     {"sum_in_float32", offsetof(tree_schema, sum_in_float32), true},
     {"zero_tiny_inputs", offsetof(tree_schema, zero_tiny_inputs), true},
+    {"categories_nonnegative", offsetof(tree_schema, categories_nonnegative), true},
     {"classifier", offsetof(tree_schema, classifier), true},
 };
 
-static const char *const transforms[] = {"NONE", "LOGISTIC", "SOFTMAX", "EXP", "SOFTPLUS", "SIGNED_SQUARE"};
+static const char *const transforms[] = {"NONE", "LOGISTIC", "SOFTMAX", "EXP", "SOFTPLUS", "SIGNED_SQUARE", "HINGE"};
 
 #define N_ARRAYS (sizeof arrays / sizeof arrays[0])
 #define N_INTS (sizeof ints / sizeof ints[0])

@@ -53,7 +53,8 @@ typedef enum tree_schema_transform {
     TREE_TRANSFORM_SOFTMAX,      /* over the targets of a row */
     TREE_TRANSFORM_EXP,          /* exp(s): XGBoost count:poisson, reg:gamma, reg:tweedie */
     TREE_TRANSFORM_SOFTPLUS,     /* log1p(exp(s)): LightGBM cross_entropy_lambda */
-    TREE_TRANSFORM_SIGNED_SQUARE /* sign(s) * s * s: LightGBM regression objectives trained with `sqrt` */
+    TREE_TRANSFORM_SIGNED_SQUARE, /* sign(s) * s * s: LightGBM regression objectives trained with `sqrt` */
+    TREE_TRANSFORM_HINGE         /* s > 0 ? 1 : 0: XGBoost binary:hinge */
 } tree_schema_transform;
 
 typedef struct tree_schema {
@@ -80,6 +81,8 @@ typedef struct tree_schema {
     bool thresholds_are_double;    /* LightGBM compares doubles; XGBoost float32 */
     bool sum_in_float32;           /* XGBoost's accumulation */
     bool zero_tiny_inputs;         /* LightGBM's |x| <= 1e-35 -> 0 */
+    bool categories_nonnegative;   /* XGBoost: categorical splits see no category in x < 0 (LightGBM truncates
+                                    * -0.5 to category 0) */
     int32_t aggregate;             /* tree_aggregate */
     double average_divisor;        /* see tree_raw_ensemble (stored exactly, as a float64 attribute) */
     const double *base_values;     /* n_targets values, or NULL */

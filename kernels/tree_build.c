@@ -228,6 +228,7 @@ static bool place_internal(build_state *b, const tree_raw_node *n, tree_node *ou
         b->e->category_bits[(*category_fill)++] = (uint32_t)n->category_words;
         for (int32_t w = 0; w < n->category_words; w++) b->e->category_bits[(*category_fill)++] = n->category_bits[w];
         if (n->category_exact) out->flags |= TREE_CATEGORY_EXACT;
+        if (n->category_nonnegative) out->flags |= TREE_CATEGORY_NONNEGATIVE;
     } else {
         canonical_split c = canonicalize(n->compare, n->threshold, n->threshold_is_double);
         out->kind = c.equality ? TREE_NODE_EQ : TREE_NODE_LE;

@@ -63,6 +63,8 @@ typedef struct tree_raw_node {
     const uint32_t *category_bits; /* bit c of word c/32 */
     int32_t category_words;
     bool category_exact;
+    bool category_nonnegative; /* XGBoost: a negative x is no category, even -0.5 (which LightGBM truncates to
+                                * category 0); it takes the false branch */
     /* children, as indices into this tree's node list */
     int32_t true_child, false_child;
     /* leaves */
@@ -106,6 +108,7 @@ enum tree_node_kind {
 #define TREE_ZERO_MISSING 2u    /* 0 counts as missing */
 #define TREE_CATEGORY_EXACT 4u  /* CATEGORICAL: only exact integers are categories (ONNX-ML BRANCH_MEMBER);
                                  * otherwise values are truncated toward zero first (LightGBM) */
+#define TREE_CATEGORY_NONNEGATIVE 8u /* CATEGORICAL: x < 0 is no category (XGBoost), not truncated to 0 */
 
 typedef struct tree_node {  /* 16 bytes: four nodes per cache line */
     union {
@@ -115,7 +118,7 @@ typedef struct tree_node {  /* 16 bytes: four nodes per cache line */
     int32_t feature;  /* input column (internal nodes) */
     int32_t left;     /* internal: index of the left child, the right child is left + 1; leaf: leaf index */
     uint8_t kind;     /* enum tree_node_kind */
-    uint8_t flags;    /* TREE_MISSING_LEFT, TREE_ZERO_MISSING */
+    uint8_t flags;    /* TREE_MISSING_LEFT, TREE_ZERO_MISSING, TREE_CATEGORY_* */
     uint16_t depth;   /* edges from the root, for layout and tests */
 } tree_node;
 

@@ -17,6 +17,7 @@ static bool category_goes_left(const tree_ensemble *e, const tree_node *n, float
 {
     if (!(x > -1.0f && x < 2147483648.0f)) return false; /* negative after truncation, or beyond int32 */
     if ((n->flags & TREE_CATEGORY_EXACT) && x != truncf(x)) return false;
+    if ((n->flags & TREE_CATEGORY_NONNEGATIVE) && x < 0.0f) return false;
     uint32_t category = (uint32_t)x; /* truncation toward zero: -0.5 is category 0 */
     const uint32_t *words = &e->category_bits[n->test.category_words];
     if (category / 32 >= words[0]) return false;

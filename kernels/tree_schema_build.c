@@ -49,6 +49,7 @@ static kiln_status raw_node(const tree_schema *s, int32_t i, int32_t first, int3
             return kiln_fail(KILN_ERR_MALFORMED, "node %d: category set out of range", i);
         out->category_bits = count ? s->category_words + at : NULL;
         out->category_words = count;
+        out->category_nonnegative = s->categories_nonnegative;
     }
     return KILN_OK;
 }

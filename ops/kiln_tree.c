@@ -83,6 +83,9 @@ static void transform_row(const kiln_tree_params *p, double *s, int32_t n)
     case TREE_TRANSFORM_SIGNED_SQUARE:
         for (int32_t k = 0; k < n; k++) s[k] = (double)((s[k] > 0) - (s[k] < 0)) * s[k] * s[k];
         return;
+    case TREE_TRANSFORM_HINGE:
+        for (int32_t k = 0; k < n; k++) s[k] = s[k] > 0 ? 1.0 : 0.0;
+        return;
     case TREE_TRANSFORM_SOFTMAX: {
         double max = s[0], sum = 0;
         for (int32_t k = 1; k < n; k++) max = s[k] > max ? s[k] : max;

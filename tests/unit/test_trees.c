@@ -135,22 +135,26 @@ static void categorical_splits(void **state)
 {
     (void)state;
     static const uint32_t bits[2] = {(1u << 0) | (1u << 3), 1u << 1}; /* categories 0, 3, 33 */
-    for (int exact = 0; exact < 2; exact++) {
+    for (int mode = 0; mode < 3; mode++) { /* truncating (LightGBM), exact (ONNX-ML), non-negative (XGBoost) */
+        bool exact = mode == 1;
         tree_raw_node split = {.kind = TREE_RAW_CATEGORICAL, .category_bits = bits, .category_words = 2,
-                               .category_exact = exact, .missing = TREE_MISSING_FALSE};
+                               .category_exact = exact, .category_nonnegative = mode == 2,
+                               .missing = TREE_MISSING_FALSE};
         region mem;
         region_init(&mem);
         tree_ensemble e;
         assert_int_equal(build_one(&split, &mem, &e), KILN_OK);
-        const struct { float x; bool in_truncating, in_exact; } cases[] = {
-            {0.0f, true, true},    {-0.5f, true, false}, {0.9f, true, false},  {3.0f, true, true},
-            {3.7f, true, false},   {33.0f, true, true},  {1.0f, false, false}, {-1.0f, false, false},
-            {64.0f, false, false}, {NAN, false, false},  {INFINITY, false, false}, {4e9f, false, false},
+        const struct { float x; bool in_truncating, in_exact, in_nonnegative; } cases[] = {
+            {0.0f, true, true, true},     {-0.5f, true, false, false},    {0.9f, true, false, true},
+            {3.0f, true, true, true},     {3.7f, true, false, true},      {33.0f, true, true, true},
+            {-0.0f, true, true, true},    {1.0f, false, false, false},    {-1.0f, false, false, false},
+            {64.0f, false, false, false}, {NAN, false, false, false},     {INFINITY, false, false, false},
+            {4e9f, false, false, false},  {-1e-30f, true, false, false},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            bool in = exact ? cases[i].in_exact : cases[i].in_truncating;
+            bool in = mode == 0 ? cases[i].in_truncating : mode == 1 ? cases[i].in_exact : cases[i].in_nonnegative;
             if (predict_one(&e, cases[i].x) != (in ? 1.0 : 2.0))
-                fail_msg("exact=%d: category of %g should be %s the set", exact, (double)cases[i].x, in ? "in" : "out of");
+                fail_msg("mode %d: category of %g should be %s the set", mode, (double)cases[i].x, in ? "in" : "out of");
         }
         region_free(&mem);
     }
