@@ -87,7 +87,8 @@ typedef struct ml_tree_params {
     const int64_t *labels; /* n_targets class labels */
     bool binary_case;      /* two classes, and every weight is for the same class */
     bool weights_all_positive;
-    bool presence_per_row; /* some class may receive no weight in a row: look at the leaves reached */
+    const bool *scored;    /* per class: whether it receives a weight (has a score) in every row, or NULL: */
+    bool presence_per_row; /* it depends on the row, found from the leaves the row reaches */
 } ml_tree_params;
 
 /* ---- reading TreeEnsembleClassifier / TreeEnsembleRegressor ------------------------------------------ */
@@ -696,20 +697,18 @@ static kiln_status build_forest(const ml_forest *f, tree_aggregate aggregate, bo
     return st;
 }
 
-/* Whether every class receives a weight in every row: for each class some tree has a weight for it in all
- * of its leaves. Otherwise eval finds, row by row, which classes the reached leaves give weights to. */
-static kiln_status classes_always_scored(const tree_ensemble *e, bool *always)
+/* Which classes receive a weight in a row. A class is scored in every row when some tree has a weight for it
+ * in each of its leaves, and in none when no leaf has one; when every class is one or the other the answer
+ * is fixed (*scored, allocated in mem), otherwise eval looks at the leaves each row reaches (*scored NULL). */
+static kiln_status find_scored_classes_at_load(const tree_ensemble *e, region *mem, const bool **scored)
 {
-    int32_t *leaves_with = mem_calloc((size_t)e->n_targets, sizeof *leaves_with);
-    int32_t *last_leaf = mem_calloc((size_t)e->n_targets, sizeof *last_leaf);
-    bool *scored = mem_calloc((size_t)e->n_targets, sizeof *scored);
-    if (!leaves_with || !last_leaf || !scored) {
-        mem_free(leaves_with), mem_free(last_leaf), mem_free(scored);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    for (int32_t t = 0; t < e->n_trees; t++) {
+    int32_t n = e->n_targets, *leaves_with = mem_calloc((size_t)n, sizeof *leaves_with);
+    int32_t *last_leaf = mem_calloc((size_t)n, sizeof *last_leaf);
+    bool *always = region_alloc(mem, (size_t)n, sizeof *always), *anywhere = mem_calloc((size_t)n, sizeof *anywhere);
+    kiln_status st = leaves_with && last_leaf && always && anywhere ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
+    for (int32_t t = 0; st == KILN_OK && t < e->n_trees; t++) {
         int32_t end = t + 1 < e->n_trees ? e->roots[t + 1] : e->n_nodes, leaves = 0;
-        for (int32_t k = 0; k < e->n_targets; k++) leaves_with[k] = 0, last_leaf[k] = -1;
+        for (int32_t k = 0; k < n; k++) leaves_with[k] = 0, last_leaf[k] = -1;
         for (int32_t i = e->roots[t]; i < end; i++) {
             if (e->nodes[i].kind != TREE_NODE_LEAF) continue;
             int32_t leaf = e->nodes[i].left;
@@ -717,16 +716,18 @@ static kiln_status classes_always_scored(const tree_ensemble *e, bool *always)
             for (int32_t w = e->leaf_first[leaf]; w < e->leaf_first[leaf + 1]; w++) {
                 int32_t k = e->leaf_weights[w].target;
                 if (last_leaf[k] != leaf) leaves_with[k]++, last_leaf[k] = leaf;
+                anywhere[k] = true;
             }
         }
-        for (int32_t k = 0; k < e->n_targets; k++) scored[k] |= leaves_with[k] == leaves;
+        for (int32_t k = 0; k < n; k++) always[k] |= leaves_with[k] == leaves;
     }
-    *always = true;
-    for (int32_t k = 0; k < e->n_targets; k++) *always &= scored[k];
+    *scored = always;
+    for (int32_t k = 0; st == KILN_OK && k < n; k++)
+        if (anywhere[k] && !always[k]) *scored = NULL; /* scored in some rows only */
     mem_free(leaves_with);
     mem_free(last_leaf);
-    mem_free(scored);
-    return KILN_OK;
+    mem_free(anywhere);
+    return st;
 }
 
 /* ---- init ---------------------------------------------------------------------------------------------- */
@@ -786,9 +787,8 @@ static kiln_status finish_init(op_init_ctx *ctx, ml_tree_params *p, const ml_for
     KILN_TRY(build_forest(f, p->aggregate, p->float_sums, ctx->mem, &p->ensemble));
     KILN_TRY(check_declared_width(ctx, p->ensemble.n_features));
     if (p->classifier) {
-        bool always;
-        KILN_TRY(classes_always_scored(&p->ensemble, &always));
-        p->presence_per_row = !always;
+        KILN_TRY(find_scored_classes_at_load(&p->ensemble, ctx->mem, &p->scored));
+        p->presence_per_row = !p->scored;
         p->binary_case = p->n_targets == 2 && f->one_target_id;
         p->weights_all_positive = f->weights_nonnegative;
     }
@@ -1044,14 +1044,15 @@ static kiln_status ml_tree_eval(op_ctx *ctx)
     }
     tree_ensemble_predict(&p->ensemble, data, rows, cols, scores, ctx->parallel);
     int32_t n = p->n_targets;
-    bool *present = p->classifier && p->presence_per_row ? (bool *)(scratch + at.present) : NULL;
+    bool *per_row = p->classifier && p->presence_per_row ? (bool *)(scratch + at.present) : NULL;
+    const bool *present = per_row ? per_row : p->scored;
     for (int64_t r = 0; r < rows; r++) {
         const double *s = scores + r * n;
         if (!p->classifier) {
             regression_row(p, s, (float *)ctx->outputs[0]->data + r * n);
             continue;
         }
-        if (present) find_scored_classes(&p->ensemble, data + r * cols, (int32_t *)(scratch + at.leaves), present);
+        if (per_row) find_scored_classes(&p->ensemble, data + r * cols, (int32_t *)(scratch + at.leaves), per_row);
         int64_t *label = (int64_t *)ctx->outputs[0]->data + r;
         float *z = (float *)ctx->outputs[1]->data + r * n;
         if (n == 2) classify_binary(p, s, present, label, z);
