@@ -115,6 +115,9 @@ kiln_status attr_floats(const graph_node *node, const char *name, float *out, in
  * is KILN_ERR_MALFORMED, naming the allowed ones. */
 kiln_status attr_choice(const graph_node *node, const char *name, const char *dflt, const char *const *names,
                         int *index);
+/* The attribute itself when present with type `want`, NULL when absent; an error naming both types when it
+ * has another type. For reading long lists in place (ONNX-ML tree arrays) instead of copying them. */
+kiln_status attr_find(const graph_node *node, const char *name, attr_type want, const graph_attr **out);
 /* The tensor attribute or NULL when absent. */
 kiln_status attr_tensor(const graph_node *node, const char *name, const kiln_tensor **out);
 

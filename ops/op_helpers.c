@@ -62,8 +62,7 @@ static const char *attr_type_name(attr_type type)
     return (unsigned)type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
-/* The attribute if present with the expected type; an error when present with another type. */
-static kiln_status find_attr(const graph_node *node, const char *name, attr_type want, const graph_attr **out)
+kiln_status attr_find(const graph_node *node, const char *name, attr_type want, const graph_attr **out)
 {
     *out = graph_node_attr(node, name);
     if (*out && (*out)->type != want)
@@ -75,7 +74,7 @@ static kiln_status find_attr(const graph_node *node, const char *name, attr_type
 kiln_status attr_int(const graph_node *node, const char *name, int64_t dflt, int64_t *out)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_INT, &a));
+    KILN_TRY(attr_find(node, name, ATTR_INT, &a));
     *out = a ? a->i : dflt;
     return KILN_OK;
 }
@@ -83,7 +82,7 @@ kiln_status attr_int(const graph_node *node, const char *name, int64_t dflt, int
 kiln_status attr_float(const graph_node *node, const char *name, float dflt, float *out)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_FLOAT, &a));
+    KILN_TRY(attr_find(node, name, ATTR_FLOAT, &a));
     *out = a ? a->f : dflt;
     return KILN_OK;
 }
@@ -91,7 +90,7 @@ kiln_status attr_float(const graph_node *node, const char *name, float dflt, flo
 kiln_status attr_string(const graph_node *node, const char *name, const char *dflt, const char **out)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_STRING, &a));
+    KILN_TRY(attr_find(node, name, ATTR_STRING, &a));
     *out = a ? a->s : dflt;
     return KILN_OK;
 }
@@ -99,7 +98,7 @@ kiln_status attr_string(const graph_node *node, const char *name, const char *df
 kiln_status attr_ints(const graph_node *node, const char *name, int64_t *out, int capacity, int *count)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_INTS, &a));
+    KILN_TRY(attr_find(node, name, ATTR_INTS, &a));
     *count = 0;
     if (!a) return KILN_OK;
     if (a->count > capacity)
@@ -113,7 +112,7 @@ kiln_status attr_ints(const graph_node *node, const char *name, int64_t *out, in
 kiln_status attr_floats(const graph_node *node, const char *name, float *out, int capacity, int *count)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_FLOATS, &a));
+    KILN_TRY(attr_find(node, name, ATTR_FLOATS, &a));
     *count = 0;
     if (!a) return KILN_OK;
     if (a->count > capacity)
@@ -146,7 +145,7 @@ kiln_status attr_choice(const graph_node *node, const char *name, const char *df
 kiln_status attr_tensor(const graph_node *node, const char *name, const kiln_tensor **out)
 {
     const graph_attr *a;
-    KILN_TRY(find_attr(node, name, ATTR_TENSOR, &a));
+    KILN_TRY(attr_find(node, name, ATTR_TENSOR, &a));
     *out = a ? a->t : NULL;
     return KILN_OK;
 }
