@@ -112,19 +112,25 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
         printf(" %s%s%s %d%s", strcmp(domain, "ai.onnx") ? domain : "", strcmp(domain, "ai.onnx") ? "::" : "", op,
                count, i + 1 < kiln_model_op_type_count(model) ? "," : "");
     }
-    printf("\nweights:    ");
-    print_bytes(s->weight_bytes_mapped + s->weight_bytes_copied);
-    printf(" in %d initializers (", s->initializers);
-    print_bytes(s->weight_bytes_mapped);
-    printf(" used in place, ");
-    print_bytes(s->weight_bytes_copied);
-    printf(" copied)");
-    if (s->weight_bytes_prepacked) {
-        printf(", plus ");
-        print_bytes(s->weight_bytes_prepacked);
-        printf(" packed for GEMM at load");
-    }
+    if (s->trees)
+        printf("\ntrees:      %lld trees, %lld nodes, deepest path %d splits", (long long)s->trees,
+               (long long)s->tree_nodes, s->tree_max_depth);
     printf("\n");
+    if (s->initializers || !s->trees) {
+        printf("weights:    ");
+        print_bytes(s->weight_bytes_mapped + s->weight_bytes_copied);
+        printf(" in %d initializers (", s->initializers);
+        print_bytes(s->weight_bytes_mapped);
+        printf(" used in place, ");
+        print_bytes(s->weight_bytes_copied);
+        printf(" copied)");
+        if (s->weight_bytes_prepacked) {
+            printf(", plus ");
+            print_bytes(s->weight_bytes_prepacked);
+            printf(" packed for GEMM at load");
+        }
+        printf("\n");
+    }
     if (f->has_arena) {
         printf("arena:      %zu bytes (", f->arena);
         if (f->arena >= 1024) {
@@ -203,8 +209,9 @@ static void print_json(const char *path, const kiln_model *model, const info_fac
         printf(":%d", count);
     }
     printf("},\"initializers\":%d,\"weight_bytes_mapped\":%zu,\"weight_bytes_copied\":%zu,"
-           "\"weight_bytes_prepacked\":%zu,",
-           s->initializers, s->weight_bytes_mapped, s->weight_bytes_copied, s->weight_bytes_prepacked);
+           "\"weight_bytes_prepacked\":%zu,\"trees\":%lld,\"tree_nodes\":%lld,\"tree_max_depth\":%d,",
+           s->initializers, s->weight_bytes_mapped, s->weight_bytes_copied, s->weight_bytes_prepacked,
+           (long long)s->trees, (long long)s->tree_nodes, s->tree_max_depth);
     if (f->has_arena) printf("\"arena_bytes\":%zu,\"peak_live_bytes\":%zu,", f->arena, f->peak);
     else printf("\"arena_bytes\":null,\"peak_live_bytes\":null,");
     printf("\"load_ms\":%.3f,\"unsupported\":[", s->load_ms);

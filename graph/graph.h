@@ -84,6 +84,13 @@ typedef struct graph_value {
     bool needs_value_at_plan;       /* its contents decide a shape: the planner computes it ahead */
 } graph_value;
 
+/* What operators build at load, summed over a graph, for `kiln info`. */
+typedef struct graph_load_stats {
+    size_t prepacked_bytes; /* constant weights rearranged for kernels (GEMM panels) */
+    int64_t trees, tree_nodes;
+    int32_t tree_max_depth;
+} graph_load_stats;
+
 typedef struct graph_node {
     const char *name;
     const char *op_type;
@@ -113,7 +120,7 @@ struct graph {
     strmap names; /* value name -> value index */
     const char **symbols; /* names of symbolic dims, indexed by symbol id */
     int n_symbols, cap_symbols;
-    size_t prepacked_bytes; /* constant weights rearranged for kernels by op init functions */
+    graph_load_stats stats; /* what op init functions built (packed weights, tree ensembles) */
     graph *parent; /* enclosing graph of a subgraph (If/Loop/Scan bodies) */
     graph *next_subgraph; /* every subgraph is chained to the top graph, which frees them all */
 };

@@ -86,7 +86,10 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
     }
     n->params = params;
     n->value_inputs = ctx.value_inputs;
-    g->prepacked_bytes += ctx.prepacked_bytes;
+    g->stats.prepacked_bytes += ctx.stats.prepacked_bytes;
+    g->stats.trees += ctx.stats.trees;
+    g->stats.tree_nodes += ctx.stats.tree_nodes;
+    if (ctx.stats.tree_max_depth > g->stats.tree_max_depth) g->stats.tree_max_depth = ctx.stats.tree_max_depth;
     return KILN_OK;
 }
 

@@ -141,6 +141,8 @@ typedef struct kiln_model_summary {
     size_t weight_bytes_mapped; /* tensor data used in place from the mapped file */
     size_t weight_bytes_copied; /* decoded or realigned copies (misaligned raw data, typed fields) */
     size_t weight_bytes_prepacked; /* weights rearranged once at load for faster kernels (GEMM panels) */
+    int64_t trees, tree_nodes;  /* tree ensembles: trees and nodes reachable from their roots */
+    int32_t tree_max_depth;     /* deepest root-to-leaf path */
     double load_ms;
     int issues;                 /* problems found (see kiln_model_issue); non-zero only with KILN_LOAD_INSPECT */
 } kiln_model_summary;

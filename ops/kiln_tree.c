@@ -33,6 +33,7 @@ static kiln_status kiln_tree_init(op_init_ctx *ctx)
         return kiln_fail(KILN_ERR_MALFORMED, "a classifier with %d classes cannot have %d scores", s.n_classes,
                          s.n_targets);
     KILN_TRY(tree_ensemble_build_schema(&s, ctx->mem, &p->ensemble));
+    op_note_trees(ctx, &p->ensemble);
     p->transform = s.transform;
     p->sigmoid_scale = s.sigmoid_scale;
     p->classifier = s.classifier;

@@ -785,6 +785,7 @@ static kiln_status finish_init(op_init_ctx *ctx, ml_tree_params *p, const ml_for
 {
     p->float_sums = !f->doubles;
     KILN_TRY(build_forest(f, p->aggregate, p->float_sums, ctx->mem, &p->ensemble));
+    op_note_trees(ctx, &p->ensemble);
     KILN_TRY(check_declared_width(ctx, p->ensemble.n_features));
     if (p->classifier) {
         KILN_TRY(find_scored_classes_at_load(&p->ensemble, ctx->mem, &p->scored));

@@ -40,7 +40,7 @@ typedef struct op_init_ctx {
     void *params;                         /* zeroed, params_size bytes, lives as long as the model */
     unsigned value_inputs;                /* init sets bit i when shape() needs input i's contents */
     region *mem;                          /* for params that need more room (lists, tables) */
-    size_t prepacked_bytes;               /* weight bytes rearranged for a kernel (op_alloc_prepacked) */
+    graph_load_stats stats;               /* what init built: op_alloc_prepacked and op_note_trees add here */
 } op_init_ctx;
 
 /* Plan- and run-time view of one node. */
@@ -94,6 +94,10 @@ void op_for_each(void (*fn)(const op_def *def, void *arg), void *arg);
 /* Memory for a constant weight rearranged for a kernel (e.g. GEMM panels), owned by the model. Counted, so
  * `kiln info` shows what pre-packing costs beside the weights themselves. */
 void *op_alloc_prepacked(op_init_ctx *ctx, size_t bytes);
+
+struct tree_ensemble;
+/* Adds a built tree ensemble to the model's statistics (trees, nodes, depth). */
+void op_note_trees(op_init_ctx *ctx, const struct tree_ensemble *ensemble);
 
 /* ---- helpers for init functions ---------------------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/tree_ensemble.h"
 #include "ops/op.h"
 
 const kiln_dtype DTYPES_FLOAT[] = {KILN_FLOAT32, KILN_FLOAT64, KILN_UNDEFINED};
@@ -20,8 +21,15 @@ const kiln_dtype DTYPES_BOOL[] = {KILN_BOOL, KILN_UNDEFINED};
 void *op_alloc_prepacked(op_init_ctx *ctx, size_t bytes)
 {
     void *p = region_alloc(ctx->mem, bytes, 1);
-    if (p) ctx->prepacked_bytes += bytes;
+    if (p) ctx->stats.prepacked_bytes += bytes;
     return p;
+}
+
+void op_note_trees(op_init_ctx *ctx, const tree_ensemble *e)
+{
+    ctx->stats.trees += e->n_trees;
+    ctx->stats.tree_nodes += e->n_nodes;
+    if (e->max_depth > ctx->stats.tree_max_depth) ctx->stats.tree_max_depth = e->max_depth;
 }
 
 bool op_has_input(const op_init_ctx *ctx, int i)

@@ -279,7 +279,10 @@ kiln_status kiln_model_summarize(const kiln_model *m, kiln_model_summary *s)
     s->initializers = m->onnx.stats.initializers;
     s->weight_bytes_mapped = m->onnx.stats.weight_bytes_mapped;
     s->weight_bytes_copied = m->onnx.stats.weight_bytes_copied;
-    s->weight_bytes_prepacked = m->graph->prepacked_bytes;
+    s->weight_bytes_prepacked = m->graph->stats.prepacked_bytes;
+    s->trees = m->graph->stats.trees;
+    s->tree_nodes = m->graph->stats.tree_nodes;
+    s->tree_max_depth = m->graph->stats.tree_max_depth;
     s->load_ms = m->load_ms;
     s->issues = m->issues.count;
     return KILN_OK;
