@@ -140,6 +140,8 @@ typedef struct tree_ensemble {
     uint32_t *category_bits;
     double *base_values; /* per target */
     double *average_divisor; /* per target, for TREE_AGG_AVERAGE */
+    /* The same trees laid out for tree_ensemble_predict's batched walks (kernels/tree_fast.h). */
+    const struct tree_fast *fast;
 } tree_ensemble;
 
 /* Validates and canonicalises `raw` into `out`, with every table allocated in `mem`. Errors name the tree and
@@ -155,5 +157,7 @@ void tree_ensemble_predict_reference(const tree_ensemble *e, const float *x, int
                                      double *scores);
 /* The leaf each tree reaches for one row (leaf index, for comparing leaf choices with a library). */
 void tree_ensemble_leaves(const tree_ensemble *e, const float *row, int32_t *leaves);
+/* The leaf node (index into nodes) one row reaches in one tree, by the reference walk. */
+int32_t tree_ensemble_leaf_node(const tree_ensemble *e, int32_t tree, const float *row);
 
 #endif
