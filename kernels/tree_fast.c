@@ -161,6 +161,7 @@ kiln_status tree_fast_build(tree_ensemble *e, region *mem)
     for (int64_t s = 0; s < f->slots && !f->zero_missing; s++)
         f->zero_missing = (f->test[s] & TREE_TEST_ZERO_MISSING) != 0;
     f->zero_tiny_inputs = e->zero_tiny_inputs;
+    f->n_features = e->n_features;
     KILN_TRY(sort_chunks(e, f, mem));
     e->fast = f;
     return KILN_OK;

@@ -74,6 +74,7 @@ typedef struct tree_fast {
     int64_t slots;
     bool zero_missing;        /* some split counts 0 as missing */
     bool zero_tiny_inputs;    /* |x| <= 1e-35 is 0 (copied from the ensemble) */
+    int32_t n_features;       /* copied from the ensemble */
 } tree_fast;
 
 /* Lays out e's trees as above (allocating in mem) and sets e->fast. Called by tree_ensemble_build. */

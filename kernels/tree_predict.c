@@ -105,6 +105,43 @@ static inline void add_leaf(const tree_ensemble *e, const tree_fast_tree *t, int
     }
 }
 
+/* Adds the leaves trees [first, last) ended in (slots[t - first]) to one row's scores. A single score is
+ * carried in a register: through memory, every addition would wait for the previous one's store. */
+static void add_row_leaves(const tree_ensemble *e, int32_t first, int32_t last, const int32_t *slots, double *s)
+{
+    const tree_fast *f = e->fast;
+    if (f->value32 && e->n_targets == 1) {
+        float sum = (float)*s;
+        for (int32_t t = first; t < last; t++) sum += f->value32[f->trees[t].base + slots[t - first]];
+        *s = sum;
+    } else if (f->value && e->n_targets == 1 && (e->aggregate == TREE_AGG_SUM || e->aggregate == TREE_AGG_AVERAGE)) {
+        double sum = *s;
+        for (int32_t t = first; t < last; t++) sum += f->value[f->trees[t].base + slots[t - first]];
+        *s = sum;
+    } else {
+        for (int32_t t = first; t < last; t++) add_leaf(e, &f->trees[t], slots[t - first], s);
+    }
+}
+
+/* Adds the leaves n rows ended in at tree t (slots[r]) to their scores (rows n_targets apart); the common
+ * single-target cases in loops of their own. */
+static void add_block_leaves(const tree_ensemble *e, const tree_fast_tree *t, const int32_t *slots, int n, double *s)
+{
+    const tree_fast *f = e->fast;
+    int64_t targets = e->n_targets;
+    if (f->value32) {
+        const float *value = f->value32 + t->base;
+        double *d = s + e->tree_target[t->tree];
+        for (int r = 0; r < n; r++) d[r * targets] = (float)((float)d[r * targets] + value[slots[r]]);
+    } else if (f->value && (e->aggregate == TREE_AGG_SUM || e->aggregate == TREE_AGG_AVERAGE)) {
+        const double *value = f->value + t->base;
+        double *d = s + e->tree_target[t->tree];
+        for (int r = 0; r < n; r++) d[r * targets] += value[slots[r]];
+    } else {
+        for (int r = 0; r < n; r++) add_leaf(e, t, slots[r], s + r * targets);
+    }
+}
+
 /* ---- walking ------------------------------------------------------------------------------------------ */
 
 typedef struct predict_job {
@@ -128,7 +165,7 @@ static void predict_block(const predict_job *j, int64_t r0, int n)
         if (ft->layout == TREE_LAYOUT_GENERAL)
             for (int r = 0; r < n; r++) slots[r] = tree_ensemble_leaf_node(e, t, x + r * j->stride) - e->roots[t];
         else j->kernels->walk_rows(e->fast, ft, x, j->stride, n, slots);
-        for (int r = 0; r < n; r++) add_leaf(e, ft, slots[r], s + (int64_t)r * e->n_targets);
+        add_block_leaves(e, ft, slots, n, s);
     }
     finish_scores(e, s, n);
 }
@@ -158,7 +195,7 @@ static void predict_row(const predict_job *j, int64_t r)
         for (int32_t t = first; f->has_general && t < last; t++)
             if (f->trees[t].layout == TREE_LAYOUT_GENERAL)
                 slots[t - first] = tree_ensemble_leaf_node(e, t, row) - e->roots[t];
-        for (int32_t t = first; t < last; t++) add_leaf(e, &f->trees[t], slots[t - first], s);
+        add_row_leaves(e, first, last, slots, s);
     }
     finish_scores(e, s, 1);
 }

@@ -2,15 +2,14 @@
  * tree_walk.c — the portable walks over the layout of tree_fast.h, in plain C for every architecture.
  *
  * A walk is a chain of dependent loads (slot -> feature -> value -> next slot), each a few cycles of latency,
- * so one walk at a time leaves the core idle. These walks advance WALK_LANES independent walks side by side
- * (several rows down one tree, or one row down several trees), each step branch-free, so the loads of all
- * lanes overlap; the compiler keeps each lane's slot in a register.
+ * so one walk at a time leaves the core idle. These walks go level by level instead: one step of every walk
+ * (every row down one tree, or one row down every tree of a run), then the next step. The steps of a level are
+ * independent and branch-free, so the processor overlaps the loads of many walks; slots live in the output
+ * array between levels.
  */
 #include <math.h>
 
 #include "kernels/tree_fast.h"
-
-#define WALK_LANES 8
 
 /* One step's direction at split `slot` of f: 1 to go right, 0 to go left. */
 static inline int32_t goes_right(const tree_fast *f, int64_t slot, const float *row, bool tiny, bool zero_missing)
@@ -43,34 +42,26 @@ static inline void walk_rows_lanes(const tree_fast *f, const tree_fast_tree *t, 
             slots[r] = 2 * slots[r] + 1 + goes_right(f, base + slots[r], x + r * stride, tiny, zero_missing);
 }
 
-/* One row walks down trees of one layout WALK_LANES at a time; a lane whose tree is shallower than the
- * group's deepest stops when its own depth is reached. */
+/* One row walks down trees level by level, like rows down one tree: runs of trees of one layout and depth
+ * (the list is sorted that way) advance together, each step of each tree independent of the others'. */
 static inline void walk_trees_lanes(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
                                     int32_t first, int32_t *slots, bool tiny, bool zero_missing)
 {
-    for (int k0 = 0; k0 < n;) {
-        int lanes = 0;
-        int32_t layout = trees[k0].layout, steps = 0, depth[WALK_LANES], slot[WALK_LANES];
-        int64_t base[WALK_LANES];
-        const int32_t *left[WALK_LANES];
-        for (; lanes < WALK_LANES && k0 + lanes < n && trees[k0 + lanes].layout == layout; lanes++) {
-            const tree_fast_tree *t = &trees[k0 + lanes];
-            base[lanes] = t->base;
-            left[lanes] = layout == TREE_LAYOUT_EXPLICIT ? f->left + t->base : NULL;
-            depth[lanes] = t->depth;
-            slot[lanes] = 0;
-            steps = t->depth > steps ? t->depth : steps;
+    int32_t base[TREE_CHUNK], slot[TREE_CHUNK]; /* n <= TREE_CHUNK */
+    for (int k = 0; k < n; k++) base[k] = trees[k].base, slot[k] = 0;
+    for (int k0 = 0, k1; k0 < n; k0 = k1) {
+        for (k1 = k0 + 1; k1 < n && trees[k1].layout == trees[k0].layout && trees[k1].depth == trees[k0].depth;) k1++;
+        if (trees[k0].layout == TREE_LAYOUT_EXPLICIT) {
+            for (int32_t step = 0; step < trees[k0].depth; step++)
+                for (int k = k0; k < k1; k++)
+                    slot[k] = f->left[base[k] + slot[k]] + goes_right(f, base[k] + slot[k], row, tiny, zero_missing);
+        } else {
+            for (int32_t step = 0; step < trees[k0].depth; step++)
+                for (int k = k0; k < k1; k++)
+                    slot[k] = 2 * slot[k] + 1 + goes_right(f, base[k] + slot[k], row, tiny, zero_missing);
         }
-        for (int32_t step = 0; step < steps; step++) {
-            for (int j = 0; j < lanes; j++) {
-                int32_t right = goes_right(f, base[j] + slot[j], row, tiny, zero_missing);
-                int32_t next = (left[j] ? left[j][slot[j]] : 2 * slot[j] + 1) + right;
-                slot[j] = step < depth[j] ? next : slot[j];
-            }
-        }
-        for (int j = 0; j < lanes; j++) slots[trees[k0 + j].tree - first] = slot[j];
-        k0 += lanes;
     }
+    for (int k = 0; k < n; k++) slots[trees[k].tree - first] = slot[k];
 }
 
 /* The input rules are constant for an ensemble: one specialised copy of each walk per combination. */

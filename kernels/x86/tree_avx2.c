@@ -146,38 +146,53 @@ static inline void walk_explicit(const tree_fast *f, const tree_fast_tree *t, co
     }
 }
 
-/* Lanes walk trees[0 .. lanes) (one layout) for one row; slots are relative to each tree's base. */
-static inline void walk_tree_group(const tree_fast *f, const tree_fast_tree *trees, int lanes, const float *row,
-                                   int32_t first, int32_t *slots, walk_rules rules)
+/* Up to 8 trees' bases (lanes past n repeat the last tree), and where their slots go in the output. */
+static inline __m256i tree_bases(const tree_fast_tree *trees, int n, int32_t first, int32_t *out_index)
 {
-    int32_t base_of[LANES] = {0}, depth_of[LANES] = {0}, steps = 0;
-    for (int j = 0; j < lanes; j++) {
-        base_of[j] = trees[j].base;
-        depth_of[j] = trees[j].depth;
-        steps = trees[j].depth > steps ? trees[j].depth : steps;
+    int32_t base[LANES];
+    for (int j = 0; j < LANES; j++) {
+        const tree_fast_tree *t = &trees[j < n ? j : n - 1];
+        base[j] = t->base;
+        out_index[j] = t->tree - first;
     }
-    __m256i base = _mm256_loadu_si256((const __m256i *)base_of), depth = _mm256_loadu_si256((const __m256i *)depth_of);
+    return _mm256_loadu_si256((const __m256i *)base);
+}
+
+static inline void store_slots(int32_t *slots, const int32_t *index, __m256i v, int n)
+{
+    int32_t lanes[LANES];
+    _mm256_storeu_si256((__m256i *)lanes, v);
+    for (int j = 0; j < n && j < LANES; j++) slots[index[j]] = lanes[j];
+}
+
+/* One row walks trees[0 .. n) (one layout, one depth), 16 at a time: two vectors keep two chains of gathers in
+ * flight. Slots are relative to each tree's base. */
+static inline void walk_tree_run(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
+                                 int32_t first, int32_t *slots, walk_rules rules)
+{
     const int32_t *left = trees[0].layout == TREE_LAYOUT_EXPLICIT ? f->left : NULL;
-    __m256i slot = _mm256_setzero_si256();
-    for (int32_t s = 0; s < steps; s++) {
-        __m256i active = _mm256_cmpgt_epi32(depth, _mm256_set1_epi32(s));
-        __m256i next = gathered_step(f, left, _mm256_add_epi32(base, slot), slot, row, _mm256_setzero_si256(), active,
-                                     rules);
-        slot = _mm256_blendv_epi8(slot, next, active);
+    const __m256i all = _mm256_set1_epi32(-1), none = _mm256_setzero_si256();
+    for (int k = 0; k < n; k += 2 * LANES) {
+        int32_t index_a[LANES], index_b[LANES];
+        int n_b = n - k - LANES;
+        __m256i base_a = tree_bases(trees + k, n - k, first, index_a);
+        __m256i base_b = n_b > 0 ? tree_bases(trees + k + LANES, n_b, first, index_b) : base_a;
+        __m256i a = none, b = none;
+        for (int32_t s = 0; s < trees[0].depth; s++) {
+            a = gathered_step(f, left, _mm256_add_epi32(base_a, a), a, row, none, all, rules);
+            b = gathered_step(f, left, _mm256_add_epi32(base_b, b), b, row, none, all, rules);
+        }
+        store_slots(slots, index_a, a, n - k);
+        if (n_b > 0) store_slots(slots, index_b, b, n_b);
     }
-    int32_t slot_of[LANES];
-    _mm256_storeu_si256((__m256i *)slot_of, slot);
-    for (int j = 0; j < lanes; j++) slots[trees[j].tree - first] = slot_of[j];
 }
 
 static inline void walk_trees_with(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
                                    int32_t first, int32_t *slots, walk_rules rules)
 {
-    for (int k = 0; k < n;) {
-        int lanes = 1;
-        while (lanes < LANES && k + lanes < n && trees[k + lanes].layout == trees[k].layout) lanes++;
-        walk_tree_group(f, trees + k, lanes, row, first, slots, rules);
-        k += lanes;
+    for (int k0 = 0, k1; k0 < n; k0 = k1) {
+        for (k1 = k0 + 1; k1 < n && trees[k1].layout == trees[k0].layout && trees[k1].depth == trees[k0].depth;) k1++;
+        walk_tree_run(f, trees + k0, k1 - k0, row, first, slots, rules);
     }
 }
 

@@ -152,37 +152,79 @@ static inline void walk_explicit(const tree_fast *f, const tree_fast_tree *t, co
     }
 }
 
-/* Lanes walk trees[0 .. lanes) (one layout) for one row; slots are relative to each tree's base. */
-static inline void walk_tree_group(const tree_fast *f, const tree_fast_tree *trees, int lanes, const float *row,
-                                   int32_t first, int32_t *slots, walk_rules rules)
+/* One row's input values, for walks of one row down many trees: rows of up to 32 features are held in two
+ * registers and looked up by a permute, wider rows are gathered. */
+typedef struct row_values {
+    const float *row;
+    bool in_registers;
+    __m512 lo, hi;
+} row_values;
+
+static inline row_values load_row(const tree_fast *f, const float *row, int32_t n_features, walk_rules rules)
 {
-    __mmask16 valid = first_lanes(lanes);
-    /* tree_fast_tree is four int32: base, depth, layout, tree */
-    __m512i field = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
-    const int32_t *words = (const int32_t *)trees;
-    __m512i base = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, field, words, 4);
-    __m512i depth = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, field, words + 1, 4);
-    __m512i tree = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, field, words + 3, 4);
+    row_values rv = {row, n_features <= 2 * LANES, _mm512_setzero_ps(), _mm512_setzero_ps()};
+    if (!rv.in_registers) return rv;
+    rv.lo = _mm512_maskz_loadu_ps(first_lanes(n_features), row);
+    if (n_features > LANES) rv.hi = _mm512_maskz_loadu_ps(first_lanes(n_features - LANES), row + LANES);
+    (void)f, (void)rules;
+    return rv;
+}
+
+static inline __m512 row_lookup(const row_values *rv, __m512i test, __mmask16 active)
+{
+    if (!rv->in_registers) return input_values(rv->row, _mm512_setzero_si512(), test, active);
+    return _mm512_permutex2var_ps(rv->lo, _mm512_and_si512(test, _mm512_set1_epi32(31)), rv->hi);
+}
+
+/* The next slots of lanes walking trees whose slots start at `base`, for one row (see gathered_step). */
+static inline __m512i row_step(const tree_fast *f, const int32_t *left, __m512i base, __m512i slot,
+                               const row_values *rv, __mmask16 active, walk_rules rules)
+{
+    const __m512i none = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    __m512i at = _mm512_add_epi32(base, slot);
+    __m512i test = _mm512_mask_i32gather_epi32(none, active, at, f->test, 4);
+    __m512 thr = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), active, at, f->threshold, 4);
+    __mmask16 go_left = goes_left(thr, test, row_lookup(rv, test, active), rules);
+    __m512i right = left ? _mm512_add_epi32(_mm512_mask_i32gather_epi32(none, active, at, left, 4), one)
+                         : _mm512_add_epi32(_mm512_add_epi32(slot, slot), _mm512_set1_epi32(2));
+    return _mm512_mask_mov_epi32(slot, active, _mm512_mask_sub_epi32(right, go_left, right, one));
+}
+
+/* The base / tree fields of up to 16 trees (tree_fast_tree is four int32: base, depth, layout, tree). */
+static inline __m512i tree_field(const tree_fast_tree *trees, int field, __mmask16 valid)
+{
+    __m512i at = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, at, (const int32_t *)trees + field, 4);
+}
+
+/* One row walks trees[0 .. n) (one layout, one depth), 32 at a time: two vectors keep two chains of gathers in
+ * flight. Slots are relative to each tree's base. */
+static inline void walk_tree_run(const tree_fast *f, const tree_fast_tree *trees, int n, const row_values *rv,
+                                 int32_t first, int32_t *slots, walk_rules rules)
+{
     const int32_t *left = trees[0].layout == TREE_LAYOUT_EXPLICIT ? f->left : NULL;
-    __m512i slot = _mm512_setzero_si512();
-    int32_t steps = _mm512_reduce_max_epi32(depth);
-    for (int32_t s = 0; s < steps; s++) {
-        __mmask16 active = _mm512_cmpgt_epi32_mask(depth, _mm512_set1_epi32(s));
-        __m512i next = gathered_step(f, left, _mm512_add_epi32(base, slot), slot, row, _mm512_setzero_si512(), active,
-                                     rules);
-        slot = _mm512_mask_mov_epi32(slot, active, next);
+    for (int k = 0; k < n; k += 2 * LANES) {
+        __mmask16 valid_a = first_lanes(n - k), valid_b = n - k > LANES ? first_lanes(n - k - LANES) : 0;
+        __m512i base_a = tree_field(trees + k, 0, valid_a), base_b = tree_field(trees + k + LANES, 0, valid_b);
+        __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+        for (int32_t s = 0; s < trees[0].depth; s++) {
+            a = row_step(f, left, base_a, a, rv, valid_a, rules);
+            b = row_step(f, left, base_b, b, rv, valid_b, rules);
+        }
+        __m512i shift = _mm512_set1_epi32(first);
+        _mm512_mask_i32scatter_epi32(slots, valid_a, _mm512_sub_epi32(tree_field(trees + k, 3, valid_a), shift), a, 4);
+        _mm512_mask_i32scatter_epi32(slots, valid_b, _mm512_sub_epi32(tree_field(trees + k + LANES, 3, valid_b), shift),
+                                     b, 4);
     }
-    _mm512_mask_i32scatter_epi32(slots, valid, _mm512_sub_epi32(tree, _mm512_set1_epi32(first)), slot, 4);
 }
 
 static inline void walk_trees_with(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
                                    int32_t first, int32_t *slots, walk_rules rules)
 {
-    for (int k = 0; k < n;) {
-        int lanes = 1;
-        while (lanes < LANES && k + lanes < n && trees[k + lanes].layout == trees[k].layout) lanes++;
-        walk_tree_group(f, trees + k, lanes, row, first, slots, rules);
-        k += lanes;
+    row_values rv = load_row(f, row, f->n_features, rules);
+    for (int k0 = 0, k1; k0 < n; k0 = k1) {
+        for (k1 = k0 + 1; k1 < n && trees[k1].layout == trees[k0].layout && trees[k1].depth == trees[k0].depth;) k1++;
+        walk_tree_run(f, trees + k0, k1 - k0, &rv, first, slots, rules);
     }
 }
 

@@ -185,7 +185,9 @@ static void forest_random(forest *f, int32_t n_trees, unsigned styles, int max_d
 {
     forest_alloc(f, n_trees);
     tree_raw_ensemble *raw = &f->raw;
-    raw->n_features = (int32_t)random_int(1, 12);
+    /* few features (each split on many trees' paths), or more than one or two vector registers hold */
+    static const int32_t widest[] = {12, 12, 24, 40, 70};
+    raw->n_features = (int32_t)random_int(1, widest[random_int(0, 4)]);
     raw->n_targets = (int32_t)random_int(1, 4);
     raw->n_trees = n_trees;
     raw->trees = f->trees;
