@@ -20,10 +20,12 @@
 
 /* Rows scored together: the block's slots of one tree stay cached while all its rows walk it. */
 #define BLOCK_ROWS 128
-/* Below this many rows, each row walks the trees side by side instead. */
-#define FEW_ROWS 4
-/* Steps of walking (rows x tree depth) worth a thread of their own. */
-#define PARALLEL_MIN_STEPS (1 << 17)
+/* Below this many rows, each row walks the trees side by side instead: a block walk of so few rows is one
+ * chain of dependent steps per tree (measured on a 500-tree depth-8 model, every variant: ~8 rows even). */
+#define FEW_ROWS 8
+/* Steps of walking (rows x trees x depth) worth a thread of their own: some 10 microseconds, against a
+ * fork-join of about one. */
+#define PARALLEL_MIN_STEPS (1 << 14)
 
 /* ---- choosing kernels ----------------------------------------------------------------------------------- */
 
@@ -200,6 +202,11 @@ static void predict_row(const predict_job *j, int64_t r)
     finish_scores(e, s, 1);
 }
 
+static void predict_rows(void *arg, int64_t begin, int64_t end)
+{
+    for (int64_t r = begin; r < end; r++) predict_row(arg, r);
+}
+
 void tree_ensemble_predict_with_variant(tree_variant variant, const tree_ensemble *e, const float *x, int64_t rows,
                                         int64_t row_stride, double *scores, const parallel_runner *parallel)
 {
@@ -210,12 +217,12 @@ void tree_ensemble_predict_with_variant(tree_variant variant, const tree_ensembl
     }
     if (row_stride > kernels->max_stride) kernels = &tree_kernels_portable;
     predict_job job = {e, kernels, x, rows, row_stride, scores};
+    int64_t steps_per_row = (int64_t)(e->n_trees + 1) * (e->max_depth + 1);
     if (rows < FEW_ROWS) {
-        for (int64_t r = 0; r < rows; r++) predict_row(&job, r);
+        parallel_for(parallel, rows, (PARALLEL_MIN_STEPS + steps_per_row - 1) / steps_per_row, predict_rows, &job);
         return;
     }
-    int64_t blocks = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS;
-    int64_t steps_per_block = (int64_t)BLOCK_ROWS * (e->n_trees + 1) * (e->max_depth + 1);
+    int64_t blocks = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS, steps_per_block = BLOCK_ROWS * steps_per_row;
     parallel_for(parallel, blocks, (PARALLEL_MIN_STEPS + steps_per_block - 1) / steps_per_block, predict_blocks, &job);
 }
 

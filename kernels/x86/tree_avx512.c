@@ -32,7 +32,10 @@ typedef struct walk_rules {
 static inline __mmask16 goes_left(__m512 thr, __m512i test, __m512 v, walk_rules rules)
 {
     const __m512 zero = _mm512_setzero_ps();
-    if (rules.tiny) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_LE_OQ), zero);
+    if (rules.tiny) {
+        __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(1e-35f), _CMP_LE_OQ);
+        v = _mm512_mask_mov_ps(v, tiny, zero);
+    }
     __mmask16 missing_left = _mm512_cmplt_epi32_mask(test, _mm512_setzero_si512()); /* the sign bit */
     __mmask16 left = _mm512_cmp_ps_mask(v, thr, _CMP_LE_OQ) | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & missing_left);
     if (rules.zero_missing) {
@@ -52,18 +55,23 @@ static inline __m512 input_values(const float *x, __m512i row_offset, __m512i te
 
 /* ---- rows down one implicit tree ------------------------------------------------------------------------ */
 
+/* Entry pos % 32 of the 32 values at table. */
+static inline __m512 pair_lookup(const float *table, __m512i pos)
+{
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(table), pos, _mm512_loadu_ps(table + LANES));
+}
+
 /* Entry pos of a level's table of 2^level (level < PERMUTE_LEVELS) 32-bit values, by permutes. */
 static inline __m512 level_lookup(const float *table, int32_t level, __m512i pos)
 {
     if (level == 0) return _mm512_set1_ps(table[0]);
     if (level <= 4) return _mm512_permutexvar_ps(pos, _mm512_loadu_ps(table));
-    __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(table), pos, _mm512_loadu_ps(table + 16));
+    __m512 lo = pair_lookup(table, pos);
     if (level == 5) return lo;
     __mmask16 bit5 = _mm512_test_epi32_mask(pos, _mm512_set1_epi32(32));
-    lo = _mm512_mask_blend_ps(bit5, lo, _mm512_permutex2var_ps(_mm512_loadu_ps(table + 32), pos, _mm512_loadu_ps(table + 48)));
+    lo = _mm512_mask_blend_ps(bit5, lo, pair_lookup(table + 32, pos));
     if (level == 6) return lo;
-    __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(table + 64), pos, _mm512_loadu_ps(table + 80));
-    hi = _mm512_mask_blend_ps(bit5, hi, _mm512_permutex2var_ps(_mm512_loadu_ps(table + 96), pos, _mm512_loadu_ps(table + 112)));
+    __m512 hi = _mm512_mask_blend_ps(bit5, pair_lookup(table + 64, pos), pair_lookup(table + 96, pos));
     return _mm512_mask_blend_ps(_mm512_test_epi32_mask(pos, _mm512_set1_epi32(64)), lo, hi);
 }
 
@@ -105,7 +113,8 @@ static inline void walk_implicit(const tree_fast *f, const tree_fast_tree *t, co
     const float *threshold = f->threshold + t->base;
     const uint32_t *test = f->test + t->base;
     __m512i leaves = _mm512_set1_epi32((1 << t->depth) - 1); /* the first leaf slot */
-    for (int r0 = 0; r0 < n; r0 += 2 * LANES) { /* two vectors in flight; past n, rows repeat */
+    int r0 = 0;
+    for (; n - r0 > LANES; r0 += 2 * LANES) { /* two vectors in flight; past n, rows repeat */
         const float *xr = x + r0 * stride;
         __m512i offset_a = row_offsets(0, n - r0, stride), offset_b = row_offsets(LANES, n - r0, stride);
         __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
@@ -113,9 +122,14 @@ static inline void walk_implicit(const tree_fast *f, const tree_fast_tree *t, co
             a = implicit_step(threshold, test, level, a, xr, offset_a, rules);
             b = implicit_step(threshold, test, level, b, xr, offset_b, rules);
         }
+        _mm512_storeu_si512(slots + r0, _mm512_add_epi32(a, leaves));
+        _mm512_mask_storeu_epi32(slots + r0 + LANES, first_lanes(n - r0 - LANES), _mm512_add_epi32(b, leaves));
+    }
+    if (r0 < n) { /* the last 16 rows or fewer */
+        __m512i offset = row_offsets(0, n - r0, stride), a = _mm512_setzero_si512();
+        for (int32_t level = 0; level < t->depth; level++)
+            a = implicit_step(threshold, test, level, a, x + r0 * stride, offset, rules);
         _mm512_mask_storeu_epi32(slots + r0, first_lanes(n - r0), _mm512_add_epi32(a, leaves));
-        if (n - r0 > LANES)
-            _mm512_mask_storeu_epi32(slots + r0 + LANES, first_lanes(n - r0 - LANES), _mm512_add_epi32(b, leaves));
     }
 }
 
