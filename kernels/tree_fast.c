@@ -124,18 +124,34 @@ static kiln_status sort_chunks(const tree_ensemble *e, tree_fast *f, region *mem
     return KILN_OK;
 }
 
+/* The per-slot arrays share one allocation, each starting a different distance into a page: a walk reads all
+ * of them at the same slot, and arrays that all start page-aligned (as big allocations do) put those reads in
+ * the same cache sets, which cost a third of the one-row walk's time on a 500-tree model. */
+#define ARRAY_STAGGER (17 * 64)
+
+/* The next array of count x size bytes in block, one stagger further into a page than the previous one. */
+static void *carve(char *block, size_t *used, int *arrays, size_t count, size_t size)
+{
+    size_t at = mem_align_up(*used, 4096) + (size_t)++*arrays * ARRAY_STAGGER;
+    *used = at + count * size;
+    return block + at;
+}
+
 static kiln_status allocate_slots(const tree_ensemble *e, tree_fast *f, region *mem, bool any_explicit)
 {
-    size_t slots = (size_t)f->slots + TREE_SLOT_PADDING;
-    f->threshold = region_alloc(mem, slots, sizeof *f->threshold);
-    f->test = region_alloc(mem, slots, sizeof *f->test);
-    f->leaf = region_alloc(mem, slots, sizeof *f->leaf);
-    if (!f->threshold || !f->test || !f->leaf) return KILN_ERR_OUT_OF_MEMORY;
-    if (any_explicit && !(f->left = region_alloc(mem, slots, sizeof *f->left))) return KILN_ERR_OUT_OF_MEMORY;
-    if (e->single_target_trees && !e->sum_in_float32 && !(f->value = region_alloc(mem, slots, sizeof *f->value)))
-        return KILN_ERR_OUT_OF_MEMORY;
-    if (e->single_target_trees && e->sum_in_float32 && !(f->value32 = region_alloc(mem, slots, sizeof *f->value32)))
-        return KILN_ERR_OUT_OF_MEMORY;
+    size_t slots = (size_t)f->slots + TREE_SLOT_PADDING, per_slot = sizeof *f->threshold + sizeof *f->test +
+                   sizeof *f->leaf + sizeof *f->left + sizeof *f->value;
+    char *block = region_alloc(mem, slots * per_slot + 5 * (4096 + 5 * ARRAY_STAGGER), 1);
+    if (!block) return KILN_ERR_OUT_OF_MEMORY;
+    size_t used = 0;
+    int arrays = 0;
+    f->threshold = carve(block, &used, &arrays, slots, sizeof *f->threshold);
+    f->test = carve(block, &used, &arrays, slots, sizeof *f->test);
+    f->leaf = carve(block, &used, &arrays, slots, sizeof *f->leaf);
+    if (any_explicit) f->left = carve(block, &used, &arrays, slots, sizeof *f->left);
+    if (e->single_target_trees && !e->sum_in_float32) f->value = carve(block, &used, &arrays, slots, sizeof *f->value);
+    if (e->single_target_trees && e->sum_in_float32)
+        f->value32 = carve(block, &used, &arrays, slots, sizeof *f->value32);
     return KILN_OK;
 }
 
