@@ -6,8 +6,8 @@
  * kernels advance many rows side by side), so each tree's slots are fetched into the cache once per block
  * rather than once per row, and the block's rows stay in L1/L2 meanwhile. Blocks are independent: threads
  * take whole blocks.
- * Few rows (batch-1 latency): one row walks the trees of a chunk side by side (trees of equal depth together,
- * see tree_fast.h), which overlaps the cache misses of different trees, then their leaves are added up.
+ * Few rows (batch-1 latency): one row walks all trees of a chunk level by level (trees of equal depth together,
+ * see tree_fast.h), so the steps of different trees overlap, then their leaves are added up.
  *
  * Either way each row's leaf values are aggregated in tree order, with the reference's arithmetic (tree_ref.c),
  * so the scores are bit-identical to tree_ensemble_predict_reference's. The kernels only find leaves; this
@@ -53,7 +53,9 @@ const char *tree_variant_name(tree_variant variant)
     return (unsigned)variant < TREE_VARIANT_COUNT ? names[variant] : "unknown";
 }
 
-/* ---- aggregation (the reference's arithmetic, tree_ref.c) --------------------------------------------- */
+/* ---- aggregation ----------------------------------------------------------------------------------------
+ * The reference's arithmetic (tree_ref.c), written again on purpose: the reference stays independent of the
+ * code it checks. */
 
 static double aggregate_start(const tree_ensemble *e)
 {
@@ -95,11 +97,8 @@ static inline void add_leaf(const tree_ensemble *e, const tree_fast_tree *t, int
 {
     const tree_fast *f = e->fast;
     int64_t at = (int64_t)t->base + slot;
-    if (f->value32) {
-        double *d = &s[e->tree_target[t->tree]];
-        *d = (float)((float)*d + f->value32[at]);
-    } else if (f->value) {
-        aggregate(e, &s[e->tree_target[t->tree]], f->value[at]);
+    if (f->value32 || f->value) {
+        aggregate(e, &s[e->tree_target[t->tree]], f->value32 ? f->value32[at] : f->value[at]);
     } else {
         int32_t leaf = f->leaf[at];
         for (int32_t w = e->leaf_first[leaf]; w < e->leaf_first[leaf + 1]; w++)

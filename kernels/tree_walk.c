@@ -4,8 +4,8 @@
  * A walk is a chain of dependent loads (slot -> feature -> value -> next slot), each a few cycles of latency,
  * so one walk at a time leaves the core idle. These walks go level by level instead: one step of every walk
  * (every row down one tree, or one row down every tree of a run), then the next step. The steps of a level are
- * independent and branch-free, so the processor overlaps the loads of many walks; slots live in the output
- * array between levels.
+ * independent and branch-free, so the processor overlaps the loads of many walks; slots wait in an array
+ * between levels.
  */
 #include <math.h>
 
@@ -25,7 +25,7 @@ static inline int32_t goes_right(const tree_fast *f, int64_t slot, const float *
 
 /* Rows walk down one tree level by level: every row's step at a level is independent of the others', so the
  * processor overlaps the loads of many rows. */
-static inline void walk_rows_lanes(const tree_fast *f, const tree_fast_tree *t, const float *x, int64_t stride,
+static inline void walk_rows_by_level(const tree_fast *f, const tree_fast_tree *t, const float *x, int64_t stride,
                                    int n, int32_t *slots, bool tiny, bool zero_missing)
 {
     int64_t base = t->base;
@@ -44,7 +44,7 @@ static inline void walk_rows_lanes(const tree_fast *f, const tree_fast_tree *t, 
 
 /* One row walks down trees level by level, like rows down one tree: runs of trees of one layout and depth
  * (the list is sorted that way) advance together, each step of each tree independent of the others'. */
-static inline void walk_trees_lanes(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
+static inline void walk_trees_by_level(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row,
                                     int32_t first, int32_t *slots, bool tiny, bool zero_missing)
 {
     int32_t base[TREE_CHUNK], slot[TREE_CHUNK]; /* n <= TREE_CHUNK */
@@ -69,11 +69,11 @@ static void walk_rows(const tree_fast *f, const tree_fast_tree *t, const float *
                       int32_t *slots)
 {
     if (f->zero_tiny_inputs) {
-        if (f->zero_missing) walk_rows_lanes(f, t, x, stride, n, slots, true, true);
-        else walk_rows_lanes(f, t, x, stride, n, slots, true, false);
+        if (f->zero_missing) walk_rows_by_level(f, t, x, stride, n, slots, true, true);
+        else walk_rows_by_level(f, t, x, stride, n, slots, true, false);
     } else {
-        if (f->zero_missing) walk_rows_lanes(f, t, x, stride, n, slots, false, true);
-        else walk_rows_lanes(f, t, x, stride, n, slots, false, false);
+        if (f->zero_missing) walk_rows_by_level(f, t, x, stride, n, slots, false, true);
+        else walk_rows_by_level(f, t, x, stride, n, slots, false, false);
     }
 }
 
@@ -81,11 +81,11 @@ static void walk_trees(const tree_fast *f, const tree_fast_tree *trees, int n, c
                        int32_t *slots)
 {
     if (f->zero_tiny_inputs) {
-        if (f->zero_missing) walk_trees_lanes(f, trees, n, row, first, slots, true, true);
-        else walk_trees_lanes(f, trees, n, row, first, slots, true, false);
+        if (f->zero_missing) walk_trees_by_level(f, trees, n, row, first, slots, true, true);
+        else walk_trees_by_level(f, trees, n, row, first, slots, true, false);
     } else {
-        if (f->zero_missing) walk_trees_lanes(f, trees, n, row, first, slots, false, true);
-        else walk_trees_lanes(f, trees, n, row, first, slots, false, false);
+        if (f->zero_missing) walk_trees_by_level(f, trees, n, row, first, slots, false, true);
+        else walk_trees_by_level(f, trees, n, row, first, slots, false, false);
     }
 }
 
