@@ -99,7 +99,9 @@ static void make_leaf(forest *f, tree_raw_node *n, int32_t tree)
     for (int32_t w = 0; w < n->n_weights; w++) {
         assert_true(f->n_weights < MAX_WEIGHTS);
         int32_t target = f->single_target ? tree % f->raw.n_targets : (int32_t)random_int(0, f->raw.n_targets - 1);
-        double weight = random_int(0, 9) == 0 ? special[random_int(0, 13)] : random_uniform(-1, 1);
+        int pick = (int)random_int(0, 49);
+        double weight = pick < 5 ? special[random_int(0, 13)] : pick == 5 ? (random_int(0, 1) ? INFINITY : -INFINITY)
+                                                                          : random_uniform(-1, 1);
         f->weights[f->n_weights++] = (tree_leaf_weight){target, weight};
     }
 }
