@@ -157,7 +157,7 @@ void tree_ensemble_predict_reference(const tree_ensemble *e, const float *x, int
                                      double *scores);
 /* The leaf each tree reaches for one row (leaf index, for comparing leaf choices with a library). */
 void tree_ensemble_leaves(const tree_ensemble *e, const float *row, int32_t *leaves);
-/* The leaf node (index into nodes) one row reaches in one tree, by the reference walk. */
-int32_t tree_ensemble_leaf_node(const tree_ensemble *e, int32_t tree, const float *row);
+/* The reference walk of one row down one tree: the index (into nodes) of the leaf node it reaches. */
+int32_t tree_ensemble_walk_tree(const tree_ensemble *e, int32_t tree, const float *row);
 
 #endif

@@ -164,7 +164,7 @@ static void predict_block(const predict_job *j, int64_t r0, int n)
     for (int32_t t = 0; t < e->n_trees; t++) {
         const tree_fast_tree *ft = &e->fast->trees[t];
         if (ft->layout == TREE_LAYOUT_GENERAL)
-            for (int r = 0; r < n; r++) slots[r] = tree_ensemble_leaf_node(e, t, x + r * j->stride) - e->roots[t];
+            for (int r = 0; r < n; r++) slots[r] = tree_ensemble_walk_tree(e, t, x + r * j->stride) - e->roots[t];
         else j->kernels->walk_rows(e->fast, ft, x, j->stride, n, slots);
         add_block_leaves(e, ft, slots, n, s);
     }
@@ -195,7 +195,7 @@ static void predict_row(const predict_job *j, int64_t r)
                                first, slots);
         for (int32_t t = first; f->has_general && t < last; t++)
             if (f->trees[t].layout == TREE_LAYOUT_GENERAL)
-                slots[t - first] = tree_ensemble_leaf_node(e, t, row) - e->roots[t];
+                slots[t - first] = tree_ensemble_walk_tree(e, t, row) - e->roots[t];
         add_row_leaves(e, first, last, slots, s);
     }
     finish_scores(e, s, 1);

@@ -35,7 +35,7 @@ static bool goes_left(const tree_ensemble *e, const tree_node *n, float x)
     return false;
 }
 
-int32_t tree_ensemble_leaf_node(const tree_ensemble *e, int32_t tree, const float *row)
+int32_t tree_ensemble_walk_tree(const tree_ensemble *e, int32_t tree, const float *row)
 {
     int32_t node = e->roots[tree];
     while (e->nodes[node].kind != TREE_NODE_LEAF) {
@@ -47,7 +47,7 @@ int32_t tree_ensemble_leaf_node(const tree_ensemble *e, int32_t tree, const floa
 
 static int32_t find_leaf(const tree_ensemble *e, int32_t tree, const float *row)
 {
-    return e->nodes[tree_ensemble_leaf_node(e, tree, row)].left;
+    return e->nodes[tree_ensemble_walk_tree(e, tree, row)].left;
 }
 
 void tree_ensemble_leaves(const tree_ensemble *e, const float *row, int32_t *leaves)
