@@ -3,7 +3,11 @@
 // inputs of the declared shapes (symbolic dims from --shape NAME=N, else 1), and prints one JSON line in the
 // same format as `kiln bench --json`.
 //
-// usage: node ort_bench.js MODEL [--threads N] [--seconds S] [--shape NAME=N ...]
+// usage: node ort_bench.js MODEL [--threads N] [--seconds S] [--shape NAME=N ...] [--data FILE]
+//
+// --data FILE: raw little-endian float32 values for the (float32) input instead of random ones; successive runs
+// take successive windows of the input's size from it (up to 1024, cycling), so a batch-1 run sees a new row
+// each time.
 //
 // Times include the Node binding's fixed per-call overhead (tens of microseconds): fine for CNNs, but for
 // tiny models compare against onnxruntime's C API as well.
@@ -17,6 +21,7 @@ function parseArgs(argv) {
     if (argv[i] === '--threads') o.threads = Number(argv[++i]);
     else if (argv[i] === '--seconds') o.seconds = Number(argv[++i]);
     else if (argv[i] === '--shape') { const [k, v] = argv[++i].split('='); o.shapes[k] = v.split(',').map(Number); }
+    else if (argv[i] === '--data') o.data = argv[++i];
     else throw new Error('unknown option ' + argv[i]);
   }
   if (!o.model) throw new Error('usage: node ort_bench.js MODEL [--threads N] [--seconds S] [--shape NAME=N]');
@@ -38,18 +43,33 @@ function randomTensor(meta, shapes) {
   }
 }
 
+// One feed per window of the data file (see --data).
+function feedsFromData(session, file, shapes) {
+  if (session.inputMetadata.length !== 1) throw new Error('--data needs a model with one input');
+  const meta = session.inputMetadata[0];
+  const dims = randomTensor(meta, shapes).dims;
+  const n = dims.reduce((a, b) => a * b, 1);
+  const buf = require('fs').readFileSync(file);
+  const all = new Float32Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 4));
+  const windows = Math.min(1024, Math.floor(all.length / n));
+  if (windows < 1) throw new Error(file + ' holds fewer values than one input');
+  return Array.from({ length: windows }, (_, w) => ({ [meta.name]: new ort.Tensor('float32', all.subarray(w * n, (w + 1) * n), dims) }));
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const t0 = process.hrtime.bigint();
   const session = await ort.InferenceSession.create(o.model, { intraOpNumThreads: o.threads, interOpNumThreads: 1,
                                                                graphOptimizationLevel: 'all' });
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const feeds = {};
-  for (const meta of session.inputMetadata) feeds[meta.name] = randomTensor(meta, o.shapes);
-  for (let i = 0; i < 3; i++) await session.run(feeds);
+  let feedList = [{}];
+  if (o.data) feedList = feedsFromData(session, o.data, o.shapes);
+  else for (const meta of session.inputMetadata) feedList[0][meta.name] = randomTensor(meta, o.shapes);
+  for (let i = 0; i < 3; i++) await session.run(feedList[i % feedList.length]);
   const times = [];
   const start = process.hrtime.bigint();
   while (Number(process.hrtime.bigint() - start) / 1e9 < o.seconds || times.length === 0) {
+    const feeds = feedList[times.length % feedList.length];
     const s = process.hrtime.bigint();
     await session.run(feeds);
     times.push(Number(process.hrtime.bigint() - s) / 1e3);

@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "kernels/tree_ensemble.h"
+#include "kernels/tree_fast.h"
 
 /* ---- thresholds ---------------------------------------------------------------------------------------- */
 
@@ -371,7 +372,7 @@ static kiln_status build(build_state *b)
     }
     set_depths(e);
     find_single_targets(e, b->mem);
-    return KILN_OK;
+    return tree_fast_build(e, b->mem);
 }
 
 kiln_status tree_ensemble_build(const tree_raw_ensemble *raw, region *mem, tree_ensemble *out)

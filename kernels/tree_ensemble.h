@@ -146,6 +146,8 @@ typedef struct tree_ensemble {
     uint32_t *category_bits;
     double *base_values; /* per target */
     double *average_divisor; /* per target, for TREE_AGG_AVERAGE */
+    /* The same trees laid out for tree_ensemble_predict's batched walks (kernels/tree_fast.h). */
+    const struct tree_fast *fast;
 } tree_ensemble;
 
 /* Validates and canonicalises `raw` into `out`, with every table allocated in `mem`. Errors name the tree and
@@ -166,5 +168,7 @@ void tree_ensemble_predict_reference(const tree_ensemble *e, const float *x, int
                                      double *scores);
 /* The leaf each tree reaches for one row (leaf index, for comparing leaf choices with a library). */
 void tree_ensemble_leaves(const tree_ensemble *e, const float *row, int32_t *leaves);
+/* The reference walk of one row down one tree: the index (into nodes) of the leaf node it reaches. */
+int32_t tree_ensemble_walk_tree(const tree_ensemble *e, int32_t tree, const float *row);
 
 #endif

@@ -36,14 +36,19 @@ static bool goes_left(const tree_ensemble *e, const tree_node *n, float x)
     return false;
 }
 
+int32_t tree_ensemble_walk_tree(const tree_ensemble *e, int32_t tree, const float *row)
+{
+    int32_t node = e->roots[tree];
+    while (e->nodes[node].kind != TREE_NODE_LEAF) {
+        const tree_node *n = &e->nodes[node];
+        node = n->left + (goes_left(e, n, input_value(e, row[n->feature])) ? 0 : 1);
+    }
+    return node;
+}
+
 static int32_t find_leaf(const tree_ensemble *e, int32_t tree, const float *row)
 {
-    const tree_node *n = &e->nodes[e->roots[tree]];
-    while (n->kind != TREE_NODE_LEAF) {
-        float x = input_value(e, row[n->feature]);
-        n = &e->nodes[n->left + (goes_left(e, n, x) ? 0 : 1)];
-    }
-    return n->left;
+    return e->nodes[tree_ensemble_walk_tree(e, tree, row)].left;
 }
 
 void tree_ensemble_leaves(const tree_ensemble *e, const float *row, int32_t *leaves)
