@@ -32,7 +32,7 @@
 #include "formats/tree_schema.h"
 #include "kiln.h"
 
-#define TREE_MAX_DEPTH 64
+#define TREE_MAX_DEPTH 1024 /* LightGBM and lossguide trees can be deep; only a safety bound (ml_tree.c recurses per level) */
 #define TREE_MAX_FEATURES (1 << 24)
 #define TREE_MAX_TARGETS (1 << 20)
 

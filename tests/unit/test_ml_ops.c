@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "kernels/tree_ensemble.h"
 #include "ops/ml_common.h"
 #include "testlib.h"
 
@@ -75,7 +76,7 @@ static kiln_status load_ml(int ml_opset, const char *op, int n_outputs, const pb
 
 /* ---- a small forest, mutated by the tests ----------------------------------------------------------- */
 
-#define MAX_NODES 80
+#define MAX_NODES (TREE_MAX_DEPTH + 16) /* room for a chain one level deeper than the engine allows */
 
 /* Tree 0: x0 <= 0.5 (NaN goes true) ? (x1 < 2 ? 10 : 20) : 30. */
 typedef struct forest_spec {
@@ -326,11 +327,15 @@ static void test_classifier_refusals(void **state)
 static void test_depth_and_copy_limits(void **state)
 {
     (void)state;
-    forest_spec s = {.n_nodes = 72, .n_modes = 72};
-    for (int i = 0; i < 71; i++) set_node(&s, i, i, "BRANCH_LEQ", 0, (float)i, 71, i + 1, 0);
-    set_node(&s, 71, 71, "LEAF", 0, 0, 0, 0, 0);
-    add_weight(&s, 71, 0, 1);
-    assert_refused(load_regressor(&s, NULL), KILN_ERR_UNSUPPORTED, "deeper than 64");
+    enum { CHAIN = TREE_MAX_DEPTH + 8 }; /* splits in a row, each with the final leaf on its true side */
+    static forest_spec s; /* too big for some thread stacks */
+    s = (forest_spec){.n_nodes = CHAIN + 1, .n_modes = CHAIN + 1};
+    for (int i = 0; i < CHAIN; i++) set_node(&s, i, i, "BRANCH_LEQ", 0, (float)i, CHAIN, i + 1, 0);
+    set_node(&s, CHAIN, CHAIN, "LEAF", 0, 0, 0, 0, 0);
+    add_weight(&s, CHAIN, 0, 1);
+    char words[64];
+    snprintf(words, sizeof words, "deeper than %d", TREE_MAX_DEPTH);
+    assert_refused(load_regressor(&s, NULL), KILN_ERR_UNSUPPORTED, words);
     /* 40 levels whose two branches both lead to the next node: 2^40 paths from 41 nodes */
     s = (forest_spec){.n_nodes = 41, .n_modes = 41};
     for (int i = 0; i < 40; i++) set_node(&s, i, i, "BRANCH_LEQ", 0, (float)i, i + 1, i + 1, 0);
