@@ -14,28 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/bench_harness.h"
 #include "kiln.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void check(kiln_status st, const char *what)
 {
@@ -43,18 +24,6 @@ static void check(kiln_status st, const char *what)
         fprintf(stderr, "%s: %s\n", what, kiln_last_error());
         exit(1);
     }
-}
-
-static float *read_rows(const char *path, size_t count)
-{
-    FILE *f = fopen(path, "rb");
-    float *x = malloc(count * sizeof *x);
-    if (!f || !x || fread(x, sizeof *x, count, f) != count) {
-        fprintf(stderr, "cannot read %zu floats from %s\n", count, path);
-        exit(1);
-    }
-    fclose(f);
-    return x;
 }
 
 typedef struct bench {
@@ -74,35 +43,8 @@ static const float *predict(const bench *b, const float *rows, long n)
     return out.data;
 }
 
-static double batch1_p50(const bench *b, double seconds)
-{
-    size_t cap = 1 << 22, n = 0;
-    double *t = malloc(cap * sizeof *t);
-    double end = now_us() + seconds * 1e6;
-    volatile float sink = 0;
-    for (long r = 0; n < cap && (now_us() < end || n < 100); r = (r + 1) % b->rows) {
-        double t0 = now_us();
-        sink += predict(b, b->x + r * b->features, 1)[1];
-        t[n++] = now_us() - t0;
-    }
-    (void)sink;
-    double p50 = median(t, n);
-    free(t);
-    return p50;
-}
-
-static double batch_ms(const bench *b, double seconds)
-{
-    double t[1000];
-    size_t n = 0;
-    double end = now_us() + seconds * 1e6;
-    while (n < 1000 && (now_us() < end || n < 3)) {
-        double t0 = now_us();
-        predict(b, b->x, b->rows);
-        t[n++] = (now_us() - t0) / 1000;
-    }
-    return median(t, n);
-}
+/* The harness's view of a prediction: P(class 1) of the first row. */
+static float predict_for_harness(const void *b, const float *rows, long n) { return predict(b, rows, n)[1]; }
 
 int main(int argc, char **argv)
 {
@@ -137,7 +79,7 @@ int main(int argc, char **argv)
     check(kiln_session_create(model, &options, &b.session), "session");
     b.probabilities = kiln_model_output_index(model, "probabilities");
     if (b.probabilities < 0) check(KILN_ERR_INVALID_ARGUMENT, "the model has no 'probabilities' output");
-    float *x = read_rows(data, (size_t)(b.rows * b.features));
+    float *x = bench_read_rows(data, (size_t)(b.rows * b.features));
     b.x = x;
     if (out_path) {
         const float *p = predict(&b, x, b.rows);
@@ -147,10 +89,10 @@ int main(int argc, char **argv)
         printf("{\"model\": \"%s\", \"written\": \"%s\"}\n", model_path, out_path);
         return 0;
     }
-    batch1_p50(&b, 0.2); /* warm up: plans the batch-1 arena */
-    double b1 = batch1_p50(&b, seconds / 2);
+    bench_batch1_p50_us(predict_for_harness, &b, x, b.rows, b.features, 0.2); /* warm up: plans the batch-1 arena */
+    double b1 = bench_batch1_p50_us(predict_for_harness, &b, x, b.rows, b.features, seconds / 2);
     predict(&b, x, b.rows); /* re-plans for the whole batch once, outside the timing */
-    double bt = batch_ms(&b, seconds / 2);
+    double bt = bench_batch_ms(predict_for_harness, &b, x, b.rows, seconds / 2);
     printf("{\"model\": \"%s\", \"threads\": %d, \"batch1_p50_us\": %.3f, \"batch_ms\": %.3f}\n", model_path, threads,
            b1, bt);
     kiln_session_free(b.session);

@@ -14,29 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/bench_harness.h"
 #include "kernels/tree_ensemble.h"
 #include "kernels/tree_fast.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(const char *what)
 {
@@ -78,6 +59,20 @@ static void read_trees(const char *path, tree_raw_ensemble *raw, double *base)
                                .base_values = base, .sum_in_float32 = true};
 }
 
+/* One walk variant, as the harness calls it. */
+typedef struct variant_run {
+    tree_variant variant;
+    const tree_ensemble *e;
+    double *scores;
+} variant_run;
+
+static float predict_variant(const void *ctx, const float *rows, long n)
+{
+    const variant_run *r = ctx;
+    tree_ensemble_predict_with_variant(r->variant, r->e, rows, n, r->e->n_features, r->scores, NULL);
+    return (float)r->scores[0];
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) die("usage: tree_kernels_bench TREES.txt X.f32 ROWS [SECONDS]");
@@ -87,39 +82,23 @@ int main(int argc, char **argv)
     long rows = atol(argv[3]);
     double seconds = argc > 4 ? atof(argv[4]) : 1.0;
     size_t count = (size_t)rows * (size_t)raw.n_features;
-    float *x = malloc(count * sizeof *x);
+    float *x = bench_read_rows(argv[2], count);
     double *scores = malloc((size_t)rows * sizeof *scores), *want = malloc((size_t)rows * sizeof *want);
-    FILE *f = fopen(argv[2], "rb");
-    if (!f || !x || !scores || !want || fread(x, sizeof *x, count, f) != count) die("cannot read the rows");
-    fclose(f);
+    if (!scores || !want) die("out of memory");
     region mem;
     region_init(&mem);
     tree_ensemble e;
     if (tree_ensemble_build(&raw, &mem, &e) != KILN_OK) die("the trees do not build");
     tree_ensemble_predict_reference(&e, x, rows, raw.n_features, want);
-    static double t[1 << 20];
     for (int v = TREE_VARIANT_PORTABLE; v < TREE_VARIANT_COUNT; v++) {
         if (!tree_variant_available((tree_variant)v)) continue;
         tree_ensemble_predict_with_variant((tree_variant)v, &e, x, rows, raw.n_features, scores, NULL);
         bool same = memcmp(scores, want, (size_t)rows * sizeof *scores) == 0;
-        size_t n = 0;
-        double end = now_us() + seconds * 1e6;
-        for (long r = 0; n < sizeof t / sizeof t[0] && (now_us() < end || n < 100); r = (r + 1) % rows) {
-            double t0 = now_us();
-            tree_ensemble_predict_with_variant((tree_variant)v, &e, x + r * raw.n_features, 1, raw.n_features, scores,
-                                               NULL);
-            t[n++] = now_us() - t0;
-        }
-        double batch1 = median(t, n);
-        n = 0;
-        end = now_us() + seconds * 1e6;
-        while (n < 1000 && (now_us() < end || n < 3)) {
-            double t0 = now_us();
-            tree_ensemble_predict_with_variant((tree_variant)v, &e, x, rows, raw.n_features, scores, NULL);
-            t[n++] = (now_us() - t0) / 1000;
-        }
+        variant_run run = {(tree_variant)v, &e, scores};
+        double batch1 = bench_batch1_p50_us(predict_variant, &run, x, rows, raw.n_features, seconds);
+        double batch = bench_batch_ms(predict_variant, &run, x, rows, seconds);
         printf("{\"variant\": \"%s\", \"batch1_p50_us\": %.3f, \"batch_ms\": %.3f, \"equals_reference\": %s}\n",
-               tree_variant_name((tree_variant)v), batch1, median(t, n), same ? "true" : "false");
+               tree_variant_name((tree_variant)v), batch1, batch, same ? "true" : "false");
     }
     region_free(&mem);
     return 0;

@@ -18,8 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <xgboost/c_api.h>
+
+#include "bench/bench_harness.h"
 
 #define CHECK(call)                                                                                       \
     do {                                                                                                  \
@@ -32,37 +33,6 @@
 static const char *const predict_config =
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": false, "
     "\"cache_id\": 0, \"missing\": NaN}";
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static float *read_rows(const char *path, size_t count)
-{
-    FILE *f = fopen(path, "rb");
-    float *x = malloc(count * sizeof *x);
-    if (!f || !x || fread(x, sizeof *x, count, f) != count) {
-        fprintf(stderr, "cannot read %zu floats from %s\n", count, path);
-        exit(1);
-    }
-    fclose(f);
-    return x;
-}
 
 typedef struct bench {
     BoosterHandle booster;
@@ -95,37 +65,9 @@ static const float *predict_dmatrix(const bench *b, const float *rows, long n)
     return out;
 }
 
-typedef const float *(*predict_fn)(const bench *b, const float *rows, long n);
-
-/* p50 of single-row predictions over `seconds`, one row after another. */
-static double batch1_p50(const bench *b, double seconds, predict_fn predict)
-{
-    size_t cap = 1 << 22, n = 0;
-    double *t = malloc(cap * sizeof *t);
-    double end = now_us() + seconds * 1e6;
-    for (long r = 0; n < cap && (now_us() < end || n < 100); r = (r + 1) % b->rows) {
-        double t0 = now_us();
-        predict(b, b->x + r * b->features, 1);
-        t[n++] = now_us() - t0;
-    }
-    double p50 = median(t, n);
-    free(t);
-    return p50;
-}
-
-/* Median time of whole-batch predictions over `seconds` (at least 3). */
-static double batch_ms(const bench *b, double seconds, predict_fn predict)
-{
-    double t[1000];
-    size_t n = 0;
-    double end = now_us() + seconds * 1e6;
-    while (n < 1000 && (now_us() < end || n < 3)) {
-        double t0 = now_us();
-        predict(b, b->x, b->rows);
-        t[n++] = (now_us() - t0) / 1000;
-    }
-    return median(t, n);
-}
+/* The harness's view of each entry point: the first prediction of the call. */
+static float inplace_for_harness(const void *b, const float *rows, long n) { return predict_inplace(b, rows, n)[0]; }
+static float dmatrix_for_harness(const void *b, const float *rows, long n) { return predict_dmatrix(b, rows, n)[0]; }
 
 int main(int argc, char **argv)
 {
@@ -144,7 +86,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: xgb_bench --model M --data X.f32 --rows N --features F [--seconds S] [--check OUT]\n");
         return 2;
     }
-    float *x = read_rows(data, (size_t)(b.rows * b.features));
+    float *x = bench_read_rows(data, (size_t)(b.rows * b.features));
     b.x = x;
     CHECK(XGBoosterCreate(NULL, 0, &b.booster));
     CHECK(XGBoosterLoadModel(b.booster, model));
@@ -156,11 +98,11 @@ int main(int argc, char **argv)
         printf("{\"written\": \"%s\"}\n", check);
         return 0;
     }
-    batch1_p50(&b, 0.2, predict_inplace); /* warm up */
-    double b1_inplace = batch1_p50(&b, seconds / 2, predict_inplace);
-    double b1_dmatrix = batch1_p50(&b, seconds / 2, predict_dmatrix);
-    double bt_inplace = batch_ms(&b, seconds / 2, predict_inplace);
-    double bt_dmatrix = batch_ms(&b, seconds / 2, predict_dmatrix);
+    bench_batch1_p50_us(inplace_for_harness, &b, x, b.rows, b.features, 0.2); /* warm up */
+    double b1_inplace = bench_batch1_p50_us(inplace_for_harness, &b, x, b.rows, b.features, seconds / 2);
+    double b1_dmatrix = bench_batch1_p50_us(dmatrix_for_harness, &b, x, b.rows, b.features, seconds / 2);
+    double bt_inplace = bench_batch_ms(inplace_for_harness, &b, x, b.rows, seconds / 2);
+    double bt_dmatrix = bench_batch_ms(dmatrix_for_harness, &b, x, b.rows, seconds / 2);
     printf("{\"batch1_p50_us\": %.3f, \"batch1_path\": \"%s\", \"batch_ms\": %.3f, \"batch_path\": \"%s\", "
            "\"batch1_inplace_us\": %.3f, \"batch1_dmatrix_us\": %.3f, \"batch_inplace_ms\": %.3f, "
            "\"batch_dmatrix_ms\": %.3f}\n",
