@@ -1,7 +1,7 @@
 /*
  * errors.c — rejected rows. A row that cannot feed the model (not a number, wrong field count, a broken
  * quote, an object where a number belongs, data the model refuses) never stops the job and never vanishes:
- * it becomes one JSON line in the --errors file,
+ * it becomes one JSON line in the --errors file (without one, a line on stderr for the first few),
  *
  *     {"file":"day.csv","line":1042,"offset":381911,"reason":"column 'f3': 'abc' is not a number","raw":"..."}
  *
@@ -34,6 +34,14 @@ void errors_reject(batch_job *job, batch_block *b, int64_t r, const char *fmt, .
     size_t raw_len = b->rec_start[r + 1] - b->rec_start[r];
     char num[NUMBER_FORMAT_MAX];
     batch_text *t = &b->errors;
+    if (!job->opt->errors_path) { /* no errors file: a line for stderr, where the first few are shown */
+        char line[1024];
+        int n = b->rec_line[r] > 0 ? snprintf(line, sizeof line, "%s line %lld: %s\n", path, (long long)b->rec_line[r], reason)
+                                   : snprintf(line, sizeof line, "%s byte %llu: %s\n", path,
+                                              (unsigned long long)b->rec_offset[r], reason);
+        if (!text_add(t, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1)) b->status = KILN_ERR_OUT_OF_MEMORY;
+        return;
+    }
     bool ok = text_add(t, "{\"file\":", 8) && json_append_string(t, path, strlen(path)) && text_add(t, ",\"line\":", 8);
     if (ok && b->rec_line[r] > 0) ok = text_add(t, num, number_format_int64(b->rec_line[r], num));
     else if (ok) ok = text_add(t, "null", 4);

@@ -328,6 +328,8 @@ static void show_errors(job_state *s, const batch_block *b)
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         fprintf(stderr, "kiln batch: rejected %.*s\n", (int)n, p);
+        if (s->errors_shown == ERRORS_SHOWN_ON_STDERR - 1)
+            fprintf(stderr, "kiln batch: (further rejected rows are counted, not shown; --errors FILE keeps them all)\n");
         s->errors_shown++;
         p += n + 1;
     }
