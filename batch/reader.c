@@ -7,6 +7,10 @@
  * allowed). A block ends after --batch-size records, BLOCK_BYTES_MAX bytes, or at the end of a file, so block
  * boundaries are a function of the data alone.
  *
+ * A quoted CSV field may hold newlines, but a quote that is never closed must not swallow the rest of the
+ * file: a record that spans lines but does not split into the header's number of fields, or that would run
+ * past RECORD_BYTES_MAX, is cut at its first line (which the parser then rejects).
+ *
  * Each file starts with its header (CSV's first line, unless --no-header; the .npy header), read even when a
  * shard or a resumed run starts further in, since it decides what the columns mean. Blank lines are not
  * records. A shard owns the records that start inside its byte range [seg_start, seg_end): it begins at the
@@ -108,22 +112,55 @@ static kiln_status frame(batch_reader *r, const batch_file *f, size_t *length, i
     return KILN_OK;
 }
 
-/* The next whole record: *length 0 at the end of the file. */
-static kiln_status next_record(batch_reader *r, const batch_file *f, size_t *length, int64_t *lines)
-{
-    for (;;) {
-        KILN_TRY(frame(r, f, length, lines));
-        if (*length || (r->eof && r->start == r->len)) return KILN_OK;
-        KILN_TRY(read_more(r));
-    }
-}
-
 /* A text record's content: without "\n" or "\r\n". */
 static size_t content_length(const char *p, size_t length)
 {
     if (length && p[length - 1] == '\n') length--;
     if (length && p[length - 1] == '\r') length--;
     return length;
+}
+
+/* Whether a CSV record that spans lines (a quoted field holding a newline) splits into the header's number
+ * of fields. When not, the quote that opened it was most likely never closed, and taking it at its word would
+ * swallow every following line into one bad record; the caller takes its first line alone instead. */
+static bool multiline_record_is_sound(const batch_file *f, const char *p, size_t length)
+{
+    size_t content = content_length(p, length);
+    char *scratch = mem_alloc(content + 1);
+    const char *error;
+    int n = scratch ? csv_split(p, content, f->delimiter, NULL, 0, scratch, &error) : -1;
+    mem_free(scratch);
+    return n == f->binding.n_fields;
+}
+
+/* The first line of the record at buf[start]: its length with the newline, or 0 when it has none yet. */
+static size_t first_line_length(const batch_reader *r)
+{
+    const char *p = r->buf + r->start, *nl = memchr(p, '\n', r->len - r->start);
+    return nl ? (size_t)(nl - p) + 1 : 0;
+}
+
+/* The next whole record: *length 0 at the end of the file. */
+static kiln_status next_record(batch_reader *r, const batch_file *f, size_t *length, int64_t *lines)
+{
+    bool csv = f->format == BATCH_CSV && f->bound;
+    for (;;) {
+        KILN_TRY(frame(r, f, length, lines));
+        if (*length) {
+            if (csv && *lines > 1 && !multiline_record_is_sound(f, r->buf + r->start, *length)) {
+                *length = first_line_length(r);
+                *lines = 1;
+            }
+            return KILN_OK;
+        }
+        if (r->eof && r->start == r->len) return KILN_OK;
+        if (csv && r->len - r->start >= RECORD_BYTES_MAX && first_line_length(r)) {
+            *length = first_line_length(r); /* an open quote ran on for megabytes: the line alone is the record */
+            *lines = 1;
+            return KILN_OK;
+        }
+        KILN_TRY(read_more(r));
+    }
 }
 
 static batch_format detect_format(const batch_reader *r, const batch_file *f)

@@ -315,6 +315,22 @@ def json_lines_by_name_and_arrays(env):
     return "arrays, numeric ids, --columns"
 
 
+@check
+def fixed_batch_models_run_in_padded_batches(env):
+    """tiny_cnn fixes its batch to 2 images: 5 rows run as 2 + 2 + (1 + a zero row), outputs of real rows only."""
+    model = os.path.join(ROOT, "tests", "models", "data", "tiny_cnn", "model.onnx")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 3, 32, 32)).astype(np.float32)
+    padded = np.concatenate([x, np.zeros((1, 3, 32, 32), np.float32)])
+    want = np.concatenate([env.run(model, padded[i:i + 2])[0] for i in range(0, 6, 2)])[:5]
+    src, out = env.path("images.npy"), env.path("logits.npy")
+    np.save(src, x)
+    env.batch(model, src, "-o", out, "--quiet", "--batch-size", 3)
+    got = np.load(out)
+    assert got.shape == (5, 10) and np.array_equal(got, want), f"shape {got.shape} or values differ"
+    return "batch fixed to 2, 5 rows"
+
+
 # ---- bad rows --------------------------------------------------------------------------------------------------
 
 def mlp_rows_with_errors(env, n=40):
@@ -333,6 +349,9 @@ def mlp_rows_with_errors(env, n=40):
         lines.append(",".join(fields))
         if i == 20:
             lines.append("")  # a blank line is not a row
+        if i == 30:
+            lines.append('k_open,"never closed,1,2')  # must not swallow the lines after it
+            bad[len(lines)] = "quoted field is not closed"
     lines.append('k_broken,"unclosed,1,2')
     bad[len(lines)] = "quoted field is not closed"
     return x, lines, bad
@@ -354,11 +373,11 @@ def malformed_rows_go_to_the_errors_file(env):
     columns, values = expected_table(env.run(MLP, x[good]), ["probabilities"])
     compare(out, "csv", columns, values, [f"k{i}" for i in good])
     summary = r.stderr.decode()
-    assert f"{len(x) + 1} rows in, {len(good)} out, {len(bad)} rejected" in summary, summary
+    assert f"{len(x) + 2} rows in, {len(good)} out, {len(bad)} rejected" in summary, summary
     # without --errors the rejected rows are shown on stderr
     r = env.batch(MLP, src, "-o", env.path("bad_out2.csv"), "--id", "key")
     assert f"{src} line 5: column 'f4': 'abc' is not a number" in r.stderr.decode(), r.stderr
-    # --max-error-rate: 9 of 41 rows is above 10%; the job fails, no output appears, the errors file does
+    # --max-error-rate: 10 of 42 rows is above 10%; the job fails, no output appears, the errors file does
     out3, errors3 = env.path("bad_out3.csv"), env.path("bad_errors3.jsonl")
     r = env.batch(MLP, src, "-o", out3, "--id", "key", "--errors", errors3, "--max-error-rate", "0.1", ok=False)
     assert r.returncode == 1 and b"--max-error-rate" in r.stderr, r.stderr
