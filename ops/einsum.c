@@ -70,15 +70,15 @@ static kiln_status parse_term(const char *eq, int *pos, einsum_term *t)
             ++*pos;
         } else if (isalpha((unsigned char)c)) {
             if (t->n == KILN_MAX_RANK)
-                return kiln_fail(KILN_ERR_UNSUPPORTED, "equation '%s': the term at position %d has more than %d subscripts",
-                                 eq, *pos, KILN_MAX_RANK);
+                return kiln_fail(KILN_ERR_UNSUPPORTED, "equation '%s': more than %d subscripts at position %d",
+                                 eq, KILN_MAX_RANK, *pos);
             t->at[t->n] = (int16_t)*pos;
             t->labels[t->n++] = (int8_t)label_id(c);
             ++*pos;
         } else if (c == '.') {
             if (eq[*pos + 1] != '.' || eq[*pos + 2] != '.')
-                return kiln_fail(KILN_ERR_MALFORMED, "equation '%s': '.' at position %d does not begin an ellipsis '...'",
-                                 eq, *pos);
+                return kiln_fail(KILN_ERR_MALFORMED, "equation '%s': '.' at position %d does not begin '...'", eq,
+                                 *pos);
             if (t->ellipsis >= 0)
                 return kiln_fail(KILN_ERR_MALFORMED, "equation '%s': a second ellipsis at position %d in one term", eq,
                                  *pos);
@@ -354,7 +354,9 @@ static bool gemm_plan(const einsum_space *s, kiln_dtype dtype, int threads, int 
 static void einsum_gemm(const einsum_space *s, const int *role, const gemm_layout *g, kiln_tensor *const *in,
                         kiln_tensor *out, char *scratch, const parallel_runner *parallel)
 {
-    float *a = (float *)scratch, *b = (float *)(scratch + g->a_bytes), *c = (float *)(scratch + g->a_bytes + g->b_bytes);
+    /* scratch holds A' [batch, M, K], B' [batch, K, N], C' [batch, M, N] and the GEMM's packing area */
+    float *a = (float *)scratch, *b = (float *)(scratch + g->a_bytes);
+    float *c = (float *)(scratch + g->a_bytes + g->b_bytes);
     void *work = scratch + g->a_bytes + g->b_bytes + g->c_bytes;
     copy_view v;
     role_view(s, role, (const int[]){ROLE_BATCH, ROLE_M, ROLE_K}, 3, s->stride[0], true, &v);

@@ -40,7 +40,8 @@ static kiln_status scatter_nd_shape(op_ctx *ctx)
     if (!shape_equal(updates->rank, updates->dims, rank, want)) {
         char a[128], b[128];
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "updates shape %s should be %s",
-                         shape_format(a, sizeof a, updates->rank, updates->dims), shape_format(b, sizeof b, rank, want));
+                         shape_format(a, sizeof a, updates->rank, updates->dims),
+                         shape_format(b, sizeof b, rank, want));
     }
     ctx->scratch_bytes = (size_t)tensor_numel(updates) * sizeof(int64_t);
     return op_shape_like_input0(ctx);

@@ -40,9 +40,10 @@ static item_layout layout_around(const kiln_tensor *t, int axis, bool flatten)
 static void copy_item(const item_layout *l, const void *src, int64_t from, void *dst, int64_t to, int64_t dst_len)
 {
     size_t block = (size_t)l->inner * l->elem_size;
-    for (int64_t o = 0; o < l->outer; o++)
-        memcpy((char *)dst + (size_t)(o * dst_len + to) * block, (const char *)src + (size_t)(o * l->len + from) * block,
-               block);
+    for (int64_t o = 0; o < l->outer; o++) {
+        char *target = (char *)dst + (size_t)(o * dst_len + to) * block;
+        memcpy(target, (const char *)src + (size_t)(o * l->len + from) * block, block);
+    }
 }
 
 typedef struct axis_params {

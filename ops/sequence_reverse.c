@@ -43,7 +43,8 @@ static kiln_status sequence_reverse_shape(op_ctx *ctx)
 {
     const sequence_reverse_params *p = ctx->params;
     const kiln_tensor *x = ctx->inputs[0], *lens = ctx->inputs[1];
-    if (x->rank < 2) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input must have rank 2 or more, it has rank %d", x->rank);
+    if (x->rank < 2)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input must have rank 2 or more, it has rank %d", x->rank);
     if (lens->rank != 1 || lens->dims[0] != x->dims[p->batch_axis])
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "sequence_lens must be 1-D with %lld values (the batch size)",
                          (long long)x->dims[p->batch_axis]);

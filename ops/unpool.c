@@ -41,8 +41,8 @@ static kiln_status unpool_init(op_init_ctx *ctx)
 static kiln_status explicit_output_shape(const kiln_tensor *shape, int rank, int64_t *dims)
 {
     if (shape->rank != 1 || shape->dims[0] != rank)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "output_shape must list %d dims, it has shape of rank %d with %lld values",
-                         rank, shape->rank, (long long)tensor_numel(shape));
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "output_shape must list %d dims, it has %lld values in rank %d",
+                         rank, (long long)tensor_numel(shape), shape->rank);
     for (int d = 0; d < rank; d++) {
         dims[d] = tensor_get_int(shape, d);
         if (dims[d] < 0 || dims[d] > KILN_MAX_ELEMENTS)

@@ -328,7 +328,10 @@ static void scatter_nd_matches_reference(void **state)
         double *want = malloc((size_t)(n + 1) * sizeof *want);
         for (int64_t i = 0; i < n; i++) want[i] = data[i];
         for (int t = 0; t < tuples; t++) {
-            for (int d = 0; d < k; d++) coords[d] = indices[t * k + d] < 0 ? indices[t * k + d] + dims[d] : indices[t * k + d];
+            for (int d = 0; d < k; d++) {
+                int64_t index = indices[t * k + d];
+                coords[d] = index < 0 ? index + dims[d] : index;
+            }
             for (int d = k; d < rank; d++) coords[d] = 0;
             int64_t base = ravel(rank, dims, coords);
             for (int64_t j = 0; j < slice; j++) want[base + j] += updates[t * slice + j];
@@ -666,7 +669,8 @@ static void det_singular_empty_and_refusals(void **state)
     /* the determinant of a 0x0 matrix is 1 */
     const float none = 0;
     tr_init(&r, 11);
-    assert_int_equal(tr_run_node(&r, "Det", NULL, 1, NULL, 1, KILN_FLOAT32, 2, (const int64_t[]){0, 0}, &none), KILN_OK);
+    assert_int_equal(tr_run_node(&r, "Det", NULL, 1, NULL, 1, KILN_FLOAT32, 2, (const int64_t[]){0, 0}, &none),
+                     KILN_OK);
     assert_int_equal(r.out[0].rank, 0);
     assert_true(*(const float *)r.out[0].data == 1);
     tr_free(&r);
