@@ -14,10 +14,10 @@
 
 #define PI 3.14159265358979323846
 
-typedef struct table_params {
+typedef struct window_params {
     bool periodic;
     int kind; /* window_kind */
-} table_params;
+} window_params;
 
 enum window_kind { WINDOW_HANN, WINDOW_HAMMING, WINDOW_BLACKMAN };
 
@@ -54,7 +54,7 @@ static void table_store(op_ctx *ctx, int64_t n)
 
 static kiln_status window_init(op_init_ctx *ctx, int kind)
 {
-    table_params *p = ctx->params;
+    window_params *p = ctx->params;
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
     KILN_TRY(op_require_dtype(ctx, 0, DTYPES_INDEX));
     int64_t periodic;
@@ -82,7 +82,7 @@ static kiln_status window_shape(op_ctx *ctx)
  * a one-sample symmetric window takes N = 1 rather than dividing by zero. */
 static kiln_status window_eval(op_ctx *ctx)
 {
-    const table_params *p = ctx->params;
+    const window_params *p = ctx->params;
     static const double coefficients[][3] = {
         [WINDOW_HANN] = {0.5, 0.5, 0.0},
         [WINDOW_HAMMING] = {25.0 / 46.0, 21.0 / 46.0, 0.0},
@@ -177,9 +177,9 @@ static kiln_status mel_eval(op_ctx *ctx)
 }
 
 const op_def ops_window[] = {
-    {"", "HannWindow", 17, 18, sizeof(table_params), hann_init, window_shape, window_eval, 0},
-    {"", "HammingWindow", 17, 18, sizeof(table_params), hamming_init, window_shape, window_eval, 0},
-    {"", "BlackmanWindow", 17, 18, sizeof(table_params), blackman_init, window_shape, window_eval, 0},
+    {"", "HannWindow", 17, 18, sizeof(window_params), hann_init, window_shape, window_eval, 0},
+    {"", "HammingWindow", 17, 18, sizeof(window_params), hamming_init, window_shape, window_eval, 0},
+    {"", "BlackmanWindow", 17, 18, sizeof(window_params), blackman_init, window_shape, window_eval, 0},
     {"", "MelWeightMatrix", 17, 18, 0, mel_init, mel_shape, mel_eval, 0},
     OP_TABLE_END,
 };
