@@ -144,6 +144,7 @@ static const char *descr_for(kiln_dtype dtype)
     case KILN_INT64: return "<i8";
     case KILN_UINT8: return "|u1";
     case KILN_UINT16: return "<u2";
+    case KILN_BFLOAT16: return "<u2"; /* numpy has no bfloat16: its bit pattern, as ONNX's test data stores it */
     case KILN_UINT32: return "<u4";
     case KILN_UINT64: return "<u8";
     case KILN_BOOL: return "|b1";
