@@ -20,7 +20,9 @@
 #include <cmocka.h>
 
 #include "core/dtype.h"
+#include "core/mem.h"
 #include "core/tensor.h"
+#include "kernels/cast.h"
 #include "testlib.h"
 
 static uint32_t float_bits(float f)
@@ -572,6 +574,167 @@ static void tfidf_refusals(void **state)
     tr_free(&r);
 }
 
+
+/* ---- strings ------------------------------------------------------------------------------------------------ */
+
+static void numbers_as_text_like_numpy(void **state)
+{
+    (void)state;
+    /* what str(np.float32(v)) prints */
+    static const struct {
+        float v;
+        const char *text;
+    } floats[] = {
+        {0.5f, "0.5"},           {1.0f, "1.0"},     {1e-5f, "1e-05"},     {1e8f, "100000000.0"},
+        {1.5e20f, "1.5e+20"},    {0.1f, "0.1"},     {-2.25f, "-2.25"},    {1e16f, "1e+16"},
+        {1e-4f, "1e-04"},        {123456.7f, "123456.7"}, {3.4028235e38f, "3.4028235e+38"},
+        {1.4e-45f, "1e-45"},     {16777216.0f, "16777216.0"}, {-0.0f, "-0.0"}, {-INFINITY, "-inf"},
+        {NAN, "nan"},
+    };
+    char text[CAST_TEXT_MAX];
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        cast_format_element(&floats[i].v, KILN_FLOAT32, 0, text);
+        assert_string_equal(text, floats[i].text);
+    }
+    const double doubles[3] = {1.0 / 3, 0.1, 1e22};
+    const char *double_texts[3] = {"0.3333333333333333", "0.1", "1e+22"};
+    for (int i = 0; i < 3; i++) {
+        cast_format_element(doubles, KILN_FLOAT64, i, text);
+        assert_string_equal(text, double_texts[i]);
+    }
+    const uint16_t tenth = dtype_float_to_half(0.1f); /* shortest for the half, not for its float value */
+    cast_format_element(&tenth, KILN_FLOAT16, 0, text);
+    assert_string_equal(text, "0.1");
+    const int64_t lowest = INT64_MIN;
+    cast_format_element(&lowest, KILN_INT64, 0, text);
+    assert_string_equal(text, "-9223372036854775808");
+    const uint64_t highest = UINT64_MAX;
+    cast_format_element(&highest, KILN_UINT64, 0, text);
+    assert_string_equal(text, "18446744073709551615");
+
+    float f[6];
+    assert_true(cast_parse_element("INF", f, KILN_FLOAT32, 0) && isinf(f[0]) && f[0] > 0);
+    assert_true(cast_parse_element("+inf", f, KILN_FLOAT32, 1) && isinf(f[1]) && f[1] > 0);
+    assert_true(cast_parse_element("-INF", f, KILN_FLOAT32, 2) && isinf(f[2]) && f[2] < 0);
+    assert_true(cast_parse_element("NaN", f, KILN_FLOAT32, 3) && isnan(f[3]));
+    assert_true(cast_parse_element("1E8", f, KILN_FLOAT32, 4) && f[4] == 1e8f);
+    assert_false(cast_parse_element("Hello", f, KILN_FLOAT32, 5));
+    assert_false(cast_parse_element("", f, KILN_FLOAT32, 5));
+    int64_t i64;
+    assert_true(cast_parse_element("9007199254740993", &i64, KILN_INT64, 0) && i64 == 9007199254740993LL);
+    int32_t i32;
+    assert_true(cast_parse_element("-2.7", &i32, KILN_INT32, 0) && i32 == -2);
+}
+
+/* Runs StringNormalizer on graph input "x" ([C] strings) with the given attributes. */
+static kiln_status run_normalizer(test_run *r, const pbw *attrs, int rank, const int64_t *dims, const char *const *x)
+{
+    tr_init(r, 10);
+    return tr_run_node(r, "StringNormalizer", NULL, 1, attrs, 1, KILN_STRING, rank, dims, x);
+}
+
+static void assert_strings(const kiln_tensor *t, const char *const *want, int64_t n)
+{
+    assert_int_equal(t->dtype, KILN_STRING);
+    assert_int_equal(tensor_numel(t), n);
+    for (int64_t i = 0; i < n; i++) assert_string_equal(((const char *const *)t->data)[i], want[i]);
+}
+
+static void string_normalizer(void **state)
+{
+    (void)state;
+    const char *words[5] = {"Monday", "tuesday", "MONDAY", "Wednesday", "monday"};
+    pbw attrs = {0};
+    tm_attr_string(&attrs, "case_change_action", "UPPER");
+    pbw stop = {0}, a = {0};
+    /* stopwords: a list of strings (AttributeProto.strings, field 9; type STRINGS = 8) */
+    pbw_string_field(&a, 1, "stopwords");
+    pbw_varint_field(&a, 20, 8);
+    pbw_string_field(&a, 9, "monday");
+    pbw_string_field(&a, 9, "friday");
+    pbw_message_field(&stop, 5, &a);
+    pbw_free(&a);
+    pbw_append(&attrs, &stop);
+    test_run r;
+    /* case-insensitive by default: every Monday goes */
+    assert_int_equal(run_normalizer(&r, &attrs, 2, (const int64_t[]){1, 5}, words), KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){1, 2});
+    assert_strings(&r.out[0], LIST("TUESDAY", "WEDNESDAY"), 2);
+    tr_free(&r);
+    /* case-sensitive: only the lower-case one */
+    pbw sensitive = {0};
+    pbw_append(&sensitive, &attrs);
+    tm_attr_int(&sensitive, "is_case_sensitive", 1);
+    assert_int_equal(run_normalizer(&r, &sensitive, 1, (const int64_t[]){5}, words), KILN_OK);
+    assert_strings(&r.out[0], LIST("MONDAY", "TUESDAY", "MONDAY", "WEDNESDAY"), 4);
+    tr_free(&r);
+    /* all removed: one empty string */
+    assert_int_equal(run_normalizer(&r, &attrs, 1, (const int64_t[]){1}, words), KILN_OK);
+    assert_shape(&r.out[0], 1, (const int64_t[]){1});
+    assert_strings(&r.out[0], LIST(""), 1);
+    tr_free(&r);
+    /* [2, C] is not [1, C] */
+    assert_refused(run_normalizer(&r, &attrs, 2, (const int64_t[]){2, 2}, words), KILN_ERR_INVALID_ARGUMENT, "[1, C]");
+    tr_free(&r);
+    pbw_free(&sensitive);
+    /* locales other than C/English and unknown actions are refused at load */
+    pbw bad = {0};
+    tm_attr_string(&bad, "locale", "tr_TR.UTF-8");
+    assert_refused(run_normalizer(&r, &bad, 1, (const int64_t[]){5}, words), KILN_ERR_UNSUPPORTED, "tr_TR");
+    tr_free(&r);
+    pbw_free(&bad);
+    tm_attr_string(&bad, "case_change_action", "TITLE");
+    assert_refused(run_normalizer(&r, &bad, 1, (const int64_t[]){5}, words), KILN_ERR_MALFORMED, "TITLE");
+    tr_free(&r);
+    pbw_free(&bad);
+    pbw_free(&stop);
+    pbw_free(&attrs);
+}
+
+/* A session's output strings: new contents re-plan a data-dependent node, and a steady run of Cast to
+ * strings allocates nothing once the string region has held a run. */
+static void session_strings(void **state)
+{
+    (void)state;
+    const char *first[3] = {"a", "b", "a"}, *second[3] = {"c", "a", "d"};
+    const char *bound[3];
+    memcpy(bound, first, sizeof bound);
+    pbw attrs = {0}, a = {0};
+    pbw_string_field(&a, 1, "stopwords");
+    pbw_varint_field(&a, 20, 8);
+    pbw_string_field(&a, 9, "a");
+    pbw_message_field(&attrs, 5, &a);
+    pbw_free(&a);
+    test_run r;
+    assert_int_equal(run_normalizer(&r, &attrs, 1, (const int64_t[]){3}, bound), KILN_OK);
+    assert_strings(&r.out[0], LIST("b"), 1);
+    memcpy(bound, second, sizeof bound); /* same pointer array, other strings */
+    assert_int_equal(kiln_session_run(r.session), KILN_OK);
+    kiln_tensor out;
+    assert_int_equal(kiln_session_output(r.session, 0, &out), KILN_OK);
+    assert_strings(&out, LIST("c", "d"), 2);
+    tr_free(&r);
+    pbw_free(&attrs);
+
+    enum { N = 5000 }; /* more strings than one region chunk holds: the first reset merges the chunks */
+    float *x = random_floats(N, -1e6, 1e6);
+    tm_attr_int(&attrs, "to", KILN_STRING);
+    tr_init(&r, 13);
+    assert_int_equal(tr_run_node(&r, "Cast", NULL, 1, &attrs, 1, KILN_FLOAT32, 1, (const int64_t[]){N}, x), KILN_OK);
+    assert_int_equal(kiln_session_run(r.session), KILN_OK);
+    size_t before = mem_allocation_count();
+    for (int run = 0; run < 3; run++) assert_int_equal(kiln_session_run(r.session), KILN_OK);
+    assert_int_equal(mem_allocation_count(), before);
+    assert_int_equal(kiln_session_output(r.session, 0, &out), KILN_OK);
+    for (int i = 0; i < N; i++) {
+        float back = strtof(((const char *const *)out.data)[i], NULL);
+        assert_true(back == x[i]); /* the shortest text still reads back exactly */
+    }
+    tr_free(&r);
+    pbw_free(&attrs);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +752,9 @@ int main(void)
         cmocka_unit_test(tfidf_counts_skips_and_modes),
         cmocka_unit_test(tfidf_edges),
         cmocka_unit_test(tfidf_refusals),
+        cmocka_unit_test(numbers_as_text_like_numpy),
+        cmocka_unit_test(string_normalizer),
+        cmocka_unit_test(session_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
