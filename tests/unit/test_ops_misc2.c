@@ -575,6 +575,40 @@ static void tfidf_refusals(void **state)
 }
 
 
+/* String tokens (pool_strings) count like integer ones; a node must name exactly one pool. */
+static void tfidf_string_tokens(void **state)
+{
+    (void)state;
+    const char *words[5] = {"a", "b", "c", "a", "b"};
+    pbw attrs = {0}, a = {0};
+    tm_attr_string(&attrs, "mode", "TF");
+    tm_attr_int(&attrs, "min_gram_length", 1);
+    tm_attr_int(&attrs, "max_gram_length", 2);
+    tm_attr_int(&attrs, "max_skip_count", 0);
+    tm_attr_ints(&attrs, "ngram_counts", (const int64_t[]){0, 2}, 2);
+    tm_attr_ints(&attrs, "ngram_indexes", (const int64_t[]){2, 0, 1}, 3);
+    pbw_string_field(&a, 1, "pool_strings");
+    pbw_varint_field(&a, 20, 8); /* STRINGS */
+    const char *pool[] = {"a", "c", "a", "b"}; /* unigrams a, c; bigram (a, b) */
+    for (int i = 0; i < 4; i++) pbw_string_field(&a, 9, pool[i]);
+    pbw_message_field(&attrs, 5, &a);
+    pbw_free(&a);
+    test_run r;
+    tr_init(&r, 9);
+    assert_int_equal(tr_run_node(&r, "TfIdfVectorizer", NULL, 1, &attrs, 1, KILN_STRING, 2, (const int64_t[]){1, 5}, words),
+                     KILN_OK);
+    assert_shape(&r.out[0], 2, (const int64_t[]){1, 3});
+    assert_close(r.out[0].data, (const double[]){1, 2, 2}, 3, 0);
+    tr_free(&r);
+    /* both pools */
+    tm_attr_ints(&attrs, "pool_int64s", (const int64_t[]){1, 2, 3, 4}, 4);
+    tr_init(&r, 9);
+    assert_refused(tr_run_node(&r, "TfIdfVectorizer", NULL, 1, &attrs, 1, KILN_STRING, 1, (const int64_t[]){5}, words),
+                   KILN_ERR_MALFORMED, "exactly one");
+    tr_free(&r);
+    pbw_free(&attrs);
+}
+
 /* ---- strings ------------------------------------------------------------------------------------------------ */
 
 static void numbers_as_text_like_numpy(void **state)
@@ -752,6 +786,7 @@ int main(void)
         cmocka_unit_test(tfidf_counts_skips_and_modes),
         cmocka_unit_test(tfidf_edges),
         cmocka_unit_test(tfidf_refusals),
+        cmocka_unit_test(tfidf_string_tokens),
         cmocka_unit_test(numbers_as_text_like_numpy),
         cmocka_unit_test(string_normalizer),
         cmocka_unit_test(session_strings),
