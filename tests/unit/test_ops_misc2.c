@@ -14,14 +14,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/dtype.h"
 #include "core/mem.h"
 #include "core/tensor.h"
+#include "formats/npy.h"
+#include "formats/tensor_file.h"
 #include "kernels/cast.h"
 #include "testlib.h"
 
@@ -725,6 +729,44 @@ static void string_normalizer(void **state)
     pbw_free(&attrs);
 }
 
+/* String tensors in files: a TensorProto round trip, and .npy as NumPy's UTF-32 '<U' arrays (a malformed
+ * UTF-8 byte becomes U+FFFD). */
+static void string_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kiln-test-XXXXXX", path[512];
+    assert_non_null(mkdtemp(dir));
+    const char *words[3] = {"h\xc3\xa9", "", "a\xffz"};
+    kiln_tensor t = {.dtype = KILN_STRING, .rank = 2, .dims = {1, 3}, .data = (void *)words};
+    snprintf(path, sizeof path, "%s/s.pb", dir);
+    assert_int_equal(tensor_file_write_pb(path, &t, "s"), KILN_OK);
+    kiln_tensor back;
+    assert_int_equal(tensor_file_read(path, &back), KILN_OK);
+    assert_shape(&back, 2, (const int64_t[]){1, 3});
+    assert_strings(&back, words, 3);
+    tensor_file_free(&back);
+    remove(path);
+
+    snprintf(path, sizeof path, "%s/s.npy", dir);
+    assert_int_equal(npy_write_file(path, &t), KILN_OK);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char bytes[256];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    remove(path);
+    rmdir(dir);
+    size_t header = 10 + (bytes[8] | (size_t)bytes[9] << 8);
+    assert_int_equal(header % 64, 0);
+    assert_int_equal(n, header + 3 * 3 * 4); /* three strings of width 3, four bytes a code point */
+    assert_non_null(strstr((const char *)bytes + 10, "'descr': '<U3'"));
+    const uint32_t want[9] = {'h', 0xe9, 0, 0, 0, 0, 'a', 0xfffd, 'z'};
+    for (int i = 0; i < 9; i++) {
+        const unsigned char *u = bytes + header + 4 * i;
+        assert_int_equal(u[0] | u[1] << 8 | u[2] << 16 | (uint32_t)u[3] << 24, want[i]);
+    }
+}
+
 /* A session's output strings: new contents re-plan a data-dependent node, and a steady run of Cast to
  * strings allocates nothing once the string region has held a run. */
 static void session_strings(void **state)
@@ -789,6 +831,7 @@ int main(void)
         cmocka_unit_test(tfidf_string_tokens),
         cmocka_unit_test(numbers_as_text_like_numpy),
         cmocka_unit_test(string_normalizer),
+        cmocka_unit_test(string_files),
         cmocka_unit_test(session_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
