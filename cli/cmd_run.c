@@ -67,6 +67,7 @@ static void print_value(const kiln_tensor *t, int64_t i)
     else if (dtype_is_float(t->dtype)) printf("%.7g", tensor_get_double(t, i));
     else if (t->dtype == KILN_UINT64) printf("%llu", (unsigned long long)((const uint64_t *)t->data)[i]);
     else if (dtype_is_integer(t->dtype)) printf("%lld", (long long)tensor_get_int(t, i));
+    else if (t->dtype == KILN_STRING) printf("\"%.60s\"", ((const char *const *)t->data)[i]);
     else printf("?");
 }
 

@@ -66,6 +66,7 @@ static kiln_status eval_with_ctx(const graph_node *n, op_ctx *ctx, region *mem)
     void *scratch = mem_aligned_alloc(ctx->scratch_bytes);
     if (!scratch) return KILN_ERR_OUT_OF_MEMORY;
     ctx->scratch = scratch;
+    ctx->strings = mem; /* string outputs live as long as the values computed here */
     kiln_status st = n->op->eval(ctx);
     mem_aligned_free(scratch);
     ctx->scratch = NULL;

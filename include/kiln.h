@@ -76,7 +76,9 @@ typedef enum kiln_dtype {
     KILN_BFLOAT16 = 16
 } kiln_dtype;
 
-/* A dense, row-major tensor. `data` is owned by whoever produced the struct (see each function). */
+/* A dense, row-major tensor. `data` is owned by whoever produced the struct (see each function). A
+ * KILN_STRING tensor's data is an array of `const char *`, one NUL-terminated UTF-8 string per element; the
+ * strings, like the array, belong to the producer (for outputs: the session, until its next run). */
 typedef struct kiln_tensor {
     kiln_dtype dtype;
     int rank;
@@ -103,7 +105,7 @@ typedef struct kiln_session kiln_session;
 KILN_API const char *kiln_last_error(void);
 KILN_API const char *kiln_status_name(kiln_status status);
 KILN_API const char *kiln_dtype_name(kiln_dtype dtype);
-/* Bytes per element, 0 for KILN_UNDEFINED and KILN_STRING (strings are stored as char* per element). */
+/* Bytes per element: 0 for KILN_UNDEFINED, sizeof(char *) for KILN_STRING (one pointer per element). */
 KILN_API size_t kiln_dtype_size(kiln_dtype dtype);
 KILN_API const char *kiln_version(void);
 

@@ -56,6 +56,8 @@ typedef struct op_ctx {
     int threads;                 /* threads eval will have (the session's): size per-thread scratch by it */
     bool raw_scores;             /* the session asks for scores before output transforms (kiln_session_options) */
     const parallel_runner *parallel; /* eval only; its thread count equals `threads` */
+    region *strings; /* eval only: where string outputs' bytes go (region_strndup), kept until the next run;
+                      * not thread-safe, so only the eval's own thread writes strings */
 } op_ctx;
 
 /* Output 0 shares input 0's memory (Reshape, Squeeze, Identity...): eval is never called; the planner

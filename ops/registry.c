@@ -13,7 +13,8 @@
     X(reduce) X(topk) X(shape) X(transpose) X(concat_split) X(slice) X(gather) X(expand_tile) X(pad)        \
     X(generate) X(cast) X(resize) X(trilu) X(cumsum) X(elements) X(loss) X(kiln_tree) X(ml_tree) X(ml_linear) X(ml_preprocess) \
     X(select) X(scatter_nd) X(sequence_reverse) X(unpool) X(det) X(einsum) \
-    X(window) X(detection) X(grid_sample) X(roi_align) X(spectral)
+    X(window) X(detection) X(grid_sample) X(roi_align) X(spectral) \
+    X(optimizer) X(tfidf) X(random) X(string)
 
 #define DECLARE_FAMILY(name) extern const op_def ops_##name[];
 FAMILIES(DECLARE_FAMILY)

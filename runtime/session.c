@@ -30,6 +30,7 @@ struct kiln_session {
     kiln_tensor *tensors;    /* per value, for the current plan */
     kiln_tensor **io;        /* plan->io resolved to tensor pointers (NULL for omitted) */
     size_t io_capacity;
+    region strings; /* the bytes of string outputs, reset before each run (see region_reset) */
     bool has_run;
 };
 
@@ -48,6 +49,7 @@ kiln_status kiln_session_create(const kiln_model *model, const kiln_session_opti
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the model was loaded for inspection and has unsupported nodes");
     kiln_session *s = mem_calloc(1, sizeof *s);
     if (!s) return KILN_ERR_OUT_OF_MEMORY;
+    region_init(&s->strings);
     s->model = model;
     kiln_session_options_init(&s->options);
     if (options) s->options = *options;
@@ -76,6 +78,7 @@ void kiln_session_free(kiln_session *s)
     mem_free(s->is_bound);
     mem_free(s->tensors);
     mem_free(s->io);
+    region_free(&s->strings);
     mem_free(s);
 }
 
@@ -187,6 +190,7 @@ static kiln_status run_step(kiln_session *s, const plan_step *step)
         .threads = s->runner.threads,
         .raw_scores = s->options.raw_scores != 0,
         .parallel = &s->runner,
+        .strings = &s->strings,
     };
     kiln_status st = n->op->eval(&ctx);
     if (st != KILN_OK) {
@@ -206,6 +210,7 @@ kiln_status kiln_session_run(kiln_session *s)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input '%s' was not set", g->values[g->inputs[i]].name);
     s->has_run = false;
     KILN_TRY(ensure_plan(s));
+    region_reset(&s->strings);
     const plan *p = s->plan;
     for (int i = 0; i < g->n_inputs; i++) s->tensors[g->inputs[i]].data = s->bound[i].data;
     for (int v = 0; v < p->n_slots; v++)
