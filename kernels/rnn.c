@@ -280,7 +280,7 @@ void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, vo
     if (t->y && t->lengths) memset(t->y, 0, (size_t)(p->seq * p->directions * p->batch * H) * sizeof(float));
     for (int d = 0; d < p->directions; d++) {
         direction_run r = {
-            .p = p, .t = t, .variant = variant, .d = d, .backwards = d == 1 || p->reverse, .gh = gh,
+            .p = p, .t = t, .variant = variant, .d = d, .backwards = p->directions == 2 ? d == 1 : p->reverse, .gh = gh,
             .w = t->w + d * gh * p->input, .r = t->r + d * gh * H,
             .peephole = t->peephole ? t->peephole + d * 3 * H : NULL,
             .rbh = p->cell == RNN_CELL_GRU && p->linear_before_reset && t->bias ? t->bias + (d * 2 + 1) * gh + 2 * H
