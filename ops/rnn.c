@@ -211,13 +211,15 @@ static kiln_status rnn_shape(op_ctx *ctx)
         int64_t y[4] = {p.seq, D, p.batch, p.hidden}, s[3] = {D, p.batch, p.hidden};
         memcpy(y_dims, y, sizeof y), memcpy(state_dims, s, sizeof s);
     }
-    int64_t work[2] = {p.seq * p.batch, rnn_gates(p.cell) * p.hidden};
-    if (shape_numel_checked(4, y_dims, &count) != KILN_OK || shape_numel_checked(2, work, &count) != KILN_OK ||
-        shape_numel_checked(2, (int64_t[]){p.seq * p.batch, p.input}, &count) != KILN_OK)
+    /* X may have no elements (input size 0) while declaring any sequence and batch: bound the projection */
+    int64_t projected[3] = {p.seq, p.batch, rnn_gates(p.cell) * p.hidden};
+    if (shape_numel_checked(4, y_dims, &count) != KILN_OK || shape_numel_checked(3, projected, &count) != KILN_OK)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the sequence is too large");
     op_set_output_shape(ctx, 0, 4, y_dims);
     for (int i = 1; i < ctx->n_outputs; i++) op_set_output_shape(ctx, i, 3, state_dims);
     ctx->scratch_bytes = rnn_f32_scratch_bytes(&p, ctx->threads > 0 ? ctx->threads : 1);
+    if (ctx->scratch_bytes > KILN_MAX_ELEMENTS)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the recurrence needs too much working memory");
     return KILN_OK;
 }
 
