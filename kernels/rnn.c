@@ -115,7 +115,10 @@ static void multiply_bt(const direction_run *r, int64_t M, int64_t N, int64_t K,
     else gemm_f32_reference(&g);
 }
 
-static int64_t x_row(const rnn_problem *p, int64_t t, int64_t b) { return p->batch_first ? b * p->seq + t : t * p->batch + b; }
+static int64_t x_row(const rnn_problem *p, int64_t t, int64_t b)
+{
+    return p->batch_first ? b * p->seq + t : t * p->batch + b;
+}
 
 static int64_t state_offset(const rnn_problem *p, int d, int64_t b)
 {
@@ -270,6 +273,15 @@ static void store_final_state(const direction_run *r)
     }
 }
 
+/* GRU with linear_before_reset applies r to (h * Rh^T + Rbh): direction d's Rbh, which then stays out of xw;
+ * NULL otherwise. */
+static const float *separate_reset_bias(const rnn_problem *p, const rnn_tensors *t, int d)
+{
+    if (p->cell != RNN_CELL_GRU || !p->linear_before_reset || !t->bias) return NULL;
+    int64_t gh = 3 * p->hidden;
+    return t->bias + (d * 2 + 1) * gh + 2 * p->hidden;
+}
+
 void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, void *scratch,
              const parallel_runner *parallel)
 {
@@ -283,8 +295,7 @@ void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, vo
             .p = p, .t = t, .variant = variant, .d = d, .backwards = p->directions == 2 ? d == 1 : p->reverse, .gh = gh,
             .w = t->w + d * gh * p->input, .r = t->r + d * gh * H,
             .peephole = t->peephole ? t->peephole + d * 3 * H : NULL,
-            .rbh = p->cell == RNN_CELL_GRU && p->linear_before_reset && t->bias ? t->bias + (d * 2 + 1) * gh + 2 * H
-                                                                                : NULL,
+            .rbh = separate_reset_bias(p, t, d),
             .act = p->act[d],
             .xw = (float *)(base + s.xw), .hw = (float *)(base + s.hw), .h = (float *)(base + s.h),
             .c = (float *)(base + s.c), .tmp = (float *)(base + s.tmp), .gemm_scratch = base + s.gemm,

@@ -58,7 +58,10 @@ static kiln_status quant_axis_get(const op_ctx *ctx, quant_axis *q)
     return KILN_OK;
 }
 
-static int64_t quant_channel(const quant_axis *q, int64_t i) { return q->channels == 1 ? 0 : i / q->inner % q->channels; }
+static int64_t quant_channel(const quant_axis *q, int64_t i)
+{
+    return q->channels == 1 ? 0 : i / q->inner % q->channels;
+}
 
 static kiln_status linear_shape(op_ctx *ctx)
 {

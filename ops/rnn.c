@@ -172,7 +172,8 @@ static kiln_status require_dims(const kiln_tensor *t, const char *what, int rank
     if (!t || shape_equal(t->rank, t->dims, rank, want)) return KILN_OK;
     char got[128], expected[128];
     return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s has shape %s, expected %s", what,
-                     shape_format(got, sizeof got, t->rank, t->dims), shape_format(expected, sizeof expected, rank, want));
+                     shape_format(got, sizeof got, t->rank, t->dims),
+                     shape_format(expected, sizeof expected, rank, want));
 }
 
 /* The problem the inputs describe: the load-time attributes plus sizes, every input's shape checked. */
@@ -203,13 +204,12 @@ static kiln_status rnn_shape(op_ctx *ctx)
 {
     rnn_problem p;
     KILN_TRY(describe_rnn(ctx, &p));
-    int64_t D = p.directions, y_dims[4], state_dims[3], count;
+    int64_t D = p.directions, B = p.batch, H = p.hidden, count;
+    int64_t y_dims[4] = {p.seq, D, B, H}, state_dims[3] = {D, B, H};
     if (p.batch_first) {
-        int64_t y[4] = {p.batch, p.seq, D, p.hidden}, s[3] = {p.batch, D, p.hidden};
-        memcpy(y_dims, y, sizeof y), memcpy(state_dims, s, sizeof s);
-    } else {
-        int64_t y[4] = {p.seq, D, p.batch, p.hidden}, s[3] = {D, p.batch, p.hidden};
-        memcpy(y_dims, y, sizeof y), memcpy(state_dims, s, sizeof s);
+        int64_t y[4] = {B, p.seq, D, H}, s[3] = {B, D, H};
+        memcpy(y_dims, y, sizeof y);
+        memcpy(state_dims, s, sizeof s);
     }
     /* X may have no elements (input size 0) while declaring any sequence and batch: bound the projection */
     int64_t projected[3] = {p.seq, p.batch, rnn_gates(p.cell) * p.hidden};
@@ -238,7 +238,10 @@ static kiln_status check_lengths(const kiln_tensor *lengths, int64_t seq)
 
 static const void *data_of(const kiln_tensor *t) { return t ? t->data : NULL; }
 
-static float *output_data(const op_ctx *ctx, int i) { return i < ctx->n_outputs && ctx->outputs[i] ? ctx->outputs[i]->data : NULL; }
+static float *output_data(const op_ctx *ctx, int i)
+{
+    return i < ctx->n_outputs && ctx->outputs[i] ? ctx->outputs[i]->data : NULL;
+}
 
 static kiln_status rnn_eval(op_ctx *ctx)
 {

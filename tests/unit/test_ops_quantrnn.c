@@ -202,11 +202,17 @@ static void random_qconv_shape(conv_shape *s)
     }
 }
 
+/* A random value of int8 or uint8's range. */
+static int32_t random_quantized(kiln_dtype dtype)
+{
+    return (int32_t)(dtype == KILN_INT8 ? random_int(-128, 127) : random_int(0, 255));
+}
+
 static void *random_int8s(int64_t n, kiln_dtype dtype)
 {
     uint8_t *p = malloc((size_t)(n > 0 ? n : 1));
     assert_non_null(p);
-    for (int64_t i = 0; i < n; i++) p[i] = (uint8_t)random_int(dtype == KILN_INT8 ? -128 : 0, dtype == KILN_INT8 ? 127 : 255);
+    for (int64_t i = 0; i < n; i++) p[i] = (uint8_t)random_quantized(dtype);
     return p;
 }
 
@@ -216,10 +222,9 @@ static void check_qconv(const conv_shape *s, kiln_dtype x_dtype, kiln_dtype w_dt
     int64_t w_count = s->out_channels * (s->in_channels / s->groups) * conv_volume(s->win.kernel);
     int64_t y_count = s->batch * s->out_channels * conv_volume(s->win.out);
     int32_t zeros[9];
-    for (int64_t m = 0; m < s->out_channels; m++) zeros[m] = (int32_t)random_int(w_dtype == KILN_INT8 ? -128 : 0, w_dtype == KILN_INT8 ? 127 : 255);
+    for (int64_t m = 0; m < s->out_channels; m++) zeros[m] = random_quantized(w_dtype);
     void *x = random_int8s(x_count, x_dtype), *w = random_int8s(w_count, w_dtype);
-    qconv_operands q = {x, x_dtype, (int32_t)random_int(x_dtype == KILN_INT8 ? -128 : 0, x_dtype == KILN_INT8 ? 127 : 255),
-                        w, w_dtype, zeros, random_int(0, 1) == 1};
+    qconv_operands q = {x, x_dtype, random_quantized(x_dtype), w, w_dtype, zeros, random_int(0, 1) == 1};
     int32_t *fast = malloc((size_t)y_count * sizeof *fast), *ref = malloc((size_t)y_count * sizeof *ref);
     void *scratch = aligned_scratch(qconv_int32_scratch_bytes(s));
     qconv_int32(s, &q, fast, scratch, runner);
@@ -285,7 +290,8 @@ static void qlinear_conv_requantizes_per_channel(void **state)
                          {"bias", KILN_INT32, 1, {2}, bias, true}};
     test_run r;
     tr_compute(&r, 10, "QLinearConv", NULL, 9, in, KILN_UINT8, 1);
-    /* (30 + 3) * 0.5 = 16.5 -> 16, (60 + 3) * 0.5 = 31.5 -> 32; (-20 - 4) / 4 = -6 -> 0 (saturated), -44 / 4 = -11 -> 0 */
+    /* (30 + 3) * 0.5 = 16.5 -> 16, (60 + 3) * 0.5 = 31.5 -> 32, each + 5;
+     * (-20 - 4) / 4 = -6 and -44 / 4 = -11, + 5, saturate to 0 */
     assert_memory_equal(r.out[0].data, ((uint8_t[]){21, 37, 0, 0}), 4);
     tr_free(&r);
 }
@@ -338,8 +344,9 @@ static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
         out[v][0] = malloc((size_t)(y_count + 1) * sizeof(float));
         out[v][1] = malloc((size_t)state * sizeof(float));
         out[v][2] = malloc((size_t)state * sizeof(float));
-        rnn_tensors t = {x, w, r, bias, peephole, h0, p->cell == RNN_CELL_LSTM ? c0 : NULL,
-                         use_lengths ? lengths : NULL, out[v][0], out[v][1], p->cell == RNN_CELL_LSTM ? out[v][2] : NULL};
+        bool lstm = p->cell == RNN_CELL_LSTM;
+        rnn_tensors t = {x, w, r, bias, peephole, h0, lstm ? c0 : NULL, use_lengths ? lengths : NULL,
+                         out[v][0], out[v][1], lstm ? out[v][2] : NULL};
         void *scratch = aligned_scratch(rnn_f32_scratch_bytes(p, parallel_threads(runner)));
         rnn_f32(p, &t, v == 0 ? RNN_VARIANT_FAST : RNN_VARIANT_REFERENCE, scratch, v == 0 ? runner : NULL);
         free(scratch);
@@ -487,15 +494,18 @@ static void quantized_bad_inputs_fail_at_load(void **state)
     assert_refused(tr_load_status(13, "DequantizeLinear", NULL, 3, dq, KILN_UNDEFINED), KILN_ERR_MALFORMED,
                    "zero point");
     /* ConvInteger with float input, and a bad group */
-    test_operand conv_f[] = {{"x", KILN_FLOAT32, 4, {1, 1, 1, 2}, x, false}, {"w", KILN_UINT8, 4, {1, 1, 1, 1}, xq, true}};
+    test_operand conv_f[] = {{"x", KILN_FLOAT32, 4, {1, 1, 1, 2}, x, false},
+                             {"w", KILN_UINT8, 4, {1, 1, 1, 1}, xq, true}};
     assert_refused(tr_load_status(10, "ConvInteger", NULL, 2, conv_f, KILN_UNDEFINED), KILN_ERR_UNSUPPORTED, "float32");
     pbw attrs = {0};
     tm_attr_int(&attrs, "group", 0);
-    test_operand conv_u8[] = {{"x", KILN_UINT8, 4, {1, 1, 1, 2}, xq, false}, {"w", KILN_UINT8, 4, {1, 1, 1, 1}, xq, true}};
+    test_operand conv_u8[] = {{"x", KILN_UINT8, 4, {1, 1, 1, 2}, xq, false},
+                              {"w", KILN_UINT8, 4, {1, 1, 1, 1}, xq, true}};
     assert_refused(tr_load_status(10, "ConvInteger", &attrs, 2, conv_u8, KILN_UNDEFINED), KILN_ERR_MALFORMED, "group");
     pbw_free(&attrs);
     /* weights for another channel count are refused at plan time */
-    test_operand conv_bad[] = {{"x", KILN_UINT8, 4, {1, 1, 1, 2}, xq, false}, {"w", KILN_UINT8, 4, {1, 2, 1, 1}, xq, true}};
+    test_operand conv_bad[] = {{"x", KILN_UINT8, 4, {1, 1, 1, 2}, xq, false},
+                               {"w", KILN_UINT8, 4, {1, 2, 1, 1}, xq, true}};
     test_run r;
     tr_init(&r, 10);
     tr_node_of_operands(&r, "ConvInteger", NULL, 2, conv_bad, KILN_UNDEFINED);
