@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "core/platform/platform.h"
 #include "kernels/qconv.h"
 #include "kernels/quant.h"
 #include "kernels/rnn.h"
@@ -184,13 +185,13 @@ static void random_qconv_shape(conv_shape *s)
 {
     s->batch = random_int(1, 2);
     s->groups = random_int(1, 3);
-    s->in_channels = s->groups * random_int(1, 3);
-    s->out_channels = s->groups * random_int(1, 3);
+    s->in_channels = s->groups * random_int(1, 4);
+    s->out_channels = s->groups * random_int(1, 6);
     conv_window *w = &s->win;
     int spatial = (int)random_int(1, 3);
     for (int d = 0; d < CONV_SPATIAL; d++) {
         bool used = d >= CONV_SPATIAL - spatial;
-        w->in[d] = used ? random_int(1, 7) : 1;
+        w->in[d] = used ? random_int(1, spatial == 1 ? 40 : 9) : 1;
         w->kernel[d] = used ? random_int(1, 3) : 1;
         w->stride[d] = used ? random_int(1, 2) : 1;
         w->dilation[d] = used ? random_int(1, 2) : 1;
@@ -221,15 +222,24 @@ static void check_qconv(const conv_shape *s, kiln_dtype x_dtype, kiln_dtype w_dt
     int64_t x_count = s->batch * s->in_channels * conv_volume(s->win.in);
     int64_t w_count = s->out_channels * (s->in_channels / s->groups) * conv_volume(s->win.kernel);
     int64_t y_count = s->batch * s->out_channels * conv_volume(s->win.out);
-    int32_t zeros[9];
+    int32_t zeros[18];
     for (int64_t m = 0; m < s->out_channels; m++) zeros[m] = random_quantized(w_dtype);
     void *x = random_int8s(x_count, x_dtype), *w = random_int8s(w_count, w_dtype);
     qconv_operands q = {x, x_dtype, random_quantized(x_dtype), w, w_dtype, zeros, random_int(0, 1) == 1};
     int32_t *fast = malloc((size_t)y_count * sizeof *fast), *ref = malloc((size_t)y_count * sizeof *ref);
     void *scratch = aligned_scratch(qconv_int32_scratch_bytes(s));
-    qconv_int32(s, &q, fast, scratch, runner);
     qconv_int32_reference(s, &q, ref);
+    qconv_int32(s, &q, fast, scratch, runner);
     assert_memory_equal(fast, ref, (size_t)y_count * sizeof *fast);
+    /* every block function, whichever qconv_int32 picked */
+    qconv_int32_with(qconv_block, s, &q, fast, scratch, runner);
+    assert_memory_equal(fast, ref, (size_t)y_count * sizeof *fast);
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx2_fma) {
+        qconv_int32_with(qconv_block_avx2, s, &q, fast, scratch, runner);
+        assert_memory_equal(fast, ref, (size_t)y_count * sizeof *fast);
+    }
+#endif
     free(x), free(w), free(fast), free(ref), free(scratch);
 }
 
