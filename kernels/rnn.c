@@ -201,7 +201,7 @@ static void gru_update(direction_run *r, int64_t b, const float *x)
     float *g = r->hw + b * r->gh, *cand = g + 2 * H, *h = r->h + b * H;
     const float *update = g, *reset = g + H;
     for (int64_t j = 0; j < H; j++) {
-        float recurrent = r->rbh ? reset[j] * (cand[j] + r->rbh[j]) : cand[j];
+        float recurrent = r->p->linear_before_reset ? reset[j] * (cand[j] + (r->rbh ? r->rbh[j] : 0.0f)) : cand[j];
         cand[j] = clip(x[2 * H + j] + recurrent, r->p->clip);
     }
     rnn_activate(&r->act[1], cand, H, r->variant);

@@ -13,7 +13,8 @@ ort_run.js), so tests/models/run_model_tests.py checks kiln against them. Weight
                    int32 biases) and a MatMul, uint8 activations: the QDQ form of static quantization
   rnn_variants     onnx.helper: one graph with an RNN, GRU and LSTM node each exercising what the node tests
                    do not: reverse and bidirectional runs, sequence_lens, initial states, peepholes,
-                   clip, non-default activations with alpha/beta, GRU linear_before_reset=0, LSTM input_forget
+                   clip, non-default activations with alpha/beta, GRU linear_before_reset=0 and 1, LSTM
+                   input_forget, and nodes without biases
   integer_ops      onnx.helper: DynamicQuantizeLinear feeding MatMulInteger (dynamic quantization's pattern),
                    ConvInteger and QLinearConv with strides, groups, padding and per-channel weight scales
 
@@ -209,7 +210,17 @@ def rnn_variants(rng, directory):
                                   direction="bidirectional", input_forget=1,
                                   activations=["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Elu", "Softplus"],
                                   activation_alpha=[0.7]))
-    outputs = ["rnn_y", "rnn_y_h", "gru_y", "gru_y_h", "lstm_y", "lstm_y_h", "lstm_y_c"]
+    # without biases: GRU with linear_before_reset=1 and an initial state, LSTM reversed with clip
+    w, r, _ = rnn_weights(rng, 1, 3, 4, features)
+    h0 = rng.standard_normal((1, batch, 4)).astype(np.float32)
+    inits += [init("gru2_w", w), init("gru2_r", r), init("gru2_h0", h0)]
+    nodes.append(helper.make_node("GRU", ["x", "gru2_w", "gru2_r", "", "lengths", "gru2_h0"], ["gru2_y"],
+                                  hidden_size=4, linear_before_reset=1))
+    w, r, _ = rnn_weights(rng, 1, 4, 3, features)
+    inits += [init("lstm2_w", w), init("lstm2_r", r)]
+    nodes.append(helper.make_node("LSTM", ["x", "lstm2_w", "lstm2_r"], ["lstm2_y"], hidden_size=3,
+                                  direction="reverse", clip=0.8))
+    outputs = ["rnn_y", "rnn_y_h", "gru_y", "gru_y_h", "lstm_y", "lstm_y_h", "lstm_y_c", "gru2_y", "lstm2_y"]
     save_graph(directory, nodes, [float_input("x", [seq, batch, features])], [output(o) for o in outputs], inits,
                "rnn_variants")
     return [rng.standard_normal((seq, batch, features)).astype(np.float32)]
