@@ -3,9 +3,10 @@
  * ConvInteger, QLinearConv) and recurrent ones (RNN, GRU, LSTM).
  *
  * The rounding helper is checked on ties and saturation; the operators on hand-worked values, per-axis
- * scales and empty inputs. The fast integer convolution and the fast recurrence are compared with their
- * references on random problems (every cell, direction, layout, sequence lengths, clip and activation),
- * serially and on a thread pool. Bad attributes must fail at load and bad shapes or lengths cleanly later.
+ * scales and empty inputs. The fast integer convolution is compared with its reference, and both variants of
+ * the recurrence with the spec's equations written out here, on random problems (every cell, direction,
+ * layout, sequence lengths, clip and activation), serially and on a thread pool. Bad attributes must fail
+ * at load, and bad shapes or lengths cleanly later.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -337,6 +338,114 @@ static void random_rnn_problem(rnn_problem *p, rnn_cell cell)
         }
 }
 
+/* ---- the recurrences written out from the ONNX spec, one batch entry and one unit at a time ----------- */
+
+/* f(v) for one value, through the activation under test (its formulas are checked on their own above). */
+static double act(const rnn_activation *a, double v, float clip)
+{
+    float x = (float)(v > clip ? clip : v < -clip ? -clip : v);
+    rnn_activate(a, &x, 1, RNN_VARIANT_REFERENCE);
+    return x;
+}
+
+/* Row `row` of matrix m (rows x cols) times v. */
+static double dot_row(const float *m, int64_t row, int64_t cols, const double *v)
+{
+    double sum = 0;
+    for (int64_t k = 0; k < cols; k++) sum += (double)m[row * cols + k] * v[k];
+    return sum;
+}
+
+typedef struct naive_dir {
+    const rnn_problem *p;
+    const rnn_tensors *t;
+    int d;
+    int64_t G;
+} naive_dir;
+
+/* Gate g's unit j: x W^T + Wb + h R^T + Rb (without Rb when skip_rb; without h R^T when h is NULL). */
+static double gate_input(const naive_dir *n, int64_t g, int64_t j, const double *x, const double *h, bool skip_rb)
+{
+    const rnn_problem *p = n->p;
+    int64_t H = p->hidden, row = g * H + j, GH = n->G * H;
+    double v = dot_row(n->t->w + n->d * GH * p->input, row, p->input, x);
+    if (h) v += dot_row(n->t->r + n->d * GH * H, row, H, h);
+    if (n->t->bias) v += n->t->bias[n->d * 2 * GH + row] + (skip_rb ? 0 : n->t->bias[n->d * 2 * GH + GH + row]);
+    return v;
+}
+
+/* One step of batch entry b: h (and c) updated in place. */
+static void naive_step(const naive_dir *n, const double *x, double *h, double *c)
+{
+    const rnn_problem *p = n->p;
+    const rnn_activation *a = p->act[n->d];
+    int64_t H = p->hidden;
+    double next[8], cell[8];
+    const float *peep = n->t->peephole ? n->t->peephole + n->d * 3 * H : NULL;
+    for (int64_t j = 0; j < H; j++) {
+        if (p->cell == RNN_CELL_SIMPLE) next[j] = act(&a[0], gate_input(n, 0, j, x, h, false), p->clip);
+        if (p->cell == RNN_CELL_GRU) {
+            double z = act(&a[0], gate_input(n, 0, j, x, h, false), p->clip);
+            double r = act(&a[0], gate_input(n, 1, j, x, h, false), p->clip);
+            double cand;
+            if (p->linear_before_reset) {
+                const float *rh = n->t->r + (n->d * 3 * H + 2 * H + j) * H;
+                double rb = n->t->bias ? n->t->bias[n->d * 6 * H + 3 * H + 2 * H + j] : 0;
+                double recurrent = 0;
+                for (int64_t k = 0; k < H; k++) recurrent += rh[k] * h[k];
+                cand = gate_input(n, 2, j, x, NULL, true) + r * (recurrent + rb);
+            } else {
+                double reset_h[8];
+                for (int64_t k = 0; k < H; k++)
+                    reset_h[k] = act(&a[0], gate_input(n, 1, k, x, h, false), p->clip) * h[k];
+                cand = gate_input(n, 2, j, x, NULL, false) + dot_row(n->t->r + n->d * 3 * H * H, 2 * H + j, H, reset_h);
+            }
+            next[j] = (1 - z) * act(&a[1], cand, p->clip) + z * h[j];
+        }
+        if (p->cell == RNN_CELL_LSTM) {
+            double i = act(&a[0], gate_input(n, 0, j, x, h, false) + (peep ? peep[j] * c[j] : 0), p->clip);
+            double f = act(&a[0], gate_input(n, 2, j, x, h, false) + (peep ? peep[2 * H + j] * c[j] : 0), p->clip);
+            if (p->input_forget) f = 1 - i;
+            cell[j] = f * c[j] + i * act(&a[1], gate_input(n, 3, j, x, h, false), p->clip);
+            double o = act(&a[0], gate_input(n, 1, j, x, h, false) + (peep ? peep[H + j] * cell[j] : 0), p->clip);
+            next[j] = o * act(&a[2], cell[j], INFINITY);
+        }
+    }
+    for (int64_t j = 0; j < H; j++) {
+        h[j] = next[j];
+        if (p->cell == RNN_CELL_LSTM) c[j] = cell[j];
+    }
+}
+
+static void naive_rnn(const rnn_problem *p, const rnn_tensors *t)
+{
+    int64_t D = p->directions, B = p->batch, H = p->hidden, S = p->seq;
+    memset(t->y, 0, (size_t)(S * D * B * H) * sizeof(float));
+    for (int d = 0; d < D; d++)
+        for (int64_t b = 0; b < B; b++) {
+            naive_dir n = {p, t, d, rnn_gates(p->cell)};
+            int64_t state = (p->batch_first ? b * D + d : d * B + b) * H, length = t->lengths ? t->lengths[b] : S;
+            bool backwards = D == 2 ? d == 1 : p->reverse;
+            double h[8], c[8], x[8];
+            for (int64_t j = 0; j < H; j++) {
+                h[j] = t->h0 ? t->h0[state + j] : 0;
+                c[j] = t->c0 ? t->c0[state + j] : 0;
+            }
+            for (int64_t s = 0; s < length; s++) {
+                int64_t step = backwards ? length - 1 - s : s;
+                int64_t row = p->batch_first ? b * S + step : step * B + b;
+                for (int64_t k = 0; k < p->input; k++) x[k] = t->x[row * p->input + k];
+                naive_step(&n, x, h, c);
+                int64_t y = (p->batch_first ? (b * S + step) * D + d : (step * D + d) * B + b) * H;
+                for (int64_t j = 0; j < H; j++) t->y[y + j] = (float)h[j];
+            }
+            for (int64_t j = 0; j < H; j++) {
+                t->y_h[state + j] = (float)h[j];
+                if (t->y_c) t->y_c[state + j] = (float)c[j];
+            }
+        }
+}
+
 static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
 {
     int64_t G = rnn_gates(p->cell), D = p->directions, H = p->hidden;
@@ -349,31 +458,38 @@ static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
     int32_t lengths[4];
     for (int64_t b = 0; b < p->batch; b++) lengths[b] = (int32_t)random_int(0, p->seq);
     bool use_lengths = random_int(0, 1) == 1;
-    float *out[2][3];
-    for (int v = 0; v < 2; v++) {
+    /* 0: the fast variant, 1: the reference variant, 2: the spec written out */
+    float *out[3][3];
+    for (int v = 0; v < 3; v++) {
         out[v][0] = malloc((size_t)(y_count + 1) * sizeof(float));
         out[v][1] = malloc((size_t)state * sizeof(float));
         out[v][2] = malloc((size_t)state * sizeof(float));
         bool lstm = p->cell == RNN_CELL_LSTM;
         rnn_tensors t = {x, w, r, bias, peephole, h0, lstm ? c0 : NULL, use_lengths ? lengths : NULL,
                          out[v][0], out[v][1], lstm ? out[v][2] : NULL};
+        if (v == 2) {
+            naive_rnn(p, &t);
+            break;
+        }
         void *scratch = aligned_scratch(rnn_f32_scratch_bytes(p, parallel_threads(runner)));
         rnn_f32(p, &t, v == 0 ? RNN_VARIANT_FAST : RNN_VARIANT_REFERENCE, scratch, v == 0 ? runner : NULL);
         free(scratch);
     }
-    assert_true(max_abs_diff(out[0][0], out[1][0], y_count) < 1e-4);
-    assert_true(max_abs_diff(out[0][1], out[1][1], state) < 1e-4);
-    if (p->cell == RNN_CELL_LSTM) assert_true(max_abs_diff(out[0][2], out[1][2], state) < 1e-4);
+    for (int v = 0; v < 2; v++) {
+        assert_true(max_abs_diff(out[v][0], out[2][0], y_count) < 1e-4);
+        assert_true(max_abs_diff(out[v][1], out[2][1], state) < 1e-4);
+        if (p->cell == RNN_CELL_LSTM) assert_true(max_abs_diff(out[v][2], out[2][2], state) < 1e-4);
+    }
     /* a sequence of length 0 keeps its initial state */
     for (int64_t b = 0; use_lengths && b < p->batch && !p->batch_first && D == 1; b++)
         if (lengths[b] == 0)
             for (int64_t j = 0; j < H; j++) assert_true(out[1][1][b * H + j] == (h0 ? h0[b * H + j] : 0.0f));
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < 3; v++)
         for (int k = 0; k < 3; k++) free(out[v][k]);
     free(x), free(w), free(r), free(bias), free(peephole), free(h0), free(c0);
 }
 
-static void rnn_fast_matches_reference(void **state)
+static void rnn_variants_match_the_spec(void **state)
 {
     (void)state;
     random_seed(17);
@@ -535,7 +651,7 @@ int main(void)
         cmocka_unit_test(conv_integer_end_to_end),
         cmocka_unit_test(qlinear_conv_requantizes_per_channel),
         cmocka_unit_test(activations_follow_the_spec),
-        cmocka_unit_test(rnn_fast_matches_reference),
+        cmocka_unit_test(rnn_variants_match_the_spec),
         cmocka_unit_test(recurrent_bad_attributes_fail_at_load),
         cmocka_unit_test(quantized_bad_inputs_fail_at_load),
     };
