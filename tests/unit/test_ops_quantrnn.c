@@ -128,6 +128,35 @@ static void per_axis_scales(void **state)
     tr_free(&r);
 }
 
+/* Large tensors split across threads give what the element formula gives. */
+static void threaded_quantize_round_trip(void **state)
+{
+    (void)state;
+    random_seed(5);
+    enum { CHANNELS = 3, INNER = 20000, N = CHANNELS * INNER };
+    float *x = random_floats(N, -3, 3), scale[CHANNELS] = {0.01f, 0.02f, 0.05f};
+    int8_t zero[CHANNELS] = {-5, 0, 7};
+    test_operand in[] = {{"x", KILN_FLOAT32, 2, {CHANNELS, INNER}, x, false},
+                         {"scale", KILN_FLOAT32, 1, {CHANNELS}, scale, true},
+                         {"zero", KILN_INT8, 1, {CHANNELS}, zero, true}};
+    pbw attrs = {0};
+    tm_attr_int(&attrs, "axis", 0);
+    test_run r;
+    tr_compute(&r, 13, "QuantizeLinear", &attrs, 3, in, KILN_INT8, 3);
+    int8_t *q = malloc(N);
+    memcpy(q, r.out[0].data, N);
+    tr_free(&r);
+    for (int64_t i = 0; i < N; i++)
+        assert_int_equal(q[i], quant_saturate(x[i] / scale[i / INNER], zero[i / INNER], KILN_INT8));
+    test_operand back[] = {{"q", KILN_INT8, 2, {CHANNELS, INNER}, q, false}, in[1], in[2]};
+    tr_compute(&r, 13, "DequantizeLinear", &attrs, 3, back, KILN_FLOAT32, 3);
+    const float *y = r.out[0].data;
+    for (int64_t i = 0; i < N; i++) assert_true(y[i] == (float)(q[i] - zero[i / INNER]) * scale[i / INNER]);
+    tr_free(&r);
+    pbw_free(&attrs);
+    free(x), free(q);
+}
+
 static void empty_and_int32_inputs(void **state)
 {
     (void)state;
@@ -645,6 +674,7 @@ int main(void)
         cmocka_unit_test(saturate_rounds_half_to_even),
         cmocka_unit_test(quantize_linear_ties_and_saturation),
         cmocka_unit_test(per_axis_scales),
+        cmocka_unit_test(threaded_quantize_round_trip),
         cmocka_unit_test(empty_and_int32_inputs),
         cmocka_unit_test(dynamic_quantize_linear),
         cmocka_unit_test(qconv_matches_reference),
