@@ -11,7 +11,6 @@
  * Integer products wrap around like two's complement (they accumulate in the unsigned type of the same
  * width, which C defines to wrap).
  */
-#include <math.h>
 #include <string.h>
 
 #include "core/mem.h"

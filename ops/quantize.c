@@ -11,8 +11,6 @@
  * sums in kernels/qconv.c; QLinearConv then adds its int32 bias and requantizes each output channel with
  * x_scale * w_scale[m] / y_scale, computed in float as onnxruntime does.
  */
-#include <math.h>
-
 #include "core/mem.h"
 #include "kernels/qconv.h"
 #include "kernels/quant.h"
