@@ -7,6 +7,8 @@
 #ifndef KILN_CORE_VALUE_H
 #define KILN_CORE_VALUE_H
 
+#include <stdbool.h>
+
 #include "core/mem.h"
 #include "kiln.h"
 
@@ -23,6 +25,15 @@ kiln_status value_copy_tensor(region *mem, const kiln_tensor *src, kiln_tensor *
 /* A deep copy of a value of this kind (elements and their data) into `mem`. */
 kiln_status value_copy(region *mem, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *src,
                        kiln_tensor *out);
+/* Joins tensors along `axis` (all other dims equal), or with new_axis stacks equal-shaped tensors along a
+ * new axis `axis`, in reverse order when asked. `axis` is already normalised (0 <= axis < rank, or <= rank
+ * for a new axis); shapes that do not fit are KILN_ERR_RUNTIME. No items give a 1-D empty tensor. */
+kiln_status value_concat(region *mem, const kiln_tensor *items, int64_t n, int axis, bool new_axis, bool reverse,
+                         kiln_dtype dtype, kiln_tensor *out);
+/* t[..., start : start + length, ...] along `axis`, copied into `mem`; without keep_axis (length 1) the
+ * axis is dropped. The range must lie inside t. */
+kiln_status value_slice(region *mem, const kiln_tensor *t, int axis, int64_t start, int64_t length, bool keep_axis,
+                        kiln_tensor *out);
 /* Checks a value handed in by a caller: kind-appropriate rank and count, elements of `dtype` with sane
  * shapes and data. `what` names it in the message. */
 kiln_status value_check(kiln_value_kind kind, kiln_value_kind elem_kind, kiln_dtype dtype, const kiln_tensor *v,

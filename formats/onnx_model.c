@@ -77,6 +77,7 @@ typedef struct scope {
 } scope;
 
 static kiln_status read_graph(loader *ld, bytes_view bytes, const scope *sc, graph *g, int depth);
+static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value *value, int depth);
 
 static const char *view_string(loader *ld, const pb_field *f)
 {
@@ -211,6 +212,12 @@ static kiln_status read_attribute(loader *ld, const pb_reader *parent, const pb_
             KILN_TRY(expect_bytes(&f, "attribute g"));
             KILN_TRY(graph_create(ld->mem, g, &a->g));
             KILN_TRY(read_graph(ld, (bytes_view){f.data, f.len}, sc, a->g, depth + 1));
+        } else if (f.number == ATTRF_TP && a->type == ATTR_TYPE_PROTO && g) {
+            /* a TypeProto (Optional's `type`): read as the type of a value that is not in the graph */
+            KILN_TRY(expect_bytes(&f, "attribute tp"));
+            graph_value typed = {.name = a->name, .rank = -1};
+            KILN_TRY(read_type(ld, (bytes_view){f.data, f.len}, g, &typed, 0));
+            a->tp = (value_type){typed.kind, typed.elem_kind, typed.dtype};
         } else if (f.number == ATTRF_FLOATS && a->type == ATTR_FLOATS) {
             if (!pb_read_fixed32(&f, (uint32_t *)a->floats, n_list, &i_floats))
                 return kiln_fail(KILN_ERR_MALFORMED, "bad floats attribute");
@@ -539,9 +546,9 @@ static kiln_status read_element_dtype(pb_reader r, graph_value *v)
 /* Reads a TypeProto into value v: its kind, and the element type of tensors. Sequences and optionals
  * nest (TypeProto.Sequence and .Optional hold an elem_type TypeProto, field 1): a sequence's elements
  * give its dtype, an optional's element gives its elem_kind and dtype. Elements' shapes are not kept. */
-static kiln_status read_type(loader *ld, bytes_view type, graph *g, int v, int depth)
+static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value *value, int depth)
 {
-    if (depth > 2) return kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s' nests types too deeply", g->values[v].name);
+    if (depth > 2) return kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s' nests types too deeply", value->name);
     pb_reader tr = pb_reader_init(type.data, type.len, ld->base);
     pb_field f, e;
     int more;
@@ -556,7 +563,6 @@ static kiln_status read_type(loader *ld, bytes_view type, graph *g, int v, int d
         case 9: kind = VALUE_OPTIONAL; break;
         default: continue;
         }
-        graph_value *value = &g->values[v];
         if (depth == 0) value->kind = kind;
         else if (depth == 1 && value->kind == VALUE_OPTIONAL) value->elem_kind = kind;
         if (kind == VALUE_TENSOR) {
@@ -567,7 +573,7 @@ static kiln_status read_type(loader *ld, bytes_view type, graph *g, int v, int d
         if (kind != VALUE_SEQUENCE && kind != VALUE_OPTIONAL) continue;
         pb_reader inner = pb_sub(&tr, &f);
         while ((more = pb_next(&inner, &e)) > 0)
-            if (e.number == 1 && pb_field_is_bytes(&e)) KILN_TRY(read_type(ld, (bytes_view){e.data, e.len}, g, v, depth + 1));
+            if (e.number == 1 && pb_field_is_bytes(&e)) KILN_TRY(read_type(ld, (bytes_view){e.data, e.len}, g, value, depth + 1));
         if (more < 0) return KILN_ERR_MALFORMED;
     }
     return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
@@ -591,7 +597,7 @@ static kiln_status read_value_info(loader *ld, const pb_reader *parent, const pb
     if (!name || !name[0]) return kiln_fail(KILN_ERR_MALFORMED, "graph input or output without a name");
     if (!(name = map_name(ld, sc, name))) return KILN_ERR_OUT_OF_MEMORY;
     KILN_TRY(graph_intern_value(g, name, index));
-    return read_type(ld, type, g, *index, 0);
+    return read_type(ld, type, g, &g->values[*index], 0);
 }
 
 /* Unnamed free dims of graph inputs get a symbol of their own ("x_dim0"), so every free dim can be probed

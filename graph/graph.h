@@ -24,6 +24,24 @@
 struct op_def;
 typedef struct graph graph;
 
+/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of
+ * tensors and optionals (of a tensor or a sequence) run; maps and sparse tensors are only recognised, so
+ * that the loader can say precisely what is unsupported. At run time a sequence or an optional travels as
+ * a kiln_tensor descriptor whose data points to its elements (see kiln.h, "Non-tensor values"). */
+typedef kiln_value_kind value_kind;
+#define VALUE_TENSOR KILN_VALUE_TENSOR
+#define VALUE_SEQUENCE KILN_VALUE_SEQUENCE
+#define VALUE_MAP KILN_VALUE_MAP
+#define VALUE_OPTIONAL KILN_VALUE_OPTIONAL
+#define VALUE_SPARSE KILN_VALUE_SPARSE
+
+/* The type of a value short of its shape: what subgraph typing (If/Loop/Scan bodies) passes around. */
+typedef struct value_type {
+    value_kind kind;
+    value_kind elem_kind; /* optionals only */
+    kiln_dtype dtype;
+} value_type;
+
 /* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
 typedef enum attr_type {
     ATTR_UNDEFINED = 0,
@@ -59,25 +77,8 @@ typedef struct graph_attr {
     size_t *string_lens;
     kiln_tensor **tensors;
     graph **graphs;
+    value_type tp; /* ATTR_TYPE_PROTO: the type, short of its shape */
 } graph_attr;
-
-/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of
- * tensors and optionals (of a tensor or a sequence) run; maps and sparse tensors are only recognised, so
- * that the loader can say precisely what is unsupported. At run time a sequence or an optional travels as
- * a kiln_tensor descriptor whose data points to its elements (see kiln.h, "Non-tensor values"). */
-typedef kiln_value_kind value_kind;
-#define VALUE_TENSOR KILN_VALUE_TENSOR
-#define VALUE_SEQUENCE KILN_VALUE_SEQUENCE
-#define VALUE_MAP KILN_VALUE_MAP
-#define VALUE_OPTIONAL KILN_VALUE_OPTIONAL
-#define VALUE_SPARSE KILN_VALUE_SPARSE
-
-/* The type of a value short of its shape: what subgraph typing (If/Loop/Scan bodies) passes around. */
-typedef struct value_type {
-    value_kind kind;
-    value_kind elem_kind; /* optionals only */
-    kiln_dtype dtype;
-} value_type;
 
 /* Symbol id for a dim that is not a number; -1 means "no symbol" (a number, or simply unknown). */
 #define GRAPH_NO_SYMBOL (-1)

@@ -132,6 +132,10 @@ kiln_status op_require_dtype(const op_init_ctx *ctx, int input, const kiln_dtype
 kiln_status op_require_arity(const op_init_ctx *ctx, int min_in, int max_in, int min_out, int max_out);
 /* What input i is (kind, element kind, dtype); a VALUE_TENSOR of KILN_UNDEFINED when omitted. */
 value_type op_input_type(const op_init_ctx *ctx, int i);
+/* The type of a graph value (kind, element kind, dtype). */
+value_type op_value_type(const graph_value *v);
+/* Sets output k's dtype and kind. */
+void op_set_output_type(op_init_ctx *ctx, int k, value_type t);
 /* True when input i is given (not omitted). */
 bool op_has_input(const op_init_ctx *ctx, int i);
 

@@ -37,6 +37,15 @@ bool op_has_input(const op_init_ctx *ctx, int i)
     return i < ctx->n_inputs && ctx->node->inputs[i] >= 0;
 }
 
+value_type op_value_type(const graph_value *v) { return (value_type){v->kind, v->elem_kind, v->dtype}; }
+
+void op_set_output_type(op_init_ctx *ctx, int k, value_type t)
+{
+    ctx->output_dtypes[k] = t.dtype;
+    ctx->output_kinds[k] = t.kind;
+    ctx->output_elem_kinds[k] = t.elem_kind;
+}
+
 value_type op_input_type(const op_init_ctx *ctx, int i)
 {
     value_type t = {VALUE_TENSOR, VALUE_TENSOR, KILN_UNDEFINED};
