@@ -34,15 +34,6 @@ static kiln_status require_graph(const graph_node *node, const char *name, graph
     return KILN_OK;
 }
 
-static value_type type_of(const graph_value *v) { return (value_type){v->kind, v->elem_kind, v->dtype}; }
-
-static void set_output_type(op_init_ctx *ctx, int k, value_type t)
-{
-    ctx->output_dtypes[k] = t.dtype;
-    ctx->output_kinds[k] = t.kind;
-    ctx->output_elem_kinds[k] = t.elem_kind;
-}
-
 static kiln_status require_scalar_of(const op_init_ctx *ctx, int input, kiln_dtype dtype)
 {
     if (!op_has_input(ctx, input)) return KILN_OK;
@@ -54,59 +45,6 @@ static kiln_status read_bool(const kiln_tensor *t, const char *what, bool *out)
 {
     KILN_TRY(op_require_one_value(t, what));
     *out = ((const uint8_t *)t->data)[0] != 0;
-    return KILN_OK;
-}
-
-/* Tensors of equal shape `items[0..n)` stacked along a new axis `axis` (in reverse order if asked). */
-static kiln_status stack_tensors(region *mem, const kiln_tensor *items, int64_t n, int axis, bool reverse,
-                                 kiln_dtype dtype, kiln_tensor *out, const char *what)
-{
-    memset(out, 0, sizeof *out);
-    out->dtype = dtype;
-    if (n == 0) {
-        out->rank = 1; /* nothing says what the slices would have been */
-        out->data = region_alloc(mem, 1, 8);
-        return out->data ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
-    }
-    const kiln_tensor *first = &items[0];
-    if (first->rank + 1 > KILN_MAX_RANK) return kiln_fail(KILN_ERR_UNSUPPORTED, "%s would exceed the maximum rank", what);
-    if (axis < 0 || axis > first->rank)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s axis %d is out of range for rank %d", what, axis, first->rank + 1);
-    for (int64_t i = 1; i < n; i++)
-        if (!shape_equal(first->rank, first->dims, items[i].rank, items[i].dims))
-            return kiln_fail(KILN_ERR_RUNTIME, "%s changes shape between iterations", what);
-    out->rank = first->rank + 1;
-    for (int d = 0, k = 0; d < out->rank; d++) out->dims[d] = d == axis ? n : first->dims[k++];
-    int64_t numel;
-    KILN_TRY(shape_numel_checked(out->rank, out->dims, &numel));
-    size_t esize = kiln_dtype_size(dtype);
-    out->data = region_alloc(mem, (size_t)numel * esize + 1, 8);
-    if (!out->data) return KILN_ERR_OUT_OF_MEMORY;
-    int64_t outer = shape_numel(axis, first->dims), inner = shape_numel(first->rank - axis, first->dims + axis);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t at = reverse ? n - 1 - i : i;
-        for (int64_t o = 0; o < outer; o++)
-            memcpy((char *)out->data + (size_t)((o * n + at) * inner) * esize,
-                   (const char *)items[i].data + (size_t)(o * inner) * esize, (size_t)inner * esize);
-    }
-    return KILN_OK;
-}
-
-/* Slice `index` of `t` along `axis`, the axis removed, copied into `mem`. */
-static kiln_status slice_along(region *mem, const kiln_tensor *t, int axis, int64_t index, kiln_tensor *out)
-{
-    memset(out, 0, sizeof *out);
-    out->dtype = t->dtype;
-    out->rank = t->rank - 1;
-    for (int d = 0, k = 0; d < t->rank; d++)
-        if (d != axis) out->dims[k++] = t->dims[d];
-    size_t esize = kiln_dtype_size(t->dtype);
-    int64_t outer = shape_numel(axis, t->dims), inner = shape_numel(t->rank - axis - 1, t->dims + axis + 1);
-    out->data = region_alloc(mem, (size_t)(outer * inner) * esize + 1, 8);
-    if (!out->data) return KILN_ERR_OUT_OF_MEMORY;
-    for (int64_t o = 0; o < outer; o++)
-        memcpy((char *)out->data + (size_t)(o * inner) * esize,
-               (const char *)t->data + (size_t)((o * t->dims[axis] + index) * inner) * esize, (size_t)inner * esize);
     return KILN_OK;
 }
 
@@ -177,11 +115,11 @@ static kiln_status if_init(op_init_ctx *ctx)
                              branches[b]->n_outputs, ctx->n_outputs);
     }
     for (int k = 0; k < ctx->n_outputs; k++) {
-        value_type then_t = type_of(&branches[0]->values[branches[0]->outputs[k]]);
-        value_type else_t = type_of(&branches[1]->values[branches[1]->outputs[k]]);
+        value_type then_t = op_value_type(&branches[0]->values[branches[0]->outputs[k]]);
+        value_type else_t = op_value_type(&branches[1]->values[branches[1]->outputs[k]]);
         if (then_t.kind != else_t.kind || then_t.dtype != else_t.dtype)
             return kiln_fail(KILN_ERR_MALFORMED, "the branches give output %d different types", k);
-        set_output_type(ctx, k, then_t);
+        op_set_output_type(ctx, k, then_t);
     }
     return KILN_OK;
 }
@@ -230,12 +168,12 @@ static kiln_status loop_init(op_init_ctx *ctx)
     if (cond_out->kind != VALUE_TENSOR || cond_out->dtype != KILN_BOOL)
         return kiln_fail(KILN_ERR_MALFORMED, "the body's first output (cond) must be a bool tensor");
     for (int k = 0; k < ctx->n_outputs; k++) {
-        value_type t = type_of(&body->values[body->outputs[1 + k]]);
+        value_type t = op_value_type(&body->values[body->outputs[1 + k]]);
         if (k < carried && (t.kind != given[2 + k].kind || t.dtype != given[2 + k].dtype))
             return kiln_fail(KILN_ERR_MALFORMED, "the body changes the type of loop-carried value %d", k);
         if (k >= carried && t.kind != VALUE_TENSOR)
             return kiln_fail(KILN_ERR_UNSUPPORTED, "scan output %d is not a tensor", k - carried);
-        set_output_type(ctx, k, t);
+        op_set_output_type(ctx, k, t);
     }
     return KILN_OK;
 }
@@ -296,8 +234,8 @@ static kiln_status loop_eval(op_ctx *ctx)
         st = value_copy(ctx->mem, v->kind, v->elem_kind, s->values[2 + k], ctx->outputs[k]);
     }
     for (int k = 0; st == KILN_OK && k < s->scans; k++)
-        st = stack_tensors(ctx->mem, scans[k].items, scans[k].n, 0, false, ctx->outputs[s->carried + k]->dtype,
-                           ctx->outputs[s->carried + k], "scan output");
+        st = value_concat(ctx->mem, scans[k].items, scans[k].n, 0, true, false, ctx->outputs[s->carried + k]->dtype,
+                          ctx->outputs[s->carried + k]);
     if (scans) slice_lists_free(scans, ctx->n_outputs);
     mem_free(scans);
     mem_free(s);
@@ -384,10 +322,10 @@ static kiln_status scan_init(op_init_ctx *ctx)
     if (body->n_outputs != ctx->n_outputs)
         return kiln_fail(KILN_ERR_MALFORMED, "the body has %d outputs, the node %d", body->n_outputs, ctx->n_outputs);
     for (int k = 0; k < ctx->n_outputs; k++) {
-        value_type t = type_of(&body->values[body->outputs[k]]);
+        value_type t = op_value_type(&body->values[body->outputs[k]]);
         if (t.kind != VALUE_TENSOR || (k < p->states && t.dtype != given[k].dtype))
             return kiln_fail(KILN_ERR_MALFORMED, "body output %d does not match the state it updates", k);
-        set_output_type(ctx, k, t);
+        op_set_output_type(ctx, k, t);
     }
     return KILN_OK;
 }
@@ -430,7 +368,7 @@ static kiln_status scan_once(op_ctx *ctx, const graph *body, kiln_tensor *const 
         region *turn = iteration_region(&m, t);
         for (int j = 0; j < p->scan_inputs && st == KILN_OK; j++) {
             int64_t at = p->input_reverse[j] ? length - 1 - t : t;
-            st = slice_along(turn, scans[j], axes[j], at, &slices[j]);
+            st = value_slice(turn, scans[j], axes[j], at, 1, false, &slices[j]);
             inputs[p->states + j] = &slices[j];
         }
         if (st == KILN_OK) st = ctx->run_graph(ctx, body, inputs, results, turn);
@@ -446,8 +384,8 @@ static kiln_status scan_once(op_ctx *ctx, const graph *body, kiln_tensor *const 
         kiln_tensor *out = &outputs[p->states + k];
         int rank = lists[k].n ? lists[k].items[0].rank + 1 : 1;
         int axis = p->output_axes[k] < 0 ? p->output_axes[k] + rank : p->output_axes[k];
-        st = stack_tensors(mem, lists[k].items, lists[k].n, axis, p->output_reverse[k], ctx->outputs[p->states + k]->dtype,
-                           out, "scan output");
+        st = value_concat(mem, lists[k].items, lists[k].n, axis, true, p->output_reverse[k],
+                          ctx->outputs[p->states + k]->dtype, out);
     }
     if (lists) slice_lists_free(lists, p->scan_outputs);
     mem_free(lists);
@@ -473,7 +411,7 @@ static kiln_status scan_batched(op_ctx *ctx, const graph *body)
     kiln_status st = parts && views ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
     for (int64_t b = 0; b < batch && st == KILN_OK; b++) {
         for (int i = 0; i < n && st == KILN_OK; i++) {
-            st = slice_along(&work, ctx->inputs[1 + i], 0, b, &parts[i]);
+            st = value_slice(&work, ctx->inputs[1 + i], 0, b, 1, false, &parts[i]);
             views[i] = &parts[i];
         }
         kiln_tensor *results = &parts[n + b * n_out];
@@ -484,7 +422,7 @@ static kiln_status scan_batched(op_ctx *ctx, const graph *body)
     if (st == KILN_OK && !column) st = KILN_ERR_OUT_OF_MEMORY;
     for (int k = 0; k < n_out && st == KILN_OK; k++) {
         for (int64_t b = 0; b < batch; b++) column[b] = parts[n + b * n_out + k];
-        st = stack_tensors(ctx->mem, column, batch, 0, false, ctx->outputs[k]->dtype, ctx->outputs[k], "output");
+        st = value_concat(ctx->mem, column, batch, 0, true, false, ctx->outputs[k]->dtype, ctx->outputs[k]);
     }
     mem_free(column);
     mem_free(parts);
