@@ -140,6 +140,14 @@ static kiln_status if_eval(op_ctx *ctx)
 
 /* ---- Loop ---------------------------------------------------------------------------------------------- */
 
+/* A body may return a loop-carried optional's contents instead of the optional (onnxruntime accepts it,
+ * the opset-16 node tests do it): the next iteration then gets them wrapped again. */
+static bool carries_as(value_type in, value_type out)
+{
+    if (in.dtype != out.dtype) return false;
+    return in.kind == out.kind || (in.kind == VALUE_OPTIONAL && in.elem_kind == out.kind);
+}
+
 /* Node inputs: M (trip count), cond, then N loop-carried values. Body: (iteration, cond, N values) ->
  * (cond, N values, K scan slices). Node outputs: the N final values, then the K slices stacked. */
 static kiln_status loop_init(op_init_ctx *ctx)
@@ -169,7 +177,7 @@ static kiln_status loop_init(op_init_ctx *ctx)
         return kiln_fail(KILN_ERR_MALFORMED, "the body's first output (cond) must be a bool tensor");
     for (int k = 0; k < ctx->n_outputs; k++) {
         value_type t = op_value_type(&body->values[body->outputs[1 + k]]);
-        if (k < carried && (t.kind != given[2 + k].kind || t.dtype != given[2 + k].dtype))
+        if (k < carried && !carries_as(given[2 + k], t))
             return kiln_fail(KILN_ERR_MALFORMED, "the body changes the type of loop-carried value %d", k);
         if (k >= carried && t.kind != VALUE_TENSOR)
             return kiln_fail(KILN_ERR_UNSUPPORTED, "scan output %d is not a tensor", k - carried);
@@ -184,6 +192,8 @@ typedef struct loop_state {
     bool cond;
     kiln_tensor *values[MAX_BODY_VALUES]; /* the body's inputs for the next iteration */
     kiln_tensor results[MAX_BODY_VALUES]; /* the body's outputs of the last iteration */
+    kiln_tensor wrapped[MAX_BODY_VALUES]; /* optionals rebuilt around results (see carries_as) */
+    const kiln_tensor *last[MAX_BODY_VALUES]; /* the loop-carried values as the node outputs them */
 } loop_state;
 
 static kiln_status loop_start(op_ctx *ctx, loop_state *s)
@@ -201,6 +211,34 @@ static kiln_status loop_start(op_ctx *ctx, loop_state *s)
     return KILN_OK;
 }
 
+/* Feeds result k to the next iteration, as an optional again if the body unwrapped one. */
+static kiln_status loop_carry(const graph *body, loop_state *s, int k, region *turn)
+{
+    const graph_value *in = &body->values[body->inputs[2 + k]], *out = &body->values[body->outputs[1 + k]];
+    s->last[k] = &s->results[1 + k];
+    s->values[2 + k] = &s->results[1 + k];
+    if (in->kind == out->kind) return KILN_OK;
+    KILN_TRY(value_make_list(turn, out->dtype, 1, &s->wrapped[k]));
+    value_items(&s->wrapped[k])[0] = s->results[1 + k];
+    s->values[2 + k] = &s->wrapped[k];
+    return KILN_OK;
+}
+
+/* The final loop-carried value k: the last result, or the initial value when no iteration ran (unwrapped
+ * from its optional when the body unwraps it). */
+static kiln_status loop_final(op_ctx *ctx, const graph *body, const loop_state *s, int k)
+{
+    const graph_value *in = &body->values[body->inputs[2 + k]], *out = &body->values[body->outputs[1 + k]];
+    const kiln_tensor *v = s->last[k];
+    if (!v) {
+        v = ctx->inputs[2 + k];
+        if (in->kind != out->kind && value_count(v) == 0)
+            return kiln_fail(KILN_ERR_RUNTIME, "loop-carried value %d is an empty optional and the loop never ran", k);
+        if (in->kind != out->kind) v = &value_items(v)[0];
+    }
+    return value_copy(ctx->mem, out->kind, out->elem_kind, v, ctx->outputs[k]);
+}
+
 static kiln_status loop_iterate(op_ctx *ctx, const graph *body, loop_state *s, slice_list *scans,
                                 iteration_memory *m)
 {
@@ -211,9 +249,10 @@ static kiln_status loop_iterate(op_ctx *ctx, const graph *body, loop_state *s, s
         kiln_tensor cond_t = {.dtype = KILN_BOOL, .rank = 0, .data = &cond};
         s->values[0] = &iteration_t;
         s->values[1] = &cond_t;
-        KILN_TRY(ctx->run_graph(ctx, body, s->values, s->results, iteration_region(m, i)));
+        region *turn = iteration_region(m, i);
+        KILN_TRY(ctx->run_graph(ctx, body, s->values, s->results, turn));
         KILN_TRY(read_bool(&s->results[0], "the body's cond output", &s->cond));
-        for (int k = 0; k < s->carried; k++) s->values[2 + k] = &s->results[1 + k];
+        for (int k = 0; k < s->carried; k++) KILN_TRY(loop_carry(body, s, k, turn));
         for (int k = 0; k < s->scans; k++) KILN_TRY(slice_list_push(&scans[k], &m->kept, &s->results[1 + s->carried + k]));
     }
     return KILN_OK;
@@ -229,10 +268,7 @@ static kiln_status loop_eval(op_ctx *ctx)
     iteration_memory_init(&m);
     kiln_status st = s && scans ? loop_start(ctx, s) : KILN_ERR_OUT_OF_MEMORY;
     if (st == KILN_OK) st = loop_iterate(ctx, body, s, scans, &m);
-    for (int k = 0; st == KILN_OK && k < s->carried; k++) {
-        const graph_value *v = &body->values[body->outputs[1 + k]];
-        st = value_copy(ctx->mem, v->kind, v->elem_kind, s->values[2 + k], ctx->outputs[k]);
-    }
+    for (int k = 0; st == KILN_OK && k < s->carried; k++) st = loop_final(ctx, body, s, k);
     for (int k = 0; st == KILN_OK && k < s->scans; k++)
         st = value_concat(ctx->mem, scans[k].items, scans[k].n, 0, true, false, ctx->outputs[s->carried + k]->dtype,
                           ctx->outputs[s->carried + k]);
