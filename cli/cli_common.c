@@ -80,24 +80,28 @@ bool cli_parse_dims(const char *text, int *rank, int64_t *dims)
     return true;
 }
 
-void cli_free_inputs(kiln_tensor *tensors, int n)
+void cli_free_inputs(const kiln_model *model, kiln_tensor *tensors, int n)
 {
-    for (int i = 0; i < n; i++) tensor_file_free(&tensors[i]);
+    for (int i = 0; i < n; i++) {
+        kiln_value_info info;
+        if (kiln_model_input_info(model, i, &info) == KILN_OK) cli_free_value(&info, &tensors[i]);
+    }
 }
 
 kiln_status cli_read_inputs(const kiln_model *model, kiln_session *session, char **paths, int n_paths,
                             kiln_tensor *tensors)
 {
     for (int i = 0; i < n_paths; i++) {
-        kiln_status st = tensor_file_read(paths[i], &tensors[i]);
+        kiln_value_info info;
+        kiln_status st = kiln_model_input_info(model, i, &info);
+        if (st == KILN_OK) st = cli_read_value(paths[i], &info, &tensors[i]);
         if (st == KILN_OK) {
             st = kiln_session_set_input(session, i, tensors[i].dtype, tensors[i].rank, tensors[i].dims,
                                         tensors[i].data);
             if (st != KILN_OK) kiln_fail_prefix(st, "%s", paths[i]);
         }
         if (st != KILN_OK) {
-            cli_free_inputs(tensors, i + 1);
-            (void)model;
+            cli_free_inputs(model, tensors, i + 1);
             return st;
         }
     }
