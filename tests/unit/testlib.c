@@ -411,3 +411,12 @@ void random_shape(int min_rank, int max_rank, int64_t max_dim, int *rank, int64_
     *rank = (int)random_int(min_rank, max_rank);
     for (int d = 0; d < *rank; d++) dims[d] = random_int(1, max_dim);
 }
+
+void tm_attr_graph(pbw *attrs, const char *name, test_model *body)
+{
+    pbw a = {0};
+    attr_begin(&a, name, 5);
+    pbw_string_field(&body->graph, 2, name);
+    pbw_message_field(&a, 6, &body->graph);
+    attr_end(attrs, &a);
+}
