@@ -703,10 +703,16 @@ static kiln_status read_graph(loader *ld, bytes_view bytes, const scope *sc, gra
         if (existing >= 0 && (saved.producer >= 0 || saved.constant || saved.is_input)) {
             /* keep the defining side's facts; the declaration is checked against them after inference */
             kiln_dtype declared = value->dtype;
-            value_kind kind = value->kind, elem_kind = value->elem_kind;
+            graph_value declared_value = *value;
             *value = saved;
-            value->kind = kind;
-            value->elem_kind = elem_kind;
+            value->kind = declared_value.kind;
+            value->elem_kind = declared_value.elem_kind;
+            /* a body's declared output shape is all that says what a Loop that never runs stacks */
+            if (g->parent && value->rank < 0) {
+                value->rank = declared_value.rank;
+                memcpy(value->dims, declared_value.dims, sizeof value->dims);
+                memcpy(value->sym, declared_value.sym, sizeof value->sym);
+            }
             value->declared_dtype = declared;
         } else {
             value->declared_dtype = value->dtype;
