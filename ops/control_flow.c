@@ -155,6 +155,8 @@ static kiln_status loop_init(op_init_ctx *ctx)
     int n_in = explicit_inputs(ctx->node);
     if (n_in < 2) return kiln_fail(KILN_ERR_MALFORMED, "Loop needs inputs M and cond (either may be empty)");
     int carried = n_in - 2;
+    if (ctx->n_outputs >= MAX_BODY_VALUES)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "Loop has more than %d outputs", MAX_BODY_VALUES - 1);
     if (carried > MAX_BODY_VALUES - 2 || ctx->n_outputs < carried)
         return kiln_fail(KILN_ERR_MALFORMED, "Loop has %d loop-carried inputs but %d outputs", carried, ctx->n_outputs);
     KILN_TRY(require_scalar_of(ctx, 0, KILN_INT64));
@@ -258,6 +260,18 @@ static kiln_status loop_iterate(op_ctx *ctx, const graph *body, loop_state *s, s
     return KILN_OK;
 }
 
+/* A scan output of a loop that never ran: [0] followed by the body's declared output shape when that is
+ * fully known (as onnxruntime does), else just [0]. */
+static void shape_empty_scan(const graph_value *declared, kiln_tensor *out)
+{
+    if (declared->rank < 0 || declared->rank + 1 > KILN_MAX_RANK) return;
+    for (int d = 0; d < declared->rank; d++)
+        if (declared->dims[d] < 0) return;
+    out->rank = declared->rank + 1;
+    out->dims[0] = 0;
+    for (int d = 0; d < declared->rank; d++) out->dims[1 + d] = declared->dims[d];
+}
+
 static kiln_status loop_eval(op_ctx *ctx)
 {
     graph *body = NULL;
@@ -269,9 +283,11 @@ static kiln_status loop_eval(op_ctx *ctx)
     kiln_status st = s && scans ? loop_start(ctx, s) : KILN_ERR_OUT_OF_MEMORY;
     if (st == KILN_OK) st = loop_iterate(ctx, body, s, scans, &m);
     for (int k = 0; st == KILN_OK && k < s->carried; k++) st = loop_final(ctx, body, s, k);
-    for (int k = 0; st == KILN_OK && k < s->scans; k++)
-        st = value_concat(ctx->mem, scans[k].items, scans[k].n, 0, true, false, ctx->outputs[s->carried + k]->dtype,
-                          ctx->outputs[s->carried + k]);
+    for (int k = 0; st == KILN_OK && k < s->scans; k++) {
+        kiln_tensor *out = ctx->outputs[s->carried + k];
+        st = value_concat(ctx->mem, scans[k].items, scans[k].n, 0, true, false, out->dtype, out);
+        if (st == KILN_OK && scans[k].n == 0) shape_empty_scan(&body->values[body->outputs[1 + s->carried + k]], out);
+    }
     if (scans) slice_lists_free(scans, ctx->n_outputs);
     mem_free(scans);
     mem_free(s);

@@ -14,6 +14,7 @@
 #include "ops/op.h"
 
 #define SEQUENCE_FLAGS (OP_PLAN_TIME | OP_DATA_DEPENDENT_SHAPE | OP_ANY_VALUE_KIND)
+#define MAX_PIECES (1 << 24) /* the longest sequence value_make_list builds */
 
 static kiln_status require_kind(const op_init_ctx *ctx, int i, value_kind kind)
 {
@@ -199,6 +200,7 @@ static kiln_status split_lengths(const kiln_tensor *split, int64_t extent, regio
     int64_t piece = 1;
     if (split && split->rank == 1) {
         *count = split->dims[0];
+        if (*count > MAX_PIECES) return kiln_fail(KILN_ERR_UNSUPPORTED, "splitting into %lld pieces", (long long)*count);
         int64_t total = 0;
         *lengths = region_alloc(mem, (size_t)*count + 1, sizeof **lengths);
         if (!*lengths) return KILN_ERR_OUT_OF_MEMORY;
@@ -218,6 +220,7 @@ static kiln_status split_lengths(const kiln_tensor *split, int64_t extent, regio
         if (piece <= 0) return kiln_fail(KILN_ERR_RUNTIME, "split size %lld must be positive", (long long)piece);
     }
     *count = (extent + piece - 1) / piece;
+    if (*count > MAX_PIECES) return kiln_fail(KILN_ERR_UNSUPPORTED, "splitting into %lld pieces", (long long)*count);
     *lengths = region_alloc(mem, (size_t)*count + 1, sizeof **lengths);
     if (!*lengths) return KILN_ERR_OUT_OF_MEMORY;
     for (int64_t i = 0; i < *count; i++) (*lengths)[i] = extent - i * piece < piece ? extent - i * piece : piece;

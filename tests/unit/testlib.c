@@ -109,6 +109,11 @@ void tm_input(test_model *m, const char *name, kiln_dtype dtype, int rank, const
 
 void tm_output(test_model *m, const char *name, kiln_dtype dtype) { value_info(&m->graph, 12, name, dtype, -1, NULL); }
 
+void tm_output_shaped(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims)
+{
+    value_info(&m->graph, 12, name, dtype, rank, dims);
+}
+
 /* A TensorProto with raw data; `name` may be NULL (a tensor attribute has none). */
 static void tensor_proto(pbw *t, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
 {

@@ -54,6 +54,8 @@ void tm_init(test_model *m, int opset);
  * "N<i>"). */
 void tm_input(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims);
 void tm_output(test_model *m, const char *name, kiln_dtype dtype);
+/* An output declared with a shape (a subgraph's declared output shape matters to a Loop that never runs). */
+void tm_output_shaped(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims);
 void tm_initializer(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data);
 /* Adds a node; inputs/outputs are NULL-terminated lists; attrs is an already-encoded list of
  * AttributeProto messages (may be NULL). */
