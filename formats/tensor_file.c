@@ -84,3 +84,31 @@ kiln_status tensor_file_write_pb(const char *path, const kiln_tensor *t, const c
     mem_free(bytes);
     return st;
 }
+
+kiln_status value_file_read_pb(const char *path, kiln_value_kind kind, kiln_value_kind elem_kind, kiln_dtype dtype,
+                               kiln_tensor *v)
+{
+    memset(v, 0, sizeof *v);
+    file_mapping map;
+    KILN_TRY(platform_map_file(path, &map));
+    kiln_status st = onnx_read_value(map.data, map.size, kind, elem_kind, dtype, v);
+    platform_unmap_file(&map);
+    if (st != KILN_OK) return kiln_fail_prefix(st, "%s", path);
+    return KILN_OK;
+}
+
+void value_file_free(kiln_value_kind kind, kiln_value_kind elem_kind, kiln_tensor *v)
+{
+    onnx_value_free(kind, elem_kind, v);
+}
+
+kiln_status value_file_write_pb(const char *path, kiln_value_kind kind, kiln_value_kind elem_kind,
+                                const kiln_tensor *v, const char *name)
+{
+    uint8_t *bytes;
+    size_t size;
+    KILN_TRY(onnx_write_value(kind, elem_kind, v, name, &bytes, &size));
+    kiln_status st = platform_write_file_atomic(path, bytes, size, NULL, 0);
+    mem_free(bytes);
+    return st;
+}

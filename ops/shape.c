@@ -150,8 +150,10 @@ static kiln_status read_axes(const op_ctx *ctx, int64_t *axes, int *n)
         return KILN_OK;
     }
     const kiln_tensor *t = ctx->inputs[1];
-    if (t->rank != 1 || t->dims[0] > KILN_MAX_RANK) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be a short 1-D tensor");
-    *n = (int)t->dims[0];
+    /* a scalar is one axis: onnxruntime accepts it, and the Loop node tests rely on that */
+    if (t->rank > 1 || (t->rank == 1 && t->dims[0] > KILN_MAX_RANK))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be a short 1-D tensor");
+    *n = t->rank == 0 ? 1 : (int)t->dims[0];
     for (int i = 0; i < *n; i++) axes[i] = ((const int64_t *)t->data)[i];
     return KILN_OK;
 }
@@ -208,10 +210,11 @@ static kiln_status unsqueeze_shape(op_ctx *ctx)
 
 /* ---- Identity and Dropout ---------------------------------------------------------------------------- */
 
+/* Identity passes sequences and optionals too (their descriptors alias like a tensor's bytes). */
 static kiln_status identity_init(op_init_ctx *ctx)
 {
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
-    ctx->output_dtypes[0] = ctx->input_dtypes[0];
+    op_set_output_type(ctx, 0, op_input_type(ctx, 0));
     return KILN_OK;
 }
 
@@ -359,7 +362,7 @@ const op_def ops_shape[] = {
     {"", "Flatten", 1, 18, sizeof(axis_params), flatten_init, flatten_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Squeeze", 1, 18, sizeof(axes_params), squeeze_init, squeeze_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Unsqueeze", 1, 18, sizeof(axes_params), unsqueeze_init, unsqueeze_shape, NULL, OP_ALIAS_INPUT0},
-    {"", "Identity", 1, 18, 0, identity_init, op_shape_like_input0, NULL, OP_ALIAS_INPUT0},
+    {"", "Identity", 1, 18, 0, identity_init, op_shape_like_input0, NULL, OP_ALIAS_INPUT0 | OP_ANY_VALUE_KIND},
     {"", "Dropout", 7, 11, sizeof(dropout_params), dropout_init, dropout_shape, dropout_eval, 0},
     /* training_mode may make the output random: never folded */
     {"", "Dropout", 12, 18, sizeof(dropout_params), dropout_init, dropout_shape, dropout_eval, OP_NO_FOLD},

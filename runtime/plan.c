@@ -156,7 +156,7 @@ static kiln_status remember_key(plan *p, const graph *g, const kiln_tensor *inpu
     for (int i = 0; i < g->n_inputs; i++) {
         p->key[i] = inputs[i];
         p->key[i].data = NULL;
-        if (!g->values[g->inputs[i]].needs_value_at_plan) continue;
+        if (!g->values[g->inputs[i]].needs_value_at_plan || g->values[g->inputs[i]].kind != VALUE_TENSOR) continue;
         p->key[i].data = tensor_copy_contents(&inputs[i], &p->key_mem);
         if (!p->key[i].data) return KILN_ERR_OUT_OF_MEMORY;
     }
@@ -211,6 +211,7 @@ bool plan_matches(const plan *p, const kiln_tensor *inputs, int threads)
     if (p->threads != threads) return false;
     for (int i = 0; i < g->n_inputs; i++) {
         const kiln_tensor *k = &p->key[i], *t = &inputs[i];
+        if (g->values[g->inputs[i]].kind != VALUE_TENSOR) return false; /* sequences: plan again */
         if (k->dtype != t->dtype || !shape_equal(k->rank, k->dims, t->rank, t->dims)) return false;
         if (k->data && !tensor_contents_equal(k, t)) return false;
     }

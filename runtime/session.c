@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/value.h"
 #include "ops/op.h"
 #include "runtime/model.h"
 #include "runtime/plan.h"
@@ -111,6 +112,11 @@ kiln_status kiln_session_set_input(kiln_session *s, int index, kiln_dtype dtype,
                              shape_format(want, sizeof want, v->rank, v->dims), d);
         }
     if (!data && numel > 0) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input '%s': NULL data", v->name);
+    if (v->kind != VALUE_TENSOR) {
+        kiln_tensor given = {.dtype = dtype, .rank = rank, .data = (void *)data};
+        memcpy(given.dims, dims, (size_t)rank * sizeof *dims);
+        KILN_TRY(value_check(v->kind, v->elem_kind, v->dtype, &given, v->name));
+    }
     kiln_tensor *t = &s->bound[index];
     tensor_set_shape(t, dtype, rank, dims);
     t->data = numel > 0 ? (void *)data : empty_tensor_storage;
