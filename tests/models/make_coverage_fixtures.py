@@ -24,7 +24,6 @@ usage: make_coverage_fixtures.py OUTDIR [--ort-path NODE_MODULES] [--only NAME]
 """
 import argparse
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -33,8 +32,9 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
+from fixture_io import save_with_onnxruntime_outputs
+
 OPSET = 13
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # ---- PyTorch recurrent models -------------------------------------------------------------------------------
@@ -263,20 +263,6 @@ def integer_ops(rng, directory):
 HELPER_MODELS = {"qdq_cnn": qdq_cnn, "rnn_variants": rnn_variants, "integer_ops": integer_ops}
 
 
-# ---- reference outputs --------------------------------------------------------------------------------------
-
-def run_onnxruntime(directory, inputs, ort_path):
-    input_paths = []
-    for i, x in enumerate(inputs):
-        input_paths.append(os.path.join(directory, "input_%d.npy" % i))
-        np.save(input_paths[-1], x)
-    env = dict(os.environ)
-    if ort_path:
-        env["NODE_PATH"] = ort_path
-    subprocess.run(["node", os.path.join(HERE, "ort_run.js"), os.path.join(directory, "model.onnx"), directory] +
-                   input_paths, check=True, env=env)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir")
@@ -295,7 +281,7 @@ def main():
             inputs, torch_outputs = export_torch(name, specs[name], directory)
         else:
             inputs, torch_outputs = HELPER_MODELS[name](rng, directory), None
-        run_onnxruntime(directory, inputs, args.ort_path)
+        save_with_onnxruntime_outputs(directory, inputs, args.ort_path)
         for k, want in enumerate(torch_outputs or []):
             got = np.load(os.path.join(directory, "expected_%d.npy" % k))
             if not np.allclose(got, want, rtol=1e-3, atol=1e-4):
