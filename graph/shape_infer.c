@@ -52,16 +52,17 @@ static kiln_status run_shape_fn(const graph_node *n, op_ctx *ctx)
     return KILN_OK;
 }
 
-static kiln_status eval_with_ctx(const graph *g, const graph_node *n, op_ctx *ctx, region *mem)
+/* Runs one node now, its outputs allocated from `mem`. A view's output shares its input's memory, unless
+ * copy_views: the planner copies, since its inputs may be the caller's buffers, gone by the time a plan
+ * that matched on equal contents is reused (sequences always plan again, so only tensors are copied). */
+static kiln_status eval_with_ctx(const graph *g, const graph_node *n, op_ctx *ctx, region *mem, bool copy_views)
 {
     for (int k = 0; k < n->n_outputs; k++) {
         kiln_tensor *t = ctx->outputs[k];
         if (n->op->flags & OP_ALIAS_INPUT0) {
-            /* a tensor is copied, not viewed: the input may be the caller's buffer, gone by the time a plan
-             * that matched on equal contents is reused (sequences always plan again) */
-            bool tensor = n->outputs[k] < 0 || g->values[n->outputs[k]].kind == VALUE_TENSOR;
-            t->data = tensor ? tensor_copy_contents(ctx->inputs[0], mem) : ctx->inputs[0]->data;
-            if (!t->data) return KILN_ERR_OUT_OF_MEMORY;
+            bool copy = copy_views && (n->outputs[k] < 0 || g->values[n->outputs[k]].kind == VALUE_TENSOR);
+            t->data = copy ? tensor_copy_contents(ctx->inputs[0], mem) : ctx->inputs[0]->data;
+            if (copy && !t->data) return KILN_ERR_OUT_OF_MEMORY;
             continue;
         }
         t->data = region_alloc(mem, (size_t)tensor_numel(t) + 1, kiln_dtype_size(t->dtype) ? kiln_dtype_size(t->dtype) : 1);
@@ -161,7 +162,7 @@ kiln_status graph_eval_node(const graph *g, const graph_node *n, kiln_tensor *co
     size_t bytes = 0;
     for (int k = 0; k < n->n_outputs; k++) bytes += tensor_bytes(outputs[k]);
     if (max_output_bytes && bytes > max_output_bytes) return KILN_OK;
-    st = eval_with_ctx(g, n, &ctx, mem);
+    st = eval_with_ctx(g, n, &ctx, mem, false);
     if (st != KILN_OK) return node_failure(g, n, st);
     *evaluated = true;
     return KILN_OK;
@@ -219,7 +220,7 @@ static kiln_status infer_node(const graph *g, int index, shape_mode mode, int th
     op_ctx ctx;
     init_ctx(&ctx, n, in, out, precompute ? 1 : threads);
     kiln_status st = plan_time ? eval_plan_time(n, &ctx, &r->mem) : run_shape_fn(n, &ctx);
-    if (st == KILN_OK && precompute && !plan_time) st = eval_with_ctx(g, n, &ctx, &r->mem);
+    if (st == KILN_OK && precompute && !plan_time) st = eval_with_ctx(g, n, &ctx, &r->mem, true);
     if (st == KILN_ERR_OUT_OF_MEMORY) return st;
     if (st != KILN_OK) {
         if (mode == SHAPE_PROBE) return KILN_OK;
