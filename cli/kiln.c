@@ -14,6 +14,9 @@ static const struct {
     {"run", cmd_run, "run a model on input tensors and write its outputs"},
     {"info", cmd_info, "describe a model: inputs, outputs, operators, memory, anything unsupported"},
     {"bench", cmd_bench, "measure a model's latency and throughput"},
+#ifdef KILN_HAVE_SERVE /* needs libmicrohttpd */
+    {"serve", cmd_serve, "serve models over HTTP: Open Inference Protocol (KServe V2), dynamic batching"},
+#endif
 };
 
 static void print_help(FILE *out)
