@@ -1,20 +1,11 @@
 /*
  * ml_tree.c — the ONNX-ML tree operators: TreeEnsembleClassifier and TreeEnsembleRegressor (ai.onnx.ml 1 and
- * 3, including the double *_as_tensor forms) and TreeEnsemble (ai.onnx.ml 5).
+ * 3, including the double *_as_tensor forms) and TreeEnsemble (ai.onnx.ml 5): their parameters, init, shape
+ * and eval.
  *
- * Both encodings are first read into one description, an ml_forest (split nodes with a mode, a threshold and
- * two children; leaves with their weights), which is expanded tree by tree into the engine's raw trees
- * (kernels/tree_ensemble.h) and built once at load. The engine makes every comparison; this file only says
- * which comparison each node makes:
- *   BRANCH_LEQ, _LT, _GTE, _GT, _EQ, _NEQ  the same test, against float32 thresholds (or doubles from
- *                                         *_as_tensor / double tensors);
- *   nodes_missing_value_tracks_true       NaN takes the true branch; otherwise NaN is compared like any value
- *                                         (so only BRANCH_NEQ sends it to the true branch);
- *   BRANCH_MEMBER (opset 5), and chains   a categorical split on exact integer categories. Converters wrote set
- *   of BRANCH_EQ on one feature that      membership as such chains before opset 5 (LightGBM's categorical
- *   share their true child                splits); merging them avoids copying the shared subtree per member.
- * A node reached from several parents (a shared subtree) is copied for each, within a node budget; a node
- * that is its own ancestor is refused as a cycle.
+ * Init reads either encoding into an ml_forest (ml_forest_read.c) and builds it once into the engine's
+ * ensemble (ml_forest_build.c); the engine makes every comparison and sums the leaf values, so what is left
+ * here is each operator's own attributes and turning the engine's scores into outputs.
  *
  * The outputs are onnxruntime's, which settles what the specification leaves open. Leaf values are summed in
  * float32 in tree order (in double when the model's values are doubles), base_values are added after
@@ -24,54 +15,11 @@
  * two classes, onnxruntime's rules for one score column, base_values of length 1 or 2 and all-positive
  * weights decide the label and how the second probability column is made (classify_binary).
  */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/tree_ensemble.h"
 #include "ops/ml_common.h"
-
-/* ---- the common description of both encodings ------------------------------------------------------ */
-
-enum ml_mode { ML_LEAF, ML_LEQ, ML_LT, ML_GTE, ML_GT, ML_EQ, ML_NEQ, ML_MEMBER };
-
-typedef struct ml_node {
-    uint8_t mode;      /* enum ml_mode */
-    bool missing_true; /* NaN takes the true branch */
-    int32_t feature;
-    double threshold;
-    int32_t child[2];     /* true, false: indices of ml_forest.nodes */
-    int32_t first, count; /* leaves: their weights; ML_MEMBER: their members */
-} ml_node;
-
-typedef struct ml_forest {
-    ml_node *nodes;
-    int32_t n_nodes;
-    int32_t *roots;
-    int32_t n_trees;
-    tree_leaf_weight *weights;
-    double *members;
-    int32_t n_targets;
-    bool doubles;       /* thresholds and weights are doubles: compare and sum in double precision */
-    bool one_target_id; /* every listed weight is for the same target (class) */
-    bool weights_nonnegative;
-} ml_forest;
-
-static void forest_free(ml_forest *f)
-{
-    mem_free(f->nodes);
-    mem_free(f->roots);
-    mem_free(f->weights);
-    mem_free(f->members);
-    memset(f, 0, sizeof *f);
-}
-
-/* Categories a categorical split can hold: exact integers 0 .. ML_MAX_CATEGORY-1 (a bitset of 8 KB at most). */
-#define ML_MAX_CATEGORY (1 << 16)
-#define ML_MAX_CATEGORY_WORDS (1 << 24) /* all category sets together: 64 MB */
-
-static bool is_category(double v) { return v >= 0 && v < ML_MAX_CATEGORY && v == floor(v); }
+#include "ops/ml_forest.h"
 
 /* ---- the operator's parameters ----------------------------------------------------------------------- */
 
@@ -91,611 +39,7 @@ typedef struct ml_tree_params {
     bool presence_per_row; /* it depends on the row, found from the leaves the row reaches */
 } ml_tree_params;
 
-/* ---- reading TreeEnsembleClassifier / TreeEnsembleRegressor ------------------------------------------ */
-
-typedef struct node_key {
-    int64_t tree, node;
-    int32_t index;
-} node_key;
-
-static int compare_keys(const void *pa, const void *pb)
-{
-    const node_key *a = pa, *b = pb;
-    if (a->tree != b->tree) return a->tree < b->tree ? -1 : 1;
-    if (a->node != b->node) return a->node < b->node ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
-}
-
-/* Position of (tree, node) in the nodes_* lists, or -1. */
-static int32_t find_node(const node_key *keys, int32_t n, int64_t tree, int64_t node)
-{
-    int32_t lo = 0, hi = n;
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (keys[mid].tree < tree || (keys[mid].tree == tree && keys[mid].node < node)) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && keys[lo].tree == tree && keys[lo].node == node ? keys[lo].index : -1;
-}
-
-/* The nodes_* attributes of opsets 1 and 3. */
-typedef struct v3_nodes {
-    const int64_t *tree_ids, *node_ids, *features, *true_ids, *false_ids, *missing;
-    const char *const *modes;
-    const float *values;
-    double *values_d; /* nodes_values_as_tensor */
-    int n, n_missing;
-    node_key *keys; /* sorted by (tree, node) */
-} v3_nodes;
-
-static kiln_status read_v3_lists(op_init_ctx *ctx, v3_nodes *v)
-{
-    const graph_node *node = ctx->node;
-    int n_nodes, n_features, n_modes, n_true, n_false, n_values;
-    int64_t n_values_d;
-    KILN_TRY(ml_ints(node, "nodes_treeids", &v->tree_ids, &v->n));
-    KILN_TRY(ml_ints(node, "nodes_nodeids", &v->node_ids, &n_nodes));
-    KILN_TRY(ml_ints(node, "nodes_featureids", &v->features, &n_features));
-    KILN_TRY(ml_strings(node, "nodes_modes", &v->modes, &n_modes));
-    KILN_TRY(ml_ints(node, "nodes_truenodeids", &v->true_ids, &n_true));
-    KILN_TRY(ml_ints(node, "nodes_falsenodeids", &v->false_ids, &n_false));
-    KILN_TRY(ml_ints(node, "nodes_missing_value_tracks_true", &v->missing, &v->n_missing));
-    KILN_TRY(ml_floats(node, "nodes_values", &v->values, &n_values));
-    KILN_TRY(ml_tensor_values(node, "nodes_values_as_tensor", ctx->mem, &v->values_d, &n_values_d));
-    if (v->n < 1) return kiln_fail(KILN_ERR_MALFORMED, "the ensemble has no nodes (attribute 'nodes_treeids')");
-    KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_nodeids", n_nodes));
-    KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_featureids", n_features));
-    KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_modes", n_modes));
-    KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_truenodeids", n_true));
-    KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_falsenodeids", n_false));
-    if (v->n_missing)
-        KILN_TRY(ml_require_same_length("nodes_treeids", v->n, "nodes_missing_value_tracks_true", v->n_missing));
-    if (n_values && n_values_d)
-        return kiln_fail(KILN_ERR_MALFORMED, "attributes 'nodes_values' and 'nodes_values_as_tensor' are both given");
-    if (n_values_d) return ml_require_same_length("nodes_treeids", v->n, "nodes_values_as_tensor", n_values_d);
-    return ml_require_same_length("nodes_treeids", v->n, "nodes_values", n_values);
-}
-
-static kiln_status parse_mode(const char *s, int index, uint8_t *mode)
-{
-    static const char *const names[] = {"LEAF",      "BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE",
-                                        "BRANCH_GT", "BRANCH_EQ",  "BRANCH_NEQ"};
-    for (int m = 0; m < (int)(sizeof names / sizeof names[0]); m++)
-        if (strcmp(s, names[m]) == 0) {
-            *mode = (uint8_t)m;
-            return KILN_OK;
-        }
-    return kiln_fail(KILN_ERR_MALFORMED,
-                     "nodes_modes[%d] is '%s', expected LEAF or BRANCH_LEQ, BRANCH_LT, BRANCH_GTE, "
-                     "BRANCH_GT, BRANCH_EQ, BRANCH_NEQ",
-                     index, s);
-}
-
-/* Sorts the (tree, node) keys and refuses duplicates and trees whose nodes are not listed together. */
-static kiln_status index_v3_nodes(v3_nodes *v, int32_t *n_trees)
-{
-    v->keys = mem_calloc((size_t)v->n, sizeof *v->keys);
-    if (!v->keys) return KILN_ERR_OUT_OF_MEMORY;
-    int32_t runs = 0;
-    for (int32_t i = 0; i < v->n; i++) {
-        v->keys[i] = (node_key){v->tree_ids[i], v->node_ids[i], i};
-        runs += i == 0 || v->tree_ids[i] != v->tree_ids[i - 1];
-    }
-    qsort(v->keys, (size_t)v->n, sizeof *v->keys, compare_keys);
-    int32_t trees = 0;
-    for (int32_t i = 0; i < v->n; i++) {
-        if (i > 0 && v->keys[i].tree == v->keys[i - 1].tree && v->keys[i].node == v->keys[i - 1].node)
-            return kiln_fail(KILN_ERR_MALFORMED, "node %lld of tree %lld is listed twice", (long long)v->keys[i].node,
-                             (long long)v->keys[i].tree);
-        trees += i == 0 || v->keys[i].tree != v->keys[i - 1].tree;
-    }
-    if (runs != trees)
-        return kiln_fail(KILN_ERR_MALFORMED, "the nodes of each tree must be listed together (nodes_treeids)");
-    *n_trees = trees;
-    return KILN_OK;
-}
-
-/* Fills f->nodes (splits and leaves, no weights yet) and f->roots: a tree's root is its first listed node. */
-static kiln_status read_v3_nodes(const v3_nodes *v, ml_forest *f)
-{
-    f->n_nodes = v->n;
-    f->nodes = mem_calloc((size_t)v->n, sizeof *f->nodes);
-    f->roots = mem_calloc((size_t)f->n_trees, sizeof *f->roots);
-    if (!f->nodes || !f->roots) return KILN_ERR_OUT_OF_MEMORY;
-    for (int32_t i = 0, t = 0; i < v->n; i++) {
-        if (i == 0 || v->tree_ids[i] != v->tree_ids[i - 1]) f->roots[t++] = i;
-        ml_node *n = &f->nodes[i];
-        KILN_TRY(parse_mode(v->modes[i], i, &n->mode));
-        n->threshold = v->values_d ? v->values_d[i] : v->values[i];
-        n->missing_true = v->n_missing && v->missing[i] == 1;
-        if (n->mode == ML_LEAF) continue;
-        if (v->features[i] < 0 || v->features[i] >= TREE_MAX_FEATURES)
-            return kiln_fail(KILN_ERR_MALFORMED, "nodes_featureids[%d] is %lld", i, (long long)v->features[i]);
-        n->feature = (int32_t)v->features[i];
-        const int64_t *ids[2] = {v->true_ids, v->false_ids};
-        for (int side = 0; side < 2; side++) {
-            n->child[side] = find_node(v->keys, v->n, v->tree_ids[i], ids[side][i]);
-            if (n->child[side] < 0)
-                return kiln_fail(KILN_ERR_MALFORMED, "node %lld of tree %lld: its %s child %lld does not exist",
-                                 (long long)v->node_ids[i], (long long)v->tree_ids[i], side ? "false" : "true",
-                                 (long long)ids[side][i]);
-        }
-    }
-    return KILN_OK;
-}
-
-/* The class_* or target_* attributes: leaf weights, grouped by leaf in the order they are listed. Weights on
- * split nodes are ignored, as onnxruntime does (old converters wrote some). */
-static kiln_status read_v3_weights(op_init_ctx *ctx, const v3_nodes *v, const char *prefix, ml_forest *f)
-{
-    char name[4][40];
-    const int64_t *ids, *nodes, *trees;
-    const float *w;
-    double *wd;
-    int n, n_nodes, n_trees, n_w;
-    int64_t n_wd;
-    snprintf(name[0], sizeof name[0], "%s_ids", prefix);
-    snprintf(name[1], sizeof name[1], "%s_nodeids", prefix);
-    snprintf(name[2], sizeof name[2], "%s_treeids", prefix);
-    snprintf(name[3], sizeof name[3], "%s_weights", prefix);
-    KILN_TRY(ml_ints(ctx->node, name[0], &ids, &n));
-    KILN_TRY(ml_ints(ctx->node, name[1], &nodes, &n_nodes));
-    KILN_TRY(ml_ints(ctx->node, name[2], &trees, &n_trees));
-    KILN_TRY(ml_floats(ctx->node, name[3], &w, &n_w));
-    char tensor_name[56];
-    snprintf(tensor_name, sizeof tensor_name, "%s_as_tensor", name[3]);
-    KILN_TRY(ml_tensor_values(ctx->node, tensor_name, ctx->mem, &wd, &n_wd));
-    KILN_TRY(ml_require_same_length(name[0], n, name[1], n_nodes));
-    KILN_TRY(ml_require_same_length(name[0], n, name[2], n_trees));
-    KILN_TRY(ml_require_same_length(name[0], n, n_wd ? tensor_name : name[3], n_wd ? n_wd : n_w));
-    int32_t *leaf_of = mem_calloc((size_t)n + 1, sizeof *leaf_of);
-    f->weights = mem_calloc((size_t)n + 1, sizeof *f->weights);
-    if (!leaf_of || !f->weights) return mem_free(leaf_of), KILN_ERR_OUT_OF_MEMORY;
-    kiln_status st = KILN_OK;
-    f->one_target_id = n > 0;
-    f->weights_nonnegative = true;
-    for (int i = 0; i < n; i++) {
-        f->one_target_id &= ids[i] == ids[0];
-        f->weights_nonnegative &= !((wd ? wd[i] : w[i]) < 0);
-    }
-    for (int i = 0; i < n && st == KILN_OK; i++) {
-        leaf_of[i] = find_node(v->keys, v->n, trees[i], nodes[i]);
-        if (leaf_of[i] < 0)
-            st = kiln_fail(KILN_ERR_MALFORMED, "%s[%d] names node %lld of tree %lld, which does not exist", name[1], i,
-                           (long long)nodes[i], (long long)trees[i]);
-        else if (ids[i] < 0 || ids[i] >= f->n_targets)
-            st = kiln_fail(KILN_ERR_MALFORMED, "%s[%d] is %lld, the model has %d %s", name[0], i, (long long)ids[i],
-                           f->n_targets, strcmp(prefix, "class") == 0 ? "classes" : "targets");
-        else if (f->nodes[leaf_of[i]].mode != ML_LEAF) leaf_of[i] = -1;
-        else f->nodes[leaf_of[i]].count++;
-    }
-    /* counting sort: each leaf's weights become contiguous, in the order they are listed */
-    int32_t next = 0;
-    for (int32_t k = 0; k < f->n_nodes && st == KILN_OK; k++) {
-        f->nodes[k].first = next;
-        next += f->nodes[k].count;
-        f->nodes[k].count = 0;
-    }
-    for (int i = 0; i < n && st == KILN_OK; i++) {
-        if (leaf_of[i] < 0) continue;
-        ml_node *leaf = &f->nodes[leaf_of[i]];
-        f->weights[leaf->first + leaf->count++] = (tree_leaf_weight){(int32_t)ids[i], wd ? wd[i] : w[i]};
-    }
-    mem_free(leaf_of);
-    return st;
-}
-
-/* onnxruntime's one-target path gives each leaf exactly one value: its first weight, or the leaf's own
- * nodes_values entry when it has none. */
-static kiln_status single_value_leaves(ml_forest *f)
-{
-    tree_leaf_weight *one = mem_calloc((size_t)f->n_nodes, sizeof *one);
-    if (!one) return KILN_ERR_OUT_OF_MEMORY;
-    for (int32_t k = 0; k < f->n_nodes; k++) {
-        ml_node *n = &f->nodes[k];
-        if (n->mode != ML_LEAF) continue;
-        one[k] = (tree_leaf_weight){0, n->count ? f->weights[n->first].weight : n->threshold};
-        n->first = k;
-        n->count = 1;
-    }
-    mem_free(f->weights);
-    f->weights = one;
-    return KILN_OK;
-}
-
-static bool is_double_tensor(const graph_node *node, const char *name)
-{
-    const graph_attr *a = graph_node_attr(node, name);
-    return a && a->type == ATTR_TENSOR && a->t && a->t->dtype == KILN_FLOAT64;
-}
-
-static kiln_status read_v3_forest(op_init_ctx *ctx, bool classifier, ml_forest *f)
-{
-    v3_nodes v = {0};
-    kiln_status st = read_v3_lists(ctx, &v);
-    if (st == KILN_OK) st = index_v3_nodes(&v, &f->n_trees);
-    if (st == KILN_OK) st = read_v3_nodes(&v, f);
-    if (st == KILN_OK) st = read_v3_weights(ctx, &v, classifier ? "class" : "target", f);
-    if (st == KILN_OK && !classifier && f->n_targets == 1) st = single_value_leaves(f);
-    f->doubles = is_double_tensor(ctx->node, "nodes_values_as_tensor") ||
-                 is_double_tensor(ctx->node, classifier ? "class_weights_as_tensor" : "target_weights_as_tensor");
-    mem_free(v.keys);
-    return st;
-}
-
-/* ---- reading TreeEnsemble (opset 5) ------------------------------------------------------------------ */
-
-typedef struct v5_attrs {
-    const int64_t *features, *true_ids, *false_ids, *true_leafs, *false_leafs, *missing, *leaf_targets, *roots;
-    double *splits, *modes, *members, *leaf_weights;
-    int n, n_missing, n_leaves, n_roots;
-    int64_t n_members;
-} v5_attrs;
-
-static kiln_status read_v5_lists(op_init_ctx *ctx, v5_attrs *v)
-{
-    const graph_node *node = ctx->node;
-    int n_true, n_false, n_tl, n_fl;
-    int64_t n_splits, n_modes, n_weights;
-    KILN_TRY(ml_ints(node, "nodes_featureids", &v->features, &v->n));
-    KILN_TRY(ml_ints(node, "nodes_truenodeids", &v->true_ids, &n_true));
-    KILN_TRY(ml_ints(node, "nodes_falsenodeids", &v->false_ids, &n_false));
-    KILN_TRY(ml_ints(node, "nodes_trueleafs", &v->true_leafs, &n_tl));
-    KILN_TRY(ml_ints(node, "nodes_falseleafs", &v->false_leafs, &n_fl));
-    KILN_TRY(ml_ints(node, "nodes_missing_value_tracks_true", &v->missing, &v->n_missing));
-    KILN_TRY(ml_ints(node, "leaf_targetids", &v->leaf_targets, &v->n_leaves));
-    KILN_TRY(ml_ints(node, "tree_roots", &v->roots, &v->n_roots));
-    KILN_TRY(ml_tensor_values(node, "nodes_splits", ctx->mem, &v->splits, &n_splits));
-    KILN_TRY(ml_tensor_values(node, "nodes_modes", ctx->mem, &v->modes, &n_modes));
-    KILN_TRY(ml_tensor_values(node, "membership_values", ctx->mem, &v->members, &v->n_members));
-    KILN_TRY(ml_tensor_values(node, "leaf_weights", ctx->mem, &v->leaf_weights, &n_weights));
-    if (v->n < 1 || v->n_roots < 1 || v->n_leaves < 1)
-        return kiln_fail(KILN_ERR_MALFORMED, "the ensemble needs nodes_featureids, tree_roots and leaf_targetids");
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_splits", n_splits));
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_modes", n_modes));
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_truenodeids", n_true));
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_falsenodeids", n_false));
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_trueleafs", n_tl));
-    KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_falseleafs", n_fl));
-    if (v->n_missing)
-        KILN_TRY(ml_require_same_length("nodes_featureids", v->n, "nodes_missing_value_tracks_true", v->n_missing));
-    return ml_require_same_length("leaf_targetids", v->n_leaves, "leaf_weights", n_weights);
-}
-
-/* The index in ml_forest.nodes of a child: leaves follow the n split nodes. */
-static kiln_status v5_child(const v5_attrs *v, int i, int side, int32_t *out)
-{
-    int64_t id = side ? v->false_ids[i] : v->true_ids[i];
-    bool leaf = (side ? v->false_leafs[i] : v->true_leafs[i]) != 0;
-    int64_t limit = leaf ? v->n_leaves : v->n;
-    if (id < 0 || id >= limit)
-        return kiln_fail(KILN_ERR_MALFORMED, "node %d: %s child %lld is not one of the %lld %s", i,
-                         side ? "false" : "true", (long long)id, (long long)limit, leaf ? "leaves" : "nodes");
-    *out = (int32_t)(leaf ? v->n + id : id);
-    return KILN_OK;
-}
-
-/* Each BRANCH_MEMBER node's members, in node order, each set ended by a NaN. */
-static kiln_status v5_members(const v5_attrs *v, ml_forest *f)
-{
-    int64_t at = 0;
-    for (int i = 0; i < v->n; i++) {
-        ml_node *n = &f->nodes[i];
-        if (n->mode != ML_MEMBER) continue;
-        n->first = (int32_t)at;
-        while (at < v->n_members && !isnan(v->members[at])) at++;
-        if (at >= v->n_members)
-            return kiln_fail(KILN_ERR_MALFORMED,
-                             "membership_values ends before the set of node %d (each set ends with NaN)", i);
-        n->count = (int32_t)(at - n->first);
-        at++;
-    }
-    if (at != v->n_members)
-        return kiln_fail(KILN_ERR_MALFORMED, "membership_values holds more sets than there are BRANCH_MEMBER nodes");
-    f->members = mem_calloc((size_t)v->n_members + 1, sizeof *f->members);
-    if (!f->members) return KILN_ERR_OUT_OF_MEMORY;
-    if (v->n_members) memcpy(f->members, v->members, (size_t)v->n_members * sizeof *f->members);
-    return KILN_OK;
-}
-
-static kiln_status read_v5_nodes(const v5_attrs *v, ml_forest *f)
-{
-    for (int i = 0; i < v->n; i++) {
-        ml_node *n = &f->nodes[i];
-        double mode = v->modes[i];
-        if (!(mode >= 0 && mode <= 6) || mode != floor(mode))
-            return kiln_fail(KILN_ERR_MALFORMED, "nodes_modes[%d] is %g, expected 0 (BRANCH_LEQ) to 6 (BRANCH_MEMBER)",
-                             i, mode);
-        n->mode = (uint8_t)(ML_LEQ + (int)mode);
-        if (v->features[i] < 0 || v->features[i] >= TREE_MAX_FEATURES)
-            return kiln_fail(KILN_ERR_MALFORMED, "nodes_featureids[%d] is %lld", i, (long long)v->features[i]);
-        n->feature = (int32_t)v->features[i];
-        n->threshold = v->splits[i];
-        n->missing_true = v->n_missing && v->missing[i] == 1;
-        KILN_TRY(v5_child(v, i, 0, &n->child[0]));
-        KILN_TRY(v5_child(v, i, 1, &n->child[1]));
-    }
-    for (int j = 0; j < v->n_leaves; j++) {
-        if (v->leaf_targets[j] < 0 || v->leaf_targets[j] >= f->n_targets)
-            return kiln_fail(KILN_ERR_MALFORMED, "leaf_targetids[%d] is %lld, the model has %d targets", j,
-                             (long long)v->leaf_targets[j], f->n_targets);
-        f->nodes[v->n + j] = (ml_node){.mode = ML_LEAF, .first = j, .count = 1};
-        f->weights[j] = (tree_leaf_weight){(int32_t)v->leaf_targets[j], v->leaf_weights[j]};
-    }
-    return v5_members(v, f);
-}
-
-/* A root is a split node, or a leaf when the node's two children are that same leaf. */
-static kiln_status read_v5_roots(const v5_attrs *v, ml_forest *f)
-{
-    for (int t = 0; t < v->n_roots; t++) {
-        int64_t r = v->roots[t];
-        if (r < 0 || r >= v->n)
-            return kiln_fail(KILN_ERR_MALFORMED, "tree_roots[%d] is %lld, not a node", t, (long long)r);
-        bool single_leaf = v->true_leafs[r] && v->false_leafs[r] && v->true_ids[r] == v->false_ids[r];
-        f->roots[t] = single_leaf ? f->nodes[r].child[0] : (int32_t)r;
-    }
-    return KILN_OK;
-}
-
-static kiln_status read_v5_forest(op_init_ctx *ctx, ml_forest *f)
-{
-    v5_attrs v = {0};
-    KILN_TRY(read_v5_lists(ctx, &v));
-    f->n_nodes = v.n + v.n_leaves;
-    f->n_trees = v.n_roots;
-    f->nodes = mem_calloc((size_t)f->n_nodes, sizeof *f->nodes);
-    f->roots = mem_calloc((size_t)f->n_trees, sizeof *f->roots);
-    f->weights = mem_calloc((size_t)v.n_leaves, sizeof *f->weights);
-    if (!f->nodes || !f->roots || !f->weights) return KILN_ERR_OUT_OF_MEMORY;
-    KILN_TRY(read_v5_nodes(&v, f));
-    KILN_TRY(read_v5_roots(&v, f));
-    f->doubles = is_double_tensor(ctx->node, "nodes_splits") || is_double_tensor(ctx->node, "leaf_weights");
-    return KILN_OK;
-}
-
-/* ---- expanding the forest into the engine's raw trees ------------------------------------------------ */
-
-typedef struct expansion {
-    const ml_forest *f;
-    tree_raw_node *raw;
-    int32_t *bits_at; /* per raw node: where its category words start in `bits`, or -1 */
-    int32_t n_raw, cap_raw, budget;
-    uint32_t *bits;
-    int32_t n_bits, cap_bits;
-    bool *on_path; /* per forest node: it is an ancestor of the node being expanded */
-    int32_t tree, tree_start;
-} expansion;
-
-static kiln_status new_raw(expansion *x, int32_t *at)
-{
-    if (x->n_raw >= x->budget)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "tree %d: copying its shared subtrees would exceed %d nodes", x->tree,
-                         x->budget);
-    if (x->n_raw == x->cap_raw) {
-        int32_t cap = x->cap_raw ? 2 * x->cap_raw : 256;
-        tree_raw_node *raw = mem_realloc(x->raw, (size_t)cap * sizeof *raw);
-        if (!raw) return KILN_ERR_OUT_OF_MEMORY;
-        x->raw = raw;
-        int32_t *bits_at = mem_realloc(x->bits_at, (size_t)cap * sizeof *bits_at);
-        if (!bits_at) return KILN_ERR_OUT_OF_MEMORY;
-        x->bits_at = bits_at;
-        x->cap_raw = cap;
-    }
-    *at = x->n_raw++;
-    memset(&x->raw[*at], 0, sizeof x->raw[*at]);
-    x->bits_at[*at] = -1;
-    return KILN_OK;
-}
-
-/* Makes raw node `at` a categorical split of node n's feature whose set can hold 0 .. max_category. */
-static kiln_status new_category_set(expansion *x, int32_t at, const ml_node *n, bool missing_true, double max_category)
-{
-    int32_t words = (int32_t)(max_category / 32) + 1;
-    if (x->n_bits + words > ML_MAX_CATEGORY_WORDS)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "tree %d: the category sets need more than %d words", x->tree,
-                         ML_MAX_CATEGORY_WORDS);
-    if (x->n_bits + words > x->cap_bits) {
-        int32_t cap = x->cap_bits ? 2 * x->cap_bits : 1024;
-        while (cap < x->n_bits + words) cap *= 2;
-        uint32_t *bits = mem_realloc(x->bits, (size_t)cap * sizeof *bits);
-        if (!bits) return KILN_ERR_OUT_OF_MEMORY;
-        x->bits = bits;
-        x->cap_bits = cap;
-    }
-    memset(x->bits + x->n_bits, 0, (size_t)words * sizeof *x->bits);
-    x->raw[at] = (tree_raw_node){.kind = TREE_RAW_CATEGORICAL,
-                                 .feature = n->feature,
-                                 .category_words = words,
-                                 .category_exact = true,
-                                 .missing = missing_true ? TREE_MISSING_TRUE : TREE_MISSING_FALSE};
-    x->bits_at[at] = x->n_bits;
-    x->n_bits += words;
-    return KILN_OK;
-}
-
-static void add_category(expansion *x, int32_t at, double category)
-{
-    uint32_t c = (uint32_t)category;
-    x->bits[x->bits_at[at] + (int32_t)(c / 32)] |= 1u << (c % 32);
-}
-
-static void set_numeric(expansion *x, int32_t at, const ml_node *n, tree_compare compare, double threshold)
-{
-    x->raw[at] = (tree_raw_node){.kind = TREE_RAW_NUMERIC,
-                                 .feature = n->feature,
-                                 .compare = compare,
-                                 .threshold = threshold,
-                                 .threshold_is_double = x->f->doubles,
-                                 .missing = n->missing_true ? TREE_MISSING_TRUE : TREE_MISSING_COMPARE};
-}
-
-static kiln_status emit(expansion *x, int32_t node, int depth, int32_t *out);
-
-static kiln_status emit_children(expansion *x, int32_t at, int32_t true_node, int32_t false_node, int depth)
-{
-    int32_t t, f;
-    KILN_TRY(emit(x, true_node, depth + 1, &t));
-    KILN_TRY(emit(x, false_node, depth + 1, &f));
-    x->raw[at].true_child = t - x->tree_start;
-    x->raw[at].false_child = f - x->tree_start;
-    return KILN_OK;
-}
-
-/* Whether `next` continues the BRANCH_EQ chain that `first` starts (same feature, same true child). */
-static bool joins_chain(const expansion *x, const ml_node *first, int32_t next)
-{
-    const ml_node *n = &x->f->nodes[next];
-    return !x->on_path[next] && n->mode == ML_EQ && n->feature == first->feature && n->child[0] == first->child[0] &&
-           is_category(n->threshold);
-}
-
-/* A chain of BRANCH_EQ nodes down the false branches, sharing their true child, as one categorical split
- * (NaN goes to the true child when any of them tracks missing values there). Falls back to a plain equality
- * split when the chain has one node. The chain's nodes stay marked as ancestors while its children are
- * expanded: reaching one of them below would be a cycle. */
-static kiln_status emit_eq(expansion *x, int32_t node, int32_t at, int depth)
-{
-    const ml_node *first = &x->f->nodes[node], *last = first;
-    int32_t length = 1;
-    double max = first->threshold;
-    bool missing_true = first->missing_true;
-    if (is_category(first->threshold))
-        for (int32_t next = first->child[1]; joins_chain(x, first, next); next = last->child[1], length++) {
-            last = &x->f->nodes[next];
-            x->on_path[next] = true;
-            max = last->threshold > max ? last->threshold : max;
-            missing_true |= last->missing_true;
-        }
-    kiln_status st = KILN_OK;
-    if (length == 1) set_numeric(x, at, first, TREE_CMP_EQ, first->threshold);
-    else st = new_category_set(x, at, first, missing_true, max);
-    for (int32_t k = 0, n = node; st == KILN_OK && length > 1 && k < length; k++, n = x->f->nodes[n].child[1])
-        add_category(x, at, x->f->nodes[n].threshold);
-    if (st == KILN_OK) st = emit_children(x, at, first->child[0], last->child[1], depth);
-    for (int32_t k = 0, n = node; k < length; k++, n = x->f->nodes[n].child[1])
-        if (k > 0) x->on_path[n] = false;
-    return st;
-}
-
-/* x == members[i] ? true subtree : the next member's test (or the false subtree after the last). */
-static kiln_status emit_member_chain(expansion *x, const ml_node *n, int32_t i, int32_t at, int depth)
-{
-    if (depth > TREE_MAX_DEPTH)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "tree %d is deeper than %d levels", x->tree, TREE_MAX_DEPTH);
-    set_numeric(x, at, n, TREE_CMP_EQ, x->f->members[n->first + i]);
-    int32_t t, f;
-    KILN_TRY(emit(x, n->child[0], depth + 1, &t));
-    if (i + 1 < n->count) {
-        KILN_TRY(new_raw(x, &f));
-        KILN_TRY(emit_member_chain(x, n, i + 1, f, depth + 1));
-    } else {
-        KILN_TRY(emit(x, n->child[1], depth + 1, &f));
-    }
-    x->raw[at].true_child = t - x->tree_start;
-    x->raw[at].false_child = f - x->tree_start;
-    return KILN_OK;
-}
-
-/* BRANCH_MEMBER: a categorical split when every member is a category, else a chain of equality tests. */
-static kiln_status emit_member(expansion *x, const ml_node *n, int32_t at, int depth)
-{
-    const double *members = x->f->members + n->first;
-    double max = 0;
-    for (int32_t i = 0; i < n->count; i++) {
-        if (!is_category(members[i])) return emit_member_chain(x, n, 0, at, depth);
-        max = members[i] > max ? members[i] : max;
-    }
-    KILN_TRY(new_category_set(x, at, n, n->missing_true, max));
-    for (int32_t i = 0; i < n->count; i++) add_category(x, at, members[i]);
-    return emit_children(x, at, n->child[0], n->child[1], depth);
-}
-
-static kiln_status emit_split(expansion *x, int32_t node, int32_t at, int depth)
-{
-    static const tree_compare compares[] = {[ML_LEQ] = TREE_CMP_LE,
-                                            [ML_LT] = TREE_CMP_LT,
-                                            [ML_GTE] = TREE_CMP_GE,
-                                            [ML_GT] = TREE_CMP_GT,
-                                            [ML_NEQ] = TREE_CMP_NE};
-    const ml_node *n = &x->f->nodes[node];
-    if (n->mode == ML_MEMBER) return emit_member(x, n, at, depth);
-    if (n->mode == ML_EQ) return emit_eq(x, node, at, depth);
-    set_numeric(x, at, n, compares[n->mode], n->threshold);
-    return emit_children(x, at, n->child[0], n->child[1], depth);
-}
-
-/* Emits the subtree under forest node `node` (a copy of it each time it is reached); *out is its raw index. */
-static kiln_status emit(expansion *x, int32_t node, int depth, int32_t *out)
-{
-    if (depth > TREE_MAX_DEPTH)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "tree %d is deeper than %d levels", x->tree, TREE_MAX_DEPTH);
-    if (x->on_path[node])
-        return kiln_fail(KILN_ERR_MALFORMED, "tree %d: node %d leads back to itself (a cycle)", x->tree, node);
-    KILN_TRY(new_raw(x, out));
-    const ml_node *n = &x->f->nodes[node];
-    if (n->mode == ML_LEAF) {
-        x->raw[*out] =
-            (tree_raw_node){.kind = TREE_RAW_LEAF, .weights = x->f->weights + n->first, .n_weights = n->count};
-        return KILN_OK;
-    }
-    x->on_path[node] = true;
-    kiln_status st = emit_split(x, node, *out, depth);
-    x->on_path[node] = false;
-    return st;
-}
-
-static kiln_status expand_forest(expansion *x, tree_raw_tree *trees)
-{
-    const ml_forest *f = x->f;
-    int64_t budget = 16 * (int64_t)f->n_nodes + 65536;
-    x->budget = (int32_t)(budget < INT32_MAX / 4 ? budget : INT32_MAX / 4);
-    x->on_path = mem_calloc((size_t)f->n_nodes, sizeof *x->on_path);
-    if (!x->on_path) return KILN_ERR_OUT_OF_MEMORY;
-    for (int32_t t = 0; t < f->n_trees; t++) {
-        int32_t root;
-        x->tree = t;
-        x->tree_start = x->n_raw;
-        KILN_TRY(emit(x, f->roots[t], 0, &root));
-        trees[t] = (tree_raw_tree){NULL, x->n_raw - x->tree_start, 0};
-    }
-    /* the arrays have stopped moving: point the trees and category splits into them */
-    for (int32_t t = 0, start = 0; t < f->n_trees; start += trees[t].n_nodes, t++) trees[t].nodes = x->raw + start;
-    for (int32_t i = 0; i < x->n_raw; i++)
-        if (x->bits_at[i] >= 0) x->raw[i].category_bits = x->bits + x->bits_at[i];
-    return KILN_OK;
-}
-
-/* Builds the engine's ensemble. AVERAGE is summed here and divided when the scores are finished (as
- * onnxruntime does, by the number of trees); float sums accumulate in float32 in tree order. */
-static kiln_status build_forest(const ml_forest *f, tree_aggregate aggregate, bool float_sums, region *mem,
-                                tree_ensemble *e)
-{
-    expansion x = {.f = f};
-    tree_raw_tree *trees = mem_calloc((size_t)f->n_trees, sizeof *trees);
-    kiln_status st = trees ? expand_forest(&x, trees) : KILN_ERR_OUT_OF_MEMORY;
-    if (st == KILN_OK) {
-        int32_t n_features = 1;
-        for (int32_t i = 0; i < x.n_raw; i++)
-            if (x.raw[i].kind != TREE_RAW_LEAF && x.raw[i].feature + 1 > n_features) n_features = x.raw[i].feature + 1;
-        bool summed = aggregate == TREE_AGG_SUM || aggregate == TREE_AGG_AVERAGE;
-        tree_raw_ensemble raw = {
-            .n_features = n_features,
-            .n_targets = f->n_targets,
-            .trees = trees,
-            .n_trees = f->n_trees,
-            .aggregate = summed ? TREE_AGG_SUM : aggregate,
-            .sum_in_float32 = float_sums && summed,
-        };
-        st = tree_ensemble_build(&raw, mem, e);
-    }
-    mem_free(trees);
-    mem_free(x.raw);
-    mem_free(x.bits_at);
-    mem_free(x.bits);
-    mem_free(x.on_path);
-    return st;
-}
+/* ---- init ---------------------------------------------------------------------------------------------- */
 
 /* Which classes receive a weight in a row. A class is scored in every row when some tree has a weight for it
  * in each of its leaves, and in none when no leaf has one; when every class is one or the other the answer
@@ -729,8 +73,6 @@ static kiln_status find_scored_classes_at_load(const tree_ensemble *e, region *m
     mem_free(anywhere);
     return st;
 }
-
-/* ---- init ---------------------------------------------------------------------------------------------- */
 
 static kiln_status check_tree_input(op_init_ctx *ctx, bool integers_too)
 {
@@ -784,7 +126,7 @@ static kiln_status check_declared_width(const op_init_ctx *ctx, int32_t n_featur
 static kiln_status finish_init(op_init_ctx *ctx, ml_tree_params *p, const ml_forest *f)
 {
     p->float_sums = !f->doubles;
-    KILN_TRY(build_forest(f, p->aggregate, p->float_sums, ctx->mem, &p->ensemble));
+    KILN_TRY(ml_forest_build(f, p->aggregate, p->float_sums, ctx->mem, &p->ensemble));
     op_note_trees(ctx, &p->ensemble);
     KILN_TRY(check_declared_width(ctx, p->ensemble.n_features));
     if (p->classifier) {
@@ -827,9 +169,9 @@ static kiln_status classifier_init(op_init_ctx *ctx)
     KILN_TRY(ml_read_transform(node, &p->transform));
     KILN_TRY(read_base_values(ctx, p));
     ml_forest f = {.n_targets = n_labels};
-    kiln_status st = read_v3_forest(ctx, true, &f);
+    kiln_status st = ml_forest_read_v3(ctx, true, &f);
     if (st == KILN_OK) st = finish_init(ctx, p, &f);
-    forest_free(&f);
+    ml_forest_free(&f);
     ctx->output_dtypes[0] = KILN_INT64;
     ctx->output_dtypes[1] = KILN_FLOAT32;
     return st;
@@ -856,9 +198,9 @@ static kiln_status regressor_init(op_init_ctx *ctx)
     KILN_TRY(ml_read_transform(ctx->node, &p->transform));
     KILN_TRY(read_base_values(ctx, p));
     ml_forest f = {.n_targets = p->n_targets};
-    kiln_status st = read_v3_forest(ctx, false, &f);
+    kiln_status st = ml_forest_read_v3(ctx, false, &f);
     if (st == KILN_OK) st = finish_init(ctx, p, &f);
-    forest_free(&f);
+    ml_forest_free(&f);
     ctx->output_dtypes[0] = KILN_FLOAT32;
     return st;
 }
@@ -895,9 +237,9 @@ static kiln_status tree_ensemble_init(op_init_ctx *ctx)
     KILN_TRY(read_target_count(ctx->node, &p->n_targets));
     KILN_TRY(read_v5_codes(ctx->node, p));
     ml_forest f = {.n_targets = p->n_targets};
-    kiln_status st = read_v5_forest(ctx, &f);
+    kiln_status st = ml_forest_read_v5(ctx, &f);
     if (st == KILN_OK) st = finish_init(ctx, p, &f);
-    forest_free(&f);
+    ml_forest_free(&f);
     ctx->output_dtypes[0] = KILN_FLOAT32;
     return st;
 }
