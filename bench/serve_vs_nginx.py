@@ -9,17 +9,16 @@ threads/processes as CPUs in it; wrk runs pinned to the other CPUs (--client-cpu
 load generator never competes with the server it measures. nginx is told to keep connections alive (its default
 closes every 100 requests, which kiln does not do).
 
-Rounds interleave the two servers (the order alternates) and the script holds /tmp/kiln-bench.lock (flock) for
-the whole measurement, so another benchmark on the machine never overlaps a timed run. Reported: the median over
+Rounds interleave the two servers (the order alternates). Run it under `flock /tmp/kiln-bench.lock` so that
+another benchmark on the machine never overlaps a timed run. Reported: the median over
 rounds of requests/s at 32 connections (wrk -c32) and of mean and p99 latency on one connection (wrk -c1), and
 kiln's ratios to nginx. The issue's targets: kiln >= 50% of nginx's requests/s, and mean latency on one
 connection <= 2x nginx's.
 
-usage: bench/serve_vs_nginx.py [--kiln build/kiln] [--rounds 5] [--seconds 5] [--server-cpus 1]
-                               [--client-cpus 0] [--connections 32] [--model breast_cancer_mlp] [--json FILE]
+usage: flock /tmp/kiln-bench.lock bench/serve_vs_nginx.py [--kiln build/kiln] [--rounds 5] [--seconds 5]
+           [--server-cpus 1] [--client-cpus 0] [--connections 32] [--model breast_cancer_mlp] [--json FILE]
 """
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -177,7 +176,6 @@ def main():
     with open(script, "w") as f:
         f.write(WRK_SCRIPT % json.dumps(request))
     procs = []
-    lock = open("/tmp/kiln-bench.lock", "w")
     try:
         kiln, kiln_port = start_kiln(args, cpus)
         procs.append(kiln)
@@ -190,7 +188,6 @@ def main():
             raise SystemExit("nginx does not answer kiln's response")
         print("request %d bytes, response %d bytes; servers on CPUs %s (%d worker%s each), wrk on CPUs %s" % (
             len(request), len(response), args.server_cpus, cpus, "" if cpus == 1 else "s", args.client_cpus))
-        fcntl.flock(lock, fcntl.LOCK_EX)
         results = {"kiln": {"rps": [], "mean_us": [], "p99_us": []}, "nginx": {"rps": [], "mean_us": [], "p99_us": []}}
         for r in range(args.rounds):
             order = [("kiln", kiln_url), ("nginx", nginx_url)]
@@ -205,7 +202,6 @@ def main():
                 print("round %d %-5s  %8.0f req/s at %d connections   one connection: mean %6.1f us, p99 %6.1f us" % (
                     r + 1, name, many["rps"], args.connections, one["mean_us"], one["p99_us"]))
                 sys.stdout.flush()
-        fcntl.flock(lock, fcntl.LOCK_UN)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -1,0 +1,555 @@
+#!/usr/bin/python3
+"""End-to-end tests of `kiln serve`: real servers on free loopback ports, talked to over HTTP/1.1.
+
+  correctness   every bundled model (examples/repository: the MLP and both GBDT versions; `kiln serve MODEL`)
+                answers exactly what `kiln run` writes for examples/mlp/input.npy, with JSON tensors (flat and
+                nested), binary tensors (Triton's extension) and TF-Serving's :predict
+  errors        each class of bad request gets its 4xx with a message, and the server keeps serving
+  batching      concurrent requests share executions when max_queue_delay_us is set; a request queued past
+                queue_timeout_us gets 503
+  repository    index, unload, load, metrics, statistics, readiness
+  reload        100 reloads of a model under concurrent load: no request fails, resident memory stays flat
+  drain         SIGTERM under load: every request the server accepted is answered 200, then it exits 0
+
+Only the standard library (http.client); every server is killed when its test ends, and every wait is bounded.
+
+usage: tests/serve/test_serve.py KILN SOURCE_DIR
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+KILN = SOURCE = None
+DEADLINE_S = 60  # no single wait in these tests may take longer
+
+NPY_TYPES = {"<f4": ("f", 4, "FP32"), "<f8": ("d", 8, "FP64"), "<i8": ("q", 8, "INT64"), "<i4": ("i", 4, "INT32"),
+             "|u1": ("B", 1, "UINT8"), "|b1": ("?", 1, "BOOL")}
+V2_FORMATS = {v[2]: (v[0], v[1]) for v in NPY_TYPES.values()}
+
+
+# ---- small helpers ------------------------------------------------------------------------------------------
+
+def read_npy(path):
+    """(datatype, shape, flat values) of a version-1 .npy file, without numpy."""
+    with open(path, "rb") as f:
+        data = f.read()
+    header_len = struct.unpack("<H", data[8:10])[0]
+    header = data[10:10 + header_len].decode("latin1")
+    descr = re.search(r"'descr': '([^']+)'", header).group(1)
+    shape = tuple(int(d) for d in re.search(r"'shape': \(([^)]*)\)", header).group(1).split(",") if d.strip())
+    fmt, size, v2 = NPY_TYPES[descr]
+    n = 1
+    for d in shape:
+        n *= d
+    return v2, list(shape), list(struct.unpack("<%d%s" % (n, fmt), data[10 + header_len:10 + header_len + n * size]))
+
+
+def nest(flat, shape):
+    if len(shape) <= 1:
+        return list(flat)
+    step = len(flat) // shape[0]
+    return [nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def flatten(value):
+    if isinstance(value, list):
+        return [x for v in value for x in flatten(v)]
+    return [value]
+
+
+def as_float32(values):
+    return list(struct.unpack("<%df" % len(values), struct.pack("<%df" % len(values), *values)))
+
+
+def same_values(datatype, got, want):
+    if datatype == "FP32":
+        got = as_float32(got)
+    return got == want
+
+
+def kiln_run(model, inputs, outdir):
+    subprocess.run([KILN, "run", model] + inputs + ["-o", outdir], check=True, timeout=DEADLINE_S,
+                   stdout=subprocess.DEVNULL)
+    outputs = []
+    k = 0
+    while os.path.exists(os.path.join(outdir, "output_%d.npy" % k)):
+        outputs.append(read_npy(os.path.join(outdir, "output_%d.npy" % k)))
+        k += 1
+    return outputs
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+class Server:
+    """A `kiln serve` process on a free port; stopped (SIGKILL if it will not stop) by stop()."""
+
+    def __init__(self, args, ready=True):
+        self.log = tempfile.NamedTemporaryFile(prefix="kiln-serve-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([KILN, "serve", "--port", "0", "--host", "127.0.0.1"] + args,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        self.port = None
+        end = time.time() + DEADLINE_S
+        while self.port is None:
+            m = re.search(r"listening on http://[^ ]*:(\d+)", self.stderr())
+            if m:
+                self.port = int(m.group(1))
+            elif self.proc.poll() is not None or time.time() > end:
+                self.stop()
+                raise AssertionError("kiln serve did not start: %s" % self.stderr())
+            else:
+                time.sleep(0.02)
+        if ready:
+            self.wait_ready()
+
+    def stderr(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def wait_ready(self):
+        end = time.time() + DEADLINE_S
+        while self.request("GET", "/v2/health/ready")[0] != 200:
+            if time.time() > end or self.proc.poll() is not None:
+                raise AssertionError("kiln serve never became ready: %s" % self.stderr())
+            time.sleep(0.02)
+
+    def connect(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE_S)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """(status, headers, body bytes) on a new connection unless one is given."""
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            if own:
+                conn.close()
+
+    def json(self, method, path, body=None, status=200):
+        got, _, data = self.request(method, path, body)
+        assert got == status, "%s %s: %d (expected %d): %r" % (method, path, got, status, data[:300])
+        return json.loads(data) if data else None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+        return self.proc.returncode
+
+
+def v2_request(datatype, shape, values, nested=False, **extra):
+    body = {"inputs": [{"name": "features", "datatype": datatype, "shape": shape,
+                        "data": nest(values, shape) if nested else values}]}
+    body.update(extra)
+    return body
+
+
+def binary_request(datatype, shape, values, outputs):
+    """A body in the binary tensor extension: JSON header, then the raw input; every output asked as binary."""
+    fmt, _ = V2_FORMATS[datatype]
+    raw = struct.pack("<%d%s" % (len(values), fmt), *values)
+    header = json.dumps({
+        "inputs": [{"name": "features", "datatype": datatype, "shape": shape,
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "outputs": [{"name": name, "parameters": {"binary_data": True}} for name in outputs]}).encode()
+    return header + raw, {"Inference-Header-Content-Length": str(len(header)),
+                          "Content-Type": "application/octet-stream"}
+
+
+def read_binary_response(headers, data):
+    """{output name: (datatype, shape, values)} of a binary-extension response."""
+    json_length = int(headers["Inference-Header-Content-Length"])
+    doc = json.loads(data[:json_length])
+    offset = json_length
+    out = {}
+    for o in doc["outputs"]:
+        size = o["parameters"]["binary_data_size"]
+        fmt, width = V2_FORMATS[o["datatype"]]
+        out[o["name"]] = (o["datatype"], o["shape"], list(struct.unpack("<%d%s" % (size // width, fmt),
+                                                                         data[offset:offset + size])))
+        offset += size
+    assert offset == len(data), "%d bytes after the binary outputs" % (len(data) - offset)
+    return doc, out
+
+
+# ---- the tests ----------------------------------------------------------------------------------------------
+
+def example_models():
+    """(served name, version, model file, output names) for each bundled model."""
+    repo = os.path.join(SOURCE, "examples", "repository")
+    return [("breast_cancer_mlp", "1", os.path.join(repo, "breast_cancer_mlp", "1", "model.onnx"), ["probabilities"]),
+            ("breast_cancer_gbdt", "1", os.path.join(repo, "breast_cancer_gbdt", "1", "model.json"),
+             ["label", "probabilities"]),
+            ("breast_cancer_gbdt", "2", os.path.join(repo, "breast_cancer_gbdt", "2", "model.json"),
+             ["label", "probabilities"])]
+
+
+def check_outputs(what, got, want, names):
+    """got: {name: (datatype, shape, values)}; want: kiln run's outputs in order."""
+    for name, (datatype, shape, values) in zip(names, want):
+        g = got[name]
+        assert g[0] == datatype and g[1] == shape, "%s: output %s is %s %s, kiln run gives %s %s" % (
+            what, name, g[0], g[1], datatype, shape)
+        assert same_values(datatype, g[2], values), "%s: output %s differs from kiln run:\n%s\n%s" % (
+            what, name, g[2], values)
+
+
+def json_outputs(doc):
+    return {o["name"]: (o["datatype"], o["shape"], flatten(o["data"])) for o in doc["outputs"]}
+
+
+def test_outputs_equal_kiln_run(tmp):
+    input_npy = os.path.join(SOURCE, "examples", "mlp", "input.npy")
+    datatype, shape, values = read_npy(input_npy)
+    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository")])
+    try:
+        for name, version, path, outputs in example_models():
+            want = kiln_run(path, [input_npy], os.path.join(tmp, "%s-%s" % (name, version)))
+            url = "/v2/models/%s/versions/%s/infer" % (name, version)
+            for nested in (False, True):
+                doc = s.json("POST", url, v2_request(datatype, shape, values, nested=nested, id="req-7",
+                                                     parameters={"note": "anything"}))
+                assert doc["id"] == "req-7" and doc["model_name"] == name and doc["model_version"] == version, doc
+                check_outputs("%s JSON (nested %s)" % (url, nested), json_outputs(doc), want, outputs)
+            body, headers = binary_request(datatype, shape, values, outputs)
+            status, rheaders, data = s.request("POST", url, body, headers)
+            assert status == 200, data
+            _, got = read_binary_response(rheaders, data)
+            check_outputs(url + " binary", got, want, outputs)
+            # outputs selection: only the last output, in JSON
+            doc = s.json("POST", url, v2_request(datatype, shape, values, outputs=[{"name": outputs[-1]}]))
+            assert [o["name"] for o in doc["outputs"]] == [outputs[-1]], doc
+            check_outputs(url + " selected", json_outputs(doc), want[-1:], outputs[-1:])
+            # TF-Serving :predict, row format
+            rows = nest(values, shape)
+            doc = s.json("POST", "/v1/models/%s/versions/%s:predict" % (name, version), {"instances": rows})
+            preds = doc["predictions"]
+            assert len(preds) == shape[0], doc
+            if len(outputs) == 1:
+                got = {outputs[0]: (want[0][0], want[0][1], flatten(preds))}
+            else:
+                got = {k: (w[0], w[1], flatten([p[k] for p in preds])) for k, w in zip(outputs, want)}
+            check_outputs("TF-Serving predict %s/%s" % (name, version), got, want, outputs)
+        # the newest version answers when none is named
+        assert s.json("POST", "/v2/models/breast_cancer_gbdt/infer",
+                      v2_request(datatype, shape, values))["model_version"] == "2"
+    finally:
+        assert s.stop() == 0
+    # one model file, served under its base name
+    mlp = os.path.join(SOURCE, "examples", "mlp", "model.onnx")
+    want = kiln_run(mlp, [input_npy], os.path.join(tmp, "single"))
+    s = Server([mlp])
+    try:
+        doc = s.json("POST", "/v2/models/model/infer", v2_request(datatype, shape, values))
+        check_outputs("kiln serve MODEL", json_outputs(doc), want, ["probabilities"])
+    finally:
+        assert s.stop() == 0
+
+
+def test_errors_are_4xx_and_the_server_keeps_serving(tmp):
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    good = v2_request(datatype, shape, values)
+    mlp = "/v2/models/breast_cancer_mlp/infer"
+    raw, bin_headers = binary_request(datatype, shape, values, ["probabilities"])
+    cases = [
+        ("malformed JSON", "POST", mlp, '{"inputs": [', None, 400),
+        ("not an object", "POST", mlp, "[1, 2]", None, 400),
+        ("no inputs", "POST", mlp, {"id": "x"}, None, 400),
+        ("wrong shape", "POST", mlp, v2_request(datatype, [4, 29], values[:116]), None, 400),
+        ("shape and data disagree", "POST", mlp, v2_request(datatype, shape, values[:-1]), None, 400),
+        ("ragged nested data", "POST", mlp,
+         {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 30], "data": [[1.0] * 30, [1.0] * 29]}]},
+         None, 400),
+        ("wrong datatype", "POST", mlp, v2_request("FP64", shape, values), None, 400),
+        ("unknown datatype", "POST", mlp, v2_request("FLOAT", shape, values), None, 400),
+        ("a string where a number goes", "POST", mlp, v2_request(datatype, [1, 30], ["x"] * 30), None, 400),
+        ("unknown input", "POST", mlp,
+         {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 30], "data": [0.0] * 30}]}, None, 400),
+        ("unknown output", "POST", mlp, v2_request(datatype, shape, values, outputs=[{"name": "nope"}]), None, 400),
+        ("batch too large", "POST", mlp, v2_request(datatype, [65, 30], [0.0] * 65 * 30), None, 400),
+        ("binary size mismatch", "POST", mlp, raw[:-4], bin_headers, 400),
+        ("bad header length", "POST", mlp, raw, {"Inference-Header-Content-Length": "999999"}, 400),
+        ("unknown model", "POST", "/v2/models/nope/infer", good, None, 404),
+        ("unknown version", "POST", "/v2/models/breast_cancer_mlp/versions/9/infer", good, None, 404),
+        ("unknown model metadata", "GET", "/v2/models/nope", None, None, 404),
+        ("unknown endpoint", "GET", "/v3/whatever", None, None, 404),
+        ("wrong method", "GET", mlp, None, None, 405),
+        ("oversize body", "POST", mlp, '{"inputs": [' + " " * 300000 + "]}", None, 413),
+        ("TF-Serving: no instances", "POST", "/v1/models/breast_cancer_mlp:predict", {"x": 1}, None, 400),
+        ("repository: unknown model", "POST", "/v2/repository/models/nope/load", None, None, 404),
+    ]
+    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository"), "--max-body-bytes", "200000"])
+    try:
+        conn = s.connect()
+        for what, method, path, body, headers, status in cases:
+            got, _, data = s.request(method, path, body, headers)
+            assert got == status, "%s: %d (expected %d): %r" % (what, got, status, data[:300])
+            if status != 405 or data:
+                message = json.loads(data)["error"]
+                assert isinstance(message, str) and len(message) > 10, (what, data)
+            # the server still answers correctly, on a connection that lived through every error
+            got, _, data = s.request("POST", mlp, good, conn=conn)
+            assert got == 200, "after %s: %d %r" % (what, got, data[:200])
+        assert s.request("GET", "/v2/health/live")[0] == 200
+        # the error counters moved
+        metrics = s.request("GET", "/metrics")[2].decode()
+        assert re.search(r'kiln_inference_request_failure_total\{model="breast_cancer_mlp",version="1"\} [1-9]',
+                         metrics), metrics
+        conn.close()
+    finally:
+        assert s.stop() == 0
+
+
+def write_repository(tmp, name, config):
+    repo = os.path.join(tmp, "repo-" + name)
+    os.makedirs(os.path.join(repo, name, "1"))
+    shutil.copyfile(os.path.join(SOURCE, "examples", "mlp", "model.onnx"), os.path.join(repo, name, "1", "model.onnx"))
+    with open(os.path.join(repo, name, "config.json"), "w") as f:
+        json.dump(config, f)
+    return repo
+
+
+def run_concurrently(n, fn):
+    results = [None] * n
+    errors = []
+
+    def worker(i):
+        try:
+            results[i] = fn(i)
+        except Exception:
+            errors.append(traceback.format_exc())
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_S)
+    assert not errors, errors[0]
+    return results
+
+
+def test_dynamic_batching(tmp):
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    want = kiln_run(os.path.join(SOURCE, "examples", "mlp", "model.onnx"),
+                    [os.path.join(SOURCE, "examples", "mlp", "input.npy")], os.path.join(tmp, "batching"))[0]
+    repo = write_repository(tmp, "batched", {"max_batch_size": 64, "max_queue_delay_us": 100000})
+    s = Server(["--model-repository", repo])
+    try:
+        def one_row(i):
+            row = i % shape[0]
+            doc = s.json("POST", "/v2/models/batched/infer",
+                         v2_request(datatype, [1, shape[1]], values[row * shape[1]:(row + 1) * shape[1]]))
+            got = as_float32(doc["outputs"][0]["data"])
+            assert got == want[2][row * 2:(row + 1) * 2], (row, got)
+        run_concurrently(16, one_row)
+        stats = s.json("GET", "/v2/models/batched/stats")["model_stats"][0]
+        assert stats["inference_count"] == 16 and stats["execution_count"] < 16, stats
+    finally:
+        assert s.stop() == 0
+    # a request that waits in the queue longer than queue_timeout_us is refused with 503
+    repo = write_repository(tmp, "impatient", {"max_batch_size": 64, "max_queue_delay_us": 2000000,
+                                               "queue_timeout_us": 1000})
+    s = Server(["--model-repository", repo])
+    try:
+        got, _, data = s.request("POST", "/v2/models/impatient/infer", v2_request(datatype, shape, values))
+        assert got == 503 and b"queue" in data, (got, data)
+        assert s.request("GET", "/v2/health/ready")[0] == 200
+    finally:
+        assert s.stop() == 0
+
+
+def test_repository_and_operations(tmp):
+    log = os.path.join(tmp, "access.log")
+    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository"), "--access-log", log])
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    try:
+        assert s.request("GET", "/v2/health/live")[0] == 200
+        meta = s.json("GET", "/v2")
+        assert meta["name"] == "kiln" and "binary_tensor_data" in meta["extensions"], meta
+        model = s.json("GET", "/v2/models/breast_cancer_gbdt")
+        assert model["versions"] == ["1", "2"] and model["inputs"][0]["name"] == "features", model
+        assert s.request("GET", "/v2/models/breast_cancer_gbdt/versions/1/ready")[0] == 200
+        index = s.json("POST", "/v2/repository/index")
+        assert sorted((e["name"], e.get("version")) for e in index) == [
+            ("breast_cancer_gbdt", "1"), ("breast_cancer_gbdt", "2"), ("breast_cancer_mlp", "1")], index
+        s.json("POST", "/v2/repository/models/breast_cancer_mlp/unload")
+        assert s.request("GET", "/v2/models/breast_cancer_mlp/ready")[0] != 200
+        got, _, data = s.request("POST", "/v2/models/breast_cancer_mlp/infer", v2_request(datatype, shape, values))
+        assert got == 503 and b"not loaded" in data, (got, data)
+        states = {e["name"]: e["state"] for e in s.json("POST", "/v2/repository/index")}
+        assert states["breast_cancer_mlp"] == "UNAVAILABLE", states
+        s.json("POST", "/v2/repository/models/breast_cancer_mlp/load")
+        assert s.request("GET", "/v2/models/breast_cancer_mlp/ready")[0] == 200
+        s.json("POST", "/v2/models/breast_cancer_mlp/infer", v2_request(datatype, shape, values, id="logged-id"))
+        # a config given with the load call replaces config.json: only version 1 of the GBDT
+        s.json("POST", "/v2/repository/models/breast_cancer_gbdt/load",
+               {"parameters": {"config": json.dumps({"version_policy": {"specific": {"versions": [1]}}})}})
+        assert s.json("GET", "/v2/models/breast_cancer_gbdt")["versions"] == ["1"]
+        metrics = s.request("GET", "/metrics")[2].decode()
+        for name in ("kiln_inference_request_success_total", "kiln_inference_count_total",
+                     "kiln_inference_exec_count_total", "kiln_inference_queue_duration_us_total"):
+            assert name in metrics, name
+        assert "kiln_ready 1" in metrics
+        stats = s.json("GET", "/v2/models/stats")
+        assert any(m["name"] == "breast_cancer_mlp" for m in stats["model_stats"]), stats
+    finally:
+        assert s.stop() == 0
+    with open(log) as f:
+        lines = [json.loads(line) for line in f]
+    assert any(e.get("id") == "logged-id" and e["status"] == 200 for e in lines), lines[-3:]
+
+
+class Load:
+    """Client threads sending inference requests on keep-alive connections until stopped; counts outcomes."""
+
+    def __init__(self, server, path, body, threads=4, reconnect_refused=False):
+        self.server, self.path, self.body = server, path, json.dumps(body)
+        self.ok = 0
+        self.failures = []
+        self.refused = 0
+        self.stopping = False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        conn = None
+        while not self.stopping:
+            try:
+                if conn is None:
+                    conn = self.server.connect()
+                    conn.connect()
+            except ConnectionRefusedError:
+                with self.lock:
+                    self.refused += 1  # the server is no longer accepting: not an accepted request
+                conn = None
+                time.sleep(0.01)
+                continue
+            try:
+                conn.request("POST", self.path, body=self.body, headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                with self.lock:
+                    if r.status == 200:
+                        self.ok += 1
+                    else:
+                        self.failures.append("%d %r" % (r.status, data[:200]))
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:
+                with self.lock:
+                    self.failures.append("%s: %s" % (type(e).__name__, e))
+                conn = None
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(DEADLINE_S)
+
+
+def test_reload_under_load_loses_nothing(tmp):
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    repo = write_repository(tmp, "swapped", {"max_batch_size": 64})
+    s = Server(["--model-repository", repo])
+    load = None
+    try:
+        load = Load(s, "/v2/models/swapped/infer", v2_request(datatype, shape, values))
+        samples = []
+        for i in range(100):
+            s.json("POST", "/v2/repository/models/swapped/load")
+            if i in (20, 99):
+                samples.append(rss_kb(s.proc.pid))
+        time.sleep(0.2)
+        load.stop()
+        assert not load.failures, "%d requests failed during reloads, e.g. %s" % (len(load.failures),
+                                                                                load.failures[:3])
+        assert load.ok > 100, load.ok
+        # memory after 100 reloads is what it was after 20: every old version was freed
+        growth = samples[1] - samples[0]
+        assert growth < 4096, "resident memory grew by %d kB between reload 20 and 100" % growth
+        print("  reloads: 100 under load, %d requests answered, none failed; RSS %d kB -> %d kB" % (
+            load.ok, samples[0], samples[1]))
+    finally:
+        if load:
+            load.stop()
+        assert s.stop() == 0
+
+
+def test_sigterm_drains(tmp):
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    # a wait for batches to fill keeps requests queued at the moment SIGTERM arrives
+    repo = write_repository(tmp, "drained", {"max_batch_size": 64, "max_queue_delay_us": 20000})
+    s = Server(["--model-repository", repo])
+    load = Load(s, "/v2/models/drained/infer", v2_request(datatype, shape, values), threads=8)
+    try:
+        time.sleep(1.0)
+        before = load.ok
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.wait(timeout=DEADLINE_S)
+        assert s.proc.returncode == 0, s.stderr()
+        time.sleep(0.1)
+        load.stop()
+        assert not load.failures, "%d accepted requests were not answered, e.g. %s" % (len(load.failures),
+                                                                                     load.failures[:3])
+        assert before > 0 and load.ok >= before, (before, load.ok)
+        print("  drain: %d requests answered, %d connection attempts refused after the listener closed" % (
+            load.ok, load.refused))
+    finally:
+        load.stop()
+        s.stop()
+
+
+def main():
+    global KILN, SOURCE
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    KILN, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    tests = [test_outputs_equal_kiln_run, test_errors_are_4xx_and_the_server_keeps_serving, test_dynamic_batching,
+             test_repository_and_operations, test_reload_under_load_loses_nothing, test_sigterm_drains]
+    only = os.environ.get("KILN_SERVE_TEST")
+    failed = 0
+    for test in tests:
+        if only and only not in test.__name__:
+            continue
+        tmp = tempfile.mkdtemp(prefix="kiln-serve-test-")
+        start = time.time()
+        try:
+            test(tmp)
+            print("ok    %s (%.1f s)" % (test.__name__, time.time() - start))
+        except Exception:
+            failed += 1
+            print("FAIL  %s\n%s" % (test.__name__, traceback.format_exc()))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        sys.stdout.flush()
+    print("%d of %d serve tests failed" % (failed, len(tests)) if failed else "all serve tests passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
