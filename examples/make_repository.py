@@ -6,6 +6,8 @@
   breast_cancer_gbdt/1/model.json    XGBoost (python3-xgboost), 20 trees of depth 3
   breast_cancer_gbdt/2/model.json    the same with 40 trees
   breast_cancer_gbdt/config.json     both versions served, its input renamed to "features" like the MLP's
+  ../request.json                    a V2 inference request for the four patients of examples/mlp/input.npy
+                                     (the README's curl example)
 
 Both are trained on the same split of scikit-learn's Wisconsin breast-cancer data as the MLP (seeded), so the
 four held-out patients in examples/mlp/input.npy go to either model. XGBoost's label 1 is "benign" (sklearn's
@@ -46,6 +48,16 @@ def write_json(path, value):
         f.write("\n")
 
 
+def write_request(path):
+    """The rows of examples/mlp/input.npy as a V2 JSON request, nested [4][30], float32 values written short."""
+    rows = np.load(os.path.join(HERE, "mlp", "input.npy"))
+    data = [[float(np.format_float_positional(v, unique=True)) for v in row] for row in rows]
+    request = {"id": "readme", "inputs": [{"name": "features", "shape": list(rows.shape), "datatype": "FP32",
+                                          "data": data}]}
+    with open(path, "w") as f:
+        f.write(json.dumps(request) + "\n")
+
+
 def main():
     data = load_breast_cancer()
     x, y = data.data.astype(np.float32), data.target.astype(np.int64)
@@ -63,6 +75,7 @@ def main():
         model.save_model(os.path.join(out, "model.json"))
         print("breast_cancer_gbdt version %d: %d trees, held-out accuracy %.3f" % (version, trees, accuracy))
     write_json(os.path.join(REPO, "breast_cancer_gbdt", "config.json"), GBDT_CONFIG)
+    write_request(os.path.join(HERE, "request.json"))
 
 
 if __name__ == "__main__":
