@@ -59,7 +59,7 @@ static void usage(FILE *out)
             "limits (each answered with a clear error):\n"
             "  --max-body-bytes N       request bodies beyond get 413 (default 67108864)\n"
             "  --max-header-bytes N     memory for one connection's request headers; larger headers get 431\n"
-            "                           (default 32768)\n"
+            "                           (default 8192, as nginx and Apache allow)\n"
             "  --request-timeout S      a request must arrive within S seconds (else 408); idle keep-alive\n"
             "                           connections close after S seconds (default 30)\n"
             "  --max-connections N      connections beyond get 503 (default 1024)\n"
@@ -170,7 +170,7 @@ static int parse_args(int argc, char **argv, serve_args *a)
         {NULL, 0, NULL, 0}};
     *a = (serve_args){
         .server = {.host = "127.0.0.1", .port = 8000, .threads = available_cpus(), .max_body_bytes = 64u << 20,
-                   .max_header_bytes = 32768, .request_timeout_s = 30, .max_connections = 1024},
+                   .max_header_bytes = 8192, .request_timeout_s = 30, .max_connections = 1024},
         .defaults = {.max_batch_size = MODEL_CONFIG_AUTO, .max_queue_size = 1024},
         .drain_timeout_s = 30,
     };

@@ -745,11 +745,13 @@ kiln_status server_start(const server_options *options, repository *repo, metric
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      MHD_USE_TURBO | (ipv6 ? MHD_USE_IPv6 : 0);
-    /* a pool of one is no pool: libmicrohttpd wants the option left out */
-    unsigned pool = options->threads > 1 ? (unsigned)options->threads : 0;
+    /* a pool of one is no pool: libmicrohttpd wants the option left out (an empty option array) */
+    struct MHD_OptionItem pool[] = {
+        {options->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)options->threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)options->port, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, log_http_error, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
         options->max_connections + 64, MHD_OPTION_CONNECTION_TIMEOUT, options->request_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, options->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
         s, MHD_OPTION_NOTIFY_CONNECTION, connection_changed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,

@@ -7,6 +7,12 @@
  * value, rounding the value to 7 digits gives that decimal (padded with zeros, which %g drops), because the
  * value lies within half a float ulp of it and half an ulp is less than half a unit in the 7th digit. Trying
  * fewer than 7 digits would find nothing that 7 digits does not.
+ *
+ * printf and strtof are most of the cost of a small response, so float32 values take a fast path first: the
+ * d-digit decimal is m = round(|v| * 10^k) in double arithmetic (10^k exact for |k| <= 22), and it reads back
+ * as v exactly when m / 10^k lies inside v's rounding interval (v +- half a float ulp), which double arithmetic
+ * decides except within a few double ulps of the interval's ends. Values that land there, or need |k| > 22,
+ * take the printf path; so the fast path never prints a value that does not read back exactly.
  */
 #include "serve/json_writer.h"
 
@@ -205,9 +211,76 @@ static size_t format_special(double v, char *buf)
     return n;
 }
 
+static const double exact_powers_of_ten[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Whether m * 10^-k (k may be negative) certainly reads back as the float x (> 0): 1 yes, 0 no, -1 too close
+ * to tell in double arithmetic. */
+static int reads_back_as(uint64_t m, int k, float x)
+{
+    double value = k >= 0 ? (double)m / exact_powers_of_ten[k] : (double)m * exact_powers_of_ten[-k];
+    double half_ulp = ((double)nextafterf(x, INFINITY) - (double)x) / 2;
+    double below = (double)x - ((double)x - (double)nextafterf(x, 0)) / 2, above = (double)x + half_ulp;
+    double slack = value * 0x1p-50; /* the division's rounding, with room to spare */
+    if (value > below + slack && value < above - slack) return 1;
+    if (value < below - slack || value > above + slack) return 0;
+    return -1;
+}
+
+/* m (d digits) times 10^exponent10 as printf's %g would write it: plain from 1e-4 to below 10^d, else
+ * d.ddde[+-]XX. Trailing zeros dropped. */
+static size_t write_decimal(bool negative, uint64_t m, int d, int exponent10, char *buf)
+{
+    char digits[24];
+    for (int i = d - 1; i >= 0; i--, m /= 10) digits[i] = (char)('0' + m % 10);
+    int precision = d;
+    while (d > 1 && digits[d - 1] == '0') d--;
+    size_t n = 0;
+    if (negative) buf[n++] = '-';
+    if (exponent10 >= -4 && exponent10 < 0) { /* 0.000ddd */
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int i = -1; i > exponent10; i--) buf[n++] = '0';
+        for (int i = 0; i < d; i++) buf[n++] = digits[i];
+        return n;
+    }
+    if (exponent10 >= 0 && exponent10 < precision) { /* ddd.ddd */
+        for (int i = 0; i <= exponent10; i++) buf[n++] = i < d ? digits[i] : '0';
+        if (d > exponent10 + 1) buf[n++] = '.';
+        for (int i = exponent10 + 1; i < d; i++) buf[n++] = digits[i];
+        return n;
+    }
+    buf[n++] = digits[0];
+    if (d > 1) buf[n++] = '.';
+    for (int i = 1; i < d; i++) buf[n++] = digits[i];
+    return n + (size_t)sprintf(buf + n, "e%c%02d", exponent10 < 0 ? '-' : '+', abs(exponent10));
+}
+
+/* The fast path above; 0 when the value must take the printf path. */
+static size_t format_float32_fast(float v, char *buf)
+{
+    float x = fabsf(v);
+    if (x == 0 || !isnormal(x)) return 0;
+    int exponent10 = (int)floor(log10((double)x));
+    for (int d = 7; d <= 9; d++) {
+        int k = d - 1 - exponent10; /* m = x * 10^k has d digits */
+        if (k > 22 || k < -22) return 0;
+        double scaled = k >= 0 ? (double)x * exact_powers_of_ten[k] : (double)x / exact_powers_of_ten[-k];
+        uint64_t m = (uint64_t)llround(scaled);
+        if (m < (uint64_t)exact_powers_of_ten[d - 1] || m >= (uint64_t)exact_powers_of_ten[d])
+            return 0; /* log10 was off by one near a power of ten */
+        int ok = reads_back_as(m, k, x);
+        if (ok < 0) return 0;
+        if (ok) return write_decimal(v < 0, m, d, exponent10, buf);
+    }
+    return 0;
+}
+
 size_t jw_format_float32(float v, char *buf)
 {
     if (!isfinite(v)) return format_special(v, buf);
+    size_t fast = format_float32_fast(v, buf);
+    if (fast) return fast;
     int n = 0;
     for (int digits = 7; digits <= 9; digits++) {
         n = snprintf(buf, 32, "%.*g", digits, (double)v);
