@@ -30,6 +30,7 @@ import time
 import traceback
 
 KILN = SOURCE = None
+SANITIZED = False  # kiln was built with AddressSanitizer (KILN_SANITIZE)
 DEADLINE_S = 60  # no single wait in these tests may take longer
 
 NPY_TYPES = {"<f4": ("f", 4, "FP32"), "<f8": ("d", 8, "FP64"), "<i8": ("q", 8, "INT64"), "<i4": ("i", 4, "INT32"),
@@ -489,9 +490,10 @@ def test_reload_under_load_loses_nothing(tmp):
         assert not load.failures, "%d requests failed during reloads, e.g. %s" % (len(load.failures),
                                                                                 load.failures[:3])
         assert load.ok > 100, load.ok
-        # memory after 100 reloads is what it was after 20: every old version was freed
+        # memory after 100 reloads is what it was after 20: every old version was freed (under AddressSanitizer
+        # freed memory sits in quarantine, so there LeakSanitizer's check at exit stands in for this one)
         growth = samples[1] - samples[0]
-        assert growth < 4096, "resident memory grew by %d kB between reload 20 and 100" % growth
+        assert SANITIZED or growth < 4096, "resident memory grew by %d kB between reload 20 and 100" % growth
         print("  reloads: 100 under load, %d requests answered, none failed; RSS %d kB -> %d kB" % (
             load.ok, samples[0], samples[1]))
     finally:
@@ -525,10 +527,12 @@ def test_sigterm_drains(tmp):
 
 
 def main():
-    global KILN, SOURCE
+    global KILN, SOURCE, SANITIZED
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     KILN, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    with open(KILN, "rb") as f:
+        SANITIZED = b"__asan_init" in f.read()
     tests = [test_outputs_equal_kiln_run, test_errors_are_4xx_and_the_server_keeps_serving, test_dynamic_batching,
              test_repository_and_operations, test_reload_under_load_loses_nothing, test_sigterm_drains]
     only = os.environ.get("KILN_SERVE_TEST")
