@@ -563,9 +563,10 @@ static enum MHD_Result on_headers(http_request *req)
     return MHD_YES;
 }
 
-static bool over_time(const http_request *req)
+/* Whether the request has taken longer than `times` request timeouts. */
+static bool over_time(const http_request *req, unsigned times)
 {
-    return platform_now_ns() - req->start_ns > (uint64_t)req->srv->options.request_timeout_s * 1000000000u;
+    return platform_now_ns() - req->start_ns > (uint64_t)req->srv->options.request_timeout_s * times * 1000000000u;
 }
 
 /* Room for `needed` body bytes, placed so that the bytes after the announced JSON are 64-byte aligned. */
@@ -586,15 +587,21 @@ static bool grow_body(http_request *req, size_t needed)
     return true;
 }
 
-/* A piece of body. Returns false to drop the connection (a client streaming far past the limits). */
+/* A piece of body. Returns false to drop the connection: a client streaming far past the size limit, or still
+ * sending at twice the request timeout. (libmicrohttpd 0.9 cannot answer in the middle of a body, so a body
+ * that overruns the timeout is read and dropped, and answered 408 when it ends within that grace.) */
 static bool on_body(http_request *req, const char *data, size_t size)
 {
     size_t limit = req->srv->options.max_body_bytes;
-    if (!req->timed_out && over_time(req)) req->timed_out = true;
-    if (req->too_large || req->timed_out || size > limit - req->body_length) {
-        req->too_large = req->too_large || !req->timed_out;
+    if (req->timed_out || over_time(req, 1)) {
+        req->timed_out = true;
         req->dropped_bytes += size;
-        return req->dropped_bytes / DISCARD_FACTOR <= limit && !over_time(req);
+        return !over_time(req, 2);
+    }
+    if (req->too_large || size > limit - req->body_length) {
+        req->too_large = true;
+        req->dropped_bytes += size;
+        return req->dropped_bytes / DISCARD_FACTOR <= limit;
     }
     if (req->body_length + size > req->body_capacity && !grow_body(req, req->body_length + size)) return false;
     memcpy(req->body + req->body_length, data, size);

@@ -5,6 +5,7 @@
                 answers exactly what `kiln run` writes for examples/mlp/input.npy, with JSON tensors (flat and
                 nested), binary tensors (Triton's extension) and TF-Serving's :predict
   errors        each class of bad request gets its 4xx with a message, and the server keeps serving
+  limits        oversize headers 431, a request arriving too slowly 408, too many connections 503
   batching      concurrent requests share executions when max_queue_delay_us is set; a request queued past
                 queue_timeout_us gets 503
   repository    index, unload, load, metrics, statistics, readiness
@@ -324,6 +325,44 @@ def test_errors_are_4xx_and_the_server_keeps_serving(tmp):
         assert s.stop() == 0
 
 
+def test_limits(tmp):
+    """Header size, request time and connection count: each refused with its status, then serving goes on."""
+    import socket
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    good = json.dumps(v2_request(datatype, shape, values)).encode()
+    path = "/v2/models/breast_cancer_mlp/infer"
+    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository"), "--max-header-bytes", "4096",
+                "--request-timeout", "1", "--max-connections", "2"])
+    try:
+        # headers beyond the connection's memory: libmicrohttpd answers 431 itself, and closes
+        with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE_S) as sock:
+            sock.sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Padding: %s\r\n\r\n" % (b"x" * 6000))
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:300]
+        # a body trickling in for longer than the request timeout (1 s), ending before twice that
+        with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE_S) as sock:
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(good)))
+            pieces = [good[i * len(good) // 3:(i + 1) * len(good) // 3] for i in range(3)]
+            for piece in pieces:
+                time.sleep(0.4)
+                sock.sendall(piece)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408") and b"longer than 1 s" in answer, answer[:300]
+        # a third connection while two are open
+        first, second = s.connect(), s.connect()
+        first.connect()
+        second.connect()
+        time.sleep(0.1)
+        got, _, data = s.request("POST", path, good)
+        assert got == 503 and b"too many connections" in data, (got, data[:200])
+        first.close()
+        second.close()
+        time.sleep(0.2)
+        assert s.request("POST", path, good)[0] == 200
+    finally:
+        assert s.stop() == 0
+
+
 def write_repository(tmp, name, config):
     repo = os.path.join(tmp, "repo-" + name)
     os.makedirs(os.path.join(repo, name, "1"))
@@ -496,6 +535,13 @@ def test_reload_under_load_loses_nothing(tmp):
         assert SANITIZED or growth < 4096, "resident memory grew by %d kB between reload 20 and 100" % growth
         print("  reloads: 100 under load, %d requests answered, none failed; RSS %d kB -> %d kB" % (
             load.ok, samples[0], samples[1]))
+        # unloading returns the memory too: 30 unload/load cycles end where they started
+        before = rss_kb(s.proc.pid)
+        for _ in range(30):
+            s.json("POST", "/v2/repository/models/swapped/unload")
+            s.json("POST", "/v2/repository/models/swapped/load")
+        growth = rss_kb(s.proc.pid) - before
+        assert SANITIZED or growth < 4096, "resident memory grew by %d kB over 30 unload/load cycles" % growth
     finally:
         if load:
             load.stop()
@@ -534,7 +580,7 @@ def main():
     with open(KILN, "rb") as f:
         SANITIZED = b"__asan_init" in f.read()
     tests = [test_outputs_equal_kiln_run, test_errors_are_4xx_and_the_server_keeps_serving, test_dynamic_batching,
-             test_repository_and_operations, test_reload_under_load_loses_nothing, test_sigterm_drains]
+             test_repository_and_operations, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
     only = os.environ.get("KILN_SERVE_TEST")
     failed = 0
     for test in tests:
