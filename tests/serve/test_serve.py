@@ -4,6 +4,8 @@
   correctness   every bundled model (examples/repository: the MLP and both GBDT versions; `kiln serve MODEL`)
                 answers exactly what `kiln run` writes for examples/mlp/input.npy, with JSON tensors (flat and
                 nested), binary tensors (Triton's extension) and TF-Serving's :predict
+  datatypes     every numeric V2 datatype (FP64 .. BOOL, FP16, BF16) in and out, JSON and binary, extremes
+                included (tests/serve/data/dtypes, made by make_fixtures.py); out-of-range values refused
   errors        each class of bad request gets its 4xx with a message, and the server keeps serving
   limits        oversize headers 431, a request arriving too slowly 408, too many connections 503
   batching      concurrent requests share executions when max_queue_delay_us is set; a request queued past
@@ -36,7 +38,9 @@ DEADLINE_S = 60  # no single wait in these tests may take longer
 
 NPY_TYPES = {"<f4": ("f", 4, "FP32"), "<f8": ("d", 8, "FP64"), "<i8": ("q", 8, "INT64"), "<i4": ("i", 4, "INT32"),
              "|u1": ("B", 1, "UINT8"), "|b1": ("?", 1, "BOOL")}
-V2_FORMATS = {v[2]: (v[0], v[1]) for v in NPY_TYPES.values()}
+V2_FORMATS = {"FP64": ("d", 8), "FP32": ("f", 4), "FP16": ("e", 2), "BF16": ("H", 2), "INT8": ("b", 1),
+              "INT16": ("h", 2), "INT32": ("i", 4), "INT64": ("q", 8), "UINT8": ("B", 1), "UINT16": ("H", 2),
+              "UINT32": ("I", 4), "UINT64": ("Q", 8), "BOOL": ("?", 1)}
 
 
 # ---- small helpers ------------------------------------------------------------------------------------------
@@ -363,6 +367,73 @@ def test_limits(tmp):
         assert s.stop() == 0
 
 
+# One value triple per datatype, each exact in its type (extremes included); what tests/serve/data/dtypes echoes.
+DTYPE_VALUES = {
+    "FP64": [0.1, -1e300, 5e-324], "FP32": [0.1, -3.4028234663852886e38, 1e-45], "FP16": [0.5, -65504.0, 2 ** -14],
+    "BF16": [1.5, -2.0, 2.0 ** 100], "INT8": [-128, 127, 0], "INT16": [-32768, 32767, 1],
+    "INT32": [-2 ** 31, 2 ** 31 - 1, 5], "INT64": [-2 ** 63, 2 ** 63 - 1, 7], "UINT8": [0, 255, 1],
+    "UINT16": [0, 65535, 2], "UINT32": [0, 2 ** 32 - 1, 3], "UINT64": [0, 2 ** 64 - 1, 4], "BOOL": [True, False, True]}
+
+
+def pack_values(datatype, values):
+    if datatype == "BF16":  # the top half of the float32
+        return b"".join(struct.pack("<f", v)[2:] for v in values)
+    fmt, _ = V2_FORMATS[datatype]
+    return struct.pack("<%d%s" % (len(values), fmt), *values)
+
+
+def unpack_values(datatype, raw):
+    if datatype == "BF16":
+        return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+    fmt, width = V2_FORMATS[datatype]
+    return list(struct.unpack("<%d%s" % (len(raw) // width, fmt), raw))
+
+
+def test_every_datatype(tmp):
+    """Every numeric V2 datatype in and out, as JSON and as binary; values out of a type's range are refused."""
+    s = Server(["--model-repository", os.path.join(SOURCE, "tests", "serve", "data")])
+    url = "/v2/models/dtypes/infer"
+    try:
+        inputs = [{"name": "x_" + dt.lower(), "datatype": dt, "shape": [1, 3], "data": v}
+                  for dt, v in DTYPE_VALUES.items()]
+        doc = s.json("POST", url, {"inputs": inputs})
+        for out in doc["outputs"]:
+            dt = out["datatype"]
+            want, got = DTYPE_VALUES[dt], out["data"]
+            if dt in ("FP32", "FP16", "BF16"):
+                want, got = as_float32(want), as_float32(got)
+            assert out["name"] == "y_" + dt.lower() and out["shape"] == [1, 3] and got == want, (out, want)
+        # binary in, binary out
+        raws = [pack_values(dt, v) for dt, v in DTYPE_VALUES.items()]
+        header = json.dumps({
+            "inputs": [{"name": "x_" + dt.lower(), "datatype": dt, "shape": [1, 3],
+                        "parameters": {"binary_data_size": len(raw)}} for dt, raw in zip(DTYPE_VALUES, raws)],
+            "parameters": {"binary_data_output": True}}).encode()
+        status, headers, data = s.request("POST", url, header + b"".join(raws),
+                                          {"Inference-Header-Content-Length": str(len(header))})
+        assert status == 200, data[:300]
+        json_length = int(headers["Inference-Header-Content-Length"])
+        offset = json_length
+        for out in json.loads(data[:json_length])["outputs"]:
+            size = out["parameters"]["binary_data_size"]
+            got, want = unpack_values(out["datatype"], data[offset:offset + size]), DTYPE_VALUES[out["datatype"]]
+            offset += size
+            if out["datatype"] in ("FP32", "FP16", "BF16"):
+                want, got = as_float32(want), as_float32(got)
+            assert got == want, (out, got)
+        assert offset == len(data)
+        refused = [("UINT8", 256), ("INT8", -129), ("INT16", 32768), ("UINT64", -1), ("INT32", 1.5), ("BOOL", 1),
+                   ("INT64", 2 ** 63), ("UINT32", "7")]
+        for dt, bad in refused:
+            body = {"inputs": [dict(i, data=[bad, i["data"][1], i["data"][2]]) if i["datatype"] == dt else i
+                               for i in inputs]}
+            got, _, data = s.request("POST", url, body)
+            assert got == 400 and b"element 0" in data, (dt, bad, got, data[:300])
+        assert s.json("POST", url, {"inputs": inputs})["outputs"]
+    finally:
+        assert s.stop() == 0
+
+
 def write_repository(tmp, name, config):
     repo = os.path.join(tmp, "repo-" + name)
     os.makedirs(os.path.join(repo, name, "1"))
@@ -579,7 +650,8 @@ def main():
     KILN, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     with open(KILN, "rb") as f:
         SANITIZED = b"__asan_init" in f.read()
-    tests = [test_outputs_equal_kiln_run, test_errors_are_4xx_and_the_server_keeps_serving, test_dynamic_batching,
+    tests = [test_outputs_equal_kiln_run, test_every_datatype, test_errors_are_4xx_and_the_server_keeps_serving,
+             test_dynamic_batching,
              test_repository_and_operations, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
     only = os.environ.get("KILN_SERVE_TEST")
     failed = 0
