@@ -200,6 +200,11 @@ static kiln_status bind_input(executor_slot *slot, infer_job *batch, int i, int6
     return kiln_session_set_input(slot->session, i, t->dtype, t->rank, dims, slot->staging[i]);
 }
 
+/* Where output tensors start in a job's buffer: aligned for any element type (an INT8 output of 3 bytes must
+ * not leave the next, INT16 one, at an odd address). */
+#define OUTPUT_ALIGN 16
+static size_t align_output(size_t offset) { return (offset + OUTPUT_ALIGN - 1) / OUTPUT_ALIGN * OUTPUT_ALIGN; }
+
 /* Copies each job's rows of every output into one buffer per job. */
 static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int64_t rows)
 {
@@ -221,7 +226,7 @@ static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int
         for (int k = 0; k < b->n_outputs; k++) {
             job->outputs[k] = outs[k];
             if (b->options.max_batch_size > 0) job->outputs[k].dims[0] = job->rows;
-            total += tensor_bytes(&job->outputs[k]);
+            total = align_output(total) + tensor_bytes(&job->outputs[k]);
         }
         job->output_data = malloc(total ? total : 1);
         if (!job->output_data) {
@@ -234,6 +239,7 @@ static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int
             size_t n = tensor_bytes(&job->outputs[k]);
             size_t row_bytes = outs[k].dims[0] > 0 ? tensor_bytes(&outs[k]) / (size_t)outs[k].dims[0] : 0;
             const char *from = (const char *)outs[k].data + (b->options.max_batch_size > 0 ? (size_t)row * row_bytes : 0);
+            offset = align_output(offset);
             if (n) memcpy((char *)job->output_data + offset, from, n);
             job->outputs[k].data = (char *)job->output_data + offset;
             offset += n;
