@@ -7,6 +7,7 @@
   datatypes     every numeric V2 datatype (FP64 .. BOOL, FP16, BF16) in and out, JSON and binary, extremes
                 included (tests/serve/data/dtypes, made by make_fixtures.py); out-of-range values refused
   errors        each class of bad request gets its 4xx with a message, and the server keeps serving
+  mangled       truncations and random byte changes of valid requests: 200 or a JSON 4xx, never a crash
   limits        oversize headers 431, a request arriving too slowly 408, too many connections 503
   batching      concurrent requests share executions when max_queue_delay_us is set; a request queued past
                 queue_timeout_us gets 503
@@ -434,6 +435,46 @@ def test_every_datatype(tmp):
         assert s.stop() == 0
 
 
+def test_mangled_requests(tmp):
+    """Truncations and random byte changes of valid V2 (JSON and binary), TF-Serving and repository requests:
+    every answer is 200 or a 4xx/503 with a JSON error, and the server survives (under the sanitizers too)."""
+    import random
+    rng = random.Random(6)
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    mlp = "/v2/models/breast_cancer_mlp/infer"
+    json_body = json.dumps(v2_request(datatype, shape, values, nested=True, id="m",
+                                      outputs=[{"name": "probabilities"}])).encode()
+    binary_body, binary_headers = binary_request(datatype, shape, values, ["probabilities"])
+    tfs_body = json.dumps({"instances": nest(values, shape)}).encode()
+    cases = [(mlp, json_body, {}), (mlp, binary_body, binary_headers),
+             ("/v1/models/breast_cancer_gbdt:predict", tfs_body, {}),
+             ("/v2/repository/models/breast_cancer_mlp/load", b'{"parameters": {"config": "{}"}}', {})]
+    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository")])
+    try:
+        conn = s.connect()
+        answered = 0
+        for path, body, headers in cases:
+            variants = [body[:n] for n in range(0, len(body), max(1, len(body) // 60))]
+            for _ in range(150):
+                mangled = bytearray(body)
+                for _ in range(rng.randint(1, 4)):
+                    i = rng.randrange(len(mangled))
+                    syntax = rng.random() < 0.7  # mostly characters that matter to JSON
+                    mangled[i] = rng.choice(b'{}[]",:0123456789.-eE \x00\xff') if syntax else rng.randrange(256)
+                variants.append(bytes(mangled))
+            for variant in variants:
+                got, _, data = s.request("POST", path, variant, headers, conn=conn)
+                assert got == 200 or 400 <= got < 500 or got == 503, (path, variant[:200], got, data[:200])
+                if got != 200:
+                    assert isinstance(json.loads(data)["error"], str), data[:200]
+                answered += 1
+        conn.close()
+        assert s.request("POST", mlp, json_body)[0] == 200
+        print("  mangled requests: %d answered, the server still serves" % answered)
+    finally:
+        assert s.stop() == 0
+
+
 def write_repository(tmp, name, config):
     repo = os.path.join(tmp, "repo-" + name)
     os.makedirs(os.path.join(repo, name, "1"))
@@ -651,7 +692,7 @@ def main():
     with open(KILN, "rb") as f:
         SANITIZED = b"__asan_init" in f.read()
     tests = [test_outputs_equal_kiln_run, test_every_datatype, test_errors_are_4xx_and_the_server_keeps_serving,
-             test_dynamic_batching,
+             test_mangled_requests, test_dynamic_batching,
              test_repository_and_operations, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
     only = os.environ.get("KILN_SERVE_TEST")
     failed = 0
