@@ -276,7 +276,8 @@ static enum MHD_Result respond_inference(http_request *req)
     json_writer w;
     jw_init(&w);
     size_t json_length = 0;
-    if (req->route.ep == EP_TFS_PREDICT) tfs_write_predict_response(req->version, &req->infer, req->columnar, job->outputs, &w);
+    if (req->route.ep == EP_TFS_PREDICT)
+        tfs_write_predict_response(req->version, &req->infer, req->columnar, job->outputs, &w);
     else v2_write_infer_response(req->version, &req->infer, job->outputs, &w, &json_length);
     record(req, !w.failed);
     if (!json_length) return reply_json(req, w.failed ? 500 : 200, &w);
@@ -295,7 +296,8 @@ static void resume_parked(void *arg)
 /* The length of the JSON part of a binary-extension body (the whole body without the extension). */
 static bool json_part_length(http_request *req, size_t *out)
 {
-    const char *header = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    const char *header =
+        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     *out = req->body_length;
     if (!header) return true;
     char *end;
@@ -460,10 +462,12 @@ static enum MHD_Result handle_repository_load(http_request *req)
         region_free(&mem);
         return reply_error(req, 400, "parameter 'config' must be a string holding the config.json text");
     }
-    kiln_status st = repository_load(req->srv->repo, req->route.model, config ? config->data : NULL,
-                                     config ? config->length : 0);
+    bool known = repository_has_model(req->srv->repo, req->route.model);
+    kiln_status st = known ? repository_load(req->srv->repo, req->route.model, config ? config->data : NULL,
+                                             config ? config->length : 0)
+                           : KILN_OK;
     region_free(&mem);
-    if (st == KILN_ERR_IO && strstr(kiln_last_error(), "has no model")) return reply_error(req, 404, "%s", kiln_last_error());
+    if (!known) return reply_error(req, 404, "the repository has no model '%s'", req->route.model);
     if (st != KILN_OK) return reply_error(req, 400, "%s", kiln_last_error());
     return reply_empty(req, 200);
 }
@@ -539,18 +543,21 @@ static enum MHD_Result on_headers(http_request *req)
     server *s = req->srv;
     if ((unsigned)atomic_load(&s->connections) > s->options.max_connections)
         return reply_error(req, 503, "too many connections (the limit is %u)", s->options.max_connections);
-    if (strlen(req->url) >= sizeof req->path) return reply_error(req, 414, "the URL is longer than %d bytes", MAX_PATH_BYTES - 1);
+    if (strlen(req->url) >= sizeof req->path)
+        return reply_error(req, 414, "the URL is longer than %d bytes", MAX_PATH_BYTES - 1);
     strcpy(req->path, req->url);
     req->route = route_path(req->path);
     bool get = method_is(req->method, "GET") || method_is(req->method, "HEAD"), post = method_is(req->method, "POST");
     if (req->route.ep != EP_NOT_FOUND && (req->route.post ? !post : !get))
-        return reply_error(req, 405, "%s %s: this endpoint takes %s", req->method, req->url, req->route.post ? "POST" : "GET");
+        return reply_error(req, 405, "%s %s: this endpoint takes %s", req->method, req->url,
+                           req->route.post ? "POST" : "GET");
     const char *length = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!length) return MHD_YES;
     unsigned long long n = strtoull(length, NULL, 10);
     if (n <= s->options.max_body_bytes) {
         req->expected_length = (size_t)n;
-        const char *json = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+        const char *json =
+            MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Inference-Header-Content-Length");
         unsigned long long json_length = json ? strtoull(json, NULL, 10) : 0;
         req->json_length = json_length <= n ? (size_t)json_length : 0;
         return MHD_YES;
@@ -652,8 +659,10 @@ static void client_address(struct MHD_Connection *connection, char *buf, size_t 
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!info || !info->client_addr) return;
     const struct sockaddr *sa = info->client_addr;
-    if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf, (socklen_t)size);
-    else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf, (socklen_t)size);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf, (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf, (socklen_t)size);
 }
 
 static void write_access_log(const http_request *req)

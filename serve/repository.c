@@ -602,6 +602,14 @@ kiln_status repository_load_all(repository *r)
     return used ? kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s", failures) : KILN_OK;
 }
 
+bool repository_has_model(repository *r, const char *name)
+{
+    pthread_mutex_lock(&r->lookup);
+    model_entry *e = find_entry(r, name);
+    pthread_mutex_unlock(&r->lookup);
+    return r->options.single_model ? e != NULL : strchr(name, '/') == NULL && is_model_dir(r->path, name);
+}
+
 kiln_status repository_load(repository *r, const char *name, const uint8_t *config, size_t config_len)
 {
     pthread_mutex_lock(&r->control);
@@ -609,8 +617,7 @@ kiln_status repository_load(repository *r, const char *name, const uint8_t *conf
     pthread_mutex_lock(&r->lookup);
     model_entry *e = find_entry(r, name);
     pthread_mutex_unlock(&r->lookup);
-    bool exists = r->options.single_model ? e != NULL : strchr(name, '/') == NULL && is_model_dir(r->path, name);
-    if (!exists) st = kiln_fail(KILN_ERR_IO, "the repository has no model '%s'", name);
+    if (!repository_has_model(r, name)) st = kiln_fail(KILN_ERR_IO, "the repository has no model '%s'", name);
     else if (!e && !(e = find_or_add_entry(r, name))) st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory");
     else st = load_entry(r, e, config, config_len);
     if (st == KILN_OK) e->present = true;

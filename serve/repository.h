@@ -73,6 +73,8 @@ void repository_close(repository *r);
 
 /* Loads every model found. Fails, naming each model that did not load, if any did not. */
 kiln_status repository_load_all(repository *r);
+/* Whether the repository holds a model of that name (on disk, or the served file). */
+bool repository_has_model(repository *r, const char *name);
 /* Loads a model, or reloads it if loaded; `config` (may be NULL) replaces its config.json. A model that is
  * not in the repository fails with KILN_ERR_IO. */
 kiln_status repository_load(repository *r, const char *name, const uint8_t *config, size_t config_len);
