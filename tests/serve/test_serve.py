@@ -11,7 +11,8 @@
   limits        oversize headers 431, a request arriving too slowly 408, too many connections 503
   batching      concurrent requests share executions when max_queue_delay_us is set; a request queued past
                 queue_timeout_us gets 503
-  repository    index, unload, load, metrics, statistics, readiness
+  repository    index, unload, load (with a config), metrics, statistics, access log; polling notices new
+                versions and removed models
   reload        100 reloads of a model under concurrent load: no request fails, resident memory stays flat
   drain         SIGTERM under load: every request the server accepted is answered 200, then it exits 0
 
@@ -574,6 +575,30 @@ def test_repository_and_operations(tmp):
     assert any(e.get("id") == "logged-id" and e["status"] == 200 for e in lines), lines[-3:]
 
 
+def test_polling_picks_up_changes(tmp):
+    """--poll-seconds: a new version directory is loaded and served, a removed model becomes unavailable."""
+    datatype, shape, values = read_npy(os.path.join(SOURCE, "examples", "mlp", "input.npy"))
+    repo = write_repository(tmp, "polled", {"max_batch_size": 64})
+    s = Server(["--model-repository", repo, "--poll-seconds", "0.1"])
+
+    def wait_for(condition, what):
+        end = time.time() + DEADLINE_S
+        while not condition():
+            assert time.time() < end, "polling never " + what
+            time.sleep(0.05)
+    try:
+        assert s.json("GET", "/v2/models/polled")["versions"] == ["1"]
+        shutil.copytree(os.path.join(repo, "polled", "1"), os.path.join(repo, "polled", "2"))
+        wait_for(lambda: s.json("GET", "/v2/models/polled")["versions"] == ["2"], "loaded version 2")
+        assert s.json("POST", "/v2/models/polled/infer", v2_request(datatype, shape, values))["model_version"] == "2"
+        shutil.rmtree(os.path.join(repo, "polled"))
+        wait_for(lambda: s.request("GET", "/v2/models/polled/ready")[0] != 200, "unloaded the removed model")
+        states = {e["name"]: e["state"] for e in s.json("POST", "/v2/repository/index")}
+        assert states == {"polled": "UNAVAILABLE"}, states
+    finally:
+        assert s.stop() == 0
+
+
 class Load:
     """Client threads sending inference requests on keep-alive connections until stopped; counts outcomes."""
 
@@ -693,7 +718,7 @@ def main():
         SANITIZED = b"__asan_init" in f.read()
     tests = [test_outputs_equal_kiln_run, test_every_datatype, test_errors_are_4xx_and_the_server_keeps_serving,
              test_mangled_requests, test_dynamic_batching,
-             test_repository_and_operations, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
+             test_repository_and_operations, test_polling_picks_up_changes, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
     only = os.environ.get("KILN_SERVE_TEST")
     failed = 0
     for test in tests:
