@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 #include "core/platform/platform.h"
 #include "core/tensor.h"
 
@@ -91,7 +92,7 @@ static kiln_status parse_shape(const char *p, kiln_tensor *t)
     return KILN_OK;
 }
 
-kiln_status npy_parse(const uint8_t *data, size_t size, kiln_tensor *t, size_t *data_offset)
+kiln_status npy_parse_header(const uint8_t *data, size_t size, kiln_tensor *t, size_t *data_offset)
 {
     if (!npy_is_npy(data, size)) return kiln_fail(KILN_ERR_MALFORMED, "not a .npy file (bad magic)");
     if (size < 10) return kiln_fail(KILN_ERR_MALFORMED, ".npy file is truncated in its header");
@@ -124,8 +125,16 @@ kiln_status npy_parse(const uint8_t *data, size_t size, kiln_tensor *t, size_t *
     if (st != KILN_OK) return st;
     int64_t numel;
     KILN_TRY(shape_numel_checked(t->rank, t->dims, &numel));
-    size_t need = (size_t)numel * kiln_dtype_size(t->dtype);
+    if (!mem_mul_ok((size_t)numel, kiln_dtype_size(t->dtype), &(size_t){0}))
+        return kiln_fail(KILN_ERR_MALFORMED, ".npy shape is too large");
     *data_offset = start + header_len;
+    return KILN_OK;
+}
+
+kiln_status npy_parse(const uint8_t *data, size_t size, kiln_tensor *t, size_t *data_offset)
+{
+    KILN_TRY(npy_parse_header(data, size, t, data_offset));
+    size_t need = (size_t)shape_numel(t->rank, t->dims) * kiln_dtype_size(t->dtype);
     if (size - *data_offset < need)
         return kiln_fail(KILN_ERR_MALFORMED, ".npy file is truncated: %zu data bytes, its shape needs %zu",
                          size - *data_offset, need);

@@ -13,6 +13,9 @@
 
 /* True when the bytes start with the .npy magic. */
 bool npy_is_npy(const uint8_t *data, size_t size);
+/* Parses the header alone (data[0 .. size) need only hold the header): sets t's dtype and shape (t->data
+ * untouched) and where the data starts, for readers that stream the data. */
+kiln_status npy_parse_header(const uint8_t *data, size_t size, kiln_tensor *t, size_t *data_offset);
 /* Parses the header: sets t's dtype and shape (t->data untouched) and where the data starts. Checks that
  * the file holds all the data the header promises. */
 kiln_status npy_parse(const uint8_t *data, size_t size, kiln_tensor *t, size_t *data_offset);

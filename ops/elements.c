@@ -5,23 +5,22 @@
  * GatherElements and ScatterElements share one step: each entry of `indices` becomes the offset of the data
  * element it names, validated and with negative indices wrapped (into scratch); gathering is then a copy
  * loop and scattering a reduction loop. Moves are by element size, so they take every dtype; the scatter
- * reductions (add, mul, max, min) are generated per numeric dtype.
+ * reductions (add, mul, max, min) are generated per numeric dtype. That scatter step is also ScatterND's
+ * (scatter.h): the two operators differ only in how they turn indices into offsets.
  */
 #include <math.h>
 #include <string.h>
 
 #include "ops/copy.h"
 #include "ops/op.h"
+#include "ops/scatter.h"
 
 /* ---- GatherElements and ScatterElements -------------------------------------------------------------- */
 
 typedef struct elements_params {
     int64_t axis;
-    int reduction; /* ScatterElements: position in scatter_reductions */
+    int reduction; /* ScatterElements: SCATTER_NONE, SCATTER_ADD... */
 } elements_params;
-
-enum { REDUCE_NONE, REDUCE_ADD, REDUCE_MUL, REDUCE_MAX, REDUCE_MIN };
-static const char *const scatter_reductions[] = {"none", "add", "mul", "max", "min", NULL};
 
 /* data (input 0) and indices (input 1) have equal ranks; indices may not exceed data on the other axes. */
 static kiln_status elements_check_shapes(const op_ctx *ctx, int *axis)
@@ -107,15 +106,7 @@ static kiln_status scatter_elements_init(op_init_ctx *ctx)
     elements_params *p = ctx->params;
     KILN_TRY(op_require_arity(ctx, 3, 3, 1, 1));
     KILN_TRY(attr_int(ctx->node, "axis", 0, &p->axis));
-    p->reduction = REDUCE_NONE;
-    if (ctx->opset >= 16) KILN_TRY(attr_choice(ctx->node, "reduction", "none", scatter_reductions, &p->reduction));
-    if (ctx->opset < 18 && p->reduction > REDUCE_MUL)
-        return kiln_fail(KILN_ERR_MALFORMED, "reduction '%s' needs opset 18", scatter_reductions[p->reduction]);
-    KILN_TRY(op_require_dtype(ctx, 0, p->reduction == REDUCE_NONE ? DTYPES_ALL : DTYPES_NUMERIC));
-    KILN_TRY(op_require_dtype(ctx, 1, DTYPES_INDEX));
-    KILN_TRY(op_require_dtype(ctx, 2, (const kiln_dtype[]){ctx->input_dtypes[0], KILN_UNDEFINED}));
-    ctx->output_dtypes[0] = ctx->input_dtypes[0];
-    return KILN_OK;
+    return scatter_init_common(ctx, &p->reduction);
 }
 
 static kiln_status scatter_elements_shape(op_ctx *ctx)
@@ -133,6 +124,23 @@ static kiln_status scatter_elements_shape(op_ctx *ctx)
     return op_shape_like_input0(ctx);
 }
 
+/* ---- the scatter step shared with ScatterND (scatter.h) ---------------------------------------------- */
+
+static const char *const scatter_reductions[] = {"none", "add", "mul", "max", "min", NULL};
+
+kiln_status scatter_init_common(op_init_ctx *ctx, int *reduction)
+{
+    *reduction = SCATTER_NONE;
+    if (ctx->opset >= 16) KILN_TRY(attr_choice(ctx->node, "reduction", "none", scatter_reductions, reduction));
+    if (ctx->opset < 18 && *reduction > SCATTER_MUL)
+        return kiln_fail(KILN_ERR_MALFORMED, "reduction '%s' needs opset 18", scatter_reductions[*reduction]);
+    KILN_TRY(op_require_dtype(ctx, 0, *reduction == SCATTER_NONE ? DTYPES_ALL : DTYPES_NUMERIC));
+    KILN_TRY(op_require_dtype(ctx, 1, DTYPES_INDEX));
+    KILN_TRY(op_require_dtype(ctx, 2, (const kiln_dtype[]){ctx->input_dtypes[0], KILN_UNDEFINED}));
+    ctx->output_dtypes[0] = ctx->input_dtypes[0];
+    return KILN_OK;
+}
+
 /* Folds each update into its target with the reduction; U is the type arithmetic happens in (unsigned for
  * signed integers so that overflow wraps). Updates apply in order, so duplicates accumulate. */
 #define DEFINE_SCATTER_REDUCE(T, U, NAME)                                                                     \
@@ -143,9 +151,9 @@ static kiln_status scatter_elements_shape(op_ctx *ctx)
         for (int64_t e = 0; e < n; e++) {                                                                     \
             T *t = y + offsets[e];                                                                            \
             switch (reduction) {                                                                              \
-            case REDUCE_ADD: *t = (T)((U)*t + (U)u[e]); break;                                                \
-            case REDUCE_MUL: *t = (T)((U)*t * (U)u[e]); break;                                                \
-            case REDUCE_MAX: *t = u[e] > *t ? u[e] : *t; break;                                               \
+            case SCATTER_ADD: *t = (T)((U)*t + (U)u[e]); break;                                               \
+            case SCATTER_MUL: *t = (T)((U)*t * (U)u[e]); break;                                               \
+            case SCATTER_MAX: *t = u[e] > *t ? u[e] : *t; break;                                              \
             default: *t = u[e] < *t ? u[e] : *t; break;                                                       \
             }                                                                                                 \
         }                                                                                                     \
@@ -180,6 +188,19 @@ static scatter_fn scatter_kernel(kiln_dtype dtype)
     }
 }
 
+void scatter_apply(kiln_dtype dtype, int reduction, void *out, const void *updates, const int64_t *offsets,
+                   int64_t n)
+{
+    if (reduction != SCATTER_NONE) {
+        scatter_kernel(dtype)(out, updates, offsets, n, reduction);
+        return;
+    }
+    size_t size = kiln_dtype_size(dtype);
+    uint8_t *dst = out;
+    const uint8_t *src = updates;
+    for (int64_t e = 0; e < n; e++) copy_element(dst + (size_t)offsets[e] * size, src + (size_t)e * size, size);
+}
+
 static kiln_status scatter_elements_eval(op_ctx *ctx)
 {
     const elements_params *p = ctx->params;
@@ -190,15 +211,7 @@ static kiln_status scatter_elements_eval(op_ctx *ctx)
     int64_t *offsets = ctx->scratch;
     KILN_TRY(element_offsets(data, indices, axis, offsets));
     if (out->data != data->data) memcpy(out->data, data->data, tensor_bytes(data));
-    int64_t n = tensor_numel(indices);
-    size_t size = kiln_dtype_size(data->dtype);
-    if (p->reduction != REDUCE_NONE) {
-        scatter_kernel(data->dtype)(out->data, updates->data, offsets, n, p->reduction);
-        return KILN_OK;
-    }
-    uint8_t *dst = out->data;
-    const uint8_t *src = updates->data;
-    for (int64_t e = 0; e < n; e++) copy_element(dst + (size_t)offsets[e] * size, src + (size_t)e * size, size);
+    scatter_apply(data->dtype, p->reduction, out->data, updates->data, offsets, tensor_numel(indices));
     return KILN_OK;
 }
 
