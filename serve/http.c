@@ -704,7 +704,8 @@ static void request_completed(void *cls, struct MHD_Connection *connection, void
     free(req->body_block);
     free(req);
     *con_cls = NULL;
-    atomic_store(&s->last_completion_ns, platform_now_ns());
+    if (atomic_load_explicit(&s->draining, memory_order_relaxed)) /* only draining asks */
+        atomic_store(&s->last_completion_ns, platform_now_ns());
     atomic_fetch_sub(&s->in_flight, 1);
 }
 

@@ -55,7 +55,7 @@ static bool reserve(json_writer *w, size_t n)
 {
     if (w->failed) return false;
     if (w->capacity - w->length >= n) return true;
-    size_t capacity = w->capacity ? w->capacity : 256;
+    size_t capacity = w->capacity ? w->capacity : 1024; /* most responses fit: one allocation */
     while (capacity - w->length < n) {
         if (capacity > SIZE_MAX / 2) {
             w->failed = true;
@@ -127,6 +127,15 @@ void jw_array_end(json_writer *w) { close_container(w, ']'); }
 static void put_escaped(json_writer *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t plain = 0; /* printable ASCII other than '"' and '\\': every key, most values */
+    while (plain < n && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\') plain++;
+    if (plain == n && reserve(w, n + 2)) {
+        w->data[w->length++] = '"';
+        memcpy(w->data + w->length, s, n);
+        w->length += n;
+        w->data[w->length++] = '"';
+        return;
+    }
     bool escape_high = !json_utf8_valid((const uint8_t *)s, n);
     put_char(w, '"');
     size_t run = 0; /* bytes that need no escape, copied in one go */
