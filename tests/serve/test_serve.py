@@ -62,6 +62,15 @@ def read_npy(path):
     return v2, list(shape), list(struct.unpack("<%d%s" % (n, fmt), data[10 + header_len:10 + header_len + n * size]))
 
 
+def write_npy(path, shape, values):
+    """A float32 C-order .npy file (format version 1), without numpy."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join("%d, " % d for d in shape)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1"))
+        f.write(struct.pack("<%df" % len(values), *values))
+
+
 def nest(flat, shape):
     if len(shape) <= 1:
         return list(flat)
@@ -93,6 +102,7 @@ def kiln_run(model, inputs, outdir):
     while os.path.exists(os.path.join(outdir, "output_%d.npy" % k)):
         outputs.append(read_npy(os.path.join(outdir, "output_%d.npy" % k)))
         k += 1
+    assert outputs, "kiln run %s wrote no outputs" % model
     return outputs
 
 
@@ -223,6 +233,7 @@ def example_models():
 
 def check_outputs(what, got, want, names):
     """got: {name: (datatype, shape, values)}; want: kiln run's outputs in order."""
+    assert len(want) == len(names), (what, len(want), names)
     for name, (datatype, shape, values) in zip(names, want):
         g = got[name]
         assert g[0] == datatype and g[1] == shape, "%s: output %s is %s %s, kiln run gives %s %s" % (
@@ -267,6 +278,20 @@ def test_outputs_equal_kiln_run(tmp):
             else:
                 got = {k: (w[0], w[1], flatten([p[k] for p in preds])) for k, w in zip(outputs, want)}
             check_outputs("TF-Serving predict %s/%s" % (name, version), got, want, outputs)
+        # the largest batch the MLP takes (64 rows): bodies beyond the first read buffer, JSON and binary
+        rows = [values[(i * 7 % shape[0]) * shape[1]:(i * 7 % shape[0] + 1) * shape[1]] for i in range(64)]
+        big = [v * (1 + i / 100.0) for i, row in enumerate(rows) for v in row]
+        big = as_float32(big)
+        big_npy = os.path.join(tmp, "big.npy")
+        write_npy(big_npy, [64, shape[1]], big)
+        want = kiln_run(example_models()[0][2], [big_npy], os.path.join(tmp, "big"))
+        url = "/v2/models/breast_cancer_mlp/infer"
+        doc = s.json("POST", url, v2_request(datatype, [64, shape[1]], big, nested=True))
+        check_outputs("64 rows, JSON", json_outputs(doc), want, ["probabilities"])
+        body, headers = binary_request(datatype, [64, shape[1]], big, ["probabilities"])
+        status, rheaders, data = s.request("POST", url, body, headers)
+        assert status == 200, data[:300]
+        check_outputs("64 rows, binary", read_binary_response(rheaders, data)[1], want, ["probabilities"])
         # the newest version answers when none is named
         assert s.json("POST", "/v2/models/breast_cancer_gbdt/infer",
                       v2_request(datatype, shape, values))["model_version"] == "2"
