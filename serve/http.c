@@ -579,13 +579,14 @@ static bool over_time(const http_request *req, unsigned times)
 /* Room for `needed` body bytes, placed so that the bytes after the announced JSON are 64-byte aligned. */
 static bool grow_body(http_request *req, size_t needed)
 {
-    size_t capacity = req->body_capacity ? req->body_capacity : 4096;
-    if (req->expected_length > capacity) capacity = req->expected_length;
+    /* the announced length when there is one (small bodies then come from malloc's per-thread cache) */
+    size_t capacity = req->body_capacity ? req->body_capacity : req->expected_length ? req->expected_length : 4096;
     while (capacity < needed) capacity *= 2;
     if (capacity > req->srv->options.max_body_bytes) capacity = req->srv->options.max_body_bytes;
-    void *block;
-    if (posix_memalign(&block, 64, capacity + 64) != 0) return false;
-    uint8_t *body = (uint8_t *)block + (64 - req->json_length % 64) % 64;
+    uint8_t *block = malloc(capacity + 128);
+    if (!block) return false;
+    uintptr_t aligned = ((uintptr_t)block + 63) / 64 * 64; /* then the JSON's end moved onto a 64-byte boundary */
+    uint8_t *body = block + (aligned - (uintptr_t)block) + (64 - req->json_length % 64) % 64;
     if (req->body_length) memcpy(body, req->body, req->body_length);
     free(req->body_block);
     req->body_block = block;
