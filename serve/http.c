@@ -81,7 +81,6 @@ typedef struct http_request {
     struct MHD_Connection *connection;
     const char *method, *url;
     uint64_t start_ns;
-    char path[MAX_PATH_BYTES]; /* the URL, cut into segments by the router */
     route route;
     /* the body; binary tensors after the JSON start 64-byte aligned when the JSON's length is announced */
     uint8_t *body, *body_block;
@@ -96,6 +95,7 @@ typedef struct http_request {
     /* the answer */
     int status;
     uint64_t bytes_out;
+    char path[]; /* the URL, cut into segments by the router (sized to it: the context stays small) */
 } http_request;
 
 /* ---- answers ------------------------------------------------------------------------------------------- */
@@ -543,7 +543,7 @@ static enum MHD_Result on_headers(http_request *req)
     server *s = req->srv;
     if ((unsigned)atomic_load(&s->connections) > s->options.max_connections)
         return reply_error(req, 503, "too many connections (the limit is %u)", s->options.max_connections);
-    if (strlen(req->url) >= sizeof req->path)
+    if (strlen(req->url) >= MAX_PATH_BYTES)
         return reply_error(req, 414, "the URL is longer than %d bytes", MAX_PATH_BYTES - 1);
     strcpy(req->path, req->url);
     req->route = route_path(req->path);
@@ -635,7 +635,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *connecti
     (void)version;
     http_request *req = *con_cls;
     if (!req) {
-        req = calloc(1, sizeof *req);
+        req = calloc(1, sizeof *req + strlen(url) + 1);
         if (!req) return MHD_NO;
         req->srv = cls;
         req->connection = connection;

@@ -336,6 +336,7 @@ def test_errors_are_4xx_and_the_server_keeps_serving(tmp):
         ("unknown model metadata", "GET", "/v2/models/nope", None, None, 404),
         ("unknown endpoint", "GET", "/v3/whatever", None, None, 404),
         ("wrong method", "GET", mlp, None, None, 405),
+        ("URL too long", "GET", "/v2/models/" + "m" * 1100, None, None, 414),
         ("oversize body", "POST", mlp, '{"inputs": [' + " " * 300000 + "]}", None, 413),
         ("TF-Serving: no instances", "POST", "/v1/models/breast_cancer_mlp:predict", {"x": 1}, None, 400),
         ("repository: unknown model", "POST", "/v2/repository/models/nope/load", None, None, 404),
