@@ -40,7 +40,15 @@ bool cli_parse_dims(const char *text, int *rank, int64_t *dims);
  * tensors already read are freed. */
 kiln_status cli_read_inputs(const kiln_model *model, kiln_session *session, char **paths, int n_paths,
                             kiln_tensor *tensors);
-void cli_free_inputs(kiln_tensor *tensors, int n);
+void cli_free_inputs(const kiln_model *model, kiln_tensor *tensors, int n);
+
+/* Sequences and optionals (cli_values.c): read from a SequenceProto/OptionalProto .pb file or a directory
+ * of element files; written as DIR/output_K.pb (format "pb") or the directory DIR/output_K/. Tensors are
+ * read and written as usual. */
+kiln_status cli_read_value(const char *path, const kiln_value_info *info, kiln_tensor *out);
+void cli_free_value(const kiln_value_info *info, kiln_tensor *value);
+kiln_status cli_write_value(const char *dir, int k, const char *format, const kiln_value_info *info,
+                            const kiln_tensor *value);
 /* "[batch,3,224,224]" for a value info. */
 const char *cli_format_shape(const kiln_value_info *info, char *buf, size_t size);
 

@@ -264,7 +264,7 @@ fail:
     rc = cli_fail("bench");
 done:
     if (inputs) {
-        if (n_files) cli_free_inputs(inputs, n_inputs);
+        if (n_files) cli_free_inputs(model, inputs, n_inputs);
         else
             for (int i = 0; i < n_inputs; i++) mem_aligned_free(inputs[i].data);
     }

@@ -29,6 +29,12 @@ static void usage(FILE *out)
             "INPUT files are NumPy .npy or ONNX TensorProto .pb, one per graph input, in the order\n"
             "'kiln info MODEL' lists them (initializers are not inputs).\n"
             "\n"
+            "Sequence and optional inputs are ONNX SequenceProto / OptionalProto .pb files, or\n"
+            "directories of element files: a sequence as DIR/0.npy, DIR/1.npy, ...; an optional as an\n"
+            "empty directory (no value), DIR/0.npy (a tensor) or DIR/0/ (a sequence). Such outputs are\n"
+            "written the same way: OUTDIR/output_K/ (elements 0.npy, 1.npy, ...) or, with --format pb,\n"
+            "OUTDIR/output_K.pb.\n"
+            "\n"
             "options:\n"
             "  -o, --output-dir DIR  write DIR/output_K.npy for graph output K (DIR is created if needed)\n"
             "      --format FMT      file format with -o: npy (default) or pb (ONNX TensorProto)\n"
@@ -67,15 +73,14 @@ static void print_value(const kiln_tensor *t, int64_t i)
     else if (dtype_is_float(t->dtype)) printf("%.7g", tensor_get_double(t, i));
     else if (t->dtype == KILN_UINT64) printf("%llu", (unsigned long long)((const uint64_t *)t->data)[i]);
     else if (dtype_is_integer(t->dtype)) printf("%lld", (long long)tensor_get_int(t, i));
+    else if (t->dtype == KILN_STRING) printf("\"%.60s\"", ((const char *const *)t->data)[i]);
     else printf("?");
 }
 
-static void print_output(const kiln_model *model, int k, const kiln_tensor *t)
+static void print_tensor(const char *name, const kiln_tensor *t)
 {
-    kiln_value_info info;
-    kiln_model_output_info(model, k, &info);
     char shape[256];
-    printf("%s: %s %s = [", info.name, kiln_dtype_name(t->dtype), shape_format(shape, sizeof shape, t->rank, t->dims));
+    printf("%s: %s %s = [", name, kiln_dtype_name(t->dtype), shape_format(shape, sizeof shape, t->rank, t->dims));
     int64_t n = tensor_numel(t), shown = n < 16 ? n : 16;
     for (int64_t i = 0; i < shown; i++) {
         if (i) printf(", ");
@@ -85,18 +90,30 @@ static void print_output(const kiln_model *model, int k, const kiln_tensor *t)
     printf("]\n");
 }
 
-static kiln_status write_output(const char *dir, int k, const char *format, const kiln_model *model,
-                                const kiln_tensor *t)
+/* A tensor as "name: dtype [dims] = [...]"; a sequence's or optional's elements as "name[i]: ...". */
+static void print_output(const kiln_model *model, int k, const kiln_tensor *t)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/output_%d.%s", dir, k, format);
-    if (strcmp(format, "pb") == 0) {
-        kiln_value_info info;
-        kiln_model_output_info(model, k, &info);
-        return tensor_file_write_pb(path, t, info.name);
+    kiln_value_info info;
+    kiln_model_output_info(model, k, &info);
+    if (info.kind == KILN_VALUE_TENSOR) {
+        print_tensor(info.name, t);
+        return;
     }
-    return npy_write_file(path, t);
+    const kiln_tensor *items = t->data;
+    bool nested = info.kind == KILN_VALUE_OPTIONAL && info.elem_kind == KILN_VALUE_SEQUENCE;
+    printf("%s: %s of %lld %s\n", info.name, info.kind == KILN_VALUE_OPTIONAL ? "optional" : "sequence",
+           (long long)t->dims[0], nested ? "sequence" : "tensor(s)");
+    for (int64_t i = 0; i < t->dims[0]; i++) {
+        const kiln_tensor *inner = nested ? items[i].data : &items[i];
+        int64_t n = nested ? items[i].dims[0] : 1;
+        for (int64_t j = 0; j < n; j++) {
+            char name[512];
+            snprintf(name, sizeof name, nested ? "%s[%lld][%lld]" : "%s[%lld]", info.name, (long long)i, (long long)j);
+            print_tensor(name, &inner[j]);
+        }
+    }
 }
+
 
 int cmd_run(int argc, char **argv)
 {
@@ -159,7 +176,9 @@ int cmd_run(int argc, char **argv)
         kiln_tensor t;
         if (kiln_session_output(session, k, &t) != KILN_OK) goto fail;
         if (out_dir) {
-            if (write_output(out_dir, k, format, model, &t) != KILN_OK) goto fail;
+            kiln_value_info info;
+            if (kiln_model_output_info(model, k, &info) != KILN_OK) goto fail;
+            if (cli_write_value(out_dir, k, format, &info, &t) != KILN_OK) goto fail;
         } else {
             print_output(model, k, &t);
         }
@@ -169,7 +188,7 @@ int cmd_run(int argc, char **argv)
 fail:
     rc = cli_fail("run");
 done:
-    if (inputs) cli_free_inputs(inputs, n_inputs);
+    if (inputs) cli_free_inputs(model, inputs, n_inputs);
     free(inputs);
     kiln_session_free(session);
     kiln_model_free(model);

@@ -98,6 +98,27 @@ void region_free(region *r)
     region_init(r);
 }
 
+void region_reset(region *r)
+{
+    region_chunk *c = r->head;
+    r->used_bytes = 0;
+    if (!c) return;
+    if (!c->next) {
+        c->used = 0;
+        return;
+    }
+    size_t total = 0;
+    for (; c; c = c->next) total += c->capacity;
+    region_free(r);
+    count_allocation();
+    c = malloc(sizeof *c + total);
+    if (!c) return; /* the next region_alloc allocates again, and reports a failure then */
+    c->capacity = total;
+    c->used = 0;
+    c->next = NULL;
+    r->head = c;
+}
+
 void *region_alloc(region *r, size_t count, size_t size)
 {
     size_t bytes;

@@ -39,6 +39,10 @@ void region_init(region *r);
 void region_free(region *r);
 /* Zeroed, aligned to 16 bytes; NULL (with message) when out of memory or when count*size overflows. */
 void *region_alloc(region *r, size_t count, size_t size);
+/* Forgets every allocation but keeps the memory for the next ones: several chunks are merged into one of
+ * their total size, so a region reset before each run (a session's strings) stops allocating once it has
+ * held the largest run. */
+void region_reset(region *r);
 /* Copies `len` bytes into a NUL-terminated string in the region. */
 char *region_strndup(region *r, const char *s, size_t len);
 char *region_strdup(region *r, const char *s);

@@ -4,6 +4,7 @@
 #include "core/tensor.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -69,6 +70,29 @@ char *shape_format(char *buf, size_t size, int rank, const int64_t *dims)
 int64_t tensor_numel(const kiln_tensor *t) { return shape_numel(t->rank, t->dims); }
 
 size_t tensor_bytes(const kiln_tensor *t) { return (size_t)tensor_numel(t) * kiln_dtype_size(t->dtype); }
+
+bool tensor_contents_equal(const kiln_tensor *a, const kiln_tensor *b)
+{
+    if (a->dtype != KILN_STRING) return tensor_bytes(a) == 0 || memcmp(a->data, b->data, tensor_bytes(a)) == 0;
+    const char *const *sa = a->data, *const *sb = b->data;
+    for (int64_t i = 0, n = tensor_numel(a); i < n; i++)
+        if (strcmp(sa[i], sb[i]) != 0) return false;
+    return true;
+}
+
+void *tensor_copy_contents(const kiln_tensor *t, region *mem)
+{
+    size_t bytes = tensor_bytes(t);
+    char *copy = region_alloc(mem, bytes + 1, 1);
+    if (!copy) return NULL;
+    if (bytes) memcpy(copy, t->data, bytes);
+    if (t->dtype == KILN_STRING) {
+        const char **strings = (const char **)(void *)copy;
+        for (int64_t i = 0, n = tensor_numel(t); i < n; i++)
+            if (!(strings[i] = region_strdup(mem, strings[i]))) return NULL;
+    }
+    return copy;
+}
 
 void tensor_set_shape(kiln_tensor *t, kiln_dtype dtype, int rank, const int64_t *dims)
 {

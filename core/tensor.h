@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/mem.h"
 #include "kiln.h"
 
 /* Largest element count kiln accepts for one tensor (2^48): keeps byte sizes far from overflowing size_t. */
@@ -32,6 +33,14 @@ int64_t tensor_numel(const kiln_tensor *t);
 size_t tensor_bytes(const kiln_tensor *t);
 /* Sets dtype and shape; data is left alone. */
 void tensor_set_shape(kiln_tensor *t, kiln_dtype dtype, int rank, const int64_t *dims);
+
+/* String tensors (KILN_STRING) hold one `const char *` per element, each a NUL-terminated UTF-8 string
+ * that lives elsewhere (the caller's input, a constant, or a session's per-run string region). */
+
+/* True when a and b (same dtype and shape) hold the same values: bytes compared, or strings by content. */
+bool tensor_contents_equal(const kiln_tensor *a, const kiln_tensor *b);
+/* Copies t's contents into `mem` (strings and all) and returns the copy's data; NULL when out of memory. */
+void *tensor_copy_contents(const kiln_tensor *t, region *mem);
 
 /* Normalises a possibly negative axis against `rank`; false when it is out of [-rank, rank). */
 bool axis_normalize(int64_t axis, int rank, int *out);

@@ -4,6 +4,9 @@
  * The header is a Python dict literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.
  * Rather than parse Python, the reader finds the three keys and reads their values with a small scanner
  * that rejects anything unexpected; every number is range-checked, since headers come from users' files.
+ *
+ * String tensors are written as NumPy's fixed-width unicode arrays ('<U<width>', UTF-32 code points padded
+ * with zeros to the longest string), which np.load reads without pickling; they are not read back.
  */
 #include "formats/npy.h"
 
@@ -153,6 +156,7 @@ static const char *descr_for(kiln_dtype dtype)
     case KILN_INT64: return "<i8";
     case KILN_UINT8: return "|u1";
     case KILN_UINT16: return "<u2";
+    case KILN_BFLOAT16: return "<u2"; /* numpy has no bfloat16: its bit pattern, as ONNX's test data stores it */
     case KILN_UINT32: return "<u4";
     case KILN_UINT64: return "<u8";
     case KILN_BOOL: return "|b1";
@@ -162,9 +166,48 @@ static const char *descr_for(kiln_dtype dtype)
     }
 }
 
+/* The code point of the UTF-8 sequence at s (U+FFFD for a malformed one); sets *len to its bytes. */
+static uint32_t utf8_next(const unsigned char *s, size_t *len)
+{
+    int extra = s[0] < 0x80 ? 0 : (s[0] & 0xe0) == 0xc0 ? 1 : (s[0] & 0xf0) == 0xe0 ? 2 : (s[0] & 0xf8) == 0xf0 ? 3 : -1;
+    *len = 1;
+    if (extra < 0) return 0xfffd;
+    uint32_t cp = extra ? s[0] & (0x3fu >> extra) : s[0];
+    for (int k = 1; k <= extra; k++) {
+        if ((s[k] & 0xc0) != 0x80) return 0xfffd; /* also stops at the terminating NUL */
+        cp = cp << 6 | (s[k] & 0x3fu);
+    }
+    *len = (size_t)extra + 1;
+    return cp;
+}
+
+static int64_t utf8_code_points(const char *s)
+{
+    int64_t n = 0;
+    for (size_t len; *s; s += len, n++) utf8_next((const unsigned char *)s, &len);
+    return n;
+}
+
+/* Code points of the longest string (at least 1: NumPy has no '<U0'). */
+static int64_t string_width(const kiln_tensor *t)
+{
+    int64_t width = 1;
+    const char *const *strings = t->data;
+    for (int64_t i = 0, n = tensor_numel(t); i < n; i++) {
+        int64_t w = utf8_code_points(strings[i]);
+        if (w > width) width = w;
+    }
+    return width;
+}
+
 size_t npy_format_header(const kiln_tensor *t, char *buf, size_t size)
 {
+    char string_descr[32];
     const char *descr = descr_for(t->dtype);
+    if (t->dtype == KILN_STRING) {
+        snprintf(string_descr, sizeof string_descr, "<U%lld", (long long)string_width(t));
+        descr = string_descr;
+    }
     if (!descr || size < 512) return 0;
     char dict[400];
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
@@ -193,5 +236,22 @@ kiln_status npy_write_file(const char *path, const kiln_tensor *t)
     size_t header_len = npy_format_header(t, header, sizeof header);
     if (!header_len) return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: dtype %s cannot be written as .npy", path,
                                       kiln_dtype_name(t->dtype));
-    return platform_write_file_atomic(path, header, header_len, t->data, tensor_bytes(t));
+    if (t->dtype != KILN_STRING) return platform_write_file_atomic(path, header, header_len, t->data, tensor_bytes(t));
+    int64_t width = string_width(t), numel = tensor_numel(t);
+    size_t bytes;
+    if (!mem_mul_ok((size_t)numel, (size_t)width * 4, &bytes)) return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: too large", path);
+    uint32_t *body = mem_calloc(bytes / 4 + 1, 4);
+    if (!body) return KILN_ERR_OUT_OF_MEMORY;
+    const char *const *strings = t->data;
+    for (int64_t i = 0; i < numel; i++) {
+        uint32_t *out = body + i * width;
+        for (const char *s = strings[i], *end = s + strlen(s); s < end;) {
+            size_t len;
+            *out++ = utf8_next((const unsigned char *)s, &len);
+            s += len;
+        }
+    }
+    kiln_status st = platform_write_file_atomic(path, header, header_len, body, bytes);
+    mem_free(body);
+    return st;
 }

@@ -65,4 +65,14 @@ kiln_status onnx_read_tensor(const uint8_t *data, size_t size, const uint8_t *fi
 /* Serialises a tensor as a TensorProto with raw_data into a heap buffer (free with mem_free). */
 kiln_status onnx_write_tensor(const kiln_tensor *tensor, const char *name, uint8_t **out, size_t *size);
 
+/* Sequences and optionals (encoded as kiln.h describes) from and to SequenceProto / OptionalProto. Read
+ * values own their memory, every element and list in its own aligned heap block (free with
+ * onnx_value_free); `dtype` is the elements' dtype the model expects (an empty sequence does not say). */
+kiln_status onnx_read_value(const uint8_t *data, size_t size, kiln_value_kind kind, kiln_value_kind elem_kind,
+                            kiln_dtype dtype, kiln_tensor *out);
+void onnx_value_free(kiln_value_kind kind, kiln_value_kind elem_kind, kiln_tensor *value);
+/* Serialises a value (a tensor as onnx_write_tensor) into a heap buffer (free with mem_free). */
+kiln_status onnx_write_value(kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *value,
+                             const char *name, uint8_t **out, size_t *size);
+
 #endif

@@ -77,6 +77,7 @@ typedef struct scope {
 } scope;
 
 static kiln_status read_graph(loader *ld, bytes_view bytes, const scope *sc, graph *g, int depth);
+static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value *value, int depth);
 
 static const char *view_string(loader *ld, const pb_field *f)
 {
@@ -211,6 +212,12 @@ static kiln_status read_attribute(loader *ld, const pb_reader *parent, const pb_
             KILN_TRY(expect_bytes(&f, "attribute g"));
             KILN_TRY(graph_create(ld->mem, g, &a->g));
             KILN_TRY(read_graph(ld, (bytes_view){f.data, f.len}, sc, a->g, depth + 1));
+        } else if (f.number == ATTRF_TP && a->type == ATTR_TYPE_PROTO && g) {
+            /* a TypeProto (Optional's `type`): read as the type of a value that is not in the graph */
+            KILN_TRY(expect_bytes(&f, "attribute tp"));
+            graph_value typed = {.name = a->name, .rank = -1};
+            KILN_TRY(read_type(ld, (bytes_view){f.data, f.len}, g, &typed, 0));
+            a->tp = (value_type){typed.kind, typed.elem_kind, typed.dtype};
         } else if (f.number == ATTRF_FLOATS && a->type == ATTR_FLOATS) {
             if (!pb_read_fixed32(&f, (uint32_t *)a->floats, n_list, &i_floats))
                 return kiln_fail(KILN_ERR_MALFORMED, "bad floats attribute");
@@ -464,6 +471,12 @@ static kiln_status add_node(loader *ld, bytes_view bytes, const scope *sc, graph
         return expand_function(ld, fn, &nt, &call, sc, g, depth);
     }
     kiln_status st = bind_node_values(g, &g->nodes[index], &nt);
+    for (int i = 0; i < n_attrs && st == KILN_OK; i++) {
+        const graph_attr *a = &g->nodes[index].attrs[i];
+        if (a->type == ATTR_GRAPH) st = graph_add_captures(g, index, a->g);
+        for (int k = 0; a->type == ATTR_GRAPHS && k < a->count && st == KILN_OK; k++)
+            st = graph_add_captures(g, index, a->graphs[k]);
+    }
     if (st != KILN_OK) return kiln_fail_prefix(st, "node '%s' (%s)", nt.name, nt.op_type);
     return KILN_OK;
 }
@@ -515,6 +528,57 @@ static kiln_status read_tensor_type(loader *ld, pb_reader r, graph *g, graph_val
     return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
 }
 
+/* The elem_type of a TypeProto.Tensor inside a sequence or optional: the value's (element) dtype. */
+static kiln_status read_element_dtype(pb_reader r, graph_value *v)
+{
+    pb_field f;
+    int more;
+    while ((more = pb_next(&r, &f)) > 0) {
+        if (f.number != 1 || f.wire_type != PB_VARINT) continue;
+        if (f.varint != 0 && !dtype_is_known((int)f.varint))
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s' has unknown elem_type %llu", v->name,
+                             (unsigned long long)f.varint);
+        v->dtype = (kiln_dtype)f.varint;
+    }
+    return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
+}
+
+/* Reads a TypeProto into value v: its kind, and the element type of tensors. Sequences and optionals
+ * nest (TypeProto.Sequence and .Optional hold an elem_type TypeProto, field 1): a sequence's elements
+ * give its dtype, an optional's element gives its elem_kind and dtype. Elements' shapes are not kept. */
+static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value *value, int depth)
+{
+    if (depth > 2) return kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s' nests types too deeply", value->name);
+    pb_reader tr = pb_reader_init(type.data, type.len, ld->base);
+    pb_field f, e;
+    int more;
+    while ((more = pb_next(&tr, &f)) > 0) {
+        if (!pb_field_is_bytes(&f)) continue;
+        value_kind kind;
+        switch (f.number) {
+        case 1: kind = VALUE_TENSOR; break;
+        case 4: kind = VALUE_SEQUENCE; break;
+        case 5: kind = VALUE_MAP; break;
+        case 8: kind = VALUE_SPARSE; break;
+        case 9: kind = VALUE_OPTIONAL; break;
+        default: continue;
+        }
+        if (depth == 0) value->kind = kind;
+        else if (depth == 1 && value->kind == VALUE_OPTIONAL) value->elem_kind = kind;
+        if (kind == VALUE_TENSOR) {
+            if (depth == 0) KILN_TRY(read_tensor_type(ld, pb_sub(&tr, &f), g, value));
+            else KILN_TRY(read_element_dtype(pb_sub(&tr, &f), value));
+            continue;
+        }
+        if (kind != VALUE_SEQUENCE && kind != VALUE_OPTIONAL) continue;
+        pb_reader inner = pb_sub(&tr, &f);
+        while ((more = pb_next(&inner, &e)) > 0)
+            if (e.number == 1 && pb_field_is_bytes(&e)) KILN_TRY(read_type(ld, (bytes_view){e.data, e.len}, g, value, depth + 1));
+        if (more < 0) return KILN_ERR_MALFORMED;
+    }
+    return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
+}
+
 /* Reads a ValueInfoProto into the value it names. */
 static kiln_status read_value_info(loader *ld, const pb_reader *parent, const pb_field *field, graph *g,
                                    const scope *sc, int *index)
@@ -533,23 +597,7 @@ static kiln_status read_value_info(loader *ld, const pb_reader *parent, const pb
     if (!name || !name[0]) return kiln_fail(KILN_ERR_MALFORMED, "graph input or output without a name");
     if (!(name = map_name(ld, sc, name))) return KILN_ERR_OUT_OF_MEMORY;
     KILN_TRY(graph_intern_value(g, name, index));
-    graph_value *v = &g->values[*index];
-    pb_reader tr = pb_reader_init(type.data, type.len, ld->base);
-    while ((more = pb_next(&tr, &f)) > 0) {
-        if (!pb_field_is_bytes(&f)) continue;
-        switch (f.number) {
-        case 1:
-            v->kind = VALUE_TENSOR;
-            KILN_TRY(read_tensor_type(ld, pb_sub(&tr, &f), g, &g->values[*index]));
-            break;
-        case 4: v->kind = VALUE_SEQUENCE; break;
-        case 5: v->kind = VALUE_MAP; break;
-        case 8: v->kind = VALUE_SPARSE; break;
-        case 9: v->kind = VALUE_OPTIONAL; break;
-        default: break;
-        }
-    }
-    return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
+    return read_type(ld, type, g, &g->values[*index], 0);
 }
 
 /* Unnamed free dims of graph inputs get a symbol of their own ("x_dim0"), so every free dim can be probed
@@ -655,9 +703,16 @@ static kiln_status read_graph(loader *ld, bytes_view bytes, const scope *sc, gra
         if (existing >= 0 && (saved.producer >= 0 || saved.constant || saved.is_input)) {
             /* keep the defining side's facts; the declaration is checked against them after inference */
             kiln_dtype declared = value->dtype;
-            value_kind kind = value->kind;
+            graph_value declared_value = *value;
             *value = saved;
-            value->kind = kind;
+            value->kind = declared_value.kind;
+            value->elem_kind = declared_value.elem_kind;
+            /* a body's declared output shape is all that says what a Loop that never runs stacks */
+            if (g->parent && value->rank < 0) {
+                value->rank = declared_value.rank;
+                memcpy(value->dims, declared_value.dims, sizeof value->dims);
+                memcpy(value->sym, declared_value.sym, sizeof value->sym);
+            }
             value->declared_dtype = declared;
         } else {
             value->declared_dtype = value->dtype;

@@ -438,3 +438,115 @@ kiln_status onnx_write_tensor(const kiln_tensor *t, const char *name, uint8_t **
     *size = b.size;
     return KILN_OK;
 }
+
+/* ---- sequences and optionals (SequenceProto, OptionalProto) ------------------------------------------ */
+
+/* Fields shared by SequenceProto and OptionalProto: name 1, elem_type 2, then the value fields (repeated in
+ * a sequence): tensor 3, sparse tensor 4, sequence 5, map 6, optional 7. elem_type numbers: tensor 1,
+ * sequence 3, optional 5. */
+enum value_field { VALUE_NAME = 1, VALUE_ELEM_TYPE = 2, VALUE_TENSOR_FIELD = 3, VALUE_SEQUENCE_FIELD = 5 };
+enum { ELEM_TENSOR = 1, ELEM_SEQUENCE = 3 };
+
+static kiln_status encode_value(byte_buffer *b, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *v,
+                                const char *name)
+{
+    if (name && name[0]) put_length_delimited(b, VALUE_NAME, name, strlen(name));
+    bool holds_sequence = kind == KILN_VALUE_OPTIONAL && elem_kind == KILN_VALUE_SEQUENCE;
+    put_key(b, VALUE_ELEM_TYPE, PB_VARINT);
+    put_varint(b, holds_sequence ? ELEM_SEQUENCE : ELEM_TENSOR);
+    const kiln_tensor *items = v->data;
+    for (int64_t i = 0; i < v->dims[0]; i++) {
+        uint8_t *bytes = NULL;
+        size_t size = 0;
+        kiln_status st = holds_sequence ? onnx_write_value(KILN_VALUE_SEQUENCE, KILN_VALUE_TENSOR, &items[i], NULL, &bytes, &size)
+                                        : onnx_write_tensor(&items[i], NULL, &bytes, &size);
+        if (st != KILN_OK) return st;
+        put_length_delimited(b, holds_sequence ? VALUE_SEQUENCE_FIELD : VALUE_TENSOR_FIELD, bytes, size);
+        mem_free(bytes);
+    }
+    return KILN_OK;
+}
+
+kiln_status onnx_write_value(kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *v, const char *name,
+                             uint8_t **out, size_t *size)
+{
+    if (kind == KILN_VALUE_TENSOR) return onnx_write_tensor(v, name, out, size);
+    byte_buffer b = {0};
+    kiln_status st = encode_value(&b, kind, elem_kind, v, name);
+    if (st == KILN_OK && b.failed) st = KILN_ERR_OUT_OF_MEMORY;
+    if (st != KILN_OK) {
+        mem_free(b.data);
+        return st;
+    }
+    *out = b.data;
+    *size = b.size;
+    return KILN_OK;
+}
+
+/* A tensor element decoded into its own aligned heap buffer (the caller's to free). */
+static kiln_status read_element(const pb_field *f, kiln_tensor *out)
+{
+    region mem;
+    region_init(&mem);
+    kiln_tensor *decoded;
+    kiln_status st = onnx_read_tensor(f->data, f->len, f->data, &mem, NULL, NULL, &decoded, NULL);
+    if (st == KILN_OK && decoded->dtype == KILN_STRING)
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "string tensors are not supported yet");
+    if (st == KILN_OK) {
+        *out = *decoded;
+        size_t bytes = tensor_bytes(decoded);
+        out->data = mem_aligned_alloc(bytes);
+        if (!out->data) st = KILN_ERR_OUT_OF_MEMORY;
+        else if (bytes) memcpy(out->data, decoded->data, bytes);
+    }
+    region_free(&mem);
+    return st;
+}
+
+kiln_status onnx_read_value(const uint8_t *data, size_t size, kiln_value_kind kind, kiln_value_kind elem_kind,
+                            kiln_dtype dtype, kiln_tensor *out)
+{
+    if (kind == KILN_VALUE_TENSOR) return kiln_fail(KILN_ERR_INTERNAL, "onnx_read_value reads sequences and optionals");
+    bool holds_sequence = kind == KILN_VALUE_OPTIONAL && elem_kind == KILN_VALUE_SEQUENCE;
+    uint32_t want = holds_sequence ? VALUE_SEQUENCE_FIELD : VALUE_TENSOR_FIELD;
+    pb_reader r = pb_reader_init(data, size, data);
+    pb_field f;
+    int more;
+    int64_t count = 0;
+    while ((more = pb_next(&r, &f)) > 0) {
+        if (f.number == want && pb_field_is_bytes(&f)) count++;
+        else if (f.number >= 4 && f.number <= 7)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "only sequences of tensors and optionals of tensors or sequences are supported");
+    }
+    if (more < 0) return kiln_fail(KILN_ERR_MALFORMED, "not a valid %s", kind == KILN_VALUE_OPTIONAL ? "OptionalProto" : "SequenceProto");
+    if (kind == KILN_VALUE_OPTIONAL && count > 1) return kiln_fail(KILN_ERR_MALFORMED, "an optional with %lld values", (long long)count);
+    memset(out, 0, sizeof *out);
+    out->dtype = dtype;
+    out->rank = 1;
+    out->dims[0] = count;
+    kiln_tensor *items = mem_aligned_alloc((size_t)count * sizeof *items);
+    if (!items) return KILN_ERR_OUT_OF_MEMORY;
+    memset(items, 0, (size_t)count * sizeof *items);
+    out->data = items;
+    r = pb_reader_init(data, size, data);
+    kiln_status st = KILN_OK;
+    for (int64_t i = 0; st == KILN_OK && pb_next(&r, &f) > 0;) {
+        if (f.number != want || !pb_field_is_bytes(&f)) continue;
+        st = holds_sequence ? onnx_read_value(f.data, f.len, KILN_VALUE_SEQUENCE, KILN_VALUE_TENSOR, dtype, &items[i])
+                            : read_element(&f, &items[i]);
+        out->dims[0] = ++i; /* what onnx_value_free must release */
+    }
+    if (st != KILN_OK) onnx_value_free(kind, elem_kind, out);
+    return st;
+}
+
+void onnx_value_free(kiln_value_kind kind, kiln_value_kind elem_kind, kiln_tensor *v)
+{
+    if (kind != KILN_VALUE_TENSOR) {
+        kiln_value_kind inner = kind == KILN_VALUE_OPTIONAL ? elem_kind : KILN_VALUE_TENSOR;
+        kiln_tensor *items = v->data;
+        for (int64_t i = 0; items && i < v->dims[0]; i++) onnx_value_free(inner, KILN_VALUE_TENSOR, &items[i]);
+    }
+    mem_aligned_free(v->data);
+    v->data = NULL;
+}

@@ -26,7 +26,9 @@ static bool shape_is_static(const graph_value *v)
 
 static bool can_fold(const graph *g, const graph_node *n)
 {
-    if (n->removed || !n->op || (n->op->flags & OP_NO_FOLD)) return false;
+    /* plan-time ops (loops, sequences) are left to the planner: a loop's length is data, load must stay
+     * bounded, and non-tensor values are never constants */
+    if (n->removed || !n->op || (n->op->flags & (OP_NO_FOLD | OP_PLAN_TIME))) return false;
     bool shape_only = (n->op->flags & OP_READS_SHAPE_ONLY) != 0;
     for (int k = 0; k < n->n_inputs; k++) {
         int v = n->inputs[k];

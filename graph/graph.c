@@ -150,3 +150,53 @@ void graph_count_consumers(graph *g)
     }
     for (int i = 0; i < g->n_outputs; i++) g->values[g->outputs[i]].consumers++;
 }
+
+/* Marks the values of `sub` that no node computes and that are neither constants nor inputs, but that a
+ * node or an output reads: they come from an enclosing scope. Returns how many. */
+static int mark_free_values(const graph *sub, bool *free_value)
+{
+    int count = 0;
+    for (int i = 0; i <= sub->n_nodes; i++) {
+        const int *reads = i < sub->n_nodes ? sub->nodes[i].inputs : sub->outputs;
+        int n = i < sub->n_nodes ? sub->nodes[i].n_inputs : sub->n_outputs;
+        for (int k = 0; k < n; k++) {
+            int v = reads[k];
+            if (v < 0 || free_value[v]) continue;
+            const graph_value *value = &sub->values[v];
+            if (value->producer >= 0 || value->constant || value->is_input) continue;
+            free_value[v] = true;
+            count++;
+        }
+    }
+    return count;
+}
+
+kiln_status graph_add_captures(graph *g, int node, graph *sub)
+{
+    bool *free_value = mem_calloc((size_t)sub->n_values + 1, sizeof *free_value);
+    if (!free_value) return KILN_ERR_OUT_OF_MEMORY;
+    int count = mark_free_values(sub, free_value);
+    graph_node *n = &g->nodes[node];
+    sub->captures = region_alloc(g->mem, (size_t)count + 1, sizeof *sub->captures);
+    int *inputs = region_alloc(g->mem, (size_t)(n->n_inputs + count) + 1, sizeof *inputs);
+    kiln_status st = sub->captures && inputs ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
+    if (st == KILN_OK) memcpy(inputs, n->inputs, (size_t)n->n_inputs * sizeof *inputs);
+    int n_inputs = n->n_inputs;
+    sub->n_captures = 0;
+    for (int v = 0; v < sub->n_values && st == KILN_OK; v++) {
+        if (!free_value[v]) continue;
+        sub->captures[sub->n_captures++] = v;
+        int outer;
+        st = graph_intern_value(g, sub->values[v].name, &outer);
+        bool present = false;
+        for (int k = n->n_inputs - n->n_implicit_inputs; k < n_inputs && st == KILN_OK; k++) present |= inputs[k] == outer;
+        if (st == KILN_OK && !present) inputs[n_inputs++] = outer;
+    }
+    mem_free(free_value);
+    if (st != KILN_OK) return st;
+    n = &g->nodes[node];
+    n->n_implicit_inputs += n_inputs - n->n_inputs;
+    n->n_inputs = n_inputs;
+    n->inputs = inputs;
+    return KILN_OK;
+}

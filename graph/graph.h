@@ -24,6 +24,24 @@
 struct op_def;
 typedef struct graph graph;
 
+/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of
+ * tensors and optionals (of a tensor or a sequence) run; maps and sparse tensors are only recognised, so
+ * that the loader can say precisely what is unsupported. At run time a sequence or an optional travels as
+ * a kiln_tensor descriptor whose data points to its elements (see kiln.h, "Non-tensor values"). */
+typedef kiln_value_kind value_kind;
+#define VALUE_TENSOR KILN_VALUE_TENSOR
+#define VALUE_SEQUENCE KILN_VALUE_SEQUENCE
+#define VALUE_MAP KILN_VALUE_MAP
+#define VALUE_OPTIONAL KILN_VALUE_OPTIONAL
+#define VALUE_SPARSE KILN_VALUE_SPARSE
+
+/* The type of a value short of its shape: what subgraph typing (If/Loop/Scan bodies) passes around. */
+typedef struct value_type {
+    value_kind kind;
+    value_kind elem_kind; /* optionals only */
+    kiln_dtype dtype;
+} value_type;
+
 /* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
 typedef enum attr_type {
     ATTR_UNDEFINED = 0,
@@ -59,11 +77,8 @@ typedef struct graph_attr {
     size_t *string_lens;
     kiln_tensor **tensors;
     graph **graphs;
+    value_type tp; /* ATTR_TYPE_PROTO: the type, short of its shape */
 } graph_attr;
-
-/* What kind of thing flows along a value. Only tensors run today; the loader accepts the others in graph
- * signatures so that it can say precisely what is unsupported. */
-typedef enum value_kind { VALUE_TENSOR = 0, VALUE_SEQUENCE, VALUE_MAP, VALUE_OPTIONAL, VALUE_SPARSE } value_kind;
 
 /* Symbol id for a dim that is not a number; -1 means "no symbol" (a number, or simply unknown). */
 #define GRAPH_NO_SYMBOL (-1)
@@ -71,7 +86,8 @@ typedef enum value_kind { VALUE_TENSOR = 0, VALUE_SEQUENCE, VALUE_MAP, VALUE_OPT
 typedef struct graph_value {
     const char *name;
     value_kind kind;
-    kiln_dtype dtype;               /* KILN_UNDEFINED until type inference */
+    value_kind elem_kind;           /* optionals: what they hold (a tensor or a sequence) */
+    kiln_dtype dtype;               /* KILN_UNDEFINED until type inference; element dtype of non-tensors */
     kiln_dtype declared_dtype;      /* graph outputs: the dtype the file declares, checked against inference */
     int rank;                       /* -1 when unknown */
     int64_t dims[KILN_MAX_RANK];    /* -1 when not a fixed number */
@@ -98,6 +114,7 @@ typedef struct graph_node {
     int opset;          /* version of `domain` in force for this node */
     int n_inputs, n_outputs;
     int *inputs, *outputs;
+    int n_implicit_inputs; /* the last inputs: outer-scope values its subgraphs read (see graph_add_captures) */
     int n_attrs;
     graph_attr *attrs;
     const struct op_def *op; /* resolved by type inference; NULL when unsupported */
@@ -122,6 +139,8 @@ struct graph {
     int n_symbols, cap_symbols;
     graph_load_stats stats; /* what op init functions built (packed weights, tree ensembles) */
     graph *parent; /* enclosing graph of a subgraph (If/Loop/Scan bodies) */
+    int *captures; /* subgraphs: values read from the enclosing scopes (neither computed, constant nor input) */
+    int n_captures;
     graph *next_subgraph; /* every subgraph is chained to the top graph, which frees them all */
 };
 
@@ -144,6 +163,13 @@ const graph_attr *graph_node_attr(const graph_node *node, const char *name);
 
 /* "node 'conv1' (Conv)" for messages; falls back to the first output name when the node has no name. */
 const char *graph_node_label(const graph *g, const graph_node *node, char *buf, size_t size);
+
+/* Finds the values a freshly read subgraph takes from its enclosing scopes (sub->captures), and makes
+ * them implicit inputs of the node `node` of the enclosing graph g that owns the subgraph, as onnxruntime
+ * does. So every pass sees the dependency: sorting, liveness, dead-node removal and plan values need no
+ * knowledge of subgraphs. Nested subgraphs were read first, so their captures are already inputs of their
+ * nodes in `sub` and propagate outwards. */
+kiln_status graph_add_captures(graph *g, int node, graph *sub);
 
 /* Recounts `consumers` for every value from the live nodes and graph outputs. */
 void graph_count_consumers(graph *g);

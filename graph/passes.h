@@ -51,7 +51,8 @@ kiln_status graph_infer_symbolic(graph *g);
 
 typedef enum shape_mode {
     SHAPE_EXACT, /* real inputs: every failure is an error */
-    SHAPE_PROBE  /* stand-in inputs, contents unknown: failures leave values unknown */
+    SHAPE_PROBE, /* stand-in inputs, contents unknown: failures leave values unknown */
+    SHAPE_EVAL   /* real inputs with contents: every node is computed (how subgraph bodies run) */
 } shape_mode;
 
 typedef struct shape_result {
@@ -64,7 +65,8 @@ typedef struct shape_result {
 } shape_result;
 
 /* `threads` is how many threads the run will use (ops size per-thread scratch by it).
- * `inputs` has one tensor per graph input (g->inputs order) with dtype and dims set; `data` must be set
+ * `inputs` has one tensor per graph input (g->inputs order), then for a subgraph one per captured value
+ * (g->captures order), with dtype and dims set; `data` must be set in SHAPE_EVAL mode, and
  * for inputs marked needs_value_at_plan in SHAPE_EXACT mode, and may be NULL in SHAPE_PROBE mode. */
 kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_mode mode, int threads,
                                shape_result *result);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/value.h"
 #include "graph/passes.h"
 #include "ops/op.h"
 
@@ -51,12 +52,16 @@ static kiln_status run_shape_fn(const graph_node *n, op_ctx *ctx)
     return KILN_OK;
 }
 
-static kiln_status eval_with_ctx(const graph_node *n, op_ctx *ctx, region *mem)
+static kiln_status eval_with_ctx(const graph *g, const graph_node *n, op_ctx *ctx, region *mem)
 {
     for (int k = 0; k < n->n_outputs; k++) {
         kiln_tensor *t = ctx->outputs[k];
         if (n->op->flags & OP_ALIAS_INPUT0) {
-            t->data = ctx->inputs[0]->data;
+            /* a tensor is copied, not viewed: the input may be the caller's buffer, gone by the time a plan
+             * that matched on equal contents is reused (sequences always plan again) */
+            bool tensor = n->outputs[k] < 0 || g->values[n->outputs[k]].kind == VALUE_TENSOR;
+            t->data = tensor ? tensor_copy_contents(ctx->inputs[0], mem) : ctx->inputs[0]->data;
+            if (!t->data) return KILN_ERR_OUT_OF_MEMORY;
             continue;
         }
         t->data = region_alloc(mem, (size_t)tensor_numel(t) + 1, kiln_dtype_size(t->dtype) ? kiln_dtype_size(t->dtype) : 1);
@@ -66,10 +71,63 @@ static kiln_status eval_with_ctx(const graph_node *n, op_ctx *ctx, region *mem)
     void *scratch = mem_aligned_alloc(ctx->scratch_bytes);
     if (!scratch) return KILN_ERR_OUT_OF_MEMORY;
     ctx->scratch = scratch;
+    ctx->strings = mem; /* string outputs live as long as the values computed here */
     kiln_status st = n->op->eval(ctx);
     mem_aligned_free(scratch);
     ctx->scratch = NULL;
     return st;
+}
+
+/* The tensor bound to a subgraph's captured value c: the node's implicit input of that name. */
+static const kiln_tensor *captured_input(const op_ctx *ctx, const graph *body, int c)
+{
+    int outer = graph_find_value(body->parent, body->values[body->captures[c]].name);
+    for (int k = 0; k < ctx->n_inputs; k++)
+        if (outer >= 0 && ctx->node->inputs[k] == outer) return ctx->inputs[k];
+    return NULL;
+}
+
+/* op_ctx.run_graph: a subgraph runs as a shape pass that evaluates every node (SHAPE_EVAL). */
+static kiln_status run_graph(const op_ctx *ctx, const graph *body, kiln_tensor *const *inputs,
+                             kiln_tensor *outputs, region *mem)
+{
+    int n_bound = body->n_inputs + body->n_captures;
+    kiln_tensor *bound = mem_calloc((size_t)n_bound + 1, sizeof *bound);
+    if (!bound) return KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < body->n_inputs; i++) bound[i] = *inputs[i];
+    for (int c = 0; c < body->n_captures && st == KILN_OK; c++) {
+        const kiln_tensor *t = captured_input(ctx, body, c);
+        if (t) bound[body->n_inputs + c] = *t;
+        else st = kiln_fail(KILN_ERR_INTERNAL, "captured value '%s' is not an input of the node",
+                            body->values[body->captures[c]].name);
+    }
+    shape_result r;
+    if (st == KILN_OK) st = graph_infer_shapes(body, bound, SHAPE_EVAL, 1, &r);
+    mem_free(bound);
+    if (st != KILN_OK) return st;
+    for (int k = 0; k < body->n_outputs && st == KILN_OK; k++) {
+        const graph_value *v = &body->values[body->outputs[k]];
+        st = value_copy(mem, v->kind, v->elem_kind, &r.values[body->outputs[k]], &outputs[k]);
+    }
+    shape_result_free(&r);
+    return st;
+}
+
+/* Evaluates an OP_PLAN_TIME node: its eval sets output shapes and allocates from `mem`. */
+static kiln_status eval_plan_time(const graph_node *n, op_ctx *ctx, region *mem)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        ctx->outputs[k]->rank = 0;
+        ctx->outputs[k]->data = NULL;
+    }
+    ctx->mem = mem;
+    ctx->run_graph = run_graph;
+    KILN_TRY(n->op->eval(ctx));
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && !ctx->outputs[k]->data)
+            return kiln_fail(KILN_ERR_INTERNAL, "output %d was not produced", k);
+    return KILN_OK;
 }
 
 static void init_ctx(op_ctx *ctx, const graph_node *n, kiln_tensor *const *inputs, kiln_tensor *const *outputs,
@@ -92,12 +150,18 @@ kiln_status graph_eval_node(const graph *g, const graph_node *n, kiln_tensor *co
     op_ctx ctx;
     init_ctx(&ctx, n, inputs, outputs, 1);
     *evaluated = false;
+    if (n->op->flags & OP_PLAN_TIME) {
+        kiln_status st = eval_plan_time(n, &ctx, mem);
+        if (st != KILN_OK) return node_failure(g, n, st);
+        *evaluated = true;
+        return KILN_OK;
+    }
     kiln_status st = run_shape_fn(n, &ctx);
     if (st != KILN_OK) return node_failure(g, n, st);
     size_t bytes = 0;
     for (int k = 0; k < n->n_outputs; k++) bytes += tensor_bytes(outputs[k]);
     if (max_output_bytes && bytes > max_output_bytes) return KILN_OK;
-    st = eval_with_ctx(n, &ctx, mem);
+    st = eval_with_ctx(g, n, &ctx, mem);
     if (st != KILN_OK) return node_failure(g, n, st);
     *evaluated = true;
     return KILN_OK;
@@ -127,7 +191,10 @@ static kiln_status infer_node(const graph *g, int index, shape_mode mode, int th
     kiln_tensor absent[MAX_OUTPUTS];
     if (n->n_outputs > MAX_OUTPUTS || n->n_inputs > MAX_OUTPUTS * 64)
         return node_failure(g, n, kiln_fail(KILN_ERR_UNSUPPORTED, "too many inputs or outputs"));
-    bool precompute = (n->op->flags & OP_DATA_DEPENDENT_SHAPE) != 0;
+    bool plan_time = (n->op->flags & OP_PLAN_TIME) != 0;
+    /* probing runs no loops: a loop's length is data, and load time must stay bounded */
+    if (plan_time && mode == SHAPE_PROBE) return KILN_OK;
+    bool precompute = mode == SHAPE_EVAL || (n->op->flags & OP_DATA_DEPENDENT_SHAPE) != 0;
     for (int k = 0; k < n->n_outputs; k++)
         if (n->outputs[k] >= 0 && g->values[n->outputs[k]].needs_value_at_plan) precompute = true;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -151,8 +218,8 @@ static kiln_status infer_node(const graph *g, int index, shape_mode mode, int th
     /* a precomputed node runs here, single-threaded; the others are sized for the run's threads */
     op_ctx ctx;
     init_ctx(&ctx, n, in, out, precompute ? 1 : threads);
-    kiln_status st = run_shape_fn(n, &ctx);
-    if (st == KILN_OK && precompute) st = eval_with_ctx(n, &ctx, &r->mem);
+    kiln_status st = plan_time ? eval_plan_time(n, &ctx, &r->mem) : run_shape_fn(n, &ctx);
+    if (st == KILN_OK && precompute && !plan_time) st = eval_with_ctx(g, n, &ctx, &r->mem);
     if (st == KILN_ERR_OUT_OF_MEMORY) return st;
     if (st != KILN_OK) {
         if (mode == SHAPE_PROBE) return KILN_OK;
@@ -180,8 +247,8 @@ kiln_status graph_infer_shapes(const graph *g, const kiln_tensor *inputs, shape_
             r->known[v] = true;
         }
     }
-    for (int i = 0; i < g->n_inputs; i++) {
-        int v = g->inputs[i];
+    for (int i = 0; i < g->n_inputs + g->n_captures; i++) {
+        int v = i < g->n_inputs ? g->inputs[i] : g->captures[i - g->n_inputs];
         r->values[v] = inputs[i];
         r->known[v] = inputs[i].rank >= 0;
         if (mode == SHAPE_EXACT && g->values[v].needs_value_at_plan && !inputs[i].data) {

@@ -70,7 +70,7 @@ kiln_status graph_infer_symbolic(graph *g)
     const shape_result *second = n_symbols ? &rb : &ra;
     for (int v = 0; v < g->n_values; v++) {
         graph_value *value = &g->values[v];
-        if (value->constant || value->is_input) continue;
+        if (value->constant || value->is_input || value->kind != VALUE_TENSOR) continue;
         const kiln_tensor *ta = &ra.values[v], *tb = &second->values[v];
         if (!ra.known[v] || !second->known[v] || ta->rank != tb->rank) continue;
         value->rank = ta->rank;

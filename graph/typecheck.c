@@ -42,6 +42,53 @@ static kiln_status report_unknown_op(graph_issues *issues, const graph *g, const
     return report(issues, g, n, KILN_ERR_UNSUPPORTED, message);
 }
 
+/* A body input takes the type the node gives it unless the file declares one, which must then agree. */
+static kiln_status bind_body_input(graph_value *v, const value_type *given)
+{
+    if (v->dtype == KILN_UNDEFINED) {
+        v->kind = given->kind;
+        v->elem_kind = given->elem_kind;
+        v->dtype = given->dtype;
+        return KILN_OK;
+    }
+    if (v->kind != given->kind || v->dtype != given->dtype)
+        return kiln_fail(KILN_ERR_MALFORMED, "subgraph input '%s' is declared %s%s but receives %s%s", v->name,
+                         v->kind == VALUE_TENSOR ? "" : "a non-tensor of ", kiln_dtype_name(v->dtype),
+                         given->kind == VALUE_TENSOR ? "" : "a non-tensor of ", kiln_dtype_name(given->dtype));
+    return KILN_OK;
+}
+
+static kiln_status type_subgraph(op_init_ctx *ctx, graph *body, int n_inputs, const value_type *inputs)
+{
+    graph_issues *issues = ctx->checker;
+    const char *name = body->name[0] ? body->name : "(unnamed)";
+    if (n_inputs != body->n_inputs)
+        return kiln_fail(KILN_ERR_MALFORMED, "subgraph '%s' has %d inputs where %d are expected", name,
+                         body->n_inputs, n_inputs);
+    for (int i = 0; i < n_inputs; i++) KILN_TRY(bind_body_input(&body->values[body->inputs[i]], &inputs[i]));
+    for (int c = 0; c < body->n_captures; c++) {
+        graph_value *v = &body->values[body->captures[c]];
+        int outer = graph_find_value(body->parent, v->name);
+        if (outer < 0 || body->parent->values[outer].dtype == KILN_UNDEFINED)
+            return kiln_fail(KILN_ERR_MALFORMED, "subgraph '%s' reads '%s', which has no type", name, v->name);
+        const graph_value *o = &body->parent->values[outer];
+        v->kind = o->kind;
+        v->elem_kind = o->elem_kind;
+        v->dtype = o->dtype;
+    }
+    kiln_status st = graph_check_and_sort(body);
+    if (st != KILN_OK) return kiln_fail_prefix(st, "subgraph '%s'", name);
+    int before = issues->count;
+    KILN_TRY(graph_infer_types(body, issues));
+    if (issues->count > before)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "subgraph '%s' has nodes kiln cannot run", name);
+    for (int i = 0; i < body->n_outputs; i++)
+        if (body->values[body->outputs[i]].dtype == KILN_UNDEFINED)
+            return kiln_fail(KILN_ERR_MALFORMED, "subgraph '%s' output '%s' has no type", name,
+                             body->values[body->outputs[i]].name);
+    return KILN_OK;
+}
+
 static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
 {
     if (n->n_inputs > MAX_NODE_ARITY || n->n_outputs > MAX_NODE_ARITY)
@@ -54,10 +101,14 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
         in_types[k] = v >= 0 ? g->values[v].dtype : KILN_UNDEFINED;
         constants[k] = v >= 0 ? g->values[v].constant : NULL;
         if (v >= 0 && in_types[k] == KILN_UNDEFINED) return KILN_OK; /* upstream problem, already reported */
-        if (v >= 0 && g->values[v].kind != VALUE_TENSOR)
-            return report(issues, g, n, KILN_ERR_UNSUPPORTED, "non-tensor inputs are not supported yet");
+        if (v >= 0 && g->values[v].kind != VALUE_TENSOR && !(n->op->flags & OP_ANY_VALUE_KIND))
+            return report(issues, g, n, KILN_ERR_UNSUPPORTED, "takes only tensors, not sequences or optionals");
     }
-    for (int k = 0; k < n->n_outputs; k++) out_types[k] = KILN_UNDEFINED;
+    value_kind out_kinds[MAX_NODE_ARITY], out_elem_kinds[MAX_NODE_ARITY];
+    for (int k = 0; k < n->n_outputs; k++) {
+        out_types[k] = KILN_UNDEFINED;
+        out_kinds[k] = out_elem_kinds[k] = VALUE_TENSOR;
+    }
     void *params = n->op->params_size ? region_alloc(g->mem, 1, n->op->params_size) : NULL;
     if (n->op->params_size && !params) return KILN_ERR_OUT_OF_MEMORY;
     op_init_ctx ctx = {
@@ -71,10 +122,16 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
         .output_dtypes = out_types,
         .params = params,
         .mem = g->mem,
+        .output_kinds = out_kinds,
+        .output_elem_kinds = out_elem_kinds,
+        .type_subgraph = type_subgraph,
+        .checker = issues,
     };
     kiln_clear_error();
+    int issues_before = issues->count;
     kiln_status st = n->op->init ? n->op->init(&ctx) : KILN_OK;
     if (st == KILN_ERR_OUT_OF_MEMORY) return st;
+    if (st != KILN_OK && issues->count > issues_before) return KILN_OK; /* its subgraph's nodes said why */
     if (st != KILN_OK) return report(issues, g, n, st, kiln_last_error());
     for (int k = 0; k < n->n_outputs; k++) {
         int v = n->outputs[k];
@@ -82,7 +139,8 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
         if (out_types[k] == KILN_UNDEFINED)
             return report(issues, g, n, KILN_ERR_INTERNAL, "operator init left an output without a dtype");
         g->values[v].dtype = out_types[k];
-        g->values[v].kind = VALUE_TENSOR;
+        g->values[v].kind = out_kinds[k];
+        g->values[v].elem_kind = out_elem_kinds[k];
     }
     n->params = params;
     n->value_inputs = ctx.value_inputs;

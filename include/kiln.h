@@ -76,7 +76,9 @@ typedef enum kiln_dtype {
     KILN_BFLOAT16 = 16
 } kiln_dtype;
 
-/* A dense, row-major tensor. `data` is owned by whoever produced the struct (see each function). */
+/* A dense, row-major tensor. `data` is owned by whoever produced the struct (see each function). A
+ * KILN_STRING tensor's data is an array of `const char *`, one NUL-terminated UTF-8 string per element; the
+ * strings, like the array, belong to the producer (for outputs: the session, until its next run). */
 typedef struct kiln_tensor {
     kiln_dtype dtype;
     int rank;
@@ -84,14 +86,31 @@ typedef struct kiln_tensor {
     void *data;
 } kiln_tensor;
 
+/* What a graph input or output is. Non-tensor values travel as kiln_tensor descriptors too:
+ *   a sequence of tensors: dtype = the elements' dtype, rank 1, dims[0] = number of elements, and `data`
+ *     points to that many kiln_tensor elements (each with its own data);
+ *   an optional: the same with dims[0] = 0 (no value) or 1, `data` pointing to the one element — a tensor,
+ *     or a sequence descriptor when elem_kind is KILN_VALUE_SEQUENCE.
+ * `data` is never NULL, even when dims[0] is 0. Maps and sparse tensors are recognised but not run. */
+typedef enum kiln_value_kind {
+    KILN_VALUE_TENSOR = 0,
+    KILN_VALUE_SEQUENCE = 1,
+    KILN_VALUE_MAP = 2,
+    KILN_VALUE_OPTIONAL = 3,
+    KILN_VALUE_SPARSE = 4
+} kiln_value_kind;
+
 /* Name and type of a graph input or output. A dim is -1 when it is not fixed by the model; `dim_names[i]`
- * then holds its symbolic name (e.g. "batch") or NULL when it has none. Strings belong to the model. */
+ * then holds its symbolic name (e.g. "batch") or NULL when it has none. Strings belong to the model. For a
+ * sequence or optional, dtype is its elements' and the shape is not given (rank -1). */
 typedef struct kiln_value_info {
     const char *name;
     kiln_dtype dtype;
     int rank; /* -1 when the model does not say */
     int64_t dims[KILN_MAX_RANK];
     const char *dim_names[KILN_MAX_RANK];
+    kiln_value_kind kind;
+    kiln_value_kind elem_kind; /* what an optional holds */
 } kiln_value_info;
 
 typedef struct kiln_model kiln_model;
@@ -103,7 +122,7 @@ typedef struct kiln_session kiln_session;
 KILN_API const char *kiln_last_error(void);
 KILN_API const char *kiln_status_name(kiln_status status);
 KILN_API const char *kiln_dtype_name(kiln_dtype dtype);
-/* Bytes per element, 0 for KILN_UNDEFINED and KILN_STRING (strings are stored as char* per element). */
+/* Bytes per element: 0 for KILN_UNDEFINED, sizeof(char *) for KILN_STRING (one pointer per element). */
 KILN_API size_t kiln_dtype_size(kiln_dtype dtype);
 KILN_API const char *kiln_version(void);
 
@@ -177,7 +196,9 @@ KILN_API kiln_status kiln_session_create(const kiln_model *model, const kiln_ses
 KILN_API void kiln_session_free(kiln_session *session);
 
 /* Binds input `index` to caller memory, read during kiln_session_run (not copied; keep it alive).
- * dtype and rank must match the model; fixed dims must match; symbolic dims may take any size. */
+ * dtype and rank must match the model; fixed dims must match; symbolic dims may take any size. A sequence
+ * or optional input is given as its descriptor (see kiln_value_kind): the elements' dtype, rank 1,
+ * dims = {count}, data = the elements; such inputs are re-planned on every run. */
 KILN_API kiln_status kiln_session_set_input(kiln_session *session, int index, kiln_dtype dtype, int rank,
                                             const int64_t *dims, const void *data);
 /* Runs the model on the bound inputs. Plans memory the first time and whenever input shapes change;

@@ -10,6 +10,10 @@
  */
 #include "kernels/cast.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
@@ -154,4 +158,98 @@ void cast_elements(const void *src, kiln_dtype from, void *dst, kiln_dtype to, i
         else if (wide == WIDE_INT64) store_from_int64(w.i, d, to, count);
         else store_from_uint64(w.u, d, to, count);
     }
+}
+
+/* ---- numbers as text ----------------------------------------------------------------------------------- */
+
+/* True when `text` reads back to v's value in dtype `from` (v already holds that value exactly). */
+static bool reads_back(const char *text, double v, kiln_dtype from)
+{
+    double back = strtod(text, NULL);
+    switch (from) {
+    case KILN_FLOAT32: return (float)back == (float)v;
+    case KILN_FLOAT16: return dtype_float_to_half((float)back) == dtype_float_to_half((float)v);
+    case KILN_BFLOAT16: return dtype_float_to_bfloat16((float)back) == dtype_float_to_bfloat16((float)v);
+    default: return back == v;
+    }
+}
+
+/* v (finite, not 0) in NumPy's str() style from its shortest round-tripping digits. */
+static void format_shortest(double v, kiln_dtype from, char *text)
+{
+    char scientific[40];
+    int precision = 1;
+    for (; precision < 17; precision++) {
+        snprintf(scientific, sizeof scientific, "%.*e", precision - 1, v);
+        if (reads_back(scientific, v, from)) break;
+    }
+    snprintf(scientific, sizeof scientific, "%.*e", precision - 1, v);
+    /* scientific is "-d.ddde+XX": gather the digits and the exponent */
+    char digits[24];
+    int n = 0;
+    const char *p = scientific + (v < 0);
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') digits[n++] = *p;
+    while (n > 1 && digits[n - 1] == '0') n--; /* "%.*e" may pad with zeros */
+    digits[n] = '\0';
+    int exponent = atoi(p + 1);
+    char *out = text;
+    if (v < 0) *out++ = '-';
+    double magnitude = fabs(v);
+    if (magnitude >= 1e-4 && magnitude < 1e16) {
+        if (exponent < 0) {
+            out += sprintf(out, "0.");
+            for (int k = -1; k > exponent; k--) *out++ = '0';
+            sprintf(out, "%s", digits);
+        } else {
+            for (int k = 0; k <= exponent; k++) *out++ = k < n ? digits[k] : '0';
+            *out++ = '.';
+            if (n > exponent + 1) sprintf(out, "%s", digits + exponent + 1);
+            else sprintf(out, "0");
+        }
+    } else {
+        *out++ = digits[0];
+        if (n > 1) out += sprintf(out, ".%s", digits + 1);
+        sprintf(out, "e%c%02d", exponent < 0 ? '-' : '+', abs(exponent));
+    }
+}
+
+void cast_format_element(const void *src, kiln_dtype from, int64_t i, char text[CAST_TEXT_MAX])
+{
+    wide_block w = {{0}};
+    const char *element = (const char *)src + i * (int64_t)kiln_dtype_size(from);
+    load_wide(element, from, &w, 1);
+    if (wide_type_of(from) == WIDE_INT64) {
+        snprintf(text, CAST_TEXT_MAX, "%lld", (long long)w.i[0]);
+    } else if (wide_type_of(from) == WIDE_UINT64) {
+        snprintf(text, CAST_TEXT_MAX, "%llu", (unsigned long long)w.u[0]);
+    } else if (isnan(w.f[0])) {
+        snprintf(text, CAST_TEXT_MAX, "nan");
+    } else if (isinf(w.f[0])) {
+        snprintf(text, CAST_TEXT_MAX, w.f[0] < 0 ? "-inf" : "inf");
+    } else if (w.f[0] == 0) {
+        snprintf(text, CAST_TEXT_MAX, signbit(w.f[0]) ? "-0.0" : "0.0");
+    } else {
+        format_shortest(w.f[0], from, text);
+    }
+}
+
+bool cast_parse_element(const char *text, void *dst, kiln_dtype to, int64_t i)
+{
+    char *end;
+    char *element = (char *)dst + i * (int64_t)kiln_dtype_size(to);
+    if (dtype_is_integer(to)) {
+        errno = 0;
+        long long whole = strtoll(text, &end, 10);
+        if (end != text && *end == '\0' && errno == 0) {
+            int64_t value = whole;
+            cast_elements(&value, KILN_INT64, element, to, 1);
+            return true;
+        }
+    }
+    double value = strtod(text, &end);
+    bool ok = end != text && *end == '\0';
+    if (!ok) value = 0;
+    cast_elements(&value, KILN_FLOAT64, element, to, 1);
+    return ok;
 }

@@ -121,14 +121,6 @@ void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, cons
     }
 }
 
-/* Splits a flat kernel tap index into (kd, kh, kw). */
-static void split_tap(const conv_window *w, int64_t tap, int64_t k[CONV_SPATIAL])
-{
-    k[2] = tap % w->kernel[2];
-    k[1] = tap / w->kernel[2] % w->kernel[1];
-    k[0] = tap / (w->kernel[2] * w->kernel[1]);
-}
-
 /* Row (channel c, tap k) of the unfolded matrix: the input value each output position sees through tap k,
  * zero where that falls into the padding. xc is channel c's volume, row has conv_volume(out) entries. */
 static void im2col_row(const conv_window *w, const float *xc, const int64_t k[CONV_SPATIAL], float *row)
@@ -200,7 +192,7 @@ static void im2col_rows(void *arg, int64_t begin, int64_t end)
     int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
     for (int64_t r = begin; r < end; r++) {
         int64_t k[CONV_SPATIAL];
-        split_tap(w, r % kvol, k);
+        conv_split_tap(w, r % kvol, k);
         im2col_row(w, ts->x + r / kvol * in_vol, k, ts->col + r * out_vol);
     }
 }
@@ -216,7 +208,7 @@ static void col2im_channels(void *arg, int64_t begin, int64_t end)
         for (int64_t i = 0; i < out_vol; i++) yc[i] = b;
         for (int64_t tap = 0; tap < kvol; tap++) {
             int64_t k[CONV_SPATIAL];
-            split_tap(w, tap, k);
+            conv_split_tap(w, tap, k);
             col2im_row(w, ts->col + (m * kvol + tap) * in_vol, k, yc);
         }
     }

@@ -59,6 +59,14 @@ static inline void conv_valid_range(int64_t offset, int64_t step, int64_t limit,
     *end = hi;
 }
 
+/* Splits a flat kernel tap index into (kd, kh, kw): the rows of an unfolded (im2col) matrix run over taps. */
+static inline void conv_split_tap(const conv_window *w, int64_t tap, int64_t k[CONV_SPATIAL])
+{
+    k[2] = tap % w->kernel[2];
+    k[1] = tap / w->kernel[2] % w->kernel[1];
+    k[0] = tap / (w->kernel[2] * w->kernel[1]);
+}
+
 /* Elements in a 3-D spatial block (dims is one of conv_window's arrays). */
 static inline int64_t conv_volume(const int64_t *dims) { return dims[0] * dims[1] * dims[2]; }
 

@@ -86,9 +86,10 @@ EW_UNSIGNED(EW_BINARY, div, DIV, EW_SAME)
 static const ew_table div_kernels = {EW_FLOATS(EW_ENTRY, div) EW_INTEGERS(EW_ENTRY, div)};
 
 EW_FLOATS(EW_BINARY, fmod, FMOD_FLOAT, EW_SAME)
+EW_HALFS(EW_BINARY_HALF, fmod, FMOD_FLOAT, EW_SAME) /* exact: a remainder of halves is a half */
 EW_SIGNED(EW_BINARY, fmod, FMOD_SIGNED, EW_SAME)
 EW_UNSIGNED(EW_BINARY, fmod, MOD_UNSIGNED, EW_SAME)
-static const ew_table fmod_kernels = {EW_FLOATS(EW_ENTRY, fmod) EW_INTEGERS(EW_ENTRY, fmod)};
+static const ew_table fmod_kernels = {EW_FLOATS(EW_ENTRY, fmod) EW_HALFS(EW_ENTRY, fmod) EW_INTEGERS(EW_ENTRY, fmod)};
 /* Mod with fmod=0 is integer-only: the spec requires fmod=1 for floats */
 EW_SIGNED(EW_BINARY, mod, MOD_SIGNED, EW_SAME)
 EW_UNSIGNED(EW_BINARY, mod, MOD_UNSIGNED, EW_SAME)

@@ -38,51 +38,15 @@ static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with
 
 static const kiln_tensor *bias_input(const op_ctx *ctx) { return ctx->n_inputs > 2 ? ctx->inputs[2] : NULL; }
 
-/* Channel counts of a forward convolution: w is (M, C/group, k...). */
-static kiln_status forward_channels(const kiln_tensor *w, conv_shape *s)
-{
-    if (w->dims[1] != s->in_channels / s->groups)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights take %lld channels per group, the input has %lld "
-                         "channels in %lld groups", (long long)w->dims[1], (long long)s->in_channels, (long long)s->groups);
-    s->out_channels = w->dims[0];
-    if (s->out_channels % s->groups != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld output channels do not split into %lld groups",
-                         (long long)s->out_channels, (long long)s->groups);
-    return KILN_OK;
-}
-
-/* Channel counts of a transposed convolution: w is (C, M/group, k...). */
-static kiln_status transpose_channels(const kiln_tensor *w, conv_shape *s)
-{
-    if (w->dims[0] != s->in_channels)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights are for %lld input channels, the input has %lld",
-                         (long long)w->dims[0], (long long)s->in_channels);
-    if (w->dims[1] > KILN_MAX_ELEMENTS / s->groups)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "too many output channels");
-    s->out_channels = w->dims[1] * s->groups;
-    return KILN_OK;
-}
-
 /* The convolution the current input shapes describe; shape() and eval() both derive it. */
 static kiln_status describe_conv(const op_ctx *ctx, bool transpose, conv_shape *s, int *spatial)
 {
     const conv_params *p = ctx->params;
-    const kiln_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = bias_input(ctx);
-    if (x->rank < 3) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has rank %d, expected (N, C, spatial...)", x->rank);
-    if (w->rank != x->rank)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights have rank %d, the input %d", w->rank, x->rank);
-    *spatial = x->rank - 2;
-    s->batch = x->dims[0];
-    s->in_channels = x->dims[1];
-    s->groups = p->groups;
-    if (s->in_channels % s->groups != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld input channels do not split into %lld groups",
-                         (long long)s->in_channels, (long long)s->groups);
-    KILN_TRY(transpose ? transpose_channels(w, s) : forward_channels(w, s));
+    const kiln_tensor *b = bias_input(ctx);
+    KILN_TRY(conv_describe(&p->attrs, p->groups, transpose, ctx->inputs[0], ctx->inputs[1], s, spatial));
     if (b && (b->rank != 1 || b->dims[0] != s->out_channels))
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the bias must be 1-D with %lld values", (long long)s->out_channels);
-    if (transpose) return conv_geometry_transpose(&p->attrs, *spatial, x->dims + 2, w->dims + 2, &s->win);
-    return conv_geometry_forward(&p->attrs, *spatial, x->dims + 2, w->dims + 2, &s->win);
+    return KILN_OK;
 }
 
 static kiln_status conv_shape_with(op_ctx *ctx, bool transpose)

@@ -223,3 +223,46 @@ void conv_output_dims(const conv_window *w, int spatial, int64_t batch, int64_t 
     dims[1] = channels;
     for (int i = 0; i < spatial; i++) dims[2 + i] = w->out[CONV_SPATIAL - spatial + i];
 }
+
+/* Channel counts of a forward convolution: w is (M, C/group, k...). */
+static kiln_status forward_channels(const kiln_tensor *w, conv_shape *s)
+{
+    if (w->dims[1] != s->in_channels / s->groups)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights take %lld channels per group, the input has %lld "
+                         "channels in %lld groups", (long long)w->dims[1], (long long)s->in_channels, (long long)s->groups);
+    s->out_channels = w->dims[0];
+    if (s->out_channels % s->groups != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld output channels do not split into %lld groups",
+                         (long long)s->out_channels, (long long)s->groups);
+    return KILN_OK;
+}
+
+/* Channel counts of a transposed convolution: w is (C, M/group, k...). */
+static kiln_status transpose_channels(const kiln_tensor *w, conv_shape *s)
+{
+    if (w->dims[0] != s->in_channels)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights are for %lld input channels, the input has %lld",
+                         (long long)w->dims[0], (long long)s->in_channels);
+    if (w->dims[1] > KILN_MAX_ELEMENTS / s->groups)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "too many output channels");
+    s->out_channels = w->dims[1] * s->groups;
+    return KILN_OK;
+}
+
+kiln_status conv_describe(const conv_attrs *a, int64_t groups, bool transpose, const kiln_tensor *x,
+                          const kiln_tensor *w, conv_shape *s, int *spatial)
+{
+    if (x->rank < 3) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has rank %d, expected (N, C, spatial...)", x->rank);
+    if (w->rank != x->rank)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights have rank %d, the input %d", w->rank, x->rank);
+    *spatial = x->rank - 2;
+    s->batch = x->dims[0];
+    s->in_channels = x->dims[1];
+    s->groups = groups;
+    if (s->in_channels % s->groups != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%lld input channels do not split into %lld groups",
+                         (long long)s->in_channels, (long long)s->groups);
+    KILN_TRY(transpose ? transpose_channels(w, s) : forward_channels(w, s));
+    if (transpose) return conv_geometry_transpose(a, *spatial, x->dims + 2, w->dims + 2, &s->win);
+    return conv_geometry_forward(a, *spatial, x->dims + 2, w->dims + 2, &s->win);
+}

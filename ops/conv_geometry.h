@@ -1,7 +1,8 @@
 /*
  * conv_geometry.h — the sliding-window attributes that Conv, ConvTranspose and the pooling operators share
  * (kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, output_padding, output_shape), read and
- * checked in one place, and the output sizes and paddings they imply for a given input.
+ * checked in one place, the output sizes and paddings they imply for a given input, and the channel checks
+ * every convolution (float or integer) makes of its input and weights.
  *
  * Attributes are parsed and range-checked at load (conv_attrs_read); how many spatial dims they must have is
  * only known from the input's rank, so conv_geometry_forward / conv_geometry_transpose check that at plan
@@ -54,6 +55,11 @@ kiln_status conv_geometry_transpose(const conv_attrs *a, int spatial, const int6
 
 /* The window of a global pool: the whole spatial volume read as one 1-D window with one output. */
 void conv_geometry_global(int64_t volume, conv_window *w);
+
+/* The convolution of x (N, C, spatial...) by weights w: forward weights are (M, C/groups, k...), transposed
+ * ones (C, M/groups, k...). Checks ranks and channel counts against `groups` and computes the window. */
+kiln_status conv_describe(const conv_attrs *a, int64_t groups, bool transpose, const kiln_tensor *x,
+                          const kiln_tensor *w, conv_shape *s, int *spatial);
 
 /* Output dims [batch, channels, spatial output of w] into dims (rank spatial + 2). */
 void conv_output_dims(const conv_window *w, int spatial, int64_t batch, int64_t channels, int64_t *dims);

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
 #include "ops/op.h"
 
 /* Most inputs an elementwise kernel takes (Where's condition, X and Y). */
@@ -80,6 +81,9 @@ void ew_prefer_vectorised(const op_init_ctx *ctx, ew_vector_fn fn, ew_kernel *ke
     X(uint32_t, u32, KILN_UINT32, __VA_ARGS__) X(uint64_t, u64, KILN_UINT64, __VA_ARGS__)
 #define EW_INTEGERS(X, ...) EW_SIGNED(X, __VA_ARGS__) EW_UNSIGNED(X, __VA_ARGS__)
 #define EW_BOOLS(X, ...) X(uint8_t, b8, KILN_BOOL, __VA_ARGS__)
+/* float16 and bfloat16, stored as uint16_t bit patterns: their kernels (EW_BINARY_HALF) compute in float32
+ * and round the result back to nearest even. */
+#define EW_HALFS(X, ...) X(uint16_t, f16, KILN_FLOAT16, __VA_ARGS__) X(uint16_t, bf16, KILN_BFLOAT16, __VA_ARGS__)
 
 /* Output element types: the input's own, or bool (stored as one byte 0/1). */
 #define EW_SAME(T) T
@@ -89,6 +93,8 @@ void ew_prefer_vectorised(const op_init_ctx *ctx, ew_vector_fn fn, ew_kernel *ke
  * `attrs` a const ew_attrs * and OUT one of EW_SAME / EW_BOOL. */
 #define EW_UNARY(T, sfx, dtype, op, F, OUT) EW_UNARY_KERNEL(op##_##sfx, T, OUT(T), F)
 #define EW_BINARY(T, sfx, dtype, op, F, OUT) EW_BINARY_KERNEL(op##_##sfx, T, T, OUT(T), F)
+/* For EW_HALFS: defines op_<suffix> computing out = F(float, x, y) on the values widened to float32. */
+#define EW_BINARY_HALF(T, sfx, dtype, op, F, OUT) EW_BINARY_HALF_KERNEL(op##_##sfx, sfx##_to_float, float_to_##sfx, F)
 /* For a dtype list: the table entries [dtype] = op_<suffix>. */
 #define EW_ENTRY(T, sfx, dtype, op) [dtype] = op##_##sfx,
 
@@ -132,7 +138,27 @@ void ew_prefer_vectorised(const op_init_ctx *ctx, ew_vector_fn fn, ew_kernel *ke
         }                                                                                                   \
     }
 
+/* out = NARROW(F(float, WIDEN(a), WIDEN(b))) over half-precision bit patterns. Halves are a storage format, so
+ * one strided loop serves every broadcast pattern; the conversions dominate its cost anyway. */
+#define EW_BINARY_HALF_KERNEL(name, WIDEN, NARROW, F)                                                       \
+    static void name(const void *params, void *out_, const void *const *in, const bool *varies, int64_t n) \
+    {                                                                                                       \
+        const uint16_t *a = in[0], *b = in[1];                                                              \
+        uint16_t *out = out_;                                                                               \
+        const int64_t sa = varies[0], sb = varies[1];                                                       \
+        (void)params;                                                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                                   \
+            const float x = WIDEN(a[i * sa]), y = WIDEN(b[i * sb]);                                         \
+            out[i] = NARROW(F(float, x, y));                                                                \
+        }                                                                                                   \
+    }
+
 /* ---- scalar helpers shared by the kernels ------------------------------------------------------------- */
+
+static inline float f16_to_float(uint16_t h) { return dtype_half_to_float(h); }
+static inline uint16_t float_to_f16(float f) { return dtype_float_to_half(f); }
+static inline float bf16_to_float(uint16_t b) { return dtype_bfloat16_to_float(b); }
+static inline uint16_t float_to_bf16(float f) { return dtype_float_to_bfloat16(f); }
 
 /* Converts a double to integer type T, saturating at T's range and taking NaN to 0 (a plain C cast of an
  * out-of-range value is undefined behaviour, and hostile data can hold any value). */

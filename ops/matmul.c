@@ -11,11 +11,11 @@
  * Integer products wrap around like two's complement (they accumulate in the unsigned type of the same
  * width, which C defines to wrap).
  */
-#include <math.h>
 #include <string.h>
 
 #include "core/mem.h"
 #include "kernels/gemm.h"
+#include "kernels/quant.h"
 #include "ops/op.h"
 
 static const kiln_dtype MATMUL_DTYPES[] = {KILN_FLOAT32, KILN_INT32,  KILN_INT64, KILN_UINT32,
@@ -246,12 +246,11 @@ static kiln_status matmul_eval(op_ctx *ctx)
 /* Products of int8/uint8 matrices, with MatMul's shapes, after subtracting zero points:
  *   MatMulInteger  Y (int32) = (A - a_zero_point) x (B - b_zero_point)
  *   QLinearMatMul  Y = saturate(round((A - a_zp) x (B - b_zp) * a_scale * b_scale / y_scale) + y_zp), in the
- *                  type of y_zp; rounding is to nearest, ties to even, as the spec says
+ *                  type of y_zp; rounding and saturation are kernels/quant.h's, as for every quantized op
  * Scales and zero points of A and B are per tensor (one element) or per row of A / per column of B (1-D);
  * the N-D per-matrix form is not supported. Products are exact; sums wrap in 32 bits, as the spec allows.
  * Plain loops: quantized models that matter run these through an int8 GEMM kernel, which kiln does not have
  * yet. */
-static const kiln_dtype INT8_DTYPES[] = {KILN_INT8, KILN_UINT8, KILN_UNDEFINED};
 static const kiln_dtype SCALE_DTYPES[] = {KILN_FLOAT32, KILN_UNDEFINED};
 
 /* Where each input of a quantized product sits in the node; -1 when the op has no such input. */
@@ -287,12 +286,6 @@ static double quant_param_at(const quant_param *q, int64_t index)
     return q->t ? tensor_get_double(q->t, q->per_index ? index : 0) : 0.0;
 }
 
-/* Element i of an int8 or uint8 tensor. */
-static int32_t int8_at(const kiln_tensor *t, int64_t i)
-{
-    return t->dtype == KILN_INT8 ? ((const int8_t *)t->data)[i] : ((const uint8_t *)t->data)[i];
-}
-
 typedef struct quantized_product {
     const kiln_tensor *a, *b;
     matmul_shape s;
@@ -321,15 +314,16 @@ static int32_t quantized_dot(const quantized_product *q, int64_t a_off, int64_t 
     int64_t K = q->s.K, N = q->s.N;
     uint32_t sum = 0;
     for (int64_t k = 0; k < K; k++)
-        sum += (uint32_t)((int8_at(q->a, a_off + i * K + k) - za) * (int8_at(q->b, b_off + k * N + j) - zb));
+        sum += (uint32_t)((quant_load(q->a->data, q->a->dtype, a_off + i * K + k) - za) *
+                          (quant_load(q->b->data, q->b->dtype, b_off + k * N + j) - zb));
     return (int32_t)sum;
 }
 
 static kiln_status matmul_integer_init(op_init_ctx *ctx)
 {
     KILN_TRY(op_require_arity(ctx, 2, 4, 1, 1));
-    KILN_TRY(op_require_dtype(ctx, 0, INT8_DTYPES));
-    KILN_TRY(op_require_dtype(ctx, 1, INT8_DTYPES));
+    KILN_TRY(op_require_dtype(ctx, 0, QUANT_DTYPES));
+    KILN_TRY(op_require_dtype(ctx, 1, QUANT_DTYPES));
     for (int zp = 2; zp < 4; zp++)
         if (op_has_input(ctx, zp)) KILN_TRY(require_same_dtype(ctx, zp, zp - 2));
     ctx->output_dtypes[0] = KILN_INT32;
@@ -340,12 +334,12 @@ static kiln_status qlinear_matmul_init(op_init_ctx *ctx)
 {
     KILN_TRY(op_require_arity(ctx, 8, 8, 1, 1)); /* a, a_scale, a_zero_point, the same for b, then y's */
     for (int operand = 0; operand <= 3; operand += 3) {
-        KILN_TRY(op_require_dtype(ctx, operand, INT8_DTYPES));
+        KILN_TRY(op_require_dtype(ctx, operand, QUANT_DTYPES));
         KILN_TRY(op_require_dtype(ctx, operand + 1, SCALE_DTYPES));
         KILN_TRY(require_same_dtype(ctx, operand + 2, operand));
     }
     KILN_TRY(op_require_dtype(ctx, 6, SCALE_DTYPES));
-    KILN_TRY(op_require_dtype(ctx, 7, INT8_DTYPES));
+    KILN_TRY(op_require_dtype(ctx, 7, QUANT_DTYPES));
     ctx->output_dtypes[0] = ctx->input_dtypes[7];
     return KILN_OK;
 }
@@ -390,8 +384,8 @@ static kiln_status qlinear_matmul_eval(op_ctx *ctx)
     int64_t dims[KILN_MAX_RANK + 2];
     KILN_TRY(quantized_product_get(ctx, &QLINEAR_MATMUL_INPUTS, &q, &rank, dims));
     kiln_tensor *y = ctx->outputs[0];
-    double y_scale = tensor_get_double(ctx->inputs[6], 0), y_zero = tensor_get_double(ctx->inputs[7], 0);
-    double lo = y->dtype == KILN_INT8 ? INT8_MIN : 0, hi = y->dtype == KILN_INT8 ? INT8_MAX : UINT8_MAX;
+    double y_scale = tensor_get_double(ctx->inputs[6], 0);
+    int32_t y_zero = (int32_t)tensor_get_int(ctx->inputs[7], 0);
     int64_t out = 0;
     for (int64_t n = 0; n < q.s.batch_count && q.s.y_count > 0; n++) {
         int64_t a_off, b_off;
@@ -399,10 +393,8 @@ static kiln_status qlinear_matmul_eval(op_ctx *ctx)
         for (int64_t i = 0; i < q.s.M; i++)
             for (int64_t j = 0; j < q.s.N; j++, out++) {
                 double scale = quant_param_at(&q.a_scale, i) * quant_param_at(&q.b_scale, j) / y_scale;
-                double v = nearbyint(quantized_dot(&q, a_off, b_off, i, j) * scale) + y_zero;
-                v = v >= lo ? (v <= hi ? v : hi) : lo; /* NaN (0 / a zero y_scale) becomes lo */
-                if (y->dtype == KILN_INT8) ((int8_t *)y->data)[out] = (int8_t)v;
-                else ((uint8_t *)y->data)[out] = (uint8_t)v;
+                int32_t v = quant_saturate(quantized_dot(&q, a_off, b_off, i, j) * scale, y_zero, y->dtype);
+                quant_store(y->data, y->dtype, out, v);
             }
     }
     return KILN_OK;

@@ -1,5 +1,5 @@
 /*
- * normalization.c — BatchNormalization (inference), InstanceNormalization, LayerNormalization, LRN and
+ * normalization.c — BatchNormalization (inference and training mode), InstanceNormalization, LayerNormalization, LRN and
  * MeanVarianceNormalization.
  *
  * Batch normalisation folds its scale and variance into one factor per channel before it touches the data,
@@ -166,7 +166,9 @@ static kiln_status require_same_dtype(const op_init_ctx *ctx, int i)
 
 typedef struct batchnorm_params {
     float epsilon;
+    float momentum;      /* training: running = running * momentum + batch * (1 - momentum) */
     bool per_activation; /* spatial=0 (opsets 7 and 8): one set of parameters per (C, D1, ...) element */
+    bool training;       /* training_mode=1 (opset 14+): normalise by the batch's own statistics */
 } batchnorm_params;
 
 static const char *const batchnorm_inputs[] = {"X", "scale", "B", "input_mean", "input_var"};
@@ -178,16 +180,21 @@ static kiln_status batchnorm_init(op_init_ctx *ctx)
     for (int i = 0; i < 5; i++) KILN_TRY(op_require_dtype(ctx, i, DTYPES_FLOAT));
     int64_t training = 0, spatial = 1;
     if (ctx->opset >= 14) KILN_TRY(attr_int(ctx->node, "training_mode", 0, &training));
-    if (training)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "training_mode=1 (normalising by batch statistics) is not supported");
-    for (int k = 1; k < ctx->n_outputs; k++)
+    if (training != 0 && training != 1)
+        return kiln_fail(KILN_ERR_MALFORMED, "training_mode is %lld, not 0 or 1", (long long)training);
+    for (int k = 1; k < ctx->n_outputs && !training; k++)
         if (ctx->node->outputs[k] >= 0)
-            return kiln_fail(KILN_ERR_UNSUPPORTED,
-                             "output %d holds training statistics; training mode is not supported", k);
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "output %d holds training statistics%s", k,
+                             ctx->opset >= 14 ? ", which need training_mode=1" : "; training before opset 14 is not supported");
     if (ctx->opset < 9) KILN_TRY(attr_int(ctx->node, "spatial", 1, &spatial));
     KILN_TRY(attr_float(ctx->node, "epsilon", 1e-5f, &p->epsilon));
+    KILN_TRY(attr_float(ctx->node, "momentum", 0.9f, &p->momentum));
+    if (!(p->epsilon >= 0) || !isfinite(p->epsilon))
+        return kiln_fail(KILN_ERR_MALFORMED, "epsilon must be finite and not negative, not %g", p->epsilon);
     p->per_activation = spatial == 0;
+    p->training = training == 1;
     ctx->output_dtypes[0] = ctx->input_dtypes[0];
+    for (int k = 1; k < ctx->n_outputs; k++) ctx->output_dtypes[k] = ctx->input_dtypes[2 + k]; /* running stats */
     return KILN_OK;
 }
 
@@ -204,6 +211,7 @@ static kiln_status batchnorm_shape(op_ctx *ctx)
     int64_t groups = batchnorm_groups(ctx->params, x);
     for (int i = 1; i < 5; i++) KILN_TRY(require_count(ctx, i, batchnorm_inputs[i], groups));
     ctx->scratch_bytes = 3 * (size_t)groups * sizeof(double);
+    for (int k = 1; k < ctx->n_outputs; k++) op_set_output_shape(ctx, k, 1, &groups);
     return op_shape_like_input0(ctx);
 }
 
@@ -220,19 +228,61 @@ static void batchnorm_rows(void *arg, int64_t begin, int64_t end)
     }
 }
 
+/* Mean and biased variance of channel g over the batch: the N rows' own moments, merged one row at a time
+ * by Chan's rule (rows of equal size: the new mean moves by delta / count, and the squared deviations gain
+ * the row's own plus delta^2 * (count - 1) / count of a row), which keeps the two-pass precision. */
+static void batch_moments(const row_job *job, int64_t g, int64_t batch, int64_t groups, double *mean, double *var)
+{
+    double m = 0, spread = 0; /* spread: the squared deviations over the rows so far, in units of a row */
+    for (int64_t b = 0; b < batch; b++) {
+        double row_mean, row_var;
+        job->k->moments(job->x + (size_t)((b * groups + g) * job->n) * job->elem_size, job->n, &row_mean, &row_var);
+        double count = (double)(b + 1), delta = row_mean - m;
+        m += delta / count;
+        spread += row_var + delta * delta * (count - 1) / count;
+    }
+    *mean = m;
+    *var = batch ? spread / (double)batch : 0;
+}
+
+static void store_double(kiln_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == KILN_FLOAT32) ((float *)t->data)[i] = (float)v;
+    else ((double *)t->data)[i] = v;
+}
+
+/* Training mode: the batch's statistics replace input_mean and input_var, which the running outputs blend. */
+static void batchnorm_training_stats(op_ctx *ctx, const row_job *job, double *mean, double *var)
+{
+    const batchnorm_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0];
+    int64_t groups = x->dims[1];
+    for (int64_t g = 0; g < groups; g++) {
+        batch_moments(job, g, x->dims[0], groups, &mean[g], &var[g]);
+        double m = p->momentum;
+        if (ctx->n_outputs > 1 && ctx->outputs[1])
+            store_double(ctx->outputs[1], g, tensor_get_double(ctx->inputs[3], g) * m + mean[g] * (1 - m));
+        if (ctx->n_outputs > 2 && ctx->outputs[2])
+            store_double(ctx->outputs[2], g, tensor_get_double(ctx->inputs[4], g) * m + var[g] * (1 - m));
+    }
+}
+
 static kiln_status batchnorm_eval(op_ctx *ctx)
 {
     const batchnorm_params *p = ctx->params;
     const kiln_tensor *x = ctx->inputs[0];
     int64_t groups = batchnorm_groups(p, x);
     double *mean = ctx->scratch, *factor = mean + groups, *shift = factor + groups;
+    int64_t per_group = groups && x->dims[0] ? tensor_numel(x) / (x->dims[0] * groups) : 0;
+    row_job job = row_job_make(ctx, per_group);
+    if (p->training) batchnorm_training_stats(ctx, &job, mean, factor); /* factor holds the variance for now */
     for (int64_t g = 0; g < groups; g++) {
-        mean[g] = tensor_get_double(ctx->inputs[3], g);
-        factor[g] = tensor_get_double(ctx->inputs[1], g) / sqrt(tensor_get_double(ctx->inputs[4], g) + p->epsilon);
+        double variance = p->training ? factor[g] : tensor_get_double(ctx->inputs[4], g);
+        if (!p->training) mean[g] = tensor_get_double(ctx->inputs[3], g);
+        factor[g] = tensor_get_double(ctx->inputs[1], g) / sqrt(variance + p->epsilon);
         shift[g] = tensor_get_double(ctx->inputs[2], g);
     }
     if (tensor_numel(x) == 0) return KILN_OK;
-    row_job job = row_job_make(ctx, tensor_numel(x) / (x->dims[0] * groups));
     return run_rows(ctx, &job, x->dims[0] * groups, batchnorm_rows);
 }
 

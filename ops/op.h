@@ -29,7 +29,8 @@
 #include "kiln.h"
 
 /* Load-time view of one node. */
-typedef struct op_init_ctx {
+typedef struct op_init_ctx op_init_ctx;
+struct op_init_ctx {
     const graph *graph;
     const graph_node *node;
     int opset;
@@ -41,10 +42,20 @@ typedef struct op_init_ctx {
     unsigned value_inputs;                /* init sets bit i when shape() needs input i's contents */
     region *mem;                          /* for params that need more room (lists, tables) */
     graph_load_stats stats;               /* what init built: op_alloc_prepacked and op_note_trees add here */
-} op_init_ctx;
+    /* Non-tensor values (ops flagged OP_ANY_VALUE_KIND): init sets these for outputs that are not tensors
+     * (both preset to VALUE_TENSOR); op_input_type tells what an input is. */
+    value_kind *output_kinds, *output_elem_kinds;
+    /* Types and validates a subgraph of this node (If/Loop/Scan bodies): `inputs` are the types the node
+     * gives the body's inputs (undeclared ones are taken from them, declared ones must agree); captured
+     * outer-scope values take the enclosing graph's types. The body's nodes are checked like the main
+     * graph's and their problems reported with them; afterwards the body's outputs have their types. */
+    kiln_status (*type_subgraph)(op_init_ctx *ctx, graph *body, int n_inputs, const value_type *inputs);
+    void *checker; /* type_subgraph's state */
+};
 
 /* Plan- and run-time view of one node. */
-typedef struct op_ctx {
+typedef struct op_ctx op_ctx;
+struct op_ctx {
     const graph_node *node;
     const void *params;
     int opset;
@@ -56,7 +67,16 @@ typedef struct op_ctx {
     int threads;                 /* threads eval will have (the session's): size per-thread scratch by it */
     bool raw_scores;             /* the session asks for scores before output transforms (kiln_session_options) */
     const parallel_runner *parallel; /* eval only; its thread count equals `threads` */
-} op_ctx;
+    region *strings; /* eval only: where string outputs' bytes go (region_strndup), kept until the next run;
+                      * not thread-safe, so only the eval's own thread writes strings */
+    /* Plan-time evaluation (OP_PLAN_TIME ops) only: where outputs are allocated, and how a subgraph runs.
+     * run_graph binds `inputs` (one per body input) and the body's captured values (from this node's
+     * implicit inputs), evaluates every node, and deep-copies the body's outputs into `outputs` with
+     * memory from `mem`. */
+    region *mem;
+    kiln_status (*run_graph)(const op_ctx *ctx, const graph *body, kiln_tensor *const *inputs,
+                             kiln_tensor *outputs, region *mem);
+};
 
 /* Output 0 shares input 0's memory (Reshape, Squeeze, Identity...): eval is never called; the planner
  * aliases the buffers instead. */
@@ -68,6 +88,13 @@ typedef struct op_ctx {
 #define OP_READS_SHAPE_ONLY (1u << 2)
 /* Output shapes depend on input contents (NonZero, Unique): the planner computes the node ahead. */
 #define OP_DATA_DEPENDENT_SHAPE (1u << 3)
+/* Runs only while planning, in one call (control flow, sequences): there is no shape function; eval sets
+ * its outputs' shapes and takes their memory from ctx->mem, and may run subgraphs (ctx->run_graph). The
+ * results are constants of the plan, like precomputed shape values; the planner re-plans when the inputs
+ * they depend on change. Always set together with OP_DATA_DEPENDENT_SHAPE. */
+#define OP_PLAN_TIME (1u << 4)
+/* Inputs and outputs may be sequences and optionals, not only tensors: init checks kinds itself. */
+#define OP_ANY_VALUE_KIND (1u << 5)
 
 typedef struct op_def {
     const char *domain;  /* "" for ai.onnx */
@@ -105,6 +132,12 @@ void op_note_trees(op_init_ctx *ctx, const struct tree_ensemble *ensemble);
 kiln_status op_require_dtype(const op_init_ctx *ctx, int input, const kiln_dtype *allowed);
 /* Fails unless the op has between min and max inputs / outputs, and the first min_in / min_out are given. */
 kiln_status op_require_arity(const op_init_ctx *ctx, int min_in, int max_in, int min_out, int max_out);
+/* What input i is (kind, element kind, dtype); a VALUE_TENSOR of KILN_UNDEFINED when omitted. */
+value_type op_input_type(const op_init_ctx *ctx, int i);
+/* The type of a graph value (kind, element kind, dtype). */
+value_type op_value_type(const graph_value *v);
+/* Sets output k's dtype and kind. */
+void op_set_output_type(op_init_ctx *ctx, int k, value_type t);
 /* True when input i is given (not omitted). */
 bool op_has_input(const op_init_ctx *ctx, int i);
 

@@ -37,6 +37,26 @@ bool op_has_input(const op_init_ctx *ctx, int i)
     return i < ctx->n_inputs && ctx->node->inputs[i] >= 0;
 }
 
+value_type op_value_type(const graph_value *v) { return (value_type){v->kind, v->elem_kind, v->dtype}; }
+
+void op_set_output_type(op_init_ctx *ctx, int k, value_type t)
+{
+    ctx->output_dtypes[k] = t.dtype;
+    ctx->output_kinds[k] = t.kind;
+    ctx->output_elem_kinds[k] = t.elem_kind;
+}
+
+value_type op_input_type(const op_init_ctx *ctx, int i)
+{
+    value_type t = {VALUE_TENSOR, VALUE_TENSOR, KILN_UNDEFINED};
+    if (!op_has_input(ctx, i)) return t;
+    const graph_value *v = &ctx->graph->values[ctx->node->inputs[i]];
+    t.kind = v->kind;
+    t.elem_kind = v->elem_kind;
+    t.dtype = ctx->input_dtypes[i];
+    return t;
+}
+
 kiln_status op_require_dtype(const op_init_ctx *ctx, int input, const kiln_dtype *allowed)
 {
     if (!op_has_input(ctx, input)) return kiln_fail(KILN_ERR_MALFORMED, "input %d is required", input);

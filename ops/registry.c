@@ -11,9 +11,10 @@
 #define FAMILIES(X)                                                                                         \
     X(unary) X(activation) X(binary) X(variadic) X(matmul) X(conv) X(pool) X(normalization) X(softmax)      \
     X(reduce) X(topk) X(shape) X(transpose) X(concat_split) X(slice) X(gather) X(expand_tile) X(pad)        \
-    X(generate) X(cast) X(resize) X(trilu) X(cumsum) X(elements) X(loss) X(kiln_tree) X(ml_tree) X(ml_linear) X(ml_preprocess) \
-    X(select) X(scatter_nd) X(sequence_reverse) X(unpool) X(det) X(einsum) \
-    X(window) X(detection) X(grid_sample) X(roi_align) X(spectral)
+    X(generate) X(cast) X(resize) X(trilu) X(cumsum) X(elements) X(loss) X(select) X(scatter_nd)            \
+    X(sequence_reverse) X(unpool) X(det) X(einsum) X(window) X(detection) X(grid_sample) X(roi_align)       \
+    X(spectral) X(optimizer) X(tfidf) X(random) X(string) X(quantize) X(rnn) X(control_flow) X(sequence)    \
+    X(kiln_tree) X(ml_tree) X(ml_linear) X(ml_preprocess)
 
 #define DECLARE_FAMILY(name) extern const op_def ops_##name[];
 FAMILIES(DECLARE_FAMILY)

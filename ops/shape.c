@@ -1,6 +1,6 @@
 /*
  * shape.c — operators that only change how a tensor's bytes are viewed (Reshape, Flatten, Squeeze,
- * Unsqueeze, Identity, Dropout at inference) and those that report a shape (Shape, Size).
+ * Unsqueeze, Identity, Dropout) and those that report a shape (Shape, Size).
  *
  * The view operators are OP_ALIAS_INPUT0: their output shares their input's memory, so they cost nothing at
  * run time and have no eval. Shape and Size are OP_READS_SHAPE_ONLY: they never touch their input's
@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "kernels/random.h"
 #include "ops/op.h"
 
 /* ---- Reshape ----------------------------------------------------------------------------------------- */
@@ -149,8 +150,10 @@ static kiln_status read_axes(const op_ctx *ctx, int64_t *axes, int *n)
         return KILN_OK;
     }
     const kiln_tensor *t = ctx->inputs[1];
-    if (t->rank != 1 || t->dims[0] > KILN_MAX_RANK) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be a short 1-D tensor");
-    *n = (int)t->dims[0];
+    /* a scalar is one axis: onnxruntime accepts it, and the Loop node tests rely on that */
+    if (t->rank > 1 || (t->rank == 1 && t->dims[0] > KILN_MAX_RANK))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "axes must be a short 1-D tensor");
+    *n = t->rank == 0 ? 1 : (int)t->dims[0];
     for (int i = 0; i < *n; i++) axes[i] = ((const int64_t *)t->data)[i];
     return KILN_OK;
 }
@@ -207,25 +210,34 @@ static kiln_status unsqueeze_shape(op_ctx *ctx)
 
 /* ---- Identity and Dropout ---------------------------------------------------------------------------- */
 
+/* Identity passes sequences and optionals too (their descriptors alias like a tensor's bytes). */
 static kiln_status identity_init(op_init_ctx *ctx)
 {
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
-    ctx->output_dtypes[0] = ctx->input_dtypes[0];
+    op_set_output_type(ctx, 0, op_input_type(ctx, 0));
     return KILN_OK;
 }
 
-/* Dropout at inference passes its input through; the optional mask output is all true. Training mode
- * (opset 12+, a `training_mode` input that is true) is refused: its output would be random. */
+/* Dropout passes its input through, with a mask of ones, unless (opset 12+) its `training_mode` input is true
+ * at run time and `ratio` is above 0: then each element is kept with probability 1 - ratio and scaled by
+ * 1 / (1 - ratio), its mask saying which were kept. The draws come from kernels/random.h (see there for seeds). */
+typedef struct dropout_params {
+    bool seeded;
+    uint64_t key; /* the seed's, when seeded */
+} dropout_params;
+
 static kiln_status dropout_init(op_init_ctx *ctx)
 {
+    dropout_params *p = ctx->params;
     KILN_TRY(op_require_arity(ctx, 1, 3, 1, 2));
     KILN_TRY(op_require_dtype(ctx, 0, DTYPES_FLOAT));
-    if (op_has_input(ctx, 2)) {
-        const kiln_tensor *training = ctx->constants[2];
-        if (!training || training->dtype != KILN_BOOL || tensor_numel(training) != 1)
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "training_mode must be a constant bool");
-        if (((const uint8_t *)training->data)[0])
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "training_mode=true (random dropout) is not supported");
+    if (op_has_input(ctx, 1)) KILN_TRY(op_require_dtype(ctx, 1, DTYPES_FLOAT));
+    if (op_has_input(ctx, 2)) KILN_TRY(op_require_dtype(ctx, 2, DTYPES_BOOL));
+    if (ctx->opset >= 12 && graph_node_attr(ctx->node, "seed")) {
+        int64_t seed;
+        KILN_TRY(attr_int(ctx->node, "seed", 0, &seed));
+        p->seeded = true;
+        p->key = rng_key_from_seed((double)seed);
     }
     ctx->output_dtypes[0] = ctx->input_dtypes[0];
     if (ctx->n_outputs > 1) ctx->output_dtypes[1] = KILN_BOOL;
@@ -234,17 +246,48 @@ static kiln_status dropout_init(op_init_ctx *ctx)
 
 static kiln_status dropout_shape(op_ctx *ctx)
 {
+    for (int k = 1; k < ctx->n_inputs; k++)
+        if (ctx->inputs[k]) KILN_TRY(op_require_one_value(ctx->inputs[k], k == 1 ? "ratio" : "training_mode"));
     for (int k = 0; k < ctx->n_outputs; k++) op_set_output_shape(ctx, k, ctx->inputs[0]->rank, ctx->inputs[0]->dims);
     return KILN_OK;
 }
 
-/* Dropout is not a pure view when the mask is requested: the output is a copy plus a mask of ones. */
+typedef struct dropout_job {
+    const kiln_tensor *in;
+    kiln_tensor *out, *mask; /* either may be NULL */
+    uint64_t key;
+    double ratio, scale;
+} dropout_job;
+
+static void dropout_range(void *arg, int64_t begin, int64_t end)
+{
+    const dropout_job *job = arg;
+    for (int64_t i = begin; i < end; i++) {
+        bool keep = rng_uniform(job->key, (uint64_t)i) >= job->ratio;
+        if (job->mask) ((uint8_t *)job->mask->data)[i] = keep;
+        if (!job->out) continue;
+        if (job->in->dtype == KILN_FLOAT32)
+            ((float *)job->out->data)[i] = keep ? (float)(((const float *)job->in->data)[i] * job->scale) : 0.0f;
+        else
+            ((double *)job->out->data)[i] = keep ? ((const double *)job->in->data)[i] * job->scale : 0.0;
+    }
+}
+
 static kiln_status dropout_eval(op_ctx *ctx)
 {
+    const dropout_params *p = ctx->params;
     const kiln_tensor *in = ctx->inputs[0];
-    kiln_tensor *out = ctx->outputs[0];
-    if (out && out->data != in->data) memcpy(out->data, in->data, tensor_bytes(in));
-    if (ctx->n_outputs > 1 && ctx->outputs[1]) memset(ctx->outputs[1]->data, 1, (size_t)tensor_numel(in));
+    kiln_tensor *out = ctx->outputs[0], *mask = ctx->n_outputs > 1 ? ctx->outputs[1] : NULL;
+    double ratio = ctx->n_inputs > 1 && ctx->inputs[1] ? tensor_get_double(ctx->inputs[1], 0) : 0.5;
+    bool training = ctx->n_inputs > 2 && ctx->inputs[2] && ((const uint8_t *)ctx->inputs[2]->data)[0];
+    if (!training || ratio == 0) {
+        if (out && out->data != in->data) memcpy(out->data, in->data, tensor_bytes(in));
+        if (mask) memset(mask->data, 1, (size_t)tensor_numel(in));
+        return KILN_OK;
+    }
+    if (!(ratio > 0 && ratio < 1)) return kiln_fail(KILN_ERR_RUNTIME, "ratio %g is outside [0, 1)", ratio);
+    dropout_job job = {in, out, mask, p->seeded ? p->key : rng_key_unseeded(ctx->node), ratio, 1.0 / (1.0 - ratio)};
+    parallel_for(ctx->parallel, tensor_numel(in), 16384, dropout_range, &job);
     return KILN_OK;
 }
 
@@ -319,8 +362,10 @@ const op_def ops_shape[] = {
     {"", "Flatten", 1, 18, sizeof(axis_params), flatten_init, flatten_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Squeeze", 1, 18, sizeof(axes_params), squeeze_init, squeeze_shape, NULL, OP_ALIAS_INPUT0},
     {"", "Unsqueeze", 1, 18, sizeof(axes_params), unsqueeze_init, unsqueeze_shape, NULL, OP_ALIAS_INPUT0},
-    {"", "Identity", 1, 18, 0, identity_init, op_shape_like_input0, NULL, OP_ALIAS_INPUT0},
-    {"", "Dropout", 7, 18, 0, dropout_init, dropout_shape, dropout_eval, 0},
+    {"", "Identity", 1, 18, 0, identity_init, op_shape_like_input0, NULL, OP_ALIAS_INPUT0 | OP_ANY_VALUE_KIND},
+    {"", "Dropout", 7, 11, sizeof(dropout_params), dropout_init, dropout_shape, dropout_eval, 0},
+    /* training_mode may make the output random: never folded */
+    {"", "Dropout", 12, 18, sizeof(dropout_params), dropout_init, dropout_shape, dropout_eval, OP_NO_FOLD},
     {"", "Shape", 1, 18, sizeof(shape_params), shape_init, shape_shape, shape_eval, OP_READS_SHAPE_ONLY},
     {"", "Size", 1, 18, 0, size_init, scalar_shape, size_eval, OP_READS_SHAPE_ONLY},
     OP_TABLE_END,

@@ -23,13 +23,16 @@
 /* ---- kernels and their tables ------------------------------------------------------------------------- */
 
 EW_FLOATS(EW_BINARY, max, MAX_FLOAT, EW_SAME)
+EW_HALFS(EW_BINARY_HALF, max, MAX_FLOAT, EW_SAME)
 EW_INTEGERS(EW_BINARY, max, MAX_INT, EW_SAME)
-static const ew_table max_kernels = {EW_FLOATS(EW_ENTRY, max) EW_INTEGERS(EW_ENTRY, max)};
+static const ew_table max_kernels = {EW_FLOATS(EW_ENTRY, max) EW_HALFS(EW_ENTRY, max) EW_INTEGERS(EW_ENTRY, max)};
 EW_FLOATS(EW_BINARY, min, MIN_FLOAT, EW_SAME)
+EW_HALFS(EW_BINARY_HALF, min, MIN_FLOAT, EW_SAME)
 EW_INTEGERS(EW_BINARY, min, MIN_INT, EW_SAME)
-static const ew_table min_kernels = {EW_FLOATS(EW_ENTRY, min) EW_INTEGERS(EW_ENTRY, min)};
+static const ew_table min_kernels = {EW_FLOATS(EW_ENTRY, min) EW_HALFS(EW_ENTRY, min) EW_INTEGERS(EW_ENTRY, min)};
 EW_FLOATS(EW_BINARY, sum, SUM, EW_SAME)
-static const ew_table sum_kernels = {EW_FLOATS(EW_ENTRY, sum)};
+EW_HALFS(EW_BINARY_HALF, sum, SUM, EW_SAME)
+static const ew_table sum_kernels = {EW_FLOATS(EW_ENTRY, sum) EW_HALFS(EW_ENTRY, sum)};
 EW_FLOATS(EW_UNARY, mean_divide, DIVIDE_BY_ALPHA, EW_SAME)
 static const ew_table mean_divide_kernels = {EW_FLOATS(EW_ENTRY, mean_divide)};
 

@@ -41,21 +41,26 @@ static kiln_status count_op_types(kiln_model *m)
     return KILN_OK;
 }
 
+/* Tensors, sequences of tensors, and optionals of either. */
+static bool kind_is_supported(const graph_value *v)
+{
+    bool holds_ok = v->kind != VALUE_OPTIONAL || v->elem_kind == VALUE_TENSOR || v->elem_kind == VALUE_SEQUENCE;
+    return (v->kind == VALUE_TENSOR || v->kind == VALUE_SEQUENCE || v->kind == VALUE_OPTIONAL) && holds_ok;
+}
+
 static kiln_status check_signature(kiln_model *m)
 {
     const graph *g = m->graph;
     for (int i = 0; i < g->n_inputs; i++) {
         const graph_value *v = &g->values[g->inputs[i]];
-        if (v->kind != VALUE_TENSOR)
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s' is not a tensor (sequences, maps and optionals are "
-                                                   "not supported yet)", v->name);
+        if (!kind_is_supported(v))
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s' is a map or sparse tensor (not supported)", v->name);
         if (v->dtype == KILN_UNDEFINED) return kiln_fail(KILN_ERR_MALFORMED, "input '%s' has no element type", v->name);
     }
     for (int i = 0; i < g->n_outputs; i++) {
         const graph_value *v = &g->values[g->outputs[i]];
-        if (v->kind != VALUE_TENSOR)
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "output '%s' is not a tensor (sequences, maps and optionals "
-                                                   "are not supported yet)", v->name);
+        if (!kind_is_supported(v))
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "output '%s' is a map or sparse tensor (not supported)", v->name);
     }
     return KILN_OK;
 }
@@ -230,8 +235,10 @@ static void describe_value(const graph *g, int v, kiln_value_info *info)
     memset(info, 0, sizeof *info);
     info->name = value->name;
     info->dtype = value->dtype != KILN_UNDEFINED ? value->dtype : value->declared_dtype;
-    info->rank = value->rank;
-    for (int d = 0; d < value->rank; d++) {
+    info->kind = value->kind;
+    info->elem_kind = value->elem_kind;
+    info->rank = value->kind == VALUE_TENSOR ? value->rank : -1;
+    for (int d = 0; d < info->rank; d++) {
         info->dims[d] = value->dims[d];
         info->dim_names[d] = value->dims[d] < 0 && value->sym[d] >= 0 ? g->symbols[value->sym[d]] : NULL;
     }

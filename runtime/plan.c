@@ -156,12 +156,9 @@ static kiln_status remember_key(plan *p, const graph *g, const kiln_tensor *inpu
     for (int i = 0; i < g->n_inputs; i++) {
         p->key[i] = inputs[i];
         p->key[i].data = NULL;
-        if (!g->values[g->inputs[i]].needs_value_at_plan) continue;
-        size_t bytes = tensor_bytes(&inputs[i]);
-        void *copy = region_alloc(&p->key_mem, bytes + 1, 1);
-        if (!copy) return KILN_ERR_OUT_OF_MEMORY;
-        if (bytes) memcpy(copy, inputs[i].data, bytes);
-        p->key[i].data = copy;
+        if (!g->values[g->inputs[i]].needs_value_at_plan || g->values[g->inputs[i]].kind != VALUE_TENSOR) continue;
+        p->key[i].data = tensor_copy_contents(&inputs[i], &p->key_mem);
+        if (!p->key[i].data) return KILN_ERR_OUT_OF_MEMORY;
     }
     return KILN_OK;
 }
@@ -214,8 +211,9 @@ bool plan_matches(const plan *p, const kiln_tensor *inputs, int threads)
     if (p->threads != threads) return false;
     for (int i = 0; i < g->n_inputs; i++) {
         const kiln_tensor *k = &p->key[i], *t = &inputs[i];
+        if (g->values[g->inputs[i]].kind != VALUE_TENSOR) return false; /* sequences: plan again */
         if (k->dtype != t->dtype || !shape_equal(k->rank, k->dims, t->rank, t->dims)) return false;
-        if (k->data && memcmp(k->data, t->data, tensor_bytes(t)) != 0) return false;
+        if (k->data && !tensor_contents_equal(k, t)) return false;
     }
     return true;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/value.h"
 #include "ops/op.h"
 #include "runtime/model.h"
 #include "runtime/plan.h"
@@ -30,6 +31,7 @@ struct kiln_session {
     kiln_tensor *tensors;    /* per value, for the current plan */
     kiln_tensor **io;        /* plan->io resolved to tensor pointers (NULL for omitted) */
     size_t io_capacity;
+    region strings; /* the bytes of string outputs, reset before each run (see region_reset) */
     bool has_run;
 };
 
@@ -48,6 +50,7 @@ kiln_status kiln_session_create(const kiln_model *model, const kiln_session_opti
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the model was loaded for inspection and has unsupported nodes");
     kiln_session *s = mem_calloc(1, sizeof *s);
     if (!s) return KILN_ERR_OUT_OF_MEMORY;
+    region_init(&s->strings);
     s->model = model;
     kiln_session_options_init(&s->options);
     if (options) s->options = *options;
@@ -76,6 +79,7 @@ void kiln_session_free(kiln_session *s)
     mem_free(s->is_bound);
     mem_free(s->tensors);
     mem_free(s->io);
+    region_free(&s->strings);
     mem_free(s);
 }
 
@@ -108,6 +112,11 @@ kiln_status kiln_session_set_input(kiln_session *s, int index, kiln_dtype dtype,
                              shape_format(want, sizeof want, v->rank, v->dims), d);
         }
     if (!data && numel > 0) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input '%s': NULL data", v->name);
+    if (v->kind != VALUE_TENSOR) {
+        kiln_tensor given = {.dtype = dtype, .rank = rank, .data = (void *)data};
+        memcpy(given.dims, dims, (size_t)rank * sizeof *dims);
+        KILN_TRY(value_check(v->kind, v->elem_kind, v->dtype, &given, v->name));
+    }
     kiln_tensor *t = &s->bound[index];
     tensor_set_shape(t, dtype, rank, dims);
     t->data = numel > 0 ? (void *)data : empty_tensor_storage;
@@ -187,6 +196,7 @@ static kiln_status run_step(kiln_session *s, const plan_step *step)
         .threads = s->runner.threads,
         .raw_scores = s->options.raw_scores != 0,
         .parallel = &s->runner,
+        .strings = &s->strings,
     };
     kiln_status st = n->op->eval(&ctx);
     if (st != KILN_OK) {
@@ -206,6 +216,7 @@ kiln_status kiln_session_run(kiln_session *s)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input '%s' was not set", g->values[g->inputs[i]].name);
     s->has_run = false;
     KILN_TRY(ensure_plan(s));
+    region_reset(&s->strings);
     const plan *p = s->plan;
     for (int i = 0; i < g->n_inputs; i++) s->tensors[g->inputs[i]].data = s->bound[i].data;
     for (int v = 0; v < p->n_slots; v++)

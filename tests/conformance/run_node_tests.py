@@ -3,11 +3,13 @@
 
 Each test is a directory with model.onnx and test_data_set_*/input_K.pb, output_K.pb. kiln is run exactly as
 a user would (`kiln run model.onnx input_0.pb ... -o DIR`), and DIR/output_K.npy is compared with
-output_K.pb: same shape, same dtype, values within rtol 1e-3 / atol 1e-5 (NaN matches NaN).
+output_K.pb: same shape, same dtype, values within rtol 1e-3 / atol 1e-5 (NaN matches NaN). String outputs
+are written by kiln as NumPy unicode arrays and must match exactly.
 
 The count reported is over the "tensor" node tests: those whose inputs and outputs are all numeric or bool
 tensors (886 with python3-onnx 1.12; onnxruntime 1.30 passes 844 of them). Tests with sequences, optionals
-or strings are listed separately.
+or strings ("other") are counted separately; sequence and optional outputs are read from the directories
+kiln writes for them (output_K/0.npy, 1.npy, ...) and compared element by element.
 
 expected_pass.txt names the tests that must pass: any of them failing fails this script (a regression), and
 tests that pass but are not listed are printed so the list can grow (--update writes it).
@@ -45,6 +47,11 @@ def classify(model):
 def compare(expected, actual):
     if expected.shape != actual.shape:
         return "shape %s, expected %s" % (actual.shape, expected.shape)
+    if expected.dtype == object:
+        # string tensors: onnx gives an object array of str; kiln writes NumPy's fixed-width unicode ('<U')
+        if actual.dtype.kind != "U":
+            return "dtype %s, expected strings" % actual.dtype
+        expected = expected.astype(str)
     if expected.dtype != actual.dtype:
         return "dtype %s, expected %s" % (actual.dtype, expected.dtype)
     if expected.dtype.kind in "fc":
@@ -61,9 +68,75 @@ def compare(expected, actual):
     return None
 
 
+def read_expected(path, value_type):
+    """The expected output: an array, or for sequences a list and for optionals None / an array / a list."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if value_type.HasField("sequence_type"):
+        proto = onnx.SequenceProto()
+        proto.ParseFromString(data)
+        return numpy_helper.to_list(proto)
+    if value_type.HasField("optional_type"):
+        proto = onnx.OptionalProto()
+        proto.ParseFromString(data)
+        return numpy_helper.to_optional(proto)
+    proto = onnx.TensorProto()
+    proto.ParseFromString(data)
+    return numpy_helper.to_array(proto)
+
+
+def read_sequence_dir(path):
+    items = []
+    while os.path.exists(os.path.join(path, "%d.npy" % len(items))):
+        items.append(np.load(os.path.join(path, "%d.npy" % len(items))))
+    return items
+
+
+def read_actual(out_dir, k, value_type):
+    """Output k as kiln run -o writes it: output_K.npy, or the directory output_K/ for a sequence (0.npy,
+    1.npy, ...) or an optional (empty: no value; 0.npy: a tensor; 0/: a sequence)."""
+    path = os.path.join(out_dir, "output_%d" % k)
+    if value_type.HasField("sequence_type"):
+        return read_sequence_dir(path) if os.path.isdir(path) else None
+    if value_type.HasField("optional_type"):
+        if not os.path.isdir(path):
+            return None, False
+        if os.path.exists(os.path.join(path, "0.npy")):
+            return np.load(os.path.join(path, "0.npy")), True
+        if os.path.isdir(os.path.join(path, "0")):
+            return read_sequence_dir(os.path.join(path, "0")), True
+        return None, True
+    return np.load(path + ".npy") if os.path.exists(path + ".npy") else None
+
+
+def compare_value(expected, actual, value_type):
+    if value_type.HasField("optional_type"):
+        actual, written = actual
+        if not written:
+            return "was not written"
+        if expected is None or actual is None:
+            return None if expected is None and actual is None else "optional %s, expected %s" % (
+                "empty" if actual is None else "present", "empty" if expected is None else "present")
+        value_type = value_type.optional_type.elem_type
+    if value_type.HasField("sequence_type"):
+        if actual is None:
+            return "was not written"
+        if len(actual) != len(expected):
+            return "sequence of %d, expected %d" % (len(actual), len(expected))
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            problem = compare(e, a)
+            if problem:
+                return "element %d: %s" % (i, problem)
+        return None
+    if actual is None:
+        return "was not written"
+    return compare(expected, actual)
+
+
 def run_test(kiln, test_dir):
     """(passed, reason) for one test directory; every data set must pass."""
     model_path = os.path.join(test_dir, "model.onnx")
+    output_types = [o.type for o in onnx.load(model_path).graph.output]
     sets = sorted(d for d in os.listdir(test_dir) if d.startswith("test_data_set_"))
     for data_set in sets:
         set_dir = os.path.join(test_dir, data_set)
@@ -82,14 +155,9 @@ def run_test(kiln, test_dir):
                     return False, "CRASH (exit %d): %s" % (proc.returncode, " | ".join(lines[-3:]))
                 return False, lines[-1]
             for k in range(n_out):
-                tensor = onnx.TensorProto()
-                with open(os.path.join(set_dir, "output_%d.pb" % k), "rb") as f:
-                    tensor.ParseFromString(f.read())
-                expected = numpy_helper.to_array(tensor)
-                path = os.path.join(out_dir, "output_%d.npy" % k)
-                if not os.path.exists(path):
-                    return False, "output %d was not written" % k
-                problem = compare(expected, np.load(path))
+                value_type = output_types[k]
+                expected = read_expected(os.path.join(set_dir, "output_%d.pb" % k), value_type)
+                problem = compare_value(expected, read_actual(out_dir, k, value_type), value_type)
                 if problem:
                     return False, "%s output %d: %s" % (data_set, k, problem)
     return True, None
@@ -170,10 +238,12 @@ def main():
                     f.write(n + "\n")
         if regressions or missing:
             status = 1
-    print("ONNX node tests: %d of %d tensor tests pass (rtol %g, atol %g); %d of %d other tests "
-          "(sequence/optional/string) pass" % (
+    value_tests = {n for n in other_tests if kinds[n] == "other"}
+    string_tests = {n for n in other_tests if kinds[n] == "string"}
+    print("ONNX node tests: %d of %d tensor tests pass (rtol %g, atol %g); %d of %d sequence/optional tests "
+          "and %d of %d string tests pass" % (
               len(passed & set(tensor_tests)), len(tensor_tests), RTOL, ATOL,
-              len(passed & set(other_tests)), len(other_tests)))
+              len(passed & value_tests), len(value_tests), len(passed & string_tests), len(string_tests)))
     return status
 
 

@@ -5,7 +5,8 @@
  * AddressSanitizer and UndefinedBehaviorSanitizer in CI, where any of those aborts the test.
  *
  * Each mutated copy lives in its own exact-size heap block, so a read one byte past the end is caught. When
- * a mutant loads, it is also run on zero-filled inputs of its declared shapes (free dims set to 2), since
+ * a mutant loads, it is also run on zero-filled inputs of its declared shapes (free dims set to 2; sequences
+ * and optionals empty), since
  * corrupted shapes and attributes must fail at load or plan time, not crash a kernel.
  *
  * usage: fuzz_models [--flips N] [--seed S] MODEL.onnx ...
@@ -66,6 +67,12 @@ static void try_run(kiln_model *model, counts *c)
     for (int i = 0; ok && i < n; i++) {
         kiln_value_info info;
         kiln_model_input_info(model, i, &info);
+        if (info.kind != KILN_VALUE_TENSOR && kiln_dtype_size(info.dtype) != 0) {
+            /* a sequence or optional: bound empty (kiln.h's encoding: no elements, data not NULL) */
+            buffers[i] = calloc(1, sizeof(kiln_tensor));
+            ok = buffers[i] && kiln_session_set_input(session, i, info.dtype, 1, (int64_t[]){0}, buffers[i]) == KILN_OK;
+            continue;
+        }
         if (info.rank < 0 || info.dtype == KILN_STRING || kiln_dtype_size(info.dtype) == 0) {
             ok = 0;
             break;

@@ -26,14 +26,14 @@ usage: make_exporter_fixtures.py OUTDIR [--ort-path NODE_MODULES] [--only NAME]
 """
 import argparse
 import os
-import subprocess
 import zlib
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fixture_io import save_with_onnxruntime_outputs
+
 
 
 class GraphBuilder:
@@ -211,20 +211,12 @@ MODELS = {"paddle_ocr_det": paddle_ocr_det, "paddle_ocr_rec": paddle_ocr_rec, "t
           "tf_cond": tf_cond}
 
 
-def save_with_reference(name, model, inputs, out_dir, ort_path):
+def save(name, model, inputs, out_dir, ort_path):
     directory = os.path.join(out_dir, name)
     os.makedirs(directory, exist_ok=True)
-    model_path = os.path.join(directory, "model.onnx")
-    onnx.save(model, model_path)
-    input_paths = []
-    for i, x in enumerate(inputs):
-        input_paths.append(os.path.join(directory, "input_%d.npy" % i))
-        np.save(input_paths[-1], x)
-    env = dict(os.environ)
-    if ort_path:
-        env["NODE_PATH"] = ort_path
-    subprocess.run(["node", os.path.join(HERE, "ort_run.js"), model_path, directory] + input_paths, check=True, env=env)
-    print("%-16s %8.1f KiB" % (name, os.path.getsize(model_path) / 1024))
+    onnx.save(model, os.path.join(directory, "model.onnx"))
+    save_with_onnxruntime_outputs(directory, inputs, ort_path)
+    print("%-16s %8.1f KiB" % (name, os.path.getsize(os.path.join(directory, "model.onnx")) / 1024))
 
 
 def main():
@@ -237,7 +229,7 @@ def main():
         if args.only and name != args.only:
             continue
         model, inputs = build(np.random.default_rng(zlib.crc32(name.encode())))  # seeded per model
-        save_with_reference(name, model, inputs, args.out_dir, args.ort_path)
+        save(name, model, inputs, args.out_dir, args.ort_path)
 
 
 if __name__ == "__main__":

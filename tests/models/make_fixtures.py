@@ -17,13 +17,14 @@ usage: make_fixtures.py small OUTDIR [--ort-path NODE_MODULES]
 """
 import argparse
 import os
-import subprocess
 import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from fixture_io import save_with_onnxruntime_outputs
 
 OPSET = 13
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -182,15 +183,7 @@ def export(name, spec, out_dir, ort_path):
         torch_outputs = model(*tensors)
         torch.onnx.export(model, tensors, model_path, opset_version=OPSET, input_names=input_names,
                           output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=True)
-    input_paths = []
-    for i, x in enumerate(inputs):
-        input_paths.append(os.path.join(directory, "input_%d.npy" % i))
-        np.save(input_paths[-1], x)
-    env = dict(os.environ)
-    if ort_path:
-        env["NODE_PATH"] = ort_path
-    subprocess.run(["node", os.path.join(HERE, "ort_run.js"), model_path, directory] + input_paths, check=True, env=env)
-    expected = np.load(os.path.join(directory, "expected_0.npy"))
+    expected = save_with_onnxruntime_outputs(directory, inputs, ort_path)[0]
     reference = torch_outputs.numpy()
     if not np.allclose(expected, reference, rtol=1e-3, atol=1e-4):
         sys.exit("%s: onnxruntime and PyTorch disagree (max diff %g); not keeping it" % (

@@ -107,12 +107,51 @@ static void output_before_run_is_an_error(void **state)
     kiln_model_free(model);
 }
 
+/* s[1] -> Identity -> t; t is both a shape (ConstantOfShape, so computed while planning) and data (Cast, read
+ * at run time). A later run whose input buffer differs but holds equal contents reuses the plan: t must not
+ * still point into the first buffer. */
+static void a_reused_plan_reads_the_new_input_buffer(void **state)
+{
+    (void)state;
+    test_model m;
+    tm_init(&m, 13);
+    tm_input(&m, "s", KILN_INT64, 1, (int64_t[]){1});
+    tm_node(&m, "Identity", LIST("s"), LIST("t"), NULL);
+    tm_node(&m, "ConstantOfShape", LIST("t"), LIST("zeros"), NULL);
+    pbw to_float = {0};
+    tm_attr_int(&to_float, "to", KILN_FLOAT32);
+    tm_node(&m, "Cast", LIST("t"), LIST("t_float"), &to_float);
+    pbw_free(&to_float);
+    tm_output(&m, "zeros", KILN_FLOAT32);
+    tm_output(&m, "t_float", KILN_FLOAT32);
+    tm_finish(&m);
+    kiln_model *model = NULL;
+    assert_int_equal(kiln_model_load_from_memory(m.model.data, m.model.size, NULL, 0, &model), KILN_OK);
+    tm_free(&m);
+    kiln_session *session;
+    assert_int_equal(kiln_session_create(model, NULL, &session), KILN_OK);
+    int64_t first[1] = {3}, second[1] = {3};
+    assert_int_equal(kiln_session_set_input(session, 0, KILN_INT64, 1, (int64_t[]){1}, first), KILN_OK);
+    assert_int_equal(kiln_session_run(session), KILN_OK);
+    assert_int_equal(kiln_session_set_input(session, 0, KILN_INT64, 1, (int64_t[]){1}, second), KILN_OK);
+    first[0] = 7; /* the caller reuses its old buffer: the session must not see it any more */
+    assert_int_equal(kiln_session_run(session), KILN_OK);
+    kiln_tensor zeros, t_float;
+    assert_int_equal(kiln_session_output(session, 0, &zeros), KILN_OK);
+    assert_int_equal(kiln_session_output(session, 1, &t_float), KILN_OK);
+    assert_int_equal(zeros.dims[0], 3);
+    assert_true(((float *)t_float.data)[0] == 3.0f);
+    kiln_session_free(session);
+    kiln_model_free(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(steady_state_runs_allocate_nothing),
         cmocka_unit_test(sessions_share_a_model_and_own_threads),
         cmocka_unit_test(output_before_run_is_an_error),
+        cmocka_unit_test(a_reused_plan_reads_the_new_input_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,11 @@ void tm_input(test_model *m, const char *name, kiln_dtype dtype, int rank, const
 
 void tm_output(test_model *m, const char *name, kiln_dtype dtype) { value_info(&m->graph, 12, name, dtype, -1, NULL); }
 
+void tm_output_shaped(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims)
+{
+    value_info(&m->graph, 12, name, dtype, rank, dims);
+}
+
 /* A TensorProto with raw data; `name` may be NULL (a tensor attribute has none). */
 static void tensor_proto(pbw *t, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
 {
@@ -410,4 +415,13 @@ void random_shape(int min_rank, int max_rank, int64_t max_dim, int *rank, int64_
 {
     *rank = (int)random_int(min_rank, max_rank);
     for (int d = 0; d < *rank; d++) dims[d] = random_int(1, max_dim);
+}
+
+void tm_attr_graph(pbw *attrs, const char *name, test_model *body)
+{
+    pbw a = {0};
+    attr_begin(&a, name, 5);
+    pbw_string_field(&body->graph, 2, name);
+    pbw_message_field(&a, 6, &body->graph);
+    attr_end(attrs, &a);
 }

@@ -54,6 +54,8 @@ void tm_init(test_model *m, int opset);
  * "N<i>"). */
 void tm_input(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims);
 void tm_output(test_model *m, const char *name, kiln_dtype dtype);
+/* An output declared with a shape (a subgraph's declared output shape matters to a Loop that never runs). */
+void tm_output_shaped(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims);
 void tm_initializer(test_model *m, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data);
 /* Adds a node; inputs/outputs are NULL-terminated lists; attrs is an already-encoded list of
  * AttributeProto messages (may be NULL). */
@@ -66,6 +68,9 @@ void tm_attr_floats(pbw *attrs, const char *name, const float *v, int n);
 void tm_attr_string(pbw *attrs, const char *name, const char *value);
 /* A tensor-valued attribute (Constant's and ConstantOfShape's value). */
 void tm_attr_tensor(pbw *attrs, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data);
+/* A graph-valued attribute (If's branches, Loop's and Scan's body): the graph `body` built with tm_input,
+ * tm_node and tm_output (not tm_finish), named after the attribute. */
+void tm_attr_graph(pbw *attrs, const char *name, test_model *body);
 /* Finishes the ModelProto; the bytes are m->model.data/size. */
 void tm_finish(test_model *m);
 void tm_free(test_model *m);
