@@ -205,6 +205,38 @@ static kiln_status bind_input(executor_slot *slot, infer_job *batch, int i, int6
 #define OUTPUT_ALIGN 16
 static size_t align_output(size_t offset) { return (offset + OUTPUT_ALIGN - 1) / OUTPUT_ALIGN * OUTPUT_ALIGN; }
 
+/* Bytes a job's copy of output t needs (t->data at the job's rows): the elements and, for strings, which live
+ * in the session only until its next run, their characters too. */
+static size_t output_copy_bytes(const kiln_tensor *t)
+{
+    size_t n = align_output(tensor_bytes(t));
+    if (t->dtype != KILN_STRING) return n;
+    for (int64_t i = 0, count = tensor_numel(t); i < count; i++) {
+        const char *s = ((const char *const *)t->data)[i];
+        n += (s ? strlen(s) : 0) + 1;
+    }
+    return n;
+}
+
+/* Copies t's elements (and strings) to dest, points t there, and returns the bytes used. */
+static size_t copy_output(kiln_tensor *t, char *dest)
+{
+    size_t n = tensor_bytes(t);
+    if (n) memcpy(dest, t->data, n);
+    t->data = dest;
+    size_t used = align_output(n);
+    if (t->dtype != KILN_STRING) return used;
+    const char **strings = (const char **)(void *)dest;
+    for (int64_t i = 0, count = tensor_numel(t); i < count; i++) {
+        const char *s = strings[i] ? strings[i] : "";
+        size_t length = strlen(s) + 1;
+        memcpy(dest + used, s, length);
+        strings[i] = dest + used;
+        used += length;
+    }
+    return used;
+}
+
 /* Copies each job's rows of every output into one buffer per job. */
 static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int64_t rows)
 {
@@ -223,10 +255,15 @@ static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int
     int64_t row = 0;
     for (infer_job *job = batch; job; job = job->next) {
         size_t total = 0;
-        for (int k = 0; k < b->n_outputs; k++) {
-            job->outputs[k] = outs[k];
-            if (b->options.max_batch_size > 0) job->outputs[k].dims[0] = job->rows;
-            total = align_output(total) + tensor_bytes(&job->outputs[k]);
+        for (int k = 0; k < b->n_outputs; k++) { /* the job's rows of each output, still in the session */
+            kiln_tensor *t = &job->outputs[k];
+            *t = outs[k];
+            if (b->options.max_batch_size > 0) {
+                size_t row_bytes = outs[k].dims[0] > 0 ? tensor_bytes(&outs[k]) / (size_t)outs[k].dims[0] : 0;
+                t->dims[0] = job->rows;
+                t->data = (char *)outs[k].data + (size_t)row * row_bytes;
+            }
+            total = align_output(total) + output_copy_bytes(t);
         }
         job->output_data = malloc(total ? total : 1);
         if (!job->output_data) {
@@ -236,13 +273,8 @@ static bool split_outputs(batcher *b, executor_slot *slot, infer_job *batch, int
         }
         size_t offset = 0;
         for (int k = 0; k < b->n_outputs; k++) {
-            size_t n = tensor_bytes(&job->outputs[k]);
-            size_t row_bytes = outs[k].dims[0] > 0 ? tensor_bytes(&outs[k]) / (size_t)outs[k].dims[0] : 0;
-            const char *from = (const char *)outs[k].data + (b->options.max_batch_size > 0 ? (size_t)row * row_bytes : 0);
             offset = align_output(offset);
-            if (n) memcpy((char *)job->output_data + offset, from, n);
-            job->outputs[k].data = (char *)job->output_data + offset;
-            offset += n;
+            offset += copy_output(&job->outputs[k], (char *)job->output_data + offset);
         }
         job->outcome = JOB_OK;
         row += job->rows;
@@ -409,11 +441,13 @@ static void *batcher_thread(void *arg)
 
 /* ---- creation ------------------------------------------------------------------------------------------ */
 
-/* One run on zeros with free dims set to 1, so the first request finds a planned session. */
+/* One run on zeros (empty strings for string inputs) with free dims set to 1, so the first request finds a
+ * planned session. */
 static kiln_status warm_up(const batcher *b, kiln_session *session)
 {
     const kiln_model *model = b->options.model;
     size_t largest = 0;
+    int64_t most_strings = 0;
     for (int i = 0; i < b->n_inputs; i++) {
         kiln_value_info info;
         KILN_TRY(kiln_model_input_info(model, i, &info));
@@ -424,19 +458,28 @@ static kiln_status warm_up(const batcher *b, kiln_session *session)
         KILN_TRY(shape_numel_checked(info.rank, info.dims, &numel));
         size_t bytes = (size_t)numel * kiln_dtype_size(info.dtype);
         if (bytes > largest) largest = bytes;
+        if (info.dtype == KILN_STRING && numel > most_strings) most_strings = numel;
     }
     void *zeros = calloc(1, largest ? largest : 1);
-    if (!zeros) return KILN_ERR_OUT_OF_MEMORY;
+    const char **empty = calloc((size_t)most_strings + 1, sizeof *empty);
+    if (!zeros || !empty) {
+        free(zeros);
+        free(empty);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (int64_t i = 0; i < most_strings; i++) empty[i] = "";
     kiln_status st = KILN_OK;
     for (int i = 0; i < b->n_inputs && st == KILN_OK; i++) {
         kiln_value_info info;
         kiln_model_input_info(model, i, &info);
         for (int d = 0; d < info.rank; d++)
             if (info.dims[d] < 0) info.dims[d] = 1;
-        st = kiln_session_set_input(session, i, info.dtype, info.rank, info.dims, zeros);
+        st = kiln_session_set_input(session, i, info.dtype, info.rank, info.dims,
+                                    info.dtype == KILN_STRING ? (void *)empty : zeros);
     }
     if (st == KILN_OK) st = kiln_session_run(session);
     free(zeros);
+    free(empty);
     return st;
 }
 

@@ -94,7 +94,8 @@ static bool read_column(tfs_state *ts, int index, const json_value *value)
     t->rank = 0;
     if (!nesting_dims(ts, value, &t->rank, t->dims, what) || !prepare_input(ts, index, t, what)) return false;
     json_value scalar = wrap(value);
-    return v2_decode_data(value->type == JSON_ARRAY ? value : &scalar, t, t->data, what, ts->error, ts->error_size);
+    return v2_decode_data(value->type == JSON_ARRAY ? value : &scalar, t, t->data, &ts->req->mem, what, ts->error,
+                          ts->error_size);
 }
 
 /* Row format: row k of input `index` is instances[k] (or instances[k][name] when `named`). */
@@ -123,7 +124,7 @@ static bool read_rows(tfs_state *ts, int index, const json_value *instances, boo
         if (!value) return false;
         json_value scalar = wrap(value);
         if (!v2_decode_data(value->type == JSON_ARRAY ? value : &scalar, &row, (char *)t->data + k * row_bytes,
-                            row_what, ts->error, ts->error_size))
+                            &ts->req->mem, row_what, ts->error, ts->error_size))
             return false;
     }
     return true;

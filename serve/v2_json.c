@@ -72,6 +72,7 @@ static void format_dims(char *buf, size_t size, int rank, const int64_t *dims)
 
 typedef struct decoder {
     const kiln_tensor *t;
+    region *strings; /* BYTES elements are copied here, NUL-terminated */
     unsigned char *out;
     size_t element_size;
     int64_t count, next; /* elements expected, elements seen */
@@ -156,6 +157,13 @@ static bool decode_number(decoder *dec, const json_value *v, void *to)
         if (v->type != JSON_TRUE && v->type != JSON_FALSE) return bad_element(dec, v, "true or false");
         *(uint8_t *)to = v->type == JSON_TRUE;
         return true;
+    case KILN_STRING: {
+        if (v->type != JSON_STRING) return bad_element(dec, v, "a string");
+        char *copy = region_strndup(dec->strings, v->data, v->length);
+        if (!copy) return fail(dec->error, dec->error_size, "out of memory");
+        *(const char **)to = copy;
+        return true;
+    }
     case KILN_UINT64: {
         int64_t i;
         if (json_to_int64(v, &i) == KILN_OK && i >= 0) *(uint64_t *)to = (uint64_t)i;
@@ -226,10 +234,10 @@ static bool decode_flat(decoder *dec, const json_value *data)
     return true;
 }
 
-bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, const char *what, char *error,
-                    size_t error_size)
+bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, region *strings, const char *what,
+                    char *error, size_t error_size)
 {
-    decoder dec = {.t = t, .out = out, .element_size = kiln_dtype_size(t->dtype), .count = tensor_numel(t),
+    decoder dec = {.t = t, .strings = strings, .out = out, .element_size = kiln_dtype_size(t->dtype), .count = tensor_numel(t),
                    .what = what, .error = error, .error_size = error_size};
     if (data->type != JSON_ARRAY)
         return fail(error, error_size, "%s: 'data' must be an array, not %s", what,
@@ -310,9 +318,42 @@ static bool binary_size(parse_state *ps, const json_value *params, int64_t *size
     return true;
 }
 
+/* BYTES in binary: each element is a 4-byte little-endian length and that many bytes; copied NUL-terminated
+ * into the request's region, with the tensor's array of pointers. */
+static bool bind_binary_strings(parse_state *ps, kiln_tensor *t, int64_t size, const char *what)
+{
+    if ((uint64_t)size > ps->length - ps->binary_offset)
+        return fail(ps->error, ps->error_size, "%s: the body ends before its %lld bytes of binary data", what,
+                    (long long)size);
+    const uint8_t *at = ps->body + ps->binary_offset, *end = at + size;
+    ps->binary_offset += (size_t)size;
+    int64_t n = tensor_numel(t);
+    const char **elements = region_alloc(&ps->req->mem, n ? (size_t)n : 1, sizeof *elements);
+    if (!elements) return fail(ps->error, ps->error_size, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        if (end - at < 4)
+            return fail(ps->error, ps->error_size, "%s: binary data ends at element %lld of %lld", what, (long long)i,
+                        (long long)n);
+        uint32_t length = (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+        at += 4;
+        if ((uint64_t)(end - at) < length)
+            return fail(ps->error, ps->error_size, "%s: element %lld's %u bytes run past 'binary_data_size'", what,
+                        (long long)i, length);
+        elements[i] = region_strndup(&ps->req->mem, (const char *)at, length);
+        if (!elements[i]) return fail(ps->error, ps->error_size, "out of memory");
+        at += length;
+    }
+    if (at != end)
+        return fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but the %lld elements take %lld bytes",
+                    what, (long long)size, (long long)n, (long long)(size - (end - at)));
+    t->data = (void *)elements;
+    return true;
+}
+
 /* Binds the input's bytes that follow the JSON, in place when aligned for the dtype. */
 static bool bind_binary(parse_state *ps, kiln_tensor *t, int64_t size, const char *what)
 {
+    if (t->dtype == KILN_STRING) return bind_binary_strings(ps, t, size, what);
     size_t expected = tensor_bytes(t);
     if ((uint64_t)size != expected)
         return fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but shape and datatype need %zu bytes",
@@ -342,8 +383,6 @@ static bool read_datatype(parse_state *ps, const json_value *datatype, const ser
         return fail(ps->error, ps->error_size,
                     "%s: unknown datatype \"%.*s\" (BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES)", what,
                     (int)(datatype->length < 32 ? datatype->length : 32), (const char *)datatype->data);
-    if (dtype == KILN_STRING)
-        return fail(ps->error, ps->error_size, "%s: BYTES (string) tensors are not supported yet", what);
     if (dtype != want->dtype)
         return fail(ps->error, ps->error_size, "%s: datatype %s does not match the model's %s", what,
                     v2_datatype_name(dtype), v2_datatype_name(want->dtype));
@@ -383,7 +422,7 @@ static bool read_input(parse_state *ps, const json_value *in)
     size_t bytes = tensor_bytes(t);
     t->data = region_alloc(&ps->req->mem, bytes ? bytes : 1, 1);
     if (!t->data) return fail(ps->error, ps->error_size, "out of memory");
-    return v2_decode_data(data, t, t->data, what, ps->error, ps->error_size);
+    return v2_decode_data(data, t, t->data, &ps->req->mem, what, ps->error, ps->error_size);
 }
 
 static bool read_inputs(parse_state *ps, const json_value *inputs)
@@ -512,6 +551,13 @@ void infer_request_free(infer_request *req) { region_free(&req->mem); }
 
 /* ---- responses ----------------------------------------------------------------------------------------- */
 
+/* The i-th string of a BYTES tensor ("" for a missing one). */
+static const char *string_at(const kiln_tensor *t, int64_t i)
+{
+    const char *s = ((const char *const *)t->data)[i];
+    return s ? s : "";
+}
+
 void v2_write_element(json_writer *out, const kiln_tensor *t, int64_t i)
 {
     const void *p = (const char *)t->data + (size_t)i * kiln_dtype_size(t->dtype);
@@ -521,6 +567,7 @@ void v2_write_element(json_writer *out, const kiln_tensor *t, int64_t i)
     case KILN_FLOAT16: jw_float32(out, dtype_half_to_float(*(const uint16_t *)p)); return;
     case KILN_BFLOAT16: jw_float32(out, dtype_bfloat16_to_float(*(const uint16_t *)p)); return;
     case KILN_BOOL: jw_bool(out, *(const uint8_t *)p != 0); return;
+    case KILN_STRING: jw_string(out, string_at(t, i)); return;
     case KILN_UINT64: jw_uint(out, *(const uint64_t *)p); return;
     default: jw_int(out, tensor_get_int(t, i)); return;
     }
@@ -532,6 +579,31 @@ static void write_dims(json_writer *out, int rank, const int64_t *dims)
     if (rank < 0) jw_int(out, -1);
     for (int d = 0; d < rank; d++) jw_int(out, dims[d]);
     jw_array_end(out);
+}
+
+/* Bytes of t in the binary extension: its data, or for BYTES a 4-byte length before each element. */
+static size_t binary_bytes(const kiln_tensor *t)
+{
+    if (t->dtype != KILN_STRING) return tensor_bytes(t);
+    size_t total = 0;
+    for (int64_t i = 0, n = tensor_numel(t); i < n; i++) total += 4 + strlen(string_at(t, i));
+    return total;
+}
+
+static void write_binary(json_writer *out, const kiln_tensor *t)
+{
+    if (t->dtype != KILN_STRING) {
+        jw_raw(out, t->data, tensor_bytes(t));
+        return;
+    }
+    for (int64_t i = 0, n = tensor_numel(t); i < n; i++) {
+        const char *s = string_at(t, i);
+        uint32_t length = (uint32_t)strlen(s);
+        const uint8_t prefix[4] = {(uint8_t)length, (uint8_t)(length >> 8), (uint8_t)(length >> 16),
+                                   (uint8_t)(length >> 24)};
+        jw_raw(out, prefix, 4);
+        jw_raw(out, s, length);
+    }
 }
 
 static void write_output(json_writer *out, const served_tensor *info, const kiln_tensor *t, bool binary)
@@ -547,7 +619,7 @@ static void write_output(json_writer *out, const served_tensor *info, const kiln
         jw_key(out, "parameters");
         jw_object_begin(out);
         jw_key(out, "binary_data_size");
-        jw_uint(out, tensor_bytes(t));
+        jw_uint(out, binary_bytes(t));
         jw_object_end(out);
     } else {
         jw_key(out, "data");
@@ -582,7 +654,7 @@ void v2_write_infer_response(const model_version *v, const infer_request *req, c
     jw_object_end(out);
     *json_length = any_binary ? out->length : 0;
     for (int i = 0; i < req->n_outputs; i++)
-        if (req->binary[i]) jw_raw(out, outputs[req->outputs[i]].data, tensor_bytes(&outputs[req->outputs[i]]));
+        if (req->binary[i]) write_binary(out, &outputs[req->outputs[i]]);
 }
 
 static void write_tensor_metadata(json_writer *out, const served_tensor *t, int n)

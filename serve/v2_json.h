@@ -57,9 +57,10 @@ void v2_write_server_metadata(json_writer *out);
 void v2_write_error(json_writer *out, const char *message);
 
 /* Decodes JSON tensor data into `out` as t's dtype, for t's shape: either a flat array of every element, or
- * arrays nested exactly as the shape. `what` names the tensor in errors. Shared with the TF-Serving front end. */
-bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, const char *what, char *error,
-                    size_t error_size);
+ * arrays nested exactly as the shape. BYTES elements (JSON strings) are copied into `strings`. `what` names the
+ * tensor in errors. Shared with the TF-Serving front end. */
+bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, region *strings, const char *what,
+                    char *error, size_t error_size);
 /* Writes element i of t as a JSON value. */
 void v2_write_element(json_writer *out, const kiln_tensor *t, int64_t i);
 

@@ -4,8 +4,9 @@
   correctness   every bundled model (examples/repository: the MLP and both GBDT versions; `kiln serve MODEL`)
                 answers exactly what `kiln run` writes for examples/mlp/input.npy, with JSON tensors (flat and
                 nested), binary tensors (Triton's extension) and TF-Serving's :predict
-  datatypes     every numeric V2 datatype (FP64 .. BOOL, FP16, BF16) in and out, JSON and binary, extremes
-                included (tests/serve/data/dtypes, made by make_fixtures.py); out-of-range values refused
+  datatypes     every V2 datatype (FP64 .. BOOL, FP16, BF16, BYTES) in and out, JSON and binary, extremes
+                included, also batched with other requests (tests/serve/data/dtypes, made by
+                make_fixtures.py); out-of-range values refused
   errors        each class of bad request gets its 4xx with a message, and the server keeps serving
   mangled       truncations and random byte changes of valid requests: 200 or a JSON 4xx, never a crash
   limits        oversize headers 431, a request arriving too slowly 408, too many connections 503
@@ -406,10 +407,26 @@ DTYPE_VALUES = {
     "FP64": [0.1, -1e300, 5e-324], "FP32": [0.1, -3.4028234663852886e38, 1e-45], "FP16": [0.5, -65504.0, 2 ** -14],
     "BF16": [1.5, -2.0, 2.0 ** 100], "INT8": [-128, 127, 0], "INT16": [-32768, 32767, 1],
     "INT32": [-2 ** 31, 2 ** 31 - 1, 5], "INT64": [-2 ** 63, 2 ** 63 - 1, 7], "UINT8": [0, 255, 1],
-    "UINT16": [0, 65535, 2], "UINT32": [0, 2 ** 32 - 1, 3], "UINT64": [0, 2 ** 64 - 1, 4], "BOOL": [True, False, True]}
+    "UINT16": [0, 65535, 2], "UINT32": [0, 2 ** 32 - 1, 3], "UINT64": [0, 2 ** 64 - 1, 4], "BOOL": [True, False, True],
+    "BYTES": ["a", "h\u00e9llo \"quoted\"", ""]}
+
+
+def expected_outputs(values):
+    """{output name: values} the dtypes model answers for inputs {datatype: values} (BYTES as str)."""
+    want = {"y_" + dt.lower(): v for dt, v in values.items()}
+    want["s_int32"] = [str(v) for v in values["INT32"]]
+    return want
+
+
+def same_output(datatype, got, want):
+    if datatype in ("FP32", "FP16", "BF16"):
+        return as_float32(got) == as_float32(want)
+    return got == want
 
 
 def pack_values(datatype, values):
+    if datatype == "BYTES":  # each element: 4-byte little-endian length, then its bytes
+        return b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values)
     if datatype == "BF16":  # the top half of the float32
         return b"".join(struct.pack("<f", v)[2:] for v in values)
     fmt, _ = V2_FORMATS[datatype]
@@ -417,6 +434,13 @@ def pack_values(datatype, values):
 
 
 def unpack_values(datatype, raw):
+    if datatype == "BYTES":
+        values, i = [], 0
+        while i < len(raw):
+            n = struct.unpack("<I", raw[i:i + 4])[0]
+            values.append(raw[i + 4:i + 4 + n].decode())
+            i += 4 + n
+        return values
     if datatype == "BF16":
         return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
     fmt, width = V2_FORMATS[datatype]
@@ -424,19 +448,18 @@ def unpack_values(datatype, raw):
 
 
 def test_every_datatype(tmp):
-    """Every numeric V2 datatype in and out, as JSON and as binary; values out of a type's range are refused."""
+    """Every V2 datatype in and out, as JSON and as binary, alone and batched with other requests; values out of
+    a type's range are refused."""
     s = Server(["--model-repository", os.path.join(SOURCE, "tests", "serve", "data")])
     url = "/v2/models/dtypes/infer"
     try:
         inputs = [{"name": "x_" + dt.lower(), "datatype": dt, "shape": [1, 3], "data": v}
                   for dt, v in DTYPE_VALUES.items()]
         doc = s.json("POST", url, {"inputs": inputs})
+        want = expected_outputs(DTYPE_VALUES)
+        assert sorted(o["name"] for o in doc["outputs"]) == sorted(want), doc
         for out in doc["outputs"]:
-            dt = out["datatype"]
-            want, got = DTYPE_VALUES[dt], out["data"]
-            if dt in ("FP32", "FP16", "BF16"):
-                want, got = as_float32(want), as_float32(got)
-            assert out["name"] == "y_" + dt.lower() and out["shape"] == [1, 3] and got == want, (out, want)
+            assert out["shape"] == [1, 3] and same_output(out["datatype"], out["data"], want[out["name"]]), out
         # binary in, binary out
         raws = [pack_values(dt, v) for dt, v in DTYPE_VALUES.items()]
         header = json.dumps({
@@ -450,14 +473,24 @@ def test_every_datatype(tmp):
         offset = json_length
         for out in json.loads(data[:json_length])["outputs"]:
             size = out["parameters"]["binary_data_size"]
-            got, want = unpack_values(out["datatype"], data[offset:offset + size]), DTYPE_VALUES[out["datatype"]]
+            got = unpack_values(out["datatype"], data[offset:offset + size])
             offset += size
-            if out["datatype"] in ("FP32", "FP16", "BF16"):
-                want, got = as_float32(want), as_float32(got)
-            assert got == want, (out, got)
+            assert same_output(out["datatype"], got, want[out["name"]]), (out, got)
         assert offset == len(data)
+        # concurrent requests with their own values share batches: each gets its own rows back (strings too)
+        def own_values(i):
+            values = dict(DTYPE_VALUES, INT32=[i, -i, i * 1000], BYTES=["r%d" % i, "", "row %d" % i])
+            body = {"inputs": [{"name": "x_" + dt.lower(), "datatype": dt, "shape": [1, 3], "data": v}
+                               for dt, v in values.items()]}
+            answer = expected_outputs(values)
+            for _ in range(20):
+                for out in s.json("POST", url, body)["outputs"]:
+                    assert same_output(out["datatype"], out["data"], answer[out["name"]]), (i, out)
+        run_concurrently(8, own_values)
+        stats = s.json("GET", "/v2/models/dtypes/stats")["model_stats"][0]
+        assert stats["execution_count"] < stats["inference_count"], stats  # batches were shared
         refused = [("UINT8", 256), ("INT8", -129), ("INT16", 32768), ("UINT64", -1), ("INT32", 1.5), ("BOOL", 1),
-                   ("INT64", 2 ** 63), ("UINT32", "7")]
+                   ("INT64", 2 ** 63), ("UINT32", "7"), ("BYTES", 7)]
         for dt, bad in refused:
             body = {"inputs": [dict(i, data=[bad, i["data"][1], i["data"][2]]) if i["datatype"] == dt else i
                                for i in inputs]}
