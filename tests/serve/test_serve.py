@@ -512,10 +512,21 @@ def test_mangled_requests(tmp):
                                       outputs=[{"name": "probabilities"}])).encode()
     binary_body, binary_headers = binary_request(datatype, shape, values, ["probabilities"])
     tfs_body = json.dumps({"instances": nest(values, shape)}).encode()
+    raws = [pack_values(dt, v) for dt, v in DTYPE_VALUES.items()]
+    header = json.dumps({"inputs": [{"name": "x_" + dt.lower(), "datatype": dt, "shape": [1, 3],
+                                     "parameters": {"binary_data_size": len(raw)}}
+                                    for dt, raw in zip(DTYPE_VALUES, raws)]}).encode()
+    dtypes_body = header + b"".join(raws)
     cases = [(mlp, json_body, {}), (mlp, binary_body, binary_headers),
+             ("/v2/models/dtypes/infer", dtypes_body, {"Inference-Header-Content-Length": str(len(header))}),
              ("/v1/models/breast_cancer_gbdt:predict", tfs_body, {}),
              ("/v2/repository/models/breast_cancer_mlp/load", b'{"parameters": {"config": "{}"}}', {})]
-    s = Server(["--model-repository", os.path.join(SOURCE, "examples", "repository")])
+    repo = os.path.join(tmp, "repo")
+    shutil.copytree(os.path.join(SOURCE, "examples", "repository"), repo)
+    shutil.copytree(os.path.join(SOURCE, "tests", "serve", "data", "dtypes"), os.path.join(repo, "dtypes"))
+    with open(os.path.join(repo, "dtypes", "config.json"), "w") as f:
+        f.write("{}")  # no batching delay: mangled requests one after another
+    s = Server(["--model-repository", repo])
     try:
         conn = s.connect()
         answered = 0
