@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "kiln CMD: <kiln_last_error()>" and returns EXIT_FAILED. */
 int cli_fail(const char *cmd);

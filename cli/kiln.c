@@ -15,6 +15,9 @@ static const struct {
     {"info", cmd_info, "describe a model: inputs, outputs, operators, memory, anything unsupported"},
     {"bench", cmd_bench, "measure a model's latency and throughput"},
     {"batch", cmd_batch, "score files of any size: CSV, JSON Lines, .npy in; resumable, shardable"},
+#ifdef KILN_HAVE_SERVE /* needs libmicrohttpd */
+    {"serve", cmd_serve, "serve models over HTTP: Open Inference Protocol (KServe V2), dynamic batching"},
+#endif
 };
 
 static void print_help(FILE *out)

@@ -10,6 +10,7 @@
  */
 #include "formats/json.h"
 
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -88,10 +89,68 @@ static bool locale_copy(const char *text, size_t len, char *buf, size_t capacity
     return true;
 }
 
+/* Clinger's fast path: when a decimal is m * 10^e with m and 10^|e| both exact in the target type (m < 2^24 and
+ * |e| <= 10 for float32, m < 2^53 and |e| <= 22 for double), one correctly rounded multiplication or division
+ * gives the correctly rounded value, as strtof/strtod would. Most numbers in requests ("13.4", "0.08172") take
+ * it, skipping strtof's multi-precision path. Returns false (to take the slow path) for anything else,
+ * including text the JSON grammar would refuse, so the slow path reports it. */
+static bool fast_decimal(const char *text, size_t len, bool as_float, double *out)
+{
+    static const float float_powers[] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+    static const double double_powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                           1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = text[0] == '-';
+    if (i >= len || !is_digit(text[i]) || (text[i] == '0' && i + 1 < len && is_digit(text[i + 1]))) return false;
+    uint64_t m = 0;
+    int e = 0;
+    for (; i < len && is_digit(text[i]); i++) {
+        if (m >= UINT64_C(1) << 53) return false;
+        m = m * 10 + (uint64_t)(text[i] - '0');
+    }
+    if (i < len && text[i] == '.') {
+        size_t first = ++i;
+        for (; i < len && is_digit(text[i]); i++, e--) {
+            if (m >= UINT64_C(1) << 53) return false;
+            m = m * 10 + (uint64_t)(text[i] - '0');
+        }
+        if (i == first) return false;
+    }
+    if (i < len && (text[i] == 'e' || text[i] == 'E')) {
+        bool negative = ++i < len && text[i] == '-';
+        if (i < len && (text[i] == '-' || text[i] == '+')) i++;
+        size_t first = i;
+        int exponent = 0;
+        for (; i < len && is_digit(text[i]) && exponent < 1000; i++) exponent = exponent * 10 + (text[i] - '0');
+        if (i == first) return false;
+        e += negative ? -exponent : exponent;
+    }
+    if (i != len) return false;
+    bool negative = text[0] == '-';
+#if FLT_EVAL_METHOD == 0 /* float arithmetic is done in float: one rounding */
+    if (as_float && m < (UINT64_C(1) << 24) && e >= -10 && e <= 10) {
+        float f = (float)m;
+        f = e < 0 ? f / float_powers[-e] : f * float_powers[e];
+        *out = negative ? -f : f;
+        return true;
+    }
+#else
+    (void)float_powers;
+#endif
+    if (!as_float && m < (UINT64_C(1) << 53) && e >= -22 && e <= 22) {
+        double d = (double)m;
+        d = e < 0 ? d / double_powers[-e] : d * double_powers[e];
+        *out = negative ? -d : d;
+        return true;
+    }
+    return false;
+}
+
 /* Converts a number's text with strtod (as_float false) or strtof; false if it is not exactly a number. */
 static bool text_to_real(const char *text, size_t len, bool as_float, double *out)
 {
-    if (len == 0 || json_scan_number(text, len) != len) return false;
+    if (len == 0) return false;
+    if (fast_decimal(text, len, as_float, out)) return true;
+    if (json_scan_number(text, len) != len) return false;
     if (scan_special(text, len)) {
         *out = text[0] == 'N' ? NAN : text[0] == '-' ? -INFINITY : INFINITY;
         return true;

@@ -7,6 +7,7 @@
 #   fixtures:   python3-numpy python3-onnx (ONNX node tests), python3-torch python3-torchvision (model exports),
 #               python3-sklearn, python3-xgboost (training the example and the tree-model fixtures)
 #   kiln batch: zlib1g-dev libzstd-dev (gzip and zstd inputs), zstd (the batch tests compress with it)
+#   kiln serve: libmicrohttpd-dev (its HTTP/1.1 server)
 #   reference:  onnxruntime-node from npm (the peer kiln's outputs are compared with), Node.js to run it;
 #               libxgboost-dev (XGBoost's C API predictor, the tree benchmark's peer)
 #   portability: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user (aarch64 build, tests under qemu), and
@@ -19,7 +20,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
 fi
 
-packages="build-essential cmake pkg-config libcmocka-dev python3 python3-numpy python3-onnx python3-torch
+packages="build-essential cmake pkg-config libcmocka-dev libmicrohttpd-dev python3 python3-numpy python3-onnx python3-torch
 python3-torchvision python3-sklearn python3-xgboost libxgboost-dev zlib1g-dev libzstd-dev zstd gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libcmocka-dev:arm64"
 command -v node >/dev/null 2>&1 || packages="$packages nodejs"
 command -v npm >/dev/null 2>&1 || packages="$packages npm"

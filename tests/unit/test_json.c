@@ -197,6 +197,35 @@ static void every_float32_round_trips(void **state)
     }
 }
 
+/* Short decimals ("13.4", "-0.08172", "5e-3") take the exact fast path (m * 10^e in one rounding): every one
+ * must read back exactly as strtof and strtod read it, including at the path's limits. */
+static void short_decimals_read_as_strtod_reads_them(void **state)
+{
+    (void)state;
+    random_seed(12);
+    char text[64];
+    static const char *const edges[] = {"16777215", "16777216", "16777217", "1e10", "1e-10", "9007199254740991",
+                                        "9007199254740993", "1e22", "1e23", "-0", "-0.0", "0.1", "3.4028235e38",
+                                        "1.17549435e-38", "123456789012345678901234567890"};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        if (!same_bits(json_float(edges[i]), strtof(edges[i], NULL))) fail_msg("%s: float differs", edges[i]);
+        if (json_number(edges[i]) != strtod(edges[i], NULL)) fail_msg("%s: double differs", edges[i]);
+    }
+    for (int i = 0; i < 50000; i++) {
+        long long mantissa = random_int(0, i % 3 ? 99999999 : INT32_MAX);
+        int point = (int)random_int(0, 9), exponent = (int)random_int(-25, 25);
+        int n = snprintf(text, sizeof text, "%s%lld", i % 5 ? "" : "-", mantissa);
+        if (point > 0 && point < n - (text[0] == '-') - 1) {
+            memmove(text + n - point + 1, text + n - point, (size_t)point + 1);
+            text[n - point] = '.';
+            n++;
+        }
+        if (i % 4 == 0) snprintf(text + n, sizeof text - (size_t)n, "e%d", exponent);
+        if (!same_bits(json_float(text), strtof(text, NULL))) fail_msg("%s: float differs from strtof", text);
+        if (json_number(text) != strtod(text, NULL)) fail_msg("%s: double differs from strtod", text);
+    }
+}
+
 static void integers_are_exact_and_checked(void **state)
 {
     (void)state;
@@ -709,6 +738,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numbers_read_back_what_was_written),
         cmocka_unit_test(every_float32_round_trips),
+        cmocka_unit_test(short_decimals_read_as_strtod_reads_them),
         cmocka_unit_test(integers_are_exact_and_checked),
         cmocka_unit_test(malformed_numbers_are_refused),
         cmocka_unit_test(numbers_ignore_the_c_locale),
