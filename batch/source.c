@@ -69,6 +69,7 @@ static kiln_status read_raw(batch_source *s, void *buf, size_t cap, size_t *got)
 
 /* ---- codecs: each has an input buffer and decompresses into the caller's buffer ----------------------------- */
 
+#if defined(KILN_HAVE_ZLIB) || defined(KILN_HAVE_ZSTD)
 typedef struct compressed_input {
     unsigned char buf[COMPRESSED_CHUNK];
     size_t len, pos;
@@ -83,6 +84,7 @@ static kiln_status refill(batch_source *s, compressed_input *in)
     in->eof = in->len == 0;
     return KILN_OK;
 }
+#endif
 
 #ifdef KILN_HAVE_ZLIB
 typedef struct gzip_state {
