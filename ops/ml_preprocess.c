@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/value.h"
 #include "ops/ml_common.h"
 
 static const kiln_dtype ML_NUMBERS[] = {KILN_FLOAT32, KILN_FLOAT64, KILN_INT32, KILN_INT64, KILN_UNDEFINED};
@@ -718,15 +719,67 @@ static kiln_status feature_vectorizer_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* ---- refused until kiln has strings and maps ------------------------------------------------------------ */
+/* ---- ZipMap: each row of scores as a map from class label to score ----------------------------------- */
+
+/* The output is a sequence of maps, which is not a tensor the planner can size: like the sequence operators
+ * ZipMap runs while planning (OP_PLAN_TIME), its maps allocated from the plan's memory. All maps share one
+ * keys tensor, and each map's values point into one copy of the scores. */
+typedef struct zipmap_params {
+    const int64_t *ints;       /* classlabels_int64s, or */
+    const char *const *names;  /* classlabels_strings */
+    int count;
+} zipmap_params;
 
 static kiln_status zipmap_init(op_init_ctx *ctx)
 {
-    (void)ctx;
-    return kiln_fail(KILN_ERR_UNSUPPORTED,
-                     "ZipMap outputs a sequence of maps, which kiln's runtime does not support yet; "
-                     "convert the classifier without it (skl2onnx: options={'zipmap': False}) to get the probabilities "
-                     "as a tensor");
+    zipmap_params *p = ctx->params;
+    int n_ints, n_names;
+    KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
+    if (op_input_type(ctx, 0).kind != VALUE_TENSOR) return kiln_fail(KILN_ERR_MALFORMED, "input 0 must be a tensor");
+    KILN_TRY(op_require_dtype(ctx, 0, (const kiln_dtype[]){KILN_FLOAT32, KILN_UNDEFINED}));
+    KILN_TRY(ml_ints(ctx->node, "classlabels_int64s", &p->ints, &n_ints));
+    KILN_TRY(ml_strings(ctx->node, "classlabels_strings", &p->names, &n_names));
+    if ((n_ints > 0) == (n_names > 0))
+        return kiln_fail(KILN_ERR_MALFORMED, "exactly one of 'classlabels_int64s' and 'classlabels_strings' is needed");
+    p->count = n_ints ? n_ints : n_names;
+    kiln_dtype key = n_ints ? KILN_INT64 : KILN_STRING;
+    op_set_output_type(ctx, 0, (value_type){VALUE_SEQUENCE, VALUE_MAP, KILN_FLOAT32, key});
+    return KILN_OK;
+}
+
+/* The keys every map shares, in the plan's memory. */
+static kiln_status zipmap_keys(op_ctx *ctx, const zipmap_params *p, kiln_tensor *keys)
+{
+    *keys = (kiln_tensor){.dtype = p->names ? KILN_STRING : KILN_INT64, .rank = 1, .dims = {p->count}};
+    keys->data = region_alloc(ctx->mem, (size_t)p->count, kiln_dtype_size(keys->dtype));
+    if (!keys->data) return KILN_ERR_OUT_OF_MEMORY;
+    if (!p->names) {
+        memcpy(keys->data, p->ints, (size_t)p->count * sizeof *p->ints);
+        return KILN_OK;
+    }
+    for (int k = 0; k < p->count; k++)
+        if (!(((const char **)keys->data)[k] = region_strdup(ctx->mem, p->names[k]))) return KILN_ERR_OUT_OF_MEMORY;
+    return KILN_OK;
+}
+
+static kiln_status zipmap_eval(op_ctx *ctx)
+{
+    const zipmap_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0];
+    kiln_tensor *out = ctx->outputs[0], keys;
+    int64_t rows, cols;
+    KILN_TRY(ml_rows_cols(x, &rows, &cols));
+    if (cols != p->count)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has %lld columns for %d class labels", (long long)cols,
+                         p->count);
+    KILN_TRY(zipmap_keys(ctx, p, &keys));
+    float *values = region_alloc(ctx->mem, (size_t)(rows * cols) + 1, sizeof *values);
+    if (!values) return KILN_ERR_OUT_OF_MEMORY;
+    if (rows > 0 && cols > 0) memcpy(values, x->data, (size_t)(rows * cols) * sizeof *values);
+    KILN_TRY(value_make_list(ctx->mem, KILN_FLOAT32, rows, out));
+    for (int64_t r = 0; r < rows; r++)
+        KILN_TRY(value_make_map(ctx->mem, &keys, KILN_FLOAT32, values + r * cols, &value_items(out)[r]));
+    return KILN_OK;
 }
 
 const op_def ops_ml_preprocess[] = {
@@ -745,6 +798,7 @@ const op_def ops_ml_preprocess[] = {
      feature_vectorizer_shape, feature_vectorizer_eval, 0},
     {ML_DOMAIN, "CategoryMapper", 1, ML_MAX_OPSET, sizeof(label_encoder_params), category_mapper_init,
      op_shape_like_input0, label_encoder_eval, 0},
-    {ML_DOMAIN, "ZipMap", 1, ML_MAX_OPSET, 0, zipmap_init, NULL, NULL, 0},
+    {ML_DOMAIN, "ZipMap", 1, ML_MAX_OPSET, sizeof(zipmap_params), zipmap_init, NULL, zipmap_eval,
+     OP_PLAN_TIME | OP_DATA_DEPENDENT_SHAPE | OP_ANY_VALUE_KIND},
     OP_TABLE_END,
 };
