@@ -936,6 +936,29 @@ def string_lookups(w):
                                       zeros=1), [words.reshape(4, 2)])
 
 
+def string_label_edges(w):
+    """Named classes where onnxruntime's two-class rules decide the label: one row of linear coefficients, a linear
+    SVM with mixed-sign weights, a tree with weights for both classes and two base values."""
+    X = np.array([[0, 1], [0.5, 0], [0.75, -1], [2, 0], [-1, -1], [0.3, 0.3], [0.5, 0.5]], np.float32)
+    names = dict(classlabels_strings=["no", "yes"])
+    out = [vi("label", TensorProto.STRING, [None]), vi("probabilities", F32, [None, 2])]
+
+    def case(name, op, **attrs):
+        node = helper.make_node(op, ["x"], ["label", "probabilities"], domain="ai.onnx.ml", **names, **attrs)
+        w.case(name, make_model([node], [vi("x", F32, [None, 2])], out), [X])
+
+    case("linear_one_row_string_labels", "LinearClassifier", coefficients=[1.0, -1.0], intercepts=[0.1],
+         post_transform="LOGISTIC")
+    case("svm_linear_string_labels", "SVMClassifier", coefficients=[1.0, -1.0, 0.5, 0.5], rho=[0.1],
+         kernel_type="LINEAR", kernel_params=[0.0, 0.0, 0.0])
+    f = Forest()
+    f.split(0, 0, "BRANCH_LEQ", 0, 0.5, 1, 2)
+    f.leaf(0, 1, [(0, 0.3), (1, 0.7)])
+    f.leaf(0, 2, [(1, 0.4)])
+    case("tree_two_class_string_labels", "TreeEnsembleClassifier", post_transform="LOGISTIC", base_values=[0.2, -0.1],
+         **f.v3_attrs("class_"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "data")
     if os.path.isdir(root):
@@ -943,7 +966,7 @@ def main():
     os.makedirs(root)
     w = Writer(root)
     for part in (sklearn_trees, xgboost_binary, sklearn_linear, hand_trees, hand_classifiers, preprocessing,
-                 string_classifiers, preprocessing_graph, string_lookups):
+                 string_classifiers, preprocessing_graph, string_lookups, string_label_edges):
         print(part.__name__)
         part(w)
     with open(os.path.join(root, "README.md"), "w") as f:
