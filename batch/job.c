@@ -76,8 +76,8 @@ static kiln_status describe_output(batch_job *job, int index, batch_output *out)
     out->dtype = info.dtype;
     if (info.kind != KILN_VALUE_TENSOR)
         return kiln_fail(KILN_ERR_UNSUPPORTED,
-                         "output '%s' is a %s, not a tensor, which kiln batch cannot write; leave it out with --outputs "
-                         "(a classifier's ZipMap'd probabilities: convert it without ZipMap)",
+                         "output '%s' is a %s, not a tensor, which kiln batch cannot write; leave it out with "
+                         "--outputs (a classifier's ZipMap'd probabilities: convert it without ZipMap)",
                          info.name, info.kind == KILN_VALUE_SEQUENCE ? "sequence" : "non-tensor value");
     if (kiln_dtype_size(info.dtype) == 0 || info.dtype == KILN_STRING || info.dtype == KILN_COMPLEX64 ||
         info.dtype == KILN_COMPLEX128)

@@ -37,7 +37,8 @@ kiln_status value_copy_tensor(region *mem, const kiln_tensor *src, kiln_tensor *
     return KILN_OK;
 }
 
-kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values, kiln_tensor *out)
+kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values,
+                           kiln_tensor *out)
 {
     memset(out, 0, sizeof *out);
     out->dtype = value_dtype;

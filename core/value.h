@@ -28,7 +28,8 @@ kiln_status value_copy_tensor(region *mem, const kiln_tensor *src, kiln_tensor *
 /* Makes `out` a map of `count` entries whose keys are `keys` (1-D, `count` of them) and whose values are
  * `values` (`count` elements of `value_dtype`): both are pointed to, not copied; the pair of descriptors
  * comes from `mem`. */
-kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values, kiln_tensor *out);
+kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values,
+                           kiln_tensor *out);
 /* A deep copy of a value of this kind (elements and their data) into `mem`. */
 kiln_status value_copy(region *mem, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *src,
                        kiln_tensor *out);

@@ -444,7 +444,13 @@ kiln_status onnx_write_tensor(const kiln_tensor *t, const char *name, uint8_t **
 /* Fields shared by SequenceProto and OptionalProto: name 1, elem_type 2, then the value fields (repeated in
  * a sequence): tensor 3, sparse tensor 4, sequence 5, map 6, optional 7. elem_type numbers: tensor 1,
  * sequence 3, map 4, optional 5. */
-enum value_field { VALUE_NAME = 1, VALUE_ELEM_TYPE = 2, VALUE_TENSOR_FIELD = 3, VALUE_SEQUENCE_FIELD = 5, VALUE_MAP_FIELD = 6 };
+enum value_field {
+    VALUE_NAME = 1,
+    VALUE_ELEM_TYPE = 2,
+    VALUE_TENSOR_FIELD = 3,
+    VALUE_SEQUENCE_FIELD = 5,
+    VALUE_MAP_FIELD = 6
+};
 enum { ELEM_TENSOR = 1, ELEM_SEQUENCE = 3, ELEM_MAP = 4 };
 /* MapProto: key_type 2, keys 3 (integers), string_keys 4, values 5 (a SequenceProto of scalar tensors, as
  * onnx.numpy_helper.from_dict writes it). */

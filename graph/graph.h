@@ -24,10 +24,10 @@
 struct op_def;
 typedef struct graph graph;
 
-/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of
- * tensors or of maps (ZipMap's output) and optionals (of a tensor or a sequence) run; other maps and sparse
- * tensors are only recognised, so that the loader can say precisely what is unsupported. At run time a sequence or an optional travels as
- * a kiln_tensor descriptor whose data points to its elements (see kiln.h, "Non-tensor values"). */
+/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of tensors or of
+ * maps (ZipMap's output) and optionals (of a tensor or a sequence) run; other maps and sparse tensors are only
+ * recognised, so that the loader can say precisely what is unsupported. At run time a sequence, an optional or
+ * a map travels as a kiln_tensor descriptor whose data points to its elements (see kiln.h, kiln_value_kind). */
 typedef kiln_value_kind value_kind;
 #define VALUE_TENSOR KILN_VALUE_TENSOR
 #define VALUE_SEQUENCE KILN_VALUE_SEQUENCE

@@ -65,7 +65,8 @@ static kiln_status linear_classifier_init(op_init_ctx *ctx)
     if (p->n_scores == 1 && p->labels.count != 2)
         return kiln_fail(KILN_ERR_MALFORMED, "one row of coefficients needs exactly 2 class labels, there are %d",
                          p->labels.count);
-    if (p->n_scores > 1) KILN_TRY(ml_require_same_length("intercepts", p->n_scores, "the class labels", p->labels.count));
+    if (p->n_scores > 1)
+        KILN_TRY(ml_require_same_length("intercepts", p->n_scores, "the class labels", p->labels.count));
     ctx->output_dtypes[1] = KILN_FLOAT32;
     return KILN_OK;
 }
@@ -105,7 +106,8 @@ static kiln_status linear_shape(op_ctx *ctx)
     } else {
         op_set_output_shape(ctx, 0, 2, (int64_t[]){rows, columns});
     }
-    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + (p->classifier ? ml_label_scratch_bytes(&p->labels, rows) : 0);
+    size_t labels = p->classifier ? ml_label_scratch_bytes(&p->labels, rows) : 0;
+    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + labels;
     return KILN_OK;
 }
 
@@ -323,8 +325,9 @@ static kiln_status svm_shape(op_ctx *ctx)
         op_set_output_shape(ctx, 0, 1, (int64_t[]){rows});
         op_set_output_shape(ctx, 1, 2, (int64_t[]){rows, columns});
     }
-    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + (size_t)eval_threads(ctx) * svm_work_doubles(p) * sizeof(double) +
-                         (p->n_classes ? ml_label_scratch_bytes(&p->labels, rows) : 0);
+    size_t work = (size_t)eval_threads(ctx) * svm_work_doubles(p) * sizeof(double);
+    size_t labels = p->n_classes ? ml_label_scratch_bytes(&p->labels, rows) : 0;
+    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + work + labels;
     return KILN_OK;
 }
 
@@ -499,7 +502,8 @@ static kiln_status svm_eval(op_ctx *ctx)
     job.y = ctx->outputs[classifier ? 1 : 0]->data;
     job.columns = classifier ? ctx->outputs[1]->dims[1] : 1;
     job.work = (double *)((char *)ctx->scratch + float_rows_bytes(x));
-    job.labels = classifier ? ml_label_slots(ctx, &p->labels, job.work + (size_t)eval_threads(ctx) * svm_work_doubles(p)) : NULL;
+    double *after_work = job.work + (size_t)eval_threads(ctx) * svm_work_doubles(p);
+    job.labels = classifier ? ml_label_slots(ctx, &p->labels, after_work) : NULL;
     job.slices = eval_threads(ctx);
     if (job.slices > job.rows) job.slices = job.rows > 0 ? job.rows : 1;
     parallel_for(ctx->parallel, job.slices, 1, svm_slices, &job);

@@ -24,7 +24,7 @@ static kiln_status require_kind(const op_init_ctx *ctx, int i, value_kind kind)
     if (got.kind != kind)
         return kiln_fail(KILN_ERR_MALFORMED, "input %d must be %s, not %s", i, names[kind], names[got.kind]);
     if (got.kind == VALUE_SEQUENCE && got.elem_kind == VALUE_MAP)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d is a sequence of maps (only ZipMap's output, not an input)", i);
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d is a sequence of maps (ZipMap's output: not an input)", i);
     return KILN_OK;
 }
 
