@@ -74,7 +74,13 @@ static kiln_status describe_output(batch_job *job, int index, batch_output *out)
     out->index = index;
     out->name = info.name;
     out->dtype = info.dtype;
-    if (kiln_dtype_size(info.dtype) == 0 || info.dtype == KILN_COMPLEX64 || info.dtype == KILN_COMPLEX128)
+    if (info.kind != KILN_VALUE_TENSOR)
+        return kiln_fail(KILN_ERR_UNSUPPORTED,
+                         "output '%s' is a %s, not a tensor, which kiln batch cannot write; leave it out with "
+                         "--outputs (a classifier's ZipMap'd probabilities: convert it without ZipMap)",
+                         info.name, info.kind == KILN_VALUE_SEQUENCE ? "sequence" : "non-tensor value");
+    if (kiln_dtype_size(info.dtype) == 0 || info.dtype == KILN_STRING || info.dtype == KILN_COMPLEX64 ||
+        info.dtype == KILN_COMPLEX128)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "output '%s' is %s, which kiln batch cannot write; leave it out with --outputs",
                          info.name, kiln_dtype_name(info.dtype));
     if (info.rank == 0)

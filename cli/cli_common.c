@@ -113,6 +113,11 @@ kiln_status cli_read_inputs(const kiln_model *model, kiln_session *session, char
 
 const char *cli_format_shape(const kiln_value_info *info, char *buf, size_t size)
 {
+    if (info->kind == KILN_VALUE_SEQUENCE && info->elem_kind == KILN_VALUE_MAP) {
+        snprintf(buf, size, "(sequence of maps from %s to %s)", kiln_dtype_name(info->key_dtype),
+                 kiln_dtype_name(info->dtype));
+        return buf;
+    }
     if (info->kind == KILN_VALUE_SEQUENCE || info->kind == KILN_VALUE_OPTIONAL) {
         snprintf(buf, size, "(%s)", info->kind == KILN_VALUE_SEQUENCE         ? "sequence of tensors"
                                     : info->elem_kind == KILN_VALUE_SEQUENCE ? "optional sequence of tensors"

@@ -5,7 +5,9 @@
  * ONNX test suites store them) or as a directory of element files: a sequence as DIR/0.npy, DIR/1.npy, ...
  * (.pb TensorProto files work too), an optional as an empty directory (no value), DIR/0.npy (a tensor) or
  * DIR/0/ (a sequence directory). Outputs are written the same way: output_K.pb with --format pb, or the
- * directory output_K/ with npy.
+ * directory output_K/ with npy. A sequence of maps (ZipMap's output), which NumPy has no file for, is
+ * written as output_K.json: a JSON array with one object per map, {"key": value, ...} (integer keys written
+ * as JSON strings, as JSON requires; floats with 9 significant digits, enough to give back the float32).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -123,13 +125,64 @@ static kiln_status write_sequence_dir(const char *dir, const kiln_tensor *seq)
     return KILN_OK;
 }
 
+static void write_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+/* JSON has no NaN or infinities: they are written as null. */
+static void write_json_number(FILE *f, double v)
+{
+    if (v != v || v - v != 0) fputs("null", f);
+    else fprintf(f, "%.9g", v);
+}
+
+/* A sequence of maps as a JSON array of objects, one line per map. */
+static kiln_status write_maps_json(const char *path, const kiln_tensor *seq)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return kiln_fail(KILN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    const kiln_tensor *maps = seq->data;
+    fputc('[', f);
+    for (int64_t m = 0; m < seq->dims[0]; m++) {
+        const kiln_tensor *keys = maps[m].data, *values = keys + 1;
+        fputs(m ? ",\n{" : "\n{", f);
+        for (int64_t i = 0; i < keys->dims[0]; i++) {
+            char number[32];
+            if (i) fputs(", ", f);
+            if (keys->dtype == KILN_STRING) {
+                write_json_string(f, ((const char *const *)keys->data)[i]);
+            } else {
+                snprintf(number, sizeof number, "%lld", (long long)((const int64_t *)keys->data)[i]);
+                write_json_string(f, number);
+            }
+            fputs(": ", f);
+            write_json_number(f, values->dtype == KILN_FLOAT64 ? ((const double *)values->data)[i]
+                                                               : ((const float *)values->data)[i]);
+        }
+        fputc('}', f);
+    }
+    fputs("\n]\n", f);
+    bool failed = ferror(f) != 0;
+    if (fclose(f) != 0 || failed) return kiln_fail(KILN_ERR_IO, "%s: write failed", path);
+    return KILN_OK;
+}
+
 kiln_status cli_write_value(const char *dir, int k, const char *format, const kiln_value_info *info,
                             const kiln_tensor *v)
 {
     char path[4096];
-    bool pb = strcmp(format, "pb") == 0;
-    snprintf(path, sizeof path, "%s/output_%d%s", dir, k, pb ? ".pb" : info->kind == KILN_VALUE_TENSOR ? ".npy" : "");
+    bool pb = strcmp(format, "pb") == 0, maps = info->kind == KILN_VALUE_SEQUENCE && info->elem_kind == KILN_VALUE_MAP;
+    snprintf(path, sizeof path, "%s/output_%d%s", dir, k,
+             pb ? ".pb" : maps ? ".json" : info->kind == KILN_VALUE_TENSOR ? ".npy" : "");
     if (pb) return value_file_write_pb(path, info->kind, info->elem_kind, v, info->name);
+    if (maps) return write_maps_json(path, v);
     if (info->kind == KILN_VALUE_TENSOR) return npy_write_file(path, v);
     if (info->kind == KILN_VALUE_SEQUENCE) return write_sequence_dir(path, v);
     KILN_TRY(make_directory(path));

@@ -152,6 +152,17 @@ static void print_text(const char *path, const kiln_model *model, const info_fac
     for (int i = 0; i < s->issues; i++) printf("  %s\n", kiln_model_issue(model, i));
 }
 
+/* Non-tensors say what they are: "kind" (sequence, optional), "elem_kind" (tensor, sequence, map) and for maps
+ * "key_dtype"; their "dtype" is their elements' (a map's values'). Tensors carry none of these keys. */
+static void print_json_kind(const kiln_value_info *info)
+{
+    static const char *const kinds[] = {"tensor", "sequence", "map", "optional", "sparse_tensor"};
+    if (info->kind == KILN_VALUE_TENSOR || (unsigned)info->kind > KILN_VALUE_SPARSE) return;
+    kiln_value_kind elem = (unsigned)info->elem_kind > KILN_VALUE_SPARSE ? KILN_VALUE_TENSOR : info->elem_kind;
+    printf(",\"kind\":\"%s\",\"elem_kind\":\"%s\"", kinds[info->kind], kinds[elem]);
+    if (elem == KILN_VALUE_MAP) printf(",\"key_dtype\":\"%s\"", kiln_dtype_name(info->key_dtype));
+}
+
 static void print_json_values(const kiln_model *model, bool outputs)
 {
     int n = outputs ? kiln_model_output_count(model) : kiln_model_input_count(model);
@@ -174,6 +185,7 @@ static void print_json_values(const kiln_model *model, bool outputs)
             }
             printf("]");
         }
+        print_json_kind(&info);
         printf("}");
     }
     printf("]");

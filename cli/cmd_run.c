@@ -33,7 +33,9 @@ static void usage(FILE *out)
             "directories of element files: a sequence as DIR/0.npy, DIR/1.npy, ...; an optional as an\n"
             "empty directory (no value), DIR/0.npy (a tensor) or DIR/0/ (a sequence). Such outputs are\n"
             "written the same way: OUTDIR/output_K/ (elements 0.npy, 1.npy, ...) or, with --format pb,\n"
-            "OUTDIR/output_K.pb.\n"
+            "OUTDIR/output_K.pb. A sequence of maps (ZipMap's output of a classifier's probabilities) is\n"
+            "written as OUTDIR/output_K.json, a JSON array with one {\"label\": probability, ...} object per\n"
+            "row (integer labels as strings), or with --format pb as a SequenceProto of MapProto.\n"
             "\n"
             "options:\n"
             "  -o, --output-dir DIR  write DIR/output_K.npy for graph output K (DIR is created if needed)\n"
@@ -100,6 +102,17 @@ static void print_output(const kiln_model *model, int k, const kiln_tensor *t)
         return;
     }
     const kiln_tensor *items = t->data;
+    if (info.elem_kind == KILN_VALUE_MAP) {
+        printf("%s: sequence of %lld map(s)\n", info.name, (long long)t->dims[0]);
+        for (int64_t i = 0; i < t->dims[0]; i++) {
+            char name[512];
+            snprintf(name, sizeof name, "%s[%lld] keys", info.name, (long long)i);
+            print_tensor(name, &((const kiln_tensor *)items[i].data)[0]);
+            snprintf(name, sizeof name, "%s[%lld] values", info.name, (long long)i);
+            print_tensor(name, &((const kiln_tensor *)items[i].data)[1]);
+        }
+        return;
+    }
     bool nested = info.kind == KILN_VALUE_OPTIONAL && info.elem_kind == KILN_VALUE_SEQUENCE;
     printf("%s: %s of %lld %s\n", info.name, info.kind == KILN_VALUE_OPTIONAL ? "optional" : "sequence",
            (long long)t->dims[0], nested ? "sequence" : "tensor(s)");

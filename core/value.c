@@ -37,12 +37,37 @@ kiln_status value_copy_tensor(region *mem, const kiln_tensor *src, kiln_tensor *
     return KILN_OK;
 }
 
+kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values,
+                           kiln_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    out->dtype = value_dtype;
+    out->rank = 1;
+    out->dims[0] = keys->dims[0];
+    kiln_tensor *pair = region_alloc(mem, 2, sizeof *pair);
+    if (!pair) return KILN_ERR_OUT_OF_MEMORY;
+    pair[0] = *keys;
+    pair[1] = (kiln_tensor){.dtype = value_dtype, .rank = 1, .dims = {keys->dims[0]}, .data = values};
+    out->data = pair;
+    return KILN_OK;
+}
+
+/* Keys and values copied (string keys: the pointers; strings are immutable and outlive the values). */
+static kiln_status copy_map(region *mem, const kiln_tensor *src, kiln_tensor *out)
+{
+    kiln_tensor keys, values;
+    KILN_TRY(value_copy_tensor(mem, map_keys(src), &keys));
+    KILN_TRY(value_copy_tensor(mem, map_values(src), &values));
+    return value_make_map(mem, &keys, values.dtype, values.data, out);
+}
+
 kiln_status value_copy(region *mem, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *src,
                        kiln_tensor *out)
 {
     if (kind == KILN_VALUE_TENSOR) return value_copy_tensor(mem, src, out);
+    if (kind == KILN_VALUE_MAP) return copy_map(mem, src, out);
     KILN_TRY(value_make_list(mem, src->dtype, value_count(src), out));
-    kiln_value_kind inner = kind == KILN_VALUE_OPTIONAL ? elem_kind : KILN_VALUE_TENSOR;
+    kiln_value_kind inner = kind == KILN_VALUE_OPTIONAL || elem_kind == KILN_VALUE_MAP ? elem_kind : KILN_VALUE_TENSOR;
     for (int64_t i = 0; i < value_count(src); i++)
         KILN_TRY(value_copy(mem, inner, KILN_VALUE_TENSOR, &value_items(src)[i], &value_items(out)[i]));
     return KILN_OK;

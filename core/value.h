@@ -12,16 +12,24 @@
 #include "core/mem.h"
 #include "kiln.h"
 
-/* Number of elements of a sequence or optional. */
+/* Number of elements of a sequence or optional, or of entries of a map. */
 static inline int64_t value_count(const kiln_tensor *v) { return v->dims[0]; }
 /* The elements of a sequence or optional. */
 static inline kiln_tensor *value_items(const kiln_tensor *v) { return (kiln_tensor *)v->data; }
+/* A map's keys and values: two 1-D tensors of value_count(map) elements. */
+static inline kiln_tensor *map_keys(const kiln_tensor *map) { return &value_items(map)[0]; }
+static inline kiln_tensor *map_values(const kiln_tensor *map) { return &value_items(map)[1]; }
 
 /* Makes `out` a sequence or optional of `count` elements of `dtype` whose descriptors (zeroed) come from
  * `mem`. */
 kiln_status value_make_list(region *mem, kiln_dtype dtype, int64_t count, kiln_tensor *out);
 /* A copy of tensor `src` whose data comes from `mem`. */
 kiln_status value_copy_tensor(region *mem, const kiln_tensor *src, kiln_tensor *out);
+/* Makes `out` a map of `count` entries whose keys are `keys` (1-D, `count` of them) and whose values are
+ * `values` (`count` elements of `value_dtype`): both are pointed to, not copied; the pair of descriptors
+ * comes from `mem`. */
+kiln_status value_make_map(region *mem, const kiln_tensor *keys, kiln_dtype value_dtype, void *values,
+                           kiln_tensor *out);
 /* A deep copy of a value of this kind (elements and their data) into `mem`. */
 kiln_status value_copy(region *mem, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *src,
                        kiln_tensor *out);

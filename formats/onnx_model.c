@@ -217,7 +217,7 @@ static kiln_status read_attribute(loader *ld, const pb_reader *parent, const pb_
             KILN_TRY(expect_bytes(&f, "attribute tp"));
             graph_value typed = {.name = a->name, .rank = -1};
             KILN_TRY(read_type(ld, (bytes_view){f.data, f.len}, g, &typed, 0));
-            a->tp = (value_type){typed.kind, typed.elem_kind, typed.dtype};
+            a->tp = (value_type){typed.kind, typed.elem_kind, typed.dtype, typed.key_dtype};
         } else if (f.number == ATTRF_FLOATS && a->type == ATTR_FLOATS) {
             if (!pb_read_fixed32(&f, (uint32_t *)a->floats, n_list, &i_floats))
                 return kiln_fail(KILN_ERR_MALFORMED, "bad floats attribute");
@@ -545,7 +545,8 @@ static kiln_status read_element_dtype(pb_reader r, graph_value *v)
 
 /* Reads a TypeProto into value v: its kind, and the element type of tensors. Sequences and optionals
  * nest (TypeProto.Sequence and .Optional hold an elem_type TypeProto, field 1): a sequence's elements
- * give its dtype, an optional's element gives its elem_kind and dtype. Elements' shapes are not kept. */
+ * give its dtype, an optional's element gives its elem_kind and dtype; a map (alone or as a sequence's
+ * element) gives key_dtype and, through its value type, dtype. Elements' shapes are not kept. */
 static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value *value, int depth)
 {
     if (depth > 2) return kiln_fail(KILN_ERR_UNSUPPORTED, "value '%s' nests types too deeply", value->name);
@@ -564,16 +565,21 @@ static kiln_status read_type(loader *ld, bytes_view type, graph *g, graph_value 
         default: continue;
         }
         if (depth == 0) value->kind = kind;
-        else if (depth == 1 && value->kind == VALUE_OPTIONAL) value->elem_kind = kind;
+        else if (depth == 1 && (value->kind == VALUE_OPTIONAL || kind == VALUE_MAP)) value->elem_kind = kind;
         if (kind == VALUE_TENSOR) {
             if (depth == 0) KILN_TRY(read_tensor_type(ld, pb_sub(&tr, &f), g, value));
             else KILN_TRY(read_element_dtype(pb_sub(&tr, &f), value));
             continue;
         }
-        if (kind != VALUE_SEQUENCE && kind != VALUE_OPTIONAL) continue;
+        if (kind != VALUE_SEQUENCE && kind != VALUE_OPTIONAL && kind != VALUE_MAP) continue;
+        /* Sequence and Optional: elem_type 1; Map: key_type 1 (a dtype number), value_type 2 */
         pb_reader inner = pb_sub(&tr, &f);
-        while ((more = pb_next(&inner, &e)) > 0)
-            if (e.number == 1 && pb_field_is_bytes(&e)) KILN_TRY(read_type(ld, (bytes_view){e.data, e.len}, g, value, depth + 1));
+        while ((more = pb_next(&inner, &e)) > 0) {
+            if (kind == VALUE_MAP && e.number == 1 && e.wire_type == PB_VARINT)
+                value->key_dtype = dtype_is_known((int)e.varint) ? (kiln_dtype)e.varint : KILN_UNDEFINED;
+            else if (e.number == (kind == VALUE_MAP ? 2u : 1u) && pb_field_is_bytes(&e))
+                KILN_TRY(read_type(ld, (bytes_view){e.data, e.len}, g, value, depth + 1));
+        }
         if (more < 0) return KILN_ERR_MALFORMED;
     }
     return more < 0 ? KILN_ERR_MALFORMED : KILN_OK;
@@ -707,6 +713,7 @@ static kiln_status read_graph(loader *ld, bytes_view bytes, const scope *sc, gra
             *value = saved;
             value->kind = declared_value.kind;
             value->elem_kind = declared_value.elem_kind;
+            value->key_dtype = declared_value.key_dtype;
             /* a body's declared output shape is all that says what a Loop that never runs stacks */
             if (g->parent && value->rank < 0) {
                 value->rank = declared_value.rank;

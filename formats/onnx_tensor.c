@@ -443,19 +443,79 @@ kiln_status onnx_write_tensor(const kiln_tensor *t, const char *name, uint8_t **
 
 /* Fields shared by SequenceProto and OptionalProto: name 1, elem_type 2, then the value fields (repeated in
  * a sequence): tensor 3, sparse tensor 4, sequence 5, map 6, optional 7. elem_type numbers: tensor 1,
- * sequence 3, optional 5. */
-enum value_field { VALUE_NAME = 1, VALUE_ELEM_TYPE = 2, VALUE_TENSOR_FIELD = 3, VALUE_SEQUENCE_FIELD = 5 };
-enum { ELEM_TENSOR = 1, ELEM_SEQUENCE = 3 };
+ * sequence 3, map 4, optional 5. */
+enum value_field {
+    VALUE_NAME = 1,
+    VALUE_ELEM_TYPE = 2,
+    VALUE_TENSOR_FIELD = 3,
+    VALUE_SEQUENCE_FIELD = 5,
+    VALUE_MAP_FIELD = 6
+};
+enum { ELEM_TENSOR = 1, ELEM_SEQUENCE = 3, ELEM_MAP = 4 };
+/* MapProto: key_type 2, keys 3 (integers), string_keys 4, values 5 (a SequenceProto of scalar tensors, as
+ * onnx.numpy_helper.from_dict writes it). */
+enum map_field { MAP_KEY_TYPE = 2, MAP_KEYS = 3, MAP_STRING_KEYS = 4, MAP_VALUES = 5 };
+
+/* Encodes `body` (a nested message) into b as field `field`. */
+static kiln_status put_message(byte_buffer *b, int field, kiln_status (*body)(byte_buffer *, const kiln_tensor *),
+                               const kiln_tensor *v)
+{
+    byte_buffer inner = {0};
+    kiln_status st = body(&inner, v);
+    if (st == KILN_OK && inner.failed) st = KILN_ERR_OUT_OF_MEMORY;
+    if (st == KILN_OK) put_length_delimited(b, field, inner.data, inner.size);
+    mem_free(inner.data);
+    return st;
+}
+
+/* A map's values as a SequenceProto of scalar tensors. */
+static kiln_status encode_map_values(byte_buffer *b, const kiln_tensor *values)
+{
+    put_key(b, VALUE_ELEM_TYPE, PB_VARINT);
+    put_varint(b, ELEM_TENSOR);
+    size_t esize = kiln_dtype_size(values->dtype);
+    for (int64_t i = 0; i < values->dims[0]; i++) {
+        kiln_tensor scalar = {.dtype = values->dtype, .rank = 0, .data = (char *)values->data + (size_t)i * esize};
+        uint8_t *bytes = NULL;
+        size_t size = 0;
+        KILN_TRY(onnx_write_tensor(&scalar, NULL, &bytes, &size));
+        put_length_delimited(b, VALUE_TENSOR_FIELD, bytes, size);
+        mem_free(bytes);
+    }
+    return KILN_OK;
+}
+
+static kiln_status encode_map(byte_buffer *b, const kiln_tensor *map)
+{
+    const kiln_tensor *pair = map->data, *keys = &pair[0];
+    put_key(b, MAP_KEY_TYPE, PB_VARINT);
+    put_varint(b, (uint64_t)keys->dtype);
+    for (int64_t i = 0; i < keys->dims[0]; i++) {
+        if (keys->dtype == KILN_STRING) {
+            const char *key = ((const char *const *)keys->data)[i];
+            put_length_delimited(b, MAP_STRING_KEYS, key, strlen(key));
+        } else {
+            put_key(b, MAP_KEYS, PB_VARINT);
+            put_varint(b, (uint64_t)((const int64_t *)keys->data)[i]);
+        }
+    }
+    return put_message(b, MAP_VALUES, encode_map_values, &pair[1]);
+}
 
 static kiln_status encode_value(byte_buffer *b, kiln_value_kind kind, kiln_value_kind elem_kind, const kiln_tensor *v,
                                 const char *name)
 {
     if (name && name[0]) put_length_delimited(b, VALUE_NAME, name, strlen(name));
     bool holds_sequence = kind == KILN_VALUE_OPTIONAL && elem_kind == KILN_VALUE_SEQUENCE;
+    bool holds_maps = kind == KILN_VALUE_SEQUENCE && elem_kind == KILN_VALUE_MAP;
     put_key(b, VALUE_ELEM_TYPE, PB_VARINT);
-    put_varint(b, holds_sequence ? ELEM_SEQUENCE : ELEM_TENSOR);
+    put_varint(b, holds_sequence ? ELEM_SEQUENCE : holds_maps ? ELEM_MAP : ELEM_TENSOR);
     const kiln_tensor *items = v->data;
     for (int64_t i = 0; i < v->dims[0]; i++) {
+        if (holds_maps) {
+            KILN_TRY(put_message(b, VALUE_MAP_FIELD, encode_map, &items[i]));
+            continue;
+        }
         uint8_t *bytes = NULL;
         size_t size = 0;
         kiln_status st = holds_sequence ? onnx_write_value(KILN_VALUE_SEQUENCE, KILN_VALUE_TENSOR, &items[i], NULL, &bytes, &size)

@@ -24,10 +24,10 @@
 struct op_def;
 typedef struct graph graph;
 
-/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of
- * tensors and optionals (of a tensor or a sequence) run; maps and sparse tensors are only recognised, so
- * that the loader can say precisely what is unsupported. At run time a sequence or an optional travels as
- * a kiln_tensor descriptor whose data points to its elements (see kiln.h, "Non-tensor values"). */
+/* What kind of thing flows along a value (the public kiln_value_kind). Tensors, sequences of tensors or of
+ * maps (ZipMap's output) and optionals (of a tensor or a sequence) run; other maps and sparse tensors are only
+ * recognised, so that the loader can say precisely what is unsupported. At run time a sequence, an optional or
+ * a map travels as a kiln_tensor descriptor whose data points to its elements (see kiln.h, kiln_value_kind). */
 typedef kiln_value_kind value_kind;
 #define VALUE_TENSOR KILN_VALUE_TENSOR
 #define VALUE_SEQUENCE KILN_VALUE_SEQUENCE
@@ -38,8 +38,9 @@ typedef kiln_value_kind value_kind;
 /* The type of a value short of its shape: what subgraph typing (If/Loop/Scan bodies) passes around. */
 typedef struct value_type {
     value_kind kind;
-    value_kind elem_kind; /* optionals only */
+    value_kind elem_kind; /* optionals: a tensor or a sequence; sequences: a tensor or a map */
     kiln_dtype dtype;
+    kiln_dtype key_dtype; /* maps and sequences of maps: the keys' dtype */
 } value_type;
 
 /* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
@@ -86,7 +87,8 @@ typedef struct graph_attr {
 typedef struct graph_value {
     const char *name;
     value_kind kind;
-    value_kind elem_kind;           /* optionals: what they hold (a tensor or a sequence) */
+    value_kind elem_kind;           /* optionals: a tensor or a sequence; sequences: a tensor or a map */
+    kiln_dtype key_dtype;           /* maps and sequences of maps: the keys' dtype */
     kiln_dtype dtype;               /* KILN_UNDEFINED until type inference; element dtype of non-tensors */
     kiln_dtype declared_dtype;      /* graph outputs: the dtype the file declares, checked against inference */
     int rank;                       /* -1 when unknown */

@@ -48,6 +48,7 @@ static kiln_status bind_body_input(graph_value *v, const value_type *given)
     if (v->dtype == KILN_UNDEFINED) {
         v->kind = given->kind;
         v->elem_kind = given->elem_kind;
+        v->key_dtype = given->key_dtype;
         v->dtype = given->dtype;
         return KILN_OK;
     }
@@ -74,6 +75,7 @@ static kiln_status type_subgraph(op_init_ctx *ctx, graph *body, int n_inputs, co
         const graph_value *o = &body->parent->values[outer];
         v->kind = o->kind;
         v->elem_kind = o->elem_kind;
+        v->key_dtype = o->key_dtype;
         v->dtype = o->dtype;
     }
     kiln_status st = graph_check_and_sort(body);
@@ -105,8 +107,9 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
             return report(issues, g, n, KILN_ERR_UNSUPPORTED, "takes only tensors, not sequences or optionals");
     }
     value_kind out_kinds[MAX_NODE_ARITY], out_elem_kinds[MAX_NODE_ARITY];
+    kiln_dtype out_key_dtypes[MAX_NODE_ARITY];
     for (int k = 0; k < n->n_outputs; k++) {
-        out_types[k] = KILN_UNDEFINED;
+        out_types[k] = out_key_dtypes[k] = KILN_UNDEFINED;
         out_kinds[k] = out_elem_kinds[k] = VALUE_TENSOR;
     }
     void *params = n->op->params_size ? region_alloc(g->mem, 1, n->op->params_size) : NULL;
@@ -124,6 +127,7 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
         .mem = g->mem,
         .output_kinds = out_kinds,
         .output_elem_kinds = out_elem_kinds,
+        .output_key_dtypes = out_key_dtypes,
         .type_subgraph = type_subgraph,
         .checker = issues,
     };
@@ -141,6 +145,7 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
         g->values[v].dtype = out_types[k];
         g->values[v].kind = out_kinds[k];
         g->values[v].elem_kind = out_elem_kinds[k];
+        g->values[v].key_dtype = out_key_dtypes[k];
     }
     n->params = params;
     n->value_inputs = ctx.value_inputs;

@@ -90,8 +90,12 @@ typedef struct kiln_tensor {
  *   a sequence of tensors: dtype = the elements' dtype, rank 1, dims[0] = number of elements, and `data`
  *     points to that many kiln_tensor elements (each with its own data);
  *   an optional: the same with dims[0] = 0 (no value) or 1, `data` pointing to the one element — a tensor,
- *     or a sequence descriptor when elem_kind is KILN_VALUE_SEQUENCE.
- * `data` is never NULL, even when dims[0] is 0. Maps and sparse tensors are recognised but not run. */
+ *     or a sequence descriptor when elem_kind is KILN_VALUE_SEQUENCE;
+ *   a map: dtype = the values' dtype, rank 1, dims[0] = number of entries, and `data` pointing to two
+ *     kiln_tensor: the keys (1-D, int64 or string, key_dtype) then the values (1-D, same length), entry i
+ *     being keys[i] -> values[i]. Maps occur as the elements of a sequence (elem_kind KILN_VALUE_MAP: ZipMap's
+ *     output), which kiln produces as outputs but does not take as inputs.
+ * `data` is never NULL, even when dims[0] is 0. Sparse tensors are recognised but not run. */
 typedef enum kiln_value_kind {
     KILN_VALUE_TENSOR = 0,
     KILN_VALUE_SEQUENCE = 1,
@@ -102,7 +106,7 @@ typedef enum kiln_value_kind {
 
 /* Name and type of a graph input or output. A dim is -1 when it is not fixed by the model; `dim_names[i]`
  * then holds its symbolic name (e.g. "batch") or NULL when it has none. Strings belong to the model. For a
- * sequence or optional, dtype is its elements' and the shape is not given (rank -1). */
+ * sequence or optional, dtype is its elements' and the shape is not given (rank -1); for a map, its values'. */
 typedef struct kiln_value_info {
     const char *name;
     kiln_dtype dtype;
@@ -110,7 +114,8 @@ typedef struct kiln_value_info {
     int64_t dims[KILN_MAX_RANK];
     const char *dim_names[KILN_MAX_RANK];
     kiln_value_kind kind;
-    kiln_value_kind elem_kind; /* what an optional holds */
+    kiln_value_kind elem_kind; /* what an optional or a sequence holds */
+    kiln_dtype key_dtype;      /* maps and sequences of maps: the keys' dtype (else KILN_UNDEFINED) */
 } kiln_value_info;
 
 typedef struct kiln_model kiln_model;

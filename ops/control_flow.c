@@ -164,8 +164,8 @@ static kiln_status loop_init(op_init_ctx *ctx)
     graph *body = NULL;
     KILN_TRY(require_graph(ctx->node, "body", &body));
     value_type given[MAX_BODY_VALUES];
-    given[0] = (value_type){VALUE_TENSOR, VALUE_TENSOR, KILN_INT64};
-    given[1] = (value_type){VALUE_TENSOR, VALUE_TENSOR, KILN_BOOL};
+    given[0] = (value_type){VALUE_TENSOR, VALUE_TENSOR, KILN_INT64, KILN_UNDEFINED};
+    given[1] = (value_type){VALUE_TENSOR, VALUE_TENSOR, KILN_BOOL, KILN_UNDEFINED};
     for (int k = 0; k < carried; k++) {
         if (!op_has_input(ctx, 2 + k)) return kiln_fail(KILN_ERR_MALFORMED, "loop-carried input %d is empty", k);
         given[2 + k] = op_input_type(ctx, 2 + k);

@@ -134,9 +134,43 @@ kiln_status ml_tensor_values(const graph_node *node, const char *name, region *m
     return KILN_OK;
 }
 
-kiln_status ml_refuse_attr(const graph_node *node, const char *name, const char *why)
+kiln_status ml_read_labels(op_init_ctx *ctx, const char *ints_name, ml_labels *out)
 {
-    if (graph_node_attr(node, name)) return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute '%s': %s", name, why);
+    int n_ints, n_names;
+    memset(out, 0, sizeof *out);
+    KILN_TRY(ml_ints(ctx->node, ints_name, &out->ints, &n_ints));
+    KILN_TRY(ml_strings(ctx->node, "classlabels_strings", &out->names, &n_names));
+    if (n_ints && n_names)
+        return kiln_fail(KILN_ERR_MALFORMED, "attributes '%s' and 'classlabels_strings' are both given", ints_name);
+    out->count = n_names ? n_names : n_ints;
+    ctx->output_dtypes[0] = n_names ? KILN_STRING : KILN_INT64;
+    if (!n_names) return KILN_OK;
+    int64_t *indices = region_alloc(ctx->mem, (size_t)n_names, sizeof *indices);
+    if (!indices) return KILN_ERR_OUT_OF_MEMORY;
+    for (int k = 0; k < n_names; k++) indices[k] = k;
+    out->ints = indices;
+    return KILN_OK;
+}
+
+size_t ml_label_scratch_bytes(const ml_labels *labels, int64_t rows)
+{
+    return labels->names ? mem_align_up((size_t)rows * sizeof(int64_t), KILN_ALIGNMENT) : 0;
+}
+
+int64_t *ml_label_slots(op_ctx *ctx, const ml_labels *labels, void *scratch)
+{
+    return labels->names ? scratch : ctx->outputs[0]->data;
+}
+
+kiln_status ml_name_labels(op_ctx *ctx, const ml_labels *labels, const int64_t *slots, int64_t rows)
+{
+    if (!labels->names) return KILN_OK;
+    const char **out = ctx->outputs[0]->data;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = slots[r];
+        if (k < 0 || k >= labels->count) return kiln_fail(KILN_ERR_INTERNAL, "class index %lld", (long long)k);
+        if (!(out[r] = region_strdup(ctx->strings, labels->names[k]))) return KILN_ERR_OUT_OF_MEMORY;
+    }
     return KILN_OK;
 }
 

@@ -53,8 +53,23 @@ kiln_status ml_strings(const graph_node *node, const char *name, const char *con
 /* A numeric tensor attribute (the *_as_tensor forms, TreeEnsemble's splits and weights) as doubles allocated
  * in `mem`; *count is 0 when absent. */
 kiln_status ml_tensor_values(const graph_node *node, const char *name, region *mem, double **values, int64_t *count);
-/* Fails with KILN_ERR_UNSUPPORTED naming the attribute and `why` when the node has it (string labels...). */
-kiln_status ml_refuse_attr(const graph_node *node, const char *name, const char *why);
+/* A classifier's class labels: integers, or names (classlabels_strings), never both. Named classes are
+ * computed as their indices and named at the end (ml_name_labels), which is how onnxruntime does it too. */
+typedef struct ml_labels {
+    const int64_t *ints;      /* the integer labels; for named classes their indices 0 .. count-1 */
+    const char *const *names; /* the class names, or NULL */
+    int count;
+} ml_labels;
+/* Reads `ints_name` (classlabels_int64s or classlabels_ints) or classlabels_strings and sets output 0's dtype
+ * (int64 or string). Giving both is malformed. */
+kiln_status ml_read_labels(op_init_ctx *ctx, const char *ints_name, ml_labels *out);
+/* Scratch bytes a classifier needs for `rows` int64 labels before naming them (0 for integer labels). */
+size_t ml_label_scratch_bytes(const ml_labels *labels, int64_t rows);
+/* Where a classifier writes its int64 labels: output 0 itself, or `scratch` when the classes are named. */
+int64_t *ml_label_slots(op_ctx *ctx, const ml_labels *labels, void *scratch);
+/* Named classes: output 0[r] = names[slots[r]], copied into the run's strings. Integer labels: nothing to do. */
+kiln_status ml_name_labels(op_ctx *ctx, const ml_labels *labels, const int64_t *slots, int64_t rows);
+
 /* Fails unless list attributes `a` and `b` have the same length. */
 kiln_status ml_require_same_length(const char *a, int64_t a_count, const char *b, int64_t b_count);
 

@@ -7,7 +7,8 @@
  * training library (sklearn, libsvm: double throughout) as float32 outputs allow. What the outputs mean
  * follows onnxruntime: labels from the raw scores (SVMs with support vectors: by one-vs-one votes, libsvm's
  * rule), post_transform through ml_common's float32 formulas, the second column of one-score binary models
- * by onnxruntime's rules, SVM probabilities by Platt scaling and libsvm's pairwise coupling.
+ * by onnxruntime's rules, SVM probabilities by Platt scaling and libsvm's pairwise coupling. Named classes
+ * (classlabels_strings) are picked by index and named at the end (ml_name_labels).
  */
 #include <math.h>
 #include <string.h>
@@ -43,8 +44,7 @@ typedef struct linear_params {
     const float *coefficients, *intercepts;
     int n_coefficients, n_intercepts;
     int32_t n_scores; /* classes (one row of coefficients each), or targets */
-    const int64_t *labels;
-    int n_labels;
+    ml_labels labels;
     ml_transform transform;
     bool classifier;
 } linear_params;
@@ -55,21 +55,18 @@ static kiln_status linear_classifier_init(op_init_ctx *ctx)
     const graph_node *node = ctx->node;
     KILN_TRY(op_require_arity(ctx, 1, 1, 2, 2));
     KILN_TRY(op_require_dtype(ctx, 0, ML_NUMBERS));
-    KILN_TRY(ml_refuse_attr(node, "classlabels_strings",
-                            "string class labels are not supported yet (kiln has no "
-                            "string tensors): convert the model with integer labels (classlabels_ints)"));
     KILN_TRY(ml_floats(node, "coefficients", &p->coefficients, &p->n_coefficients));
     KILN_TRY(ml_floats(node, "intercepts", &p->intercepts, &p->n_intercepts));
-    KILN_TRY(ml_ints(node, "classlabels_ints", &p->labels, &p->n_labels));
+    KILN_TRY(ml_read_labels(ctx, "classlabels_ints", &p->labels));
     KILN_TRY(ml_read_transform(node, &p->transform));
     p->classifier = true;
     p->n_scores = p->n_intercepts;
     if (p->n_scores < 1) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'intercepts' is required (one per class)");
-    if (p->n_scores == 1 && p->n_labels != 2)
+    if (p->n_scores == 1 && p->labels.count != 2)
         return kiln_fail(KILN_ERR_MALFORMED, "one row of coefficients needs exactly 2 class labels, there are %d",
-                         p->n_labels);
-    if (p->n_scores > 1) KILN_TRY(ml_require_same_length("intercepts", p->n_scores, "classlabels_ints", p->n_labels));
-    ctx->output_dtypes[0] = KILN_INT64;
+                         p->labels.count);
+    if (p->n_scores > 1)
+        KILN_TRY(ml_require_same_length("intercepts", p->n_scores, "the class labels", p->labels.count));
     ctx->output_dtypes[1] = KILN_FLOAT32;
     return KILN_OK;
 }
@@ -109,7 +106,8 @@ static kiln_status linear_shape(op_ctx *ctx)
     } else {
         op_set_output_shape(ctx, 0, 2, (int64_t[]){rows, columns});
     }
-    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]);
+    size_t labels = p->classifier ? ml_label_scratch_bytes(&p->labels, rows) : 0;
+    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + labels;
     return KILN_OK;
 }
 
@@ -156,14 +154,14 @@ static void linear_classifier_rows(void *arg, int64_t begin, int64_t end)
         if (p->n_scores == 1) {
             float s;
             linear_scores(p, row, job->cols, &s);
-            job->labels[r] = p->labels[s > 0];
+            job->labels[r] = p->labels.ints[s > 0];
             if (p->transform == ML_TRANSFORM_PROBIT) job->y[r] = ml_probit(s), job->y[job->rows + r] = 0.0f;
             else ml_binary_scores(p->transform, ML_COMPLEMENT, s, job->y + 2 * r);
             continue;
         }
         float *z = job->y + r * p->n_scores;
         linear_scores(p, row, job->cols, z);
-        job->labels[r] = p->labels[max_index(z, p->n_scores)];
+        job->labels[r] = p->labels.ints[max_index(z, p->n_scores)];
         ml_transform_scores(p->transform, z, p->n_scores);
     }
 }
@@ -174,11 +172,11 @@ static kiln_status linear_eval(op_ctx *ctx)
     const kiln_tensor *x = ctx->inputs[0];
     linear_job job = {.p = p, .x = float_rows(x, ctx->scratch)};
     KILN_TRY(ml_rows_cols(x, &job.rows, &job.cols));
-    job.labels = p->classifier ? ctx->outputs[0]->data : NULL;
+    job.labels = p->classifier ? ml_label_slots(ctx, &p->labels, (char *)ctx->scratch + float_rows_bytes(x)) : NULL;
     job.y = ctx->outputs[p->classifier ? 1 : 0]->data;
     int64_t grain = 1 + 16384 / (job.cols * p->n_scores + 1);
     parallel_for(ctx->parallel, job.rows, grain, p->classifier ? linear_classifier_rows : linear_regressor_rows, &job);
-    return KILN_OK;
+    return p->classifier ? ml_name_labels(ctx, &p->labels, job.labels, job.rows) : KILN_OK;
 }
 
 /* ---- SVMClassifier and SVMRegressor ---------------------------------------------------------------- */
@@ -195,7 +193,7 @@ typedef struct svm_params {
     int n_coefficients, n_rho, n_prob;
     /* classifiers */
     int32_t n_classes;
-    const int64_t *labels;
+    ml_labels labels;
     int32_t *first_vector, *class_vectors; /* per class: where its support vectors start, how many */
     bool weights_all_positive;
     ml_transform transform;
@@ -232,7 +230,7 @@ static kiln_status read_class_vectors(op_init_ctx *ctx, svm_params *p)
     KILN_TRY(ml_ints(ctx->node, "vectors_per_class", &per_class, &n));
     p->svc = n > 0;
     if (!p->svc) return KILN_OK;
-    KILN_TRY(ml_require_same_length("vectors_per_class", n, "classlabels_ints", p->n_classes));
+    KILN_TRY(ml_require_same_length("vectors_per_class", n, "the class labels", p->n_classes));
     p->first_vector = region_alloc(ctx->mem, (size_t)n, sizeof *p->first_vector);
     p->class_vectors = region_alloc(ctx->mem, (size_t)n, sizeof *p->class_vectors);
     if (!p->first_vector || !p->class_vectors) return KILN_ERR_OUT_OF_MEMORY;
@@ -252,15 +250,12 @@ static kiln_status svm_classifier_init(op_init_ctx *ctx)
 {
     svm_params *p = ctx->params;
     const graph_node *node = ctx->node;
-    int n_labels, n_prob_b;
+    int n_prob_b;
     KILN_TRY(op_require_arity(ctx, 1, 1, 2, 2));
     KILN_TRY(op_require_dtype(ctx, 0, ML_NUMBERS));
-    KILN_TRY(ml_refuse_attr(node, "classlabels_strings",
-                            "string class labels are not supported yet (kiln has no "
-                            "string tensors): convert the model with integer labels (classlabels_ints)"));
-    KILN_TRY(ml_ints(node, "classlabels_ints", &p->labels, &n_labels));
-    if (n_labels < 2)
-        return kiln_fail(KILN_ERR_MALFORMED, "classlabels_ints has %d labels, expected at least 2", n_labels);
+    KILN_TRY(ml_read_labels(ctx, "classlabels_ints", &p->labels));
+    int n_labels = p->labels.count;
+    if (n_labels < 2) return kiln_fail(KILN_ERR_MALFORMED, "%d class labels, expected at least 2", n_labels);
     if (n_labels > 65535) return kiln_fail(KILN_ERR_UNSUPPORTED, "%d classes is more than 65535", n_labels);
     p->n_classes = n_labels;
     KILN_TRY(read_class_vectors(ctx, p));
@@ -279,7 +274,6 @@ static kiln_status svm_classifier_init(op_init_ctx *ctx)
     if (!p->svc) p->n_features = p->n_coefficients / n_labels;
     p->weights_all_positive = true;
     for (int i = 0; i < p->n_coefficients; i++) p->weights_all_positive &= p->coefficients[i] >= 0;
-    ctx->output_dtypes[0] = KILN_INT64;
     ctx->output_dtypes[1] = KILN_FLOAT32;
     return KILN_OK;
 }
@@ -306,6 +300,8 @@ static kiln_status svm_regressor_init(op_init_ctx *ctx)
     return KILN_OK;
 }
 
+static int eval_threads(const op_ctx *ctx) { return ctx->threads > 0 ? ctx->threads : 1; }
+
 /* Per-thread scratch, in doubles: kernel values, pairwise scores, votes and the coupling's matrices. */
 static size_t svm_work_doubles(const svm_params *p)
 {
@@ -329,8 +325,9 @@ static kiln_status svm_shape(op_ctx *ctx)
         op_set_output_shape(ctx, 0, 1, (int64_t[]){rows});
         op_set_output_shape(ctx, 1, 2, (int64_t[]){rows, columns});
     }
-    int threads = ctx->threads > 0 ? ctx->threads : 1;
-    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + (size_t)threads * svm_work_doubles(p) * sizeof(double);
+    size_t work = (size_t)eval_threads(ctx) * svm_work_doubles(p) * sizeof(double);
+    size_t labels = p->n_classes ? ml_label_scratch_bytes(&p->labels, rows) : 0;
+    ctx->scratch_bytes = float_rows_bytes(ctx->inputs[0]) + work + labels;
     return KILN_OK;
 }
 
@@ -425,7 +422,7 @@ static void svc_row(const svm_params *p, const float *x, double *work, int64_t *
     int best = 0;
     for (int i = 1; i < k; i++)
         if (votes[i] > votes[best]) best = i;
-    *label = p->labels[best];
+    *label = p->labels.ints[best];
     if (p->n_prob) {
         svc_probabilities(p, pair, votes + k, z);
         ml_transform_scores(p->transform, z, k);
@@ -452,7 +449,7 @@ static void svm_linear_row(const svm_params *p, const float *x, int64_t *label, 
     float top = z[best];
     bool positive =
         k == 2 && !p->n_prob && ((p->weights_all_positive && top >= 0.5f) || (!p->weights_all_positive && top > 0));
-    *label = p->labels[positive ? 1 : best];
+    *label = p->labels.ints[positive ? 1 : best];
     ml_transform_scores(p->transform, z, k);
 }
 
@@ -502,14 +499,15 @@ static kiln_status svm_eval(op_ctx *ctx)
     bool classifier = p->n_classes > 0;
     svm_job job = {.p = p, .x = float_rows(x, ctx->scratch)};
     job.rows = x->rank == 1 ? 1 : x->dims[0];
-    job.labels = classifier ? ctx->outputs[0]->data : NULL;
     job.y = ctx->outputs[classifier ? 1 : 0]->data;
     job.columns = classifier ? ctx->outputs[1]->dims[1] : 1;
     job.work = (double *)((char *)ctx->scratch + float_rows_bytes(x));
-    job.slices = ctx->threads > 0 ? ctx->threads : 1;
+    double *after_work = job.work + (size_t)eval_threads(ctx) * svm_work_doubles(p);
+    job.labels = classifier ? ml_label_slots(ctx, &p->labels, after_work) : NULL;
+    job.slices = eval_threads(ctx);
     if (job.slices > job.rows) job.slices = job.rows > 0 ? job.rows : 1;
     parallel_for(ctx->parallel, job.slices, 1, svm_slices, &job);
-    return KILN_OK;
+    return classifier ? ml_name_labels(ctx, &p->labels, job.labels, job.rows) : KILN_OK;
 }
 
 const op_def ops_ml_linear[] = {

@@ -1,18 +1,19 @@
 /*
  * ml_preprocess.c — the ONNX-ML preprocessing operators: Scaler, Normalizer, Binarizer, Imputer,
- * OneHotEncoder, LabelEncoder, ArrayFeatureExtractor, FeatureVectorizer; and the refusals of CategoryMapper
- * and ZipMap, which need strings or maps kiln's runtime does not have yet.
+ * OneHotEncoder, LabelEncoder, CategoryMapper, ArrayFeatureExtractor, FeatureVectorizer, ZipMap.
  *
  * The arithmetic is onnxruntime's, in the same types: Scaler and Normalizer compute in float32 (in double for
  * double inputs, rounded once), integer inputs are converted the way C converts them. Operators that only
- * accept some types in onnxruntime accept here every type the specification lists. String variants
- * (string categories, string labels) fail at load with a message saying so.
+ * accept some types in onnxruntime accept here every type the specification lists. Lookups (OneHotEncoder's
+ * categories, LabelEncoder's and CategoryMapper's keys) are one sorted table of numbers or strings searched
+ * by bisection; string outputs are copied into the run's strings (op_ctx.strings).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/value.h"
 #include "ops/ml_common.h"
 
 static const kiln_dtype ML_NUMBERS[] = {KILN_FLOAT32, KILN_FLOAT64, KILN_INT32, KILN_INT64, KILN_UNDEFINED};
@@ -251,18 +252,22 @@ static kiln_status imputer_eval(op_ctx *ctx)
 /* ---- lookups shared by OneHotEncoder and LabelEncoder ------------------------------------------------ */
 
 /* A key and where it maps to, kept sorted for binary search. Integer keys compare exactly through `i` (a
- * double cannot tell all int64 values apart); float keys have i = 0. */
+ * double cannot tell all int64 values apart); float keys have i = 0; string keys (one list never mixes them
+ * with numbers) compare bytewise through `s`. */
 typedef struct ml_key {
     double f;
     int64_t i;
+    const char *s;
     int32_t index;
 } ml_key;
 
-static ml_key int_key(int64_t v) { return (ml_key){(double)v, v, 0}; }
-static ml_key float_key(double v) { return (ml_key){v, 0, 0}; }
+static ml_key int_key(int64_t v) { return (ml_key){(double)v, v, NULL, 0}; }
+static ml_key float_key(double v) { return (ml_key){v, 0, NULL, 0}; }
+static ml_key string_key(const char *v) { return (ml_key){0, 0, v, 0}; }
 
 static int order_keys(const ml_key *a, const ml_key *b)
 {
+    if (a->s && b->s) return strcmp(a->s, b->s);
     if (a->f != b->f) return a->f < b->f ? -1 : 1;
     return a->i < b->i ? -1 : a->i > b->i;
 }
@@ -281,6 +286,8 @@ static kiln_status sort_keys(ml_key *keys, int32_t *count, bool last_wins, const
     int32_t kept = 0;
     for (int32_t k = 0; k < *count; k++) {
         if (kept > 0 && order_keys(&keys[kept - 1], &keys[k]) == 0) {
+            if (!last_wins && keys[k].s)
+                return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' lists '%.40s' twice", name, keys[k].s);
             if (!last_wins) return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' lists %g twice", name, keys[k].f);
             keys[kept - 1] = keys[k];
             continue;
@@ -306,7 +313,7 @@ static int32_t find_key(const ml_key *keys, int32_t count, ml_key key)
 /* ---- OneHotEncoder: [..., category count] with a 1 at the input's category ------------------------- */
 
 typedef struct onehot_params {
-    ml_key *categories;
+    ml_key *categories; /* integers (cats_int64s) or strings (cats_strings) */
     int32_t n_keys, n_categories;
     bool zeros; /* an unknown category gives a row of zeros (else an error) */
 } onehot_params;
@@ -315,25 +322,28 @@ static kiln_status onehot_init(op_init_ctx *ctx)
 {
     onehot_params *p = ctx->params;
     const int64_t *cats;
-    int n;
+    const char *const *names;
+    int n_cats, n_names;
     int64_t zeros;
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
-    KILN_TRY(ml_refuse_attr(ctx->node, "cats_strings",
-                            "string categories are not supported yet (kiln has no string tensors)"));
-    KILN_TRY(op_require_dtype(ctx, 0, ML_NUMBERS));
-    KILN_TRY(ml_ints(ctx->node, "cats_int64s", &cats, &n));
+    KILN_TRY(ml_ints(ctx->node, "cats_int64s", &cats, &n_cats));
+    KILN_TRY(ml_strings(ctx->node, "cats_strings", &names, &n_names));
     KILN_TRY(attr_int(ctx->node, "zeros", 1, &zeros));
-    if (n < 1) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'cats_int64s' is required");
+    if ((n_cats > 0) == (n_names > 0))
+        return kiln_fail(KILN_ERR_MALFORMED, "exactly one of 'cats_int64s' and 'cats_strings' is needed");
+    static const kiln_dtype strings[] = {KILN_STRING, KILN_UNDEFINED};
+    KILN_TRY(op_require_dtype(ctx, 0, n_names ? strings : ML_NUMBERS));
+    int n = n_cats ? n_cats : n_names;
     p->categories = region_alloc(ctx->mem, (size_t)n, sizeof *p->categories);
     if (!p->categories) return KILN_ERR_OUT_OF_MEMORY;
     for (int i = 0; i < n; i++) {
-        p->categories[i] = int_key(cats[i]);
+        p->categories[i] = n_cats ? int_key(cats[i]) : string_key(names[i]);
         p->categories[i].index = i;
     }
     p->n_keys = p->n_categories = n;
     p->zeros = zeros != 0;
     ctx->output_dtypes[0] = KILN_FLOAT32;
-    return sort_keys(p->categories, &p->n_keys, true, "cats_int64s"); /* onnxruntime keeps the last index */
+    return sort_keys(p->categories, &p->n_keys, true, "categories"); /* onnxruntime keeps the last index */
 }
 
 static kiln_status onehot_shape(op_ctx *ctx)
@@ -348,10 +358,14 @@ static kiln_status onehot_shape(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* The category of element i: integers as they are, floats truncated toward zero (NaN and values beyond int64
- * match no category). */
+/* The category of element i: strings and integers as they are, floats truncated toward zero (NaN and values
+ * beyond int64 match no category). */
 static bool element_category(const kiln_tensor *x, int64_t i, ml_key *category)
 {
+    if (x->dtype == KILN_STRING) {
+        *category = string_key(((const char *const *)x->data)[i]);
+        return true;
+    }
     if (x->dtype == KILN_INT64 || x->dtype == KILN_INT32) {
         *category = int_key(tensor_get_int(x, i));
         return true;
@@ -379,14 +393,15 @@ static kiln_status onehot_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* ---- LabelEncoder: keys mapped to values, anything else to the default (opsets 2 to 4, no strings) ---- */
+/* ---- LabelEncoder and CategoryMapper: keys mapped to values, anything else to the default ------------- */
 
-/* keys_* or values_*: one of the int64s / floats lists, or (opset 4) a tensor. */
+/* keys_* or values_*: one of the int64s / floats / strings lists, or (opset 4) a tensor. */
 typedef struct typed_list {
     kiln_dtype dtype;
     int64_t count;
     const int64_t *ints;
     const float *floats;
+    const char *const *strings;
     const kiln_tensor *tensor;
 } typed_list;
 
@@ -395,21 +410,22 @@ static kiln_status read_typed_list(const graph_node *node, const char *what, typ
     char name[4][32];
     const char *const suffix[] = {"int64s", "floats", "strings", "tensor"};
     for (int k = 0; k < 4; k++) snprintf(name[k], sizeof name[k], "%s_%s", what, suffix[k]);
-    int n_ints, n_floats, given = 0;
+    int n_ints, n_floats, n_strings, given = 0;
     memset(out, 0, sizeof *out);
-    KILN_TRY(
-        ml_refuse_attr(node, name[2], "string keys and values are not supported yet (kiln has no string tensors)"));
     KILN_TRY(ml_ints(node, name[0], &out->ints, &n_ints));
     KILN_TRY(ml_floats(node, name[1], &out->floats, &n_floats));
+    KILN_TRY(ml_strings(node, name[2], &out->strings, &n_strings));
     KILN_TRY(attr_tensor(node, name[3], &out->tensor));
-    given = (n_ints > 0) + (n_floats > 0) + (out->tensor != NULL);
+    given = (n_ints > 0) + (n_floats > 0) + (n_strings > 0) + (out->tensor != NULL);
     if (given != 1)
-        return kiln_fail(KILN_ERR_MALFORMED, "exactly one of '%s', '%s' or '%s' is needed", name[0], name[1], name[3]);
-    out->dtype = n_ints ? KILN_INT64 : n_floats ? KILN_FLOAT32 : out->tensor->dtype;
-    out->count = n_ints ? n_ints : n_floats ? n_floats : tensor_numel(out->tensor);
+        return kiln_fail(KILN_ERR_MALFORMED, "exactly one of '%s', '%s', '%s' or '%s' is needed", name[0], name[1],
+                         name[2], name[3]);
+    out->dtype = n_ints ? KILN_INT64 : n_floats ? KILN_FLOAT32 : n_strings ? KILN_STRING : out->tensor->dtype;
+    out->count = n_ints ? n_ints : n_floats ? n_floats : n_strings ? n_strings : tensor_numel(out->tensor);
     if (out->tensor && out->count > 0 && !out->tensor->data)
         return kiln_fail(KILN_ERR_MALFORMED, "attribute '%s' has no data", name[3]);
-    static const kiln_dtype supported[] = {KILN_INT64, KILN_INT32, KILN_INT16, KILN_FLOAT32, KILN_FLOAT64};
+    if (out->tensor && out->dtype == KILN_STRING) out->strings = out->tensor->data;
+    static const kiln_dtype supported[] = {KILN_INT64, KILN_INT32, KILN_INT16, KILN_FLOAT32, KILN_FLOAT64, KILN_STRING};
     for (size_t k = 0; k < sizeof supported / sizeof supported[0]; k++)
         if (out->dtype == supported[k]) return KILN_OK;
     return kiln_fail(KILN_ERR_UNSUPPORTED, "%s of type %s are not supported", what, kiln_dtype_name(out->dtype));
@@ -428,10 +444,12 @@ typedef struct label_encoder_params {
     int32_t n_keys;
     int32_t nan_value; /* opset 4 float keys: the value a NaN maps to (NaN keys match NaN), or -1 */
     kiln_dtype key_type, value_type;
-    int64_t *int_values;  /* integer values, or */
-    double *float_values; /* float values */
+    int64_t *int_values;               /* integer values, or */
+    double *float_values;              /* float values, or */
+    const char *const *string_values;  /* strings */
     int64_t int_default;
     double float_default;
+    const char *string_default;
 } label_encoder_params;
 
 static kiln_status read_label_default(const op_init_ctx *ctx, label_encoder_params *p)
@@ -440,11 +458,16 @@ static kiln_status read_label_default(const op_init_ctx *ctx, label_encoder_para
     float f;
     KILN_TRY(attr_int(ctx->node, "default_int64", -1, &p->int_default));
     KILN_TRY(attr_float(ctx->node, "default_float", -0.0f, &f));
+    KILN_TRY(attr_string(ctx->node, "default_string", "_Unused", &p->string_default));
     p->float_default = f;
     KILN_TRY(attr_tensor(ctx->node, "default_tensor", &t));
     if (!t) return KILN_OK;
     if (t->dtype != p->value_type || tensor_numel(t) != 1 || !t->data)
         return kiln_fail(KILN_ERR_MALFORMED, "default_tensor must hold one %s value", kiln_dtype_name(p->value_type));
+    if (t->dtype == KILN_STRING) {
+        p->string_default = ((const char *const *)t->data)[0];
+        return KILN_OK;
+    }
     p->int_default = is_integer_type(t->dtype) ? tensor_get_int(t, 0) : 0;
     p->float_default = tensor_get_double(t, 0);
     return KILN_OK;
@@ -458,13 +481,18 @@ static kiln_status read_label_map(op_init_ctx *ctx, label_encoder_params *p, con
     p->int_values = region_alloc(ctx->mem, (size_t)values->count + 1, sizeof *p->int_values);
     p->float_values = region_alloc(ctx->mem, (size_t)values->count + 1, sizeof *p->float_values);
     if (!p->keys || !p->int_values || !p->float_values) return KILN_ERR_OUT_OF_MEMORY;
+    p->string_values = values->strings;
     p->nan_value = -1;
     for (int64_t k = 0; k < keys->count; k++) {
-        p->int_values[k] = is_integer_type(values->dtype) ? list_int(values, k) : 0;
-        p->float_values[k] = list_double(values, k);
-        ml_key key = is_integer_type(keys->dtype) ? int_key(list_int(keys, k)) : float_key(list_double(keys, k));
+        if (values->dtype != KILN_STRING) {
+            p->int_values[k] = is_integer_type(values->dtype) ? list_int(values, k) : 0;
+            p->float_values[k] = list_double(values, k);
+        }
+        ml_key key = keys->dtype == KILN_STRING     ? string_key(keys->strings[k])
+                     : is_integer_type(keys->dtype) ? int_key(list_int(keys, k))
+                                                    : float_key(list_double(keys, k));
         key.index = (int32_t)k;
-        if (isnan(key.f)) {
+        if (!key.s && isnan(key.f)) {
             if (ctx->opset < 4) continue; /* before opset 4 a NaN key matches nothing */
             if (p->nan_value >= 0) return kiln_fail(KILN_ERR_MALFORMED, "the keys list NaN twice");
             p->nan_value = (int32_t)k;
@@ -475,24 +503,82 @@ static kiln_status read_label_map(op_init_ctx *ctx, label_encoder_params *p, con
     return sort_keys(p->keys, &p->n_keys, false, "keys");
 }
 
-static kiln_status label_encoder_init(op_init_ctx *ctx)
+/* What LabelEncoder and CategoryMapper share once their keys and values are known. */
+static kiln_status label_map_init(op_init_ctx *ctx, const typed_list *keys, const typed_list *values)
 {
     label_encoder_params *p = ctx->params;
+    KILN_TRY(ml_require_same_length("keys", keys->count, "values", values->count));
+    p->key_type = keys->dtype;
+    p->value_type = values->dtype;
+    KILN_TRY(op_require_dtype(ctx, 0, (const kiln_dtype[]){keys->dtype, KILN_UNDEFINED}));
+    KILN_TRY(read_label_default(ctx, p));
+    KILN_TRY(read_label_map(ctx, p, keys, values));
+    ctx->output_dtypes[0] = values->dtype;
+    return KILN_OK;
+}
+
+/* LabelEncoder 1 and CategoryMapper map strings to integers or integers to strings, as the input's type
+ * says: `keys` and `values` are the pairs in that direction. */
+static kiln_status string_int_pairs(const op_init_ctx *ctx, const char *const *strings, const int64_t *ints,
+                                    int64_t count, typed_list *keys, typed_list *values)
+{
+    static const kiln_dtype either[] = {KILN_STRING, KILN_INT64, KILN_UNDEFINED};
+    KILN_TRY(op_require_dtype(ctx, 0, either));
+    typed_list s = {.dtype = KILN_STRING, .count = count, .strings = strings};
+    typed_list i = {.dtype = KILN_INT64, .count = count, .ints = ints};
+    bool from_strings = ctx->input_dtypes[0] == KILN_STRING;
+    *keys = from_strings ? s : i;
+    *values = from_strings ? i : s;
+    return KILN_OK;
+}
+
+/* Opset 1: classes_strings[k] <-> k. */
+static kiln_status label_encoder_v1_init(op_init_ctx *ctx, typed_list *keys, typed_list *values)
+{
+    const char *const *classes;
+    int n;
+    KILN_TRY(ml_strings(ctx->node, "classes_strings", &classes, &n));
+    int64_t *indices = region_alloc(ctx->mem, (size_t)n + 1, sizeof *indices);
+    if (!indices) return KILN_ERR_OUT_OF_MEMORY;
+    for (int k = 0; k < n; k++) indices[k] = k;
+    return string_int_pairs(ctx, classes, indices, n, keys, values);
+}
+
+static kiln_status label_encoder_init(op_init_ctx *ctx)
+{
     typed_list keys, values;
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
-    if (ctx->opset < 2)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "LabelEncoder opset 1 maps strings to integers and back; string tensors "
-                                               "are not supported yet");
-    KILN_TRY(read_typed_list(ctx->node, "keys", &keys));
-    KILN_TRY(read_typed_list(ctx->node, "values", &values));
-    KILN_TRY(ml_require_same_length("keys", keys.count, "values", values.count));
-    p->key_type = keys.dtype;
-    p->value_type = values.dtype;
-    KILN_TRY(op_require_dtype(ctx, 0, (const kiln_dtype[]){keys.dtype, KILN_UNDEFINED}));
-    KILN_TRY(read_label_default(ctx, p));
-    KILN_TRY(read_label_map(ctx, p, &keys, &values));
-    ctx->output_dtypes[0] = values.dtype;
-    return KILN_OK;
+    if (ctx->opset < 2) {
+        KILN_TRY(label_encoder_v1_init(ctx, &keys, &values));
+    } else {
+        KILN_TRY(read_typed_list(ctx->node, "keys", &keys));
+        KILN_TRY(read_typed_list(ctx->node, "values", &values));
+    }
+    return label_map_init(ctx, &keys, &values);
+}
+
+static kiln_status category_mapper_init(op_init_ctx *ctx)
+{
+    const char *const *strings;
+    const int64_t *ints;
+    int n_strings, n_ints;
+    typed_list keys, values;
+    KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
+    KILN_TRY(ml_strings(ctx->node, "cats_strings", &strings, &n_strings));
+    KILN_TRY(ml_ints(ctx->node, "cats_int64s", &ints, &n_ints));
+    KILN_TRY(ml_require_same_length("cats_strings", n_strings, "cats_int64s", n_ints));
+    KILN_TRY(string_int_pairs(ctx, strings, ints, n_ints, &keys, &values));
+    return label_map_init(ctx, &keys, &values);
+}
+
+/* The index element i of x maps to, or -1 (the default). */
+static int32_t find_label(const label_encoder_params *p, const kiln_tensor *x, int64_t i)
+{
+    if (p->key_type == KILN_STRING)
+        return find_key(p->keys, p->n_keys, string_key(((const char *const *)x->data)[i]));
+    if (is_integer_type(p->key_type)) return find_key(p->keys, p->n_keys, int_key(tensor_get_int(x, i)));
+    double v = tensor_get_double(x, i);
+    return isnan(v) ? p->nan_value : find_key(p->keys, p->n_keys, float_key(v));
 }
 
 static kiln_status label_encoder_eval(op_ctx *ctx)
@@ -502,12 +588,12 @@ static kiln_status label_encoder_eval(op_ctx *ctx)
     kiln_tensor *y = ctx->outputs[0];
     int64_t n = tensor_numel(x);
     for (int64_t i = 0; i < n; i++) {
-        int32_t at;
-        if (is_integer_type(p->key_type)) {
-            at = find_key(p->keys, p->n_keys, int_key(tensor_get_int(x, i)));
-        } else {
-            double v = tensor_get_double(x, i);
-            at = isnan(v) ? p->nan_value : find_key(p->keys, p->n_keys, float_key(v));
+        int32_t at = find_label(p, x, i);
+        if (p->value_type == KILN_STRING) {
+            const char *copy = region_strdup(ctx->strings, at >= 0 ? p->string_values[at] : p->string_default);
+            if (!copy) return KILN_ERR_OUT_OF_MEMORY;
+            ((const char **)y->data)[i] = copy;
+            continue;
         }
         int64_t iv = at >= 0 ? p->int_values[at] : p->int_default;
         double fv = at >= 0 ? p->float_values[at] : p->float_default;
@@ -633,22 +719,67 @@ static kiln_status feature_vectorizer_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* ---- refused until kiln has strings and maps ------------------------------------------------------------ */
+/* ---- ZipMap: each row of scores as a map from class label to score ----------------------------------- */
 
-static kiln_status category_mapper_init(op_init_ctx *ctx)
-{
-    (void)ctx;
-    return kiln_fail(KILN_ERR_UNSUPPORTED, "CategoryMapper maps strings to integers and back; string tensors are not "
-                                           "supported yet");
-}
+/* The output is a sequence of maps, which is not a tensor the planner can size: like the sequence operators
+ * ZipMap runs while planning (OP_PLAN_TIME), its maps allocated from the plan's memory. All maps share one
+ * keys tensor, and each map's values point into one copy of the scores. */
+typedef struct zipmap_params {
+    const int64_t *ints;       /* classlabels_int64s, or */
+    const char *const *names;  /* classlabels_strings */
+    int count;
+} zipmap_params;
 
 static kiln_status zipmap_init(op_init_ctx *ctx)
 {
-    (void)ctx;
-    return kiln_fail(KILN_ERR_UNSUPPORTED,
-                     "ZipMap outputs a sequence of maps, which kiln's runtime does not support yet; "
-                     "convert the classifier without it (skl2onnx: options={'zipmap': False}) to get the probabilities "
-                     "as a tensor");
+    zipmap_params *p = ctx->params;
+    int n_ints, n_names;
+    KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
+    if (op_input_type(ctx, 0).kind != VALUE_TENSOR) return kiln_fail(KILN_ERR_MALFORMED, "input 0 must be a tensor");
+    KILN_TRY(op_require_dtype(ctx, 0, (const kiln_dtype[]){KILN_FLOAT32, KILN_UNDEFINED}));
+    KILN_TRY(ml_ints(ctx->node, "classlabels_int64s", &p->ints, &n_ints));
+    KILN_TRY(ml_strings(ctx->node, "classlabels_strings", &p->names, &n_names));
+    if ((n_ints > 0) == (n_names > 0))
+        return kiln_fail(KILN_ERR_MALFORMED, "exactly one of 'classlabels_int64s' and 'classlabels_strings' is needed");
+    p->count = n_ints ? n_ints : n_names;
+    kiln_dtype key = n_ints ? KILN_INT64 : KILN_STRING;
+    op_set_output_type(ctx, 0, (value_type){VALUE_SEQUENCE, VALUE_MAP, KILN_FLOAT32, key});
+    return KILN_OK;
+}
+
+/* The keys every map shares, in the plan's memory. */
+static kiln_status zipmap_keys(op_ctx *ctx, const zipmap_params *p, kiln_tensor *keys)
+{
+    *keys = (kiln_tensor){.dtype = p->names ? KILN_STRING : KILN_INT64, .rank = 1, .dims = {p->count}};
+    keys->data = region_alloc(ctx->mem, (size_t)p->count, kiln_dtype_size(keys->dtype));
+    if (!keys->data) return KILN_ERR_OUT_OF_MEMORY;
+    if (!p->names) {
+        memcpy(keys->data, p->ints, (size_t)p->count * sizeof *p->ints);
+        return KILN_OK;
+    }
+    for (int k = 0; k < p->count; k++)
+        if (!(((const char **)keys->data)[k] = region_strdup(ctx->mem, p->names[k]))) return KILN_ERR_OUT_OF_MEMORY;
+    return KILN_OK;
+}
+
+static kiln_status zipmap_eval(op_ctx *ctx)
+{
+    const zipmap_params *p = ctx->params;
+    const kiln_tensor *x = ctx->inputs[0];
+    kiln_tensor *out = ctx->outputs[0], keys;
+    int64_t rows, cols;
+    KILN_TRY(ml_rows_cols(x, &rows, &cols));
+    if (cols != p->count)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the input has %lld columns for %d class labels", (long long)cols,
+                         p->count);
+    KILN_TRY(zipmap_keys(ctx, p, &keys));
+    float *values = region_alloc(ctx->mem, (size_t)(rows * cols) + 1, sizeof *values);
+    if (!values) return KILN_ERR_OUT_OF_MEMORY;
+    if (rows > 0 && cols > 0) memcpy(values, x->data, (size_t)(rows * cols) * sizeof *values);
+    KILN_TRY(value_make_list(ctx->mem, KILN_FLOAT32, rows, out));
+    for (int64_t r = 0; r < rows; r++)
+        KILN_TRY(value_make_map(ctx->mem, &keys, KILN_FLOAT32, values + r * cols, &value_items(out)[r]));
+    return KILN_OK;
 }
 
 const op_def ops_ml_preprocess[] = {
@@ -665,7 +796,9 @@ const op_def ops_ml_preprocess[] = {
      array_feature_extractor_shape, array_feature_extractor_eval, 0},
     {ML_DOMAIN, "FeatureVectorizer", 1, ML_MAX_OPSET, sizeof(feature_vectorizer_params), feature_vectorizer_init,
      feature_vectorizer_shape, feature_vectorizer_eval, 0},
-    {ML_DOMAIN, "CategoryMapper", 1, ML_MAX_OPSET, 0, category_mapper_init, NULL, NULL, 0},
-    {ML_DOMAIN, "ZipMap", 1, ML_MAX_OPSET, 0, zipmap_init, NULL, NULL, 0},
+    {ML_DOMAIN, "CategoryMapper", 1, ML_MAX_OPSET, sizeof(label_encoder_params), category_mapper_init,
+     op_shape_like_input0, label_encoder_eval, 0},
+    {ML_DOMAIN, "ZipMap", 1, ML_MAX_OPSET, sizeof(zipmap_params), zipmap_init, NULL, zipmap_eval,
+     OP_PLAN_TIME | OP_DATA_DEPENDENT_SHAPE | OP_ANY_VALUE_KIND},
     OP_TABLE_END,
 };

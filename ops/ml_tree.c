@@ -13,7 +13,8 @@
  * targets every post_transform applies to the row. Classifiers always sum and know which classes received a
  * weight in a row ("has a score"): with more than two classes the label is the best class among those; with
  * two classes, onnxruntime's rules for one score column, base_values of length 1 or 2 and all-positive
- * weights decide the label and how the second probability column is made (classify_binary).
+ * weights decide the label and how the second probability column is made (classify_binary). Named classes
+ * (classlabels_strings) are computed as indices 0..n-1 and named at the end, as onnxruntime does.
  */
 #include <string.h>
 
@@ -32,7 +33,7 @@ typedef struct ml_tree_params {
     const double *base; /* n_base values added after aggregation */
     int32_t n_base;
     bool classifier;
-    const int64_t *labels; /* n_targets class labels */
+    ml_labels labels;      /* n_targets class labels */
     bool binary_case;      /* two classes, and every weight is for the same class */
     bool weights_all_positive;
     const bool *scored;    /* per class: whether it receives a weight (has a score) in every row, or NULL: */
@@ -151,16 +152,12 @@ static kiln_status classifier_init(op_init_ctx *ctx)
 {
     ml_tree_params *p = ctx->params;
     const graph_node *node = ctx->node;
-    int n_labels;
     KILN_TRY(op_require_arity(ctx, 1, 1, 2, 2));
     KILN_TRY(check_tree_input(ctx, true));
-    KILN_TRY(ml_refuse_attr(node, "classlabels_strings",
-                            "string class labels are not supported yet (kiln has no "
-                            "string tensors): convert the model with integer labels (classlabels_int64s)"));
-    KILN_TRY(ml_ints(node, "classlabels_int64s", &p->labels, &n_labels));
+    KILN_TRY(ml_read_labels(ctx, "classlabels_int64s", &p->labels));
+    int n_labels = p->labels.count;
     if (n_labels < 2)
-        return kiln_fail(KILN_ERR_MALFORMED, "classlabels_int64s has %d labels, a classifier needs at least 2",
-                         n_labels);
+        return kiln_fail(KILN_ERR_MALFORMED, "the classifier has %d class labels, it needs at least 2", n_labels);
     p->classifier = true;
     p->n_targets = n_labels;
     p->aggregate = TREE_AGG_SUM; /* onnxruntime's classifiers always sum, whatever aggregate_function says */
@@ -172,7 +169,6 @@ static kiln_status classifier_init(op_init_ctx *ctx)
     kiln_status st = ml_forest_read_v3(ctx, true, &f);
     if (st == KILN_OK) st = finish_init(ctx, p, &f);
     ml_forest_free(&f);
-    ctx->output_dtypes[0] = KILN_INT64;
     ctx->output_dtypes[1] = KILN_FLOAT32;
     return st;
 }
@@ -252,6 +248,7 @@ typedef struct tree_scratch {
     size_t x;       /* rows x cols floats: the input converted to float32, when it is not */
     size_t leaves;  /* n_trees int32: the leaves one row reaches (classes found row by row) */
     size_t present; /* n_targets bools: the classes those leaves give a weight to */
+    size_t labels;  /* rows int64: class indices, when the classes are named */
     size_t total;
 } tree_scratch;
 
@@ -262,7 +259,8 @@ static tree_scratch lay_out_scratch(const ml_tree_params *p, int64_t rows, int64
     s.leaves = s.x + mem_align_up(convert ? (size_t)rows * (size_t)cols * sizeof(float) : 0, KILN_ALIGNMENT);
     bool per_row = p->classifier && p->presence_per_row;
     s.present = s.leaves + mem_align_up(per_row ? (size_t)p->ensemble.n_trees * sizeof(int32_t) : 0, KILN_ALIGNMENT);
-    s.total = s.present + (per_row ? (size_t)p->n_targets : 0);
+    s.labels = s.present + mem_align_up(per_row ? (size_t)p->n_targets : 0, KILN_ALIGNMENT);
+    s.total = s.labels + (p->classifier ? ml_label_scratch_bytes(&p->labels, rows) : 0);
     return s;
 }
 
@@ -328,7 +326,7 @@ static void classify_many(const ml_tree_params *p, const double *s, const bool *
         z[k] = has ? (float)v : 0.0f;
         if (has && (best < 0 || v > best_value)) best = k, best_value = v;
     }
-    *label = p->labels[best < 0 ? 0 : best];
+    *label = p->labels.ints[best < 0 ? 0 : best];
     ml_transform_scores(p->transform, z, p->n_targets);
 }
 
@@ -358,7 +356,7 @@ static void classify_binary(const ml_tree_params *p, const double *s, const bool
     bool is_positive = p->binary_case && p->weights_all_positive ? positive > 0.5 : positive > 0;
     *label = is_positive;
     if (p->binary_case) {
-        *label = p->labels[is_positive];
+        *label = p->labels.ints[is_positive];
         how = p->weights_all_positive ? (is_positive ? 0 : 1) : (is_positive ? 2 : 3);
     }
     if (two_columns) {
@@ -389,6 +387,7 @@ static kiln_status ml_tree_eval(op_ctx *ctx)
     int32_t n = p->n_targets;
     bool *per_row = p->classifier && p->presence_per_row ? (bool *)(scratch + at.present) : NULL;
     const bool *present = per_row ? per_row : p->scored;
+    int64_t *labels = p->classifier ? ml_label_slots(ctx, &p->labels, scratch + at.labels) : NULL;
     for (int64_t r = 0; r < rows; r++) {
         const double *s = scores + r * n;
         if (!p->classifier) {
@@ -396,12 +395,12 @@ static kiln_status ml_tree_eval(op_ctx *ctx)
             continue;
         }
         if (per_row) find_scored_classes(&p->ensemble, data + r * cols, (int32_t *)(scratch + at.leaves), per_row);
-        int64_t *label = (int64_t *)ctx->outputs[0]->data + r;
+        int64_t *label = labels + r;
         float *z = (float *)ctx->outputs[1]->data + r * n;
         if (n == 2) classify_binary(p, s, present, label, z);
         else classify_many(p, s, present, label, z);
     }
-    return KILN_OK;
+    return p->classifier ? ml_name_labels(ctx, &p->labels, labels, rows) : KILN_OK;
 }
 
 const op_def ops_ml_tree[] = {

@@ -45,6 +45,7 @@ struct op_init_ctx {
     /* Non-tensor values (ops flagged OP_ANY_VALUE_KIND): init sets these for outputs that are not tensors
      * (both preset to VALUE_TENSOR); op_input_type tells what an input is. */
     value_kind *output_kinds, *output_elem_kinds;
+    kiln_dtype *output_key_dtypes; /* outputs that are sequences of maps: the keys' dtype */
     /* Types and validates a subgraph of this node (If/Loop/Scan bodies): `inputs` are the types the node
      * gives the body's inputs (undeclared ones are taken from them, declared ones must agree); captured
      * outer-scope values take the enclosing graph's types. The body's nodes are checked like the main

@@ -37,22 +37,24 @@ bool op_has_input(const op_init_ctx *ctx, int i)
     return i < ctx->n_inputs && ctx->node->inputs[i] >= 0;
 }
 
-value_type op_value_type(const graph_value *v) { return (value_type){v->kind, v->elem_kind, v->dtype}; }
+value_type op_value_type(const graph_value *v) { return (value_type){v->kind, v->elem_kind, v->dtype, v->key_dtype}; }
 
 void op_set_output_type(op_init_ctx *ctx, int k, value_type t)
 {
     ctx->output_dtypes[k] = t.dtype;
     ctx->output_kinds[k] = t.kind;
     ctx->output_elem_kinds[k] = t.elem_kind;
+    ctx->output_key_dtypes[k] = t.key_dtype;
 }
 
 value_type op_input_type(const op_init_ctx *ctx, int i)
 {
-    value_type t = {VALUE_TENSOR, VALUE_TENSOR, KILN_UNDEFINED};
+    value_type t = {VALUE_TENSOR, VALUE_TENSOR, KILN_UNDEFINED, KILN_UNDEFINED};
     if (!op_has_input(ctx, i)) return t;
     const graph_value *v = &ctx->graph->values[ctx->node->inputs[i]];
     t.kind = v->kind;
     t.elem_kind = v->elem_kind;
+    t.key_dtype = v->key_dtype;
     t.dtype = ctx->input_dtypes[i];
     return t;
 }

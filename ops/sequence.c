@@ -20,15 +20,17 @@ static kiln_status require_kind(const op_init_ctx *ctx, int i, value_kind kind)
 {
     static const char *const names[] = {"a tensor", "a sequence", "a map", "an optional", "a sparse tensor"};
     if (!op_has_input(ctx, i)) return kiln_fail(KILN_ERR_MALFORMED, "input %d is required", i);
-    value_kind got = op_input_type(ctx, i).kind;
-    if (got != kind)
-        return kiln_fail(KILN_ERR_MALFORMED, "input %d must be %s, not %s", i, names[kind], names[got]);
+    value_type got = op_input_type(ctx, i);
+    if (got.kind != kind)
+        return kiln_fail(KILN_ERR_MALFORMED, "input %d must be %s, not %s", i, names[kind], names[got.kind]);
+    if (got.kind == VALUE_SEQUENCE && got.elem_kind == VALUE_MAP)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "input %d is a sequence of maps (ZipMap's output: not an input)", i);
     return KILN_OK;
 }
 
 static void set_sequence_output(op_init_ctx *ctx, kiln_dtype dtype)
 {
-    op_set_output_type(ctx, 0, (value_type){VALUE_SEQUENCE, VALUE_TENSOR, dtype});
+    op_set_output_type(ctx, 0, (value_type){VALUE_SEQUENCE, VALUE_TENSOR, dtype, KILN_UNDEFINED});
 }
 
 /* A position input (int32 or int64 scalar) wrapped into [0, limit + extra), where negative positions
@@ -310,7 +312,7 @@ static kiln_status map_init(op_init_ctx *ctx)
     for (int k = 0; k < ctx->n_outputs; k++) {
         value_type t = op_value_type(&a->g->values[a->g->outputs[k]]);
         if (t.kind != VALUE_TENSOR) return kiln_fail(KILN_ERR_UNSUPPORTED, "body output %d is not a tensor", k);
-        op_set_output_type(ctx, k, (value_type){VALUE_SEQUENCE, VALUE_TENSOR, t.dtype});
+        op_set_output_type(ctx, k, (value_type){VALUE_SEQUENCE, VALUE_TENSOR, t.dtype, KILN_UNDEFINED});
     }
     return KILN_OK;
 }
@@ -360,8 +362,8 @@ static kiln_status optional_init(op_init_ctx *ctx)
     p->input = op_input_type(ctx, 0);
     if (op_has_input(ctx, 0)) {
         elem = p->input;
-        if (elem.kind != VALUE_TENSOR && elem.kind != VALUE_SEQUENCE)
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "an optional holds a tensor or a sequence");
+        if ((elem.kind != VALUE_TENSOR && elem.kind != VALUE_SEQUENCE) || elem.elem_kind == VALUE_MAP)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "an optional holds a tensor or a sequence of tensors");
     } else {
         const graph_attr *a;
         KILN_TRY(attr_find(ctx->node, "type", ATTR_TYPE_PROTO, &a));
@@ -370,7 +372,7 @@ static kiln_status optional_init(op_init_ctx *ctx)
         if ((elem.kind != VALUE_TENSOR && elem.kind != VALUE_SEQUENCE) || elem.dtype == KILN_UNDEFINED)
             return kiln_fail(KILN_ERR_UNSUPPORTED, "attribute 'type' must be a tensor or sequence type");
     }
-    op_set_output_type(ctx, 0, (value_type){VALUE_OPTIONAL, elem.kind, elem.dtype});
+    op_set_output_type(ctx, 0, (value_type){VALUE_OPTIONAL, elem.kind, elem.dtype, KILN_UNDEFINED});
     return KILN_OK;
 }
 
@@ -392,7 +394,7 @@ static kiln_status optional_input_init(op_init_ctx *ctx, int min_inputs)
     p->input = op_input_type(ctx, 0);
     if (ctx->opset < 18 && p->input.kind != VALUE_OPTIONAL)
         return kiln_fail(KILN_ERR_MALFORMED, "input 0 must be an optional (before opset 18)");
-    if (p->input.kind == VALUE_MAP || p->input.kind == VALUE_SPARSE)
+    if (p->input.kind == VALUE_MAP || p->input.kind == VALUE_SPARSE || p->input.elem_kind == VALUE_MAP)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "maps and sparse tensors are not supported");
     return KILN_OK;
 }
@@ -418,7 +420,7 @@ static kiln_status get_element_init(op_init_ctx *ctx)
     optional_params *p = ctx->params;
     KILN_TRY(optional_input_init(ctx, 1));
     value_kind kind = p->input.kind == VALUE_OPTIONAL ? p->input.elem_kind : p->input.kind;
-    op_set_output_type(ctx, 0, (value_type){kind, VALUE_TENSOR, p->input.dtype});
+    op_set_output_type(ctx, 0, (value_type){kind, VALUE_TENSOR, p->input.dtype, KILN_UNDEFINED});
     return KILN_OK;
 }
 

@@ -41,10 +41,12 @@ static kiln_status count_op_types(kiln_model *m)
     return KILN_OK;
 }
 
-/* Tensors, sequences of tensors, and optionals of either. */
-static bool kind_is_supported(const graph_value *v)
+/* Tensors, sequences of tensors, optionals of either, and (outputs only) sequences of maps. */
+static bool kind_is_supported(const graph_value *v, bool output)
 {
-    bool holds_ok = v->kind != VALUE_OPTIONAL || v->elem_kind == VALUE_TENSOR || v->elem_kind == VALUE_SEQUENCE;
+    bool holds_ok = v->kind == VALUE_OPTIONAL ? v->elem_kind == VALUE_TENSOR || v->elem_kind == VALUE_SEQUENCE
+                    : v->kind == VALUE_SEQUENCE ? v->elem_kind == VALUE_TENSOR || (output && v->elem_kind == VALUE_MAP)
+                                                : true;
     return (v->kind == VALUE_TENSOR || v->kind == VALUE_SEQUENCE || v->kind == VALUE_OPTIONAL) && holds_ok;
 }
 
@@ -53,13 +55,13 @@ static kiln_status check_signature(kiln_model *m)
     const graph *g = m->graph;
     for (int i = 0; i < g->n_inputs; i++) {
         const graph_value *v = &g->values[g->inputs[i]];
-        if (!kind_is_supported(v))
+        if (!kind_is_supported(v, false))
             return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s' is a map or sparse tensor (not supported)", v->name);
         if (v->dtype == KILN_UNDEFINED) return kiln_fail(KILN_ERR_MALFORMED, "input '%s' has no element type", v->name);
     }
     for (int i = 0; i < g->n_outputs; i++) {
         const graph_value *v = &g->values[g->outputs[i]];
-        if (!kind_is_supported(v))
+        if (!kind_is_supported(v, true))
             return kiln_fail(KILN_ERR_UNSUPPORTED, "output '%s' is a map or sparse tensor (not supported)", v->name);
     }
     return KILN_OK;
@@ -237,6 +239,7 @@ static void describe_value(const graph *g, int v, kiln_value_info *info)
     info->dtype = value->dtype != KILN_UNDEFINED ? value->dtype : value->declared_dtype;
     info->kind = value->kind;
     info->elem_kind = value->elem_kind;
+    info->key_dtype = value->key_dtype;
     info->rank = value->kind == VALUE_TENSOR ? value->rank : -1;
     for (int d = 0; d < info->rank; d++) {
         info->dims[d] = value->dims[d];

@@ -4,6 +4,8 @@
 - `kiln run MODEL INPUT... -o DIR` writes DIR/output_K.npy per graph output (TensorProto with --format pb),
   equal to onnxruntime's outputs for the bundled example; without -o it prints them;
 - `kiln info --json` describes inputs/outputs with symbolic dims by name and the arena size;
+- a classifier's ZipMap'd probabilities (a sequence of maps) come out as output_K.json, or a SequenceProto of
+  MapProto with --format pb, and `kiln info --json` names their kind;
 - `kiln bench --json` prints exactly one line with exactly the agreed keys;
 - exit status 0 on success, 1 with one line on stderr on failure, 2 for a bad command line, 3 from `kiln info`
   when nodes are unsupported; --help for every command.
@@ -66,6 +68,32 @@ def main():
         proc = run(kiln, "run", os.path.join(expected, "model.onnx"), os.path.join(expected, "input_0.npy"), "-o", tmp)
         check(np.allclose(np.load(os.path.join(tmp, "output_0.npy")), np.load(os.path.join(expected, "expected_0.npy")),
                           rtol=1e-3, atol=1e-4), "run matches onnxruntime on the mlp fixture")
+
+        # a sequence of maps: JSON by default, SequenceProto of MapProto with --format pb
+        zipmap = os.path.join(root, "tests", "ml", "onnxml", "data", "iris_logreg_zipmap")
+        zip_args = [os.path.join(zipmap, "model.onnx"), os.path.join(zipmap, "input_0.npy")]
+        proc = run(kiln, "run", *zip_args, "-o", os.path.join(tmp, "zip"))
+        check(proc.returncode == 0, "run zipmap: exit 0 (%r)" % proc.stderr)
+        with open(os.path.join(tmp, "zip", "output_1.json")) as f:
+            maps = json.load(f)
+        with open(os.path.join(zipmap, "expected_1.json")) as f:
+            expected_maps = json.load(f)
+        check(len(maps) == len(expected_maps) and all(list(m) == ["setosa", "versicolor", "virginica"] for m in maps),
+              "run zipmap: output_1.json has one map per row keyed by the class names")
+        check(np.array_equal(np.load(os.path.join(tmp, "zip", "output_0.npy")), np.load(os.path.join(zipmap, "expected_0.npy"))),
+              "run zipmap: string labels as a NumPy unicode array")
+        proc = run(kiln, "run", *zip_args, "-o", os.path.join(tmp, "zippb"), "--format", "pb")
+        seq = onnx.SequenceProto()
+        with open(os.path.join(tmp, "zippb", "output_1.pb"), "rb") as f:
+            seq.ParseFromString(f.read())
+        as_lists = numpy_helper.to_list(seq)
+        check(seq.elem_type == onnx.SequenceProto.MAP and len(as_lists) == len(maps) and
+              all({k.decode(): np.float32(v) for k, v in pb.items()} == {k: np.float32(v) for k, v in m.items()}
+                  for pb, m in zip(as_lists, maps)),
+              "run zipmap --format pb: a SequenceProto of MapProto with the JSON's values")
+        outputs = json.loads(run(kiln, "info", zip_args[0], "--json").stdout)["outputs"]
+        check(outputs[1].get("kind") == "sequence" and outputs[1].get("elem_kind") == "map" and
+              outputs[1].get("key_dtype") == "string", "info --json: a sequence of maps is named")
 
         # info --json
         proc = run(kiln, "info", model, "--json")

@@ -2,11 +2,11 @@
  * test_ml_ops.c — the ONNX-ML operators (ops/ml_*.c) on what the fixture comparisons with sklearn and
  * onnxruntime (tests/ml/onnxml) cannot show: every attribute a hostile or careless file can get wrong must be
  * refused at load with a message naming it (mismatched list lengths, missing or repeated nodes, cycles,
- * features beyond the input, unknown modes and codes, string variants), bad data at run time must fail
+ * features beyond the input, unknown modes and codes, ambiguous string variants), bad data at run time must fail
  * cleanly, and the specification's semantics where onnxruntime departs from it (exact BRANCH_MEMBER tests on
  * non-integer members) hold. Plus the post_transform formulas and the small cases: empty batches, [F] inputs.
  *
- * The models are built in memory; testlib writes ai.onnx nodes, so ml_node() adds the ai.onnx.ml domain and
+ * The models are built in memory; testlib writes ai.onnx nodes, so tr_ml_node() adds the ai.onnx.ml domain and
  * opset import itself.
  */
 #include <math.h>
@@ -25,42 +25,6 @@
 
 /* ---- building ONNX-ML models ------------------------------------------------------------------------- */
 
-/* Adds node `op` of domain ai.onnx.ml reading `inputs` and writing y0, y1..., then finishes the model with an
- * ai.onnx.ml opset import. Declare the graph inputs with tr_input first. */
-static void ml_node(test_run *r, int ml_opset, const char *op, const char *const *inputs, int n_outputs,
-                    const pbw *attrs)
-{
-    static const char *const names[] = {"y0", "y1"};
-    pbw node = {0}, opset = {0};
-    for (const char *const *in = inputs; *in; in++) pbw_string_field(&node, 1, *in);
-    for (int k = 0; k < n_outputs; k++) {
-        pbw_string_field(&node, 2, names[k]);
-        tr_output(r, names[k], KILN_UNDEFINED);
-    }
-    pbw_string_field(&node, 3, "ml");
-    pbw_string_field(&node, 4, op);
-    pbw_string_field(&node, 7, ML_DOMAIN);
-    if (attrs) pbw_append(&node, attrs);
-    pbw_message_field(&r->tm.graph, 1, &node);
-    pbw_free(&node);
-    tm_finish(&r->tm);
-    r->finished = true;
-    pbw_string_field(&opset, 1, ML_DOMAIN);
-    pbw_varint_field(&opset, 2, (uint64_t)ml_opset);
-    pbw_message_field(&r->tm.model, 8, &opset);
-    pbw_free(&opset);
-}
-
-static void attr_strings(pbw *attrs, const char *name, const char *const *values, int n)
-{
-    pbw a = {0};
-    pbw_string_field(&a, 1, name);
-    pbw_varint_field(&a, 20, 8); /* STRINGS */
-    for (int i = 0; i < n; i++) pbw_string_field(&a, 9, values[i]);
-    pbw_message_field(attrs, 5, &a);
-    pbw_free(&a);
-}
-
 /* Loads a one-node model on input x of `dtype` [rows, cols] (negative: symbolic) and returns the status. */
 static kiln_status load_ml(int ml_opset, const char *op, int n_outputs, const pbw *attrs, kiln_dtype dtype,
                            int64_t rows, int64_t cols)
@@ -68,7 +32,7 @@ static kiln_status load_ml(int ml_opset, const char *op, int n_outputs, const pb
     test_run r;
     tr_init(&r, 17);
     tr_input(&r, "x", dtype, 2, (int64_t[]){rows, cols}, NULL);
-    ml_node(&r, ml_opset, op, LIST("x"), n_outputs, attrs);
+    tr_ml_node(&r, ml_opset, op, LIST("x"), n_outputs, attrs);
     kiln_status st = tr_load(&r);
     tr_free(&r);
     return st;
@@ -128,7 +92,7 @@ static void forest_attrs(const forest_spec *s, const char *prefix, pbw *a)
     tm_attr_ints(a, "nodes_falsenodeids", s->false_id, s->n_nodes);
     tm_attr_ints(a, "nodes_missing_value_tracks_true", s->missing, s->n_nodes);
     tm_attr_floats(a, "nodes_values", s->value, s->n_nodes);
-    attr_strings(a, "nodes_modes", s->mode, s->n_modes);
+    tm_attr_strings(a, "nodes_modes", s->mode, s->n_modes);
     snprintf(name[0], sizeof name[0], "%s_treeids", prefix);
     snprintf(name[1], sizeof name[1], "%s_nodeids", prefix);
     snprintf(name[2], sizeof name[2], "%s_ids", prefix);
@@ -162,7 +126,7 @@ static void test_regressor_follows_every_branch(void **state)
     test_run r;
     tr_init(&r, 17);
     tr_input(&r, "x", KILN_FLOAT32, 2, (int64_t[]){7, 2}, x);
-    ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
+    tr_ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
     assert_int_equal(tr_run(&r, 1), KILN_OK);
     assert_shape(&r.out[0], 2, (int64_t[]){7, 1});
     const float want[] = {10, 20, 30, 20, 30, 20, 10};
@@ -184,7 +148,7 @@ static void test_regressor_empty_batch_and_one_row(void **state)
         test_run r;
         tr_init(&r, 17);
         tr_input(&r, "x", KILN_FLOAT32, rank, rank == 1 ? (int64_t[]){2} : (int64_t[]){0, 2}, x);
-        ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
+        tr_ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
         assert_int_equal(tr_run(&r, 2), KILN_OK);
         assert_shape(&r.out[0], 2, rank == 1 ? (int64_t[]){1, 1} : (int64_t[]){0, 1});
         if (rank == 1) assert_true(((const float *)r.out[0].data)[0] == 30);
@@ -276,7 +240,7 @@ static void test_features_beyond_the_input_are_refused(void **state)
     tr_init(&r, 17);
     tr_input(&r, "x", KILN_FLOAT32, 2, (int64_t[]){-1, -1}, x);
     r.inputs[0].dims[0] = r.inputs[0].dims[1] = 2;
-    ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
+    tr_ml_node(&r, 3, "TreeEnsembleRegressor", LIST("x"), 1, &a);
     assert_refused(tr_run(&r, 1), KILN_ERR_INVALID_ARGUMENT, "feature 5 but the input has 2 columns");
     tr_free(&r);
     pbw_free(&a);
@@ -306,9 +270,10 @@ static void test_classifier_refusals(void **state)
     forest_spec s = base_forest();
     pbw a = {0};
     forest_attrs(&s, "class", &a);
-    attr_strings(&a, "classlabels_strings", (const char *const[]){"no", "yes"}, 2);
-    assert_refused(load_ml(3, "TreeEnsembleClassifier", 2, &a, KILN_FLOAT32, -1, 2), KILN_ERR_UNSUPPORTED,
-                   "string class labels");
+    tm_attr_strings(&a, "classlabels_strings", (const char *const[]){"no", "yes"}, 2);
+    tm_attr_ints(&a, "classlabels_int64s", (int64_t[]){4, 9}, 2);
+    assert_refused(load_ml(3, "TreeEnsembleClassifier", 2, &a, KILN_FLOAT32, -1, 2), KILN_ERR_MALFORMED,
+                   "both given");
     pbw_free(&a);
     forest_attrs(&s, "class", &a);
     tm_attr_ints(&a, "classlabels_int64s", (int64_t[]){4}, 1);
@@ -401,7 +366,7 @@ static void test_v5_member_is_exact(void **state)
         test_run r;
         tr_init(&r, 17);
         tr_input(&r, "x", KILN_FLOAT32, 2, (int64_t[]){8, 1}, x);
-        ml_node(&r, 5, "TreeEnsemble", LIST("x"), 1, &a);
+        tr_ml_node(&r, 5, "TreeEnsemble", LIST("x"), 1, &a);
         assert_int_equal(tr_run(&r, 1), KILN_OK);
         const float want[] = {1, 2, 2, 1, 2, 1, 2, missing ? 1.0f : 2.0f};
         assert_memory_equal(r.out[0].data, want, sizeof want);
@@ -478,11 +443,12 @@ static void test_preprocessing_refusals(void **state)
     tm_attr_ints(&a, "keys_int64s", (int64_t[]){1, 2, 1}, 3);
     tm_attr_floats(&a, "values_floats", (float[]){1, 2, 3}, 3);
     assert_refused(load_ml(2, "LabelEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_MALFORMED, "twice");
-    assert_refused(load_ml(1, "LabelEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_UNSUPPORTED, "strings");
+    assert_refused(load_ml(1, "LabelEncoder", 1, &a, KILN_FLOAT32, -1, 2), KILN_ERR_UNSUPPORTED, "float32");
     pbw_free(&a);
     tm_attr_ints(&a, "keys_int64s", (int64_t[]){1, 2}, 2);
-    attr_strings(&a, "values_strings", (const char *const[]){"a", "b"}, 2);
-    assert_refused(load_ml(2, "LabelEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_UNSUPPORTED, "values_strings");
+    tm_attr_strings(&a, "keys_strings", (const char *const[]){"a", "b"}, 2);
+    tm_attr_strings(&a, "values_strings", (const char *const[]){"a", "b"}, 2);
+    assert_refused(load_ml(2, "LabelEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_MALFORMED, "exactly one");
     pbw_free(&a);
     tm_attr_floats(&a, "offset", (float[]){1}, 1);
     assert_refused(load_ml(1, "Scaler", 1, &a, KILN_FLOAT32, -1, 2), KILN_ERR_MALFORMED, "'scale' is required");
@@ -491,11 +457,12 @@ static void test_preprocessing_refusals(void **state)
     tm_attr_floats(&a, "scale", (float[]){1, 2, 3}, 3);
     assert_refused(load_ml(1, "Scaler", 1, &a, KILN_FLOAT32, 4, 2), TEST_ANY_ERROR, "3 values for 2 features");
     pbw_free(&a);
-    attr_strings(&a, "cats_strings", (const char *const[]){"a"}, 1);
-    assert_refused(load_ml(1, "OneHotEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_UNSUPPORTED, "string categories");
+    tm_attr_strings(&a, "cats_strings", (const char *const[]){"a"}, 1);
+    assert_refused(load_ml(1, "OneHotEncoder", 1, &a, KILN_INT64, -1, 2), KILN_ERR_UNSUPPORTED, "int64");
+    tm_attr_ints(&a, "cats_int64s", (int64_t[]){1, 2}, 2);
+    assert_refused(load_ml(1, "CategoryMapper", 1, &a, KILN_INT64, -1, 2), KILN_ERR_MALFORMED, "same length");
     pbw_free(&a);
-    assert_refused(load_ml(1, "ZipMap", 1, NULL, KILN_FLOAT32, -1, 2), KILN_ERR_UNSUPPORTED, "zipmap");
-    assert_refused(load_ml(1, "CategoryMapper", 1, NULL, KILN_INT64, -1, 2), KILN_ERR_UNSUPPORTED, "string tensors");
+    assert_refused(load_ml(1, "ZipMap", 1, NULL, KILN_FLOAT32, -1, 2), KILN_ERR_MALFORMED, "exactly one");
 }
 
 /* Runs a one-node model on x and returns the run's status. */
@@ -506,7 +473,7 @@ static kiln_status run_ml(int ml_opset, const char *op, const pbw *attrs, kiln_d
     tr_input(r, "x", dtype, 2, dims, x);
     const char *inputs[4] = {"x"};
     for (int k = 0; more && more[k]; k++) inputs[k + 1] = more[k];
-    ml_node(r, ml_opset, op, inputs, 1, attrs);
+    tr_ml_node(r, ml_opset, op, inputs, 1, attrs);
     return tr_run(r, 1);
 }
 
@@ -530,7 +497,7 @@ static void test_bad_data_fails_at_run_time(void **state)
     tr_init(&r, 17);
     tr_input(&r, "x", KILN_FLOAT32, 2, (int64_t[]){2, 2}, x);
     tr_input(&r, "i", KILN_INT64, 1, (int64_t[]){2}, (int64_t[]){1, 2});
-    ml_node(&r, 1, "ArrayFeatureExtractor", LIST("x", "i"), 1, NULL);
+    tr_ml_node(&r, 1, "ArrayFeatureExtractor", LIST("x", "i"), 1, NULL);
     assert_refused(tr_run(&r, 1), KILN_ERR_RUNTIME, "index 2 is out of range");
     tr_free(&r);
 }

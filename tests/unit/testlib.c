@@ -199,6 +199,14 @@ void tm_attr_string(pbw *attrs, const char *name, const char *value)
     attr_end(attrs, &a);
 }
 
+void tm_attr_strings(pbw *attrs, const char *name, const char *const *values, int n)
+{
+    pbw a = {0};
+    attr_begin(&a, name, 8);
+    for (int i = 0; i < n; i++) pbw_string_field(&a, 9, values[i]);
+    attr_end(attrs, &a);
+}
+
 void tm_attr_tensor(pbw *attrs, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data)
 {
     pbw a = {0}, t = {0};
@@ -284,6 +292,30 @@ kiln_status tr_run(test_run *r, int threads)
     for (int k = 0; k < r->n_outputs; k++)
         if ((st = kiln_session_output(r->session, k, &r->out[k])) != KILN_OK) return st;
     return KILN_OK;
+}
+
+void tr_ml_node(test_run *r, int ml_opset, const char *op, const char *const *inputs, int n_outputs, const pbw *attrs)
+{
+    static const char *const names[] = {"y0", "y1", "y2", "y3"};
+    pbw node = {0}, opset = {0};
+    assert_true(n_outputs <= 4);
+    for (const char *const *in = inputs; *in; in++) pbw_string_field(&node, 1, *in);
+    for (int k = 0; k < n_outputs; k++) {
+        pbw_string_field(&node, 2, names[k]);
+        tr_output(r, names[k], KILN_UNDEFINED);
+    }
+    pbw_string_field(&node, 3, "ml");
+    pbw_string_field(&node, 4, op);
+    pbw_string_field(&node, 7, "ai.onnx.ml");
+    if (attrs) pbw_append(&node, attrs);
+    pbw_message_field(&r->tm.graph, 1, &node);
+    pbw_free(&node);
+    tm_finish(&r->tm);
+    r->finished = true;
+    pbw_string_field(&opset, 1, "ai.onnx.ml");
+    pbw_varint_field(&opset, 2, (uint64_t)ml_opset);
+    pbw_message_field(&r->tm.model, 8, &opset);
+    pbw_free(&opset);
 }
 
 void tr_node_on_x(test_run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,

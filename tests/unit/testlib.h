@@ -66,6 +66,7 @@ void tm_attr_ints(pbw *attrs, const char *name, const int64_t *v, int n);
 void tm_attr_float(pbw *attrs, const char *name, float v);
 void tm_attr_floats(pbw *attrs, const char *name, const float *v, int n);
 void tm_attr_string(pbw *attrs, const char *name, const char *value);
+void tm_attr_strings(pbw *attrs, const char *name, const char *const *values, int n);
 /* A tensor-valued attribute (Constant's and ConstantOfShape's value). */
 void tm_attr_tensor(pbw *attrs, const char *name, kiln_dtype dtype, int rank, const int64_t *dims, const void *data);
 /* A graph-valued attribute (If's branches, Loop's and Scan's body): the graph `body` built with tm_input,
@@ -114,6 +115,9 @@ kiln_status tr_run(test_run *r, int threads);
  * whose dtypes are left to inference. */
 void tr_node_on_x(test_run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,
                   kiln_dtype dtype, int rank, const int64_t *dims, const void *x);
+/* On a test_run after tr_init and tr_input: node `op` of domain ai.onnx.ml reads `inputs` (NULL-terminated) and
+ * writes outputs "y0", "y1"... (dtypes left to inference); finishes the model with an ai.onnx.ml opset import. */
+void tr_ml_node(test_run *r, int ml_opset, const char *op, const char *const *inputs, int n_outputs, const pbw *attrs);
 /* tr_node_on_x, then tr_run with `threads` threads: the first failure of loading or running. */
 kiln_status tr_run_node(test_run *r, const char *op, const char *const *more, int n_outputs, const pbw *attrs,
                         int threads, kiln_dtype dtype, int rank, const int64_t *dims, const void *x);

@@ -22,6 +22,11 @@ swapped for onnxruntime, which numbers them LOGISTIC=1, SOFTMAX=2 against the sp
 
 Trained models get rows from their test split plus rows where one feature sits exactly at, just below and just
 above a split threshold; sklearn's trees do not accept NaN, the XGBoost and hand-built models also get NaNs.
+
+String inputs are saved as TensorProto input_K.pb (kiln run does not read string .npy); string outputs are NumPy
+unicode arrays. A sequence of maps (ZipMap's output) is saved as expected_K.json, a list of {label: probability}
+objects: onnxruntime-node returns tensors only, so onnxruntime runs the same graph with ZipMap's input tensor as
+that output, and the expected maps are its rows zipped with ZipMap's labels (ZipMap copies its input).
 """
 import json
 import os
@@ -85,9 +90,18 @@ class Writer:
         os.makedirs(d)
         onnx.save(model, os.path.join(d, "model.onnx"))
         for k, x in enumerate(inputs):
-            np.save(os.path.join(d, "input_%d.npy" % k), x)
-        for k, y in enumerate(run_ort(ort_model or model, ort_inputs or inputs)):
-            np.save(os.path.join(d, "expected_%d.npy" % k), y)
+            if x.dtype.kind == "U":
+                with open(os.path.join(d, "input_%d.pb" % k), "wb") as f:
+                    f.write(numpy_helper.from_array(x.astype(object)).SerializeToString())
+            else:
+                np.save(os.path.join(d, "input_%d.npy" % k), x)
+        ort_model, zipmaps = without_zipmap_outputs(ort_model or model)
+        for k, y in enumerate(run_ort(ort_model, ort_inputs or inputs)):
+            if k in zipmaps:
+                with open(os.path.join(d, "expected_%d.json" % k), "w") as f:
+                    json.dump(zip_rows(zipmaps[k], y), f)
+            else:
+                np.save(os.path.join(d, "expected_%d.npy" % k), y)
         kinds = {}
         for k, (y, kind) in (library or {}).items():
             np.save(os.path.join(d, "library_%d.npy" % k), y)
@@ -96,6 +110,28 @@ class Writer:
             json.dump({"library": kinds, "note": note, "ort_tolerance": ort_tolerance}, f, indent=1, sort_keys=True)
         self.names.append(name)
         print("  %-32s %s" % (name, note))
+
+
+def without_zipmap_outputs(model):
+    """The model with every graph output made by ZipMap replaced by ZipMap's input (onnxruntime-node returns only
+    tensors), and {output index: ZipMap's class labels}."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    zipmaps = {}
+    for node in m.graph.node:
+        if node.op_type != "ZipMap":
+            continue
+        k = [o.name for o in m.graph.output].index(node.output[0])
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        labels = attrs.get("classlabels_strings") or attrs.get("classlabels_int64s")
+        zipmaps[k] = [v.decode() if isinstance(v, bytes) else int(v) for v in labels]
+        m.graph.output[k].CopyFrom(vi(node.input[0], F32, [None, len(labels)]))
+    return m, zipmaps
+
+
+def zip_rows(labels, rows):
+    """A [N, C] array as JSON-ready maps, keys as kiln run writes them (strings)."""
+    return [{str(label): float(v) for label, v in zip(labels, row)} for row in np.asarray(rows, np.float32)]
 
 
 # ---- sklearn trees in skl2onnx's layout -----------------------------------------------------------------------
@@ -136,9 +172,16 @@ def add_tree(attrs, tree_id, tree, leaf_weights, prefix):
                 attrs[prefix + "weights"].append(float(weight))
 
 
+def class_labels(labels, name_ints):
+    """The classifier attribute for sklearn's classes_: names as classlabels_strings, numbers as `name_ints`."""
+    if np.asarray(labels).dtype.kind in "UO":
+        return {"classlabels_strings": [str(c) for c in labels]}
+    return {name_ints: [int(c) for c in labels]}
+
+
 def tree_classifier(attrs, n_features, labels, **kw):
     node = helper.make_node("TreeEnsembleClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml",
-                            classlabels_int64s=[int(c) for c in labels], **attrs, **kw)
+                            **class_labels(labels, "classlabels_int64s"), **attrs, **kw)
     return make_model([node], [vi("input", F32, [None, n_features])],
                       [vi("label", TensorProto.INT64, [None]), vi("probabilities", F32, [None, len(labels)])])
 
@@ -309,7 +352,7 @@ def linear_classifier(coef, intercept, labels, transform, n_features, input_name
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     node = helper.make_node("LinearClassifier", [input_name], ["label", "probabilities"], domain="ai.onnx.ml",
                             coefficients=[float(v) for v in coef.ravel()], intercepts=[float(v) for v in intercept],
-                            classlabels_ints=[int(c) for c in labels], post_transform=transform)
+                            **class_labels(labels, "classlabels_ints"), post_transform=transform)
     outputs = [vi("label", TensorProto.INT64, [None]), vi("probabilities", F32, [None, len(labels)])]
     return node, outputs
 
@@ -395,13 +438,21 @@ def sklearn_linear(w):
         kw = dict(kernel_type=svc.kernel.upper(), kernel_params=[float(svc._gamma), float(svc.coef0), float(svc.degree)],
                   support_vectors=[float(v) for v in svc.support_vectors_.ravel()],
                   vectors_per_class=[int(v) for v in svc.n_support_], coefficients=[float(v) for v in svc._dual_coef_.ravel()],
-                  rho=[float(v) for v in svc._intercept_], classlabels_ints=[int(c) for c in svc.classes_])
+                  rho=[float(v) for v in svc._intercept_], **class_labels(svc.classes_, "classlabels_ints"))
         if probability:
             kw.update(prob_a=[float(v) for v in svc.probA_], prob_b=[float(v) for v in svc.probB_])
         node = helper.make_node("SVMClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml", **kw)
         n_scores = len(svc.classes_) if probability or len(svc.classes_) == 2 else len(svc.classes_) * (len(svc.classes_) - 1) // 2
+        label_type = TensorProto.STRING if svc.classes_.dtype.kind in "UO" else TensorProto.INT64
         return make_model([node], [vi("input", F32, [None, n_features])],
-                          [vi("label", TensorProto.INT64, [None]), vi("probabilities", F32, [None, n_scores])])
+                          [vi("label", label_type, [None]), vi("probabilities", F32, [None, n_scores])])
+
+    Xtr, Xte, ytr, _ = data(load_iris)
+    species = np.array(["setosa", "versicolor", "virginica"])
+    svc = SVC(kernel="rbf", probability=True, random_state=0).fit(Xtr, species[ytr])
+    case("svc_rbf_string_labels", svc_model(svc, 4, True), [Xte],
+         {0: (svc.predict(Xte), "label"), 1: (svc.predict_proba(Xte).astype(np.float32), "proba")},
+         note="iris species names as classlabels_strings")
 
     for kernel, loader in (("rbf", load_iris), ("poly", load_wine), ("linear", load_breast_cancer), ("sigmoid", load_iris)):
         Xtr, Xte, ytr, _ = data(loader)
@@ -749,13 +800,173 @@ def preprocessing(w):
     w.case("feature_vectorizer_truncating_int64", one_node("FeatureVectorizer", fv_in, F32, [None, 3],
                                                            inputdimensions=[1, 2]), [Xi[:, :2], Xi])
 
+# ---- string labels and ZipMap, the way skl2onnx converts classifiers -------------------------------------------
+
+def seq_of_maps(key_type):
+    t = onnx.TypeProto()
+    t.sequence_type.elem_type.map_type.key_type = key_type
+    t.sequence_type.elem_type.map_type.value_type.tensor_type.elem_type = F32
+    return t
+
+
+def with_zipmap(node, classes):
+    """skl2onnx's classifier outputs: output_label, and the probabilities as a ZipMap'd output_probability."""
+    node.output[0], node.output[1] = "output_label", "probability_tensor"
+    named = np.asarray(classes).dtype.kind in "UO"
+    labels = {"classlabels_strings": [str(c) for c in classes]} if named else {"classlabels_int64s": [int(c) for c in classes]}
+    zipmap = helper.make_node("ZipMap", ["probability_tensor"], ["output_probability"], domain="ai.onnx.ml", **labels)
+    key = TensorProto.STRING if named else TensorProto.INT64
+    outputs = [vi("output_label", key, [None]), helper.make_value_info("output_probability", seq_of_maps(key))]
+    return [node, zipmap], outputs
+
+
+def string_classifiers(w):
+    from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    def zipmap_case(name, model, nodes, outputs, n_features, X, note, ort_tolerance=1e-6):
+        m = make_model(nodes, [vi("input", F32, [None, n_features])], outputs)
+        proba = model.predict_proba(X).astype(np.float32)
+        w.case(name, m, [X], {0: (model.predict(X), "label"), 1: (proba, "proba")}, note=note, ort_tolerance=ort_tolerance)
+
+    X, y = load_iris(return_X_y=True)
+    species = np.array(["setosa", "versicolor", "virginica"])[y]
+    Xtr, Xte, ytr, _ = train_test_split(X.astype(np.float32), species, test_size=0.3, random_state=0)
+    lr = LogisticRegression(max_iter=2000).fit(Xtr, ytr)
+    node, _ = linear_classifier(lr.coef_, lr.intercept_, lr.classes_, "SOFTMAX", 4)
+    nodes, outs = with_zipmap(node, lr.classes_)
+    zipmap_case("iris_logreg_zipmap", lr, nodes, outs, 4, Xte, "species names, LinearClassifier + ZipMap",
+                LINEAR_ORT_TOLERANCE)
+    rf = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(Xtr, ytr)
+    model = forest_classifier(rf)
+    nodes, outs = with_zipmap(model.graph.node[0], rf.classes_)
+    Xrf = np.concatenate([Xte, threshold_rows(rf.estimators_, Xte, 8)])
+    Xrf = without_ties(Xrf, rf.predict_proba(Xrf))
+    zipmap_case("iris_forest_zipmap", rf, nodes, outs, 4, Xrf[:60], "species names, TreeEnsembleClassifier + ZipMap")
+
+    X, y = load_breast_cancer(return_X_y=True)
+    diagnosis = np.array(["malignant", "benign"])[y]
+    Xtr, Xte, ytr, _ = train_test_split(X.astype(np.float32), diagnosis, test_size=0.3, random_state=0)
+    rf = RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0).fit(Xtr, ytr)
+    model = forest_classifier(rf)
+    nodes, outs = with_zipmap(model.graph.node[0], rf.classes_)
+    zipmap_case("cancer_forest_binary_zipmap", rf, nodes, outs, 30, without_ties(Xte, rf.predict_proba(Xte))[:40],
+                "two named classes, one score column (binary case) + ZipMap")
+
+    X, y = load_wine(return_X_y=True)
+    Xtr, Xte, ytr, _ = train_test_split(X.astype(np.float32), y * 10 + 5, test_size=0.3, random_state=0)
+    rf = RandomForestClassifier(n_estimators=6, max_depth=4, random_state=0).fit(Xtr, ytr)
+    model = forest_classifier(rf)
+    nodes, outs = with_zipmap(model.graph.node[0], rf.classes_)
+    zipmap_case("wine_forest_int_zipmap", rf, nodes, outs, 13, without_ties(Xte, rf.predict_proba(Xte))[:40],
+                "integer labels 5, 15, 25 + ZipMap (int64 keys)")
+
+
+def preprocessing_graph(w):
+    """A sklearn pipeline on a table with two string columns: colour through LabelEncoder (string -> float, like
+    an OrdinalEncoder), size through CategoryMapper (string -> int64) and Cast, joined to two numeric columns and
+    fed to a LogisticRegression with named classes, ZipMap'd. Unknown categories map to the defaults."""
+    from sklearn.linear_model import LogisticRegression
+    colours, sizes = ["blue", "green", "red"], ["L", "M", "S", "XL"]
+    n = 300
+    colour = RNG.integers(0, 3, n)
+    size = RNG.integers(0, 4, n)
+    num = RNG.normal(0, 1, (n, 2)).astype(np.float32)
+    features = np.column_stack([colour, size, num]).astype(np.float32)
+    score = colour - 1.5 * (size == 2) + num[:, 0] + RNG.normal(0, 0.3, n)
+    y = np.where(score > 1, "buy", np.where(score > -0.5, "wait", "skip"))
+    lr = LogisticRegression(max_iter=2000).fit(features, y)
+    nodes = [
+        helper.make_node("LabelEncoder", ["colour"], ["colour_code"], domain="ai.onnx.ml", keys_strings=colours,
+                         values_floats=[0.0, 1.0, 2.0], default_float=1.0),
+        helper.make_node("CategoryMapper", ["size"], ["size_id"], domain="ai.onnx.ml", cats_strings=sizes,
+                         cats_int64s=[0, 1, 2, 3], default_int64=1),
+        helper.make_node("Cast", ["size_id"], ["size_code"], to=F32),
+        helper.make_node("Unsqueeze", ["colour_code", "axis1"], ["colour_col"]),
+        helper.make_node("Unsqueeze", ["size_code", "axis1"], ["size_col"]),
+        helper.make_node("Concat", ["colour_col", "size_col", "numbers"], ["features"], axis=1),
+    ]
+    node, _ = linear_classifier(lr.coef_, lr.intercept_, lr.classes_, "SOFTMAX", 4, input_name="features")
+    more, outs = with_zipmap(node, lr.classes_)
+    axis1 = numpy_helper.from_array(np.array([1], np.int64), "axis1")
+    m = make_model(nodes + more, [vi("colour", TensorProto.STRING, [None]), vi("size", TensorProto.STRING, [None]),
+                                  vi("numbers", F32, [None, 2])], outs, ml_opset=2, initializers=[axis1])
+    rows = 30
+    colour_in = np.array([colours[c] for c in colour[:rows]])
+    size_in = np.array([sizes[c] for c in size[:rows]])
+    colour_in[3], size_in[5] = "purple", "XXL"  # unknown: the defaults
+    coded = np.column_stack([[colours.index(c) if c in colours else 1 for c in colour_in],
+                             [sizes.index(c) if c in sizes else 1 for c in size_in], num[:rows]]).astype(np.float32)
+    w.case("pipeline_strings_zipmap", m, [colour_in, size_in, num[:rows]],
+           {0: (lr.predict(coded), "label"), 1: (lr.predict_proba(coded).astype(np.float32), "proba")},
+           note="LabelEncoder + CategoryMapper on string columns, LinearClassifier, ZipMap", ort_tolerance=LINEAR_ORT_TOLERANCE)
+
+
+def string_lookups(w):
+    S, I64 = TensorProto.STRING, TensorProto.INT64
+    words = np.array(["apple", "pear", "", "fig", "Apple", "kiwi", "pear", "é"])
+    ints = np.array([3, -1, 0, 2, 7, 1, 2, 100], np.int64)
+    keys = ["apple", "pear", "fig", "é"]
+    w.case("label_encoder_string_int64", one_node("LabelEncoder", [("x", S, [None])], I64, [None], ml_opset=2,
+                                                  keys_strings=keys, values_int64s=[10, 20, 30, 40], default_int64=-7),
+           [words])
+    w.case("label_encoder_string_float", one_node("LabelEncoder", [("x", S, [None])], F32, [None], ml_opset=2,
+                                                  keys_strings=keys, values_floats=[0.5, 1.5, -2.0, 3.25]), [words])
+    w.case("label_encoder_int64_string", one_node("LabelEncoder", [("x", I64, [None])], S, [None], ml_opset=2,
+                                                  keys_int64s=[0, 1, 2, 3], values_strings=["zero", "one", "two", "three"],
+                                                  default_string="many"), [ints])
+    w.case("label_encoder_float_string", one_node("LabelEncoder", [("x", F32, [None])], S, [None], ml_opset=2,
+                                                  keys_floats=[0.5, -1.0, 2.0], values_strings=["half", "minus one", "two"]),
+           [np.array([0.5, 2.0, 3.0, -1.0, 0.0], np.float32)])
+    w.case("label_encoder_string_string", one_node("LabelEncoder", [("x", S, [None, 2])], S, [None, 2], ml_opset=2,
+                                                   keys_strings=keys, values_strings=["A", "P", "F", "E"]),
+           [words.reshape(4, 2)])
+    w.case("label_encoder_v1_string_int64", one_node("LabelEncoder", [("x", S, [None])], I64, [None], ml_opset=1,
+                                                     classes_strings=keys, default_int64=99), [words])
+    w.case("label_encoder_v1_int64_string", one_node("LabelEncoder", [("x", I64, [None])], S, [None], ml_opset=1,
+                                                     classes_strings=keys, default_string="?"), [ints])
+    w.case("category_mapper_string_int64", one_node("CategoryMapper", [("x", S, [None, 4])], I64, [None, 4],
+                                                    cats_strings=keys, cats_int64s=[5, 6, 7, 8], default_int64=-1),
+           [words.reshape(2, 4)])
+    w.case("category_mapper_int64_string", one_node("CategoryMapper", [("x", I64, [None])], S, [None],
+                                                    cats_strings=keys, cats_int64s=[3, 2, 1, 0]), [ints])
+    w.case("onehot_strings", one_node("OneHotEncoder", [("x", S, [None, 2])], F32, [None, 2, 4], cats_strings=keys,
+                                      zeros=1), [words.reshape(4, 2)])
+
+
+def string_label_edges(w):
+    """Named classes where onnxruntime's two-class rules decide the label: one row of linear coefficients, a linear
+    SVM with mixed-sign weights, a tree with weights for both classes and two base values."""
+    X = np.array([[0, 1], [0.5, 0], [0.75, -1], [2, 0], [-1, -1], [0.3, 0.3], [0.5, 0.5]], np.float32)
+    names = dict(classlabels_strings=["no", "yes"])
+    out = [vi("label", TensorProto.STRING, [None]), vi("probabilities", F32, [None, 2])]
+
+    def case(name, op, **attrs):
+        node = helper.make_node(op, ["x"], ["label", "probabilities"], domain="ai.onnx.ml", **names, **attrs)
+        w.case(name, make_model([node], [vi("x", F32, [None, 2])], out), [X])
+
+    case("linear_one_row_string_labels", "LinearClassifier", coefficients=[1.0, -1.0], intercepts=[0.1],
+         post_transform="LOGISTIC")
+    case("svm_linear_string_labels", "SVMClassifier", coefficients=[1.0, -1.0, 0.5, 0.5], rho=[0.1],
+         kernel_type="LINEAR", kernel_params=[0.0, 0.0, 0.0])
+    f = Forest()
+    f.split(0, 0, "BRANCH_LEQ", 0, 0.5, 1, 2)
+    f.leaf(0, 1, [(0, 0.3), (1, 0.7)])
+    f.leaf(0, 2, [(1, 0.4)])
+    case("tree_two_class_string_labels", "TreeEnsembleClassifier", post_transform="LOGISTIC", base_values=[0.2, -0.1],
+         **f.v3_attrs("class_"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "data")
     if os.path.isdir(root):
         shutil.rmtree(root)
     os.makedirs(root)
     w = Writer(root)
-    for part in (sklearn_trees, xgboost_binary, sklearn_linear, hand_trees, hand_classifiers, preprocessing):
+    for part in (sklearn_trees, xgboost_binary, sklearn_linear, hand_trees, hand_classifiers, preprocessing,
+                 string_classifiers, preprocessing_graph, string_lookups, string_label_edges):
         print(part.__name__)
         part(w)
     with open(os.path.join(root, "README.md"), "w") as f:

@@ -10,6 +10,10 @@ in the same places), or the case's own ort_tolerance (linear models and SVMs: on
 in float32, kiln in double). Against the library (library_K.npy, as case.json says): labels exactly, probabilities within 1e-6,
 values within 1e-5 relative. Prints the largest differences per case and over all cases; exit status 1 when a
 case fails.
+
+Inputs are input_K.npy or (strings) input_K.pb. A sequence of maps (ZipMap) is compared as kiln's output_K.json
+against expected_K.json: the same labels in the same order in every map, the probabilities as above, and against
+the library's probabilities (library_K.npy, [N, classes]) in label order.
 """
 import argparse
 import glob
@@ -46,7 +50,7 @@ def compare(got, want, kind, ort_tolerance):
     """(difference, passed) for one output."""
     if got.shape != want.shape:
         return float("inf"), False
-    if kind == "label" or want.dtype.kind in "iub":
+    if kind == "label" or want.dtype.kind in "iubU":
         wrong = int(np.count_nonzero(got != want))
         return float(wrong), wrong == 0
     if kind == "proba":
@@ -59,9 +63,28 @@ def compare(got, want, kind, ort_tolerance):
     return d, d <= ort_tolerance
 
 
+def load_maps(path):
+    """A JSON list of maps as (keys of each map, [N, C] float32 values)."""
+    with open(path) as f:
+        maps = json.load(f)
+    keys = [list(m) for m in maps]
+    values = np.array([[np.nan if v is None else v for v in m.values()] for m in maps], np.float32)
+    return keys, values.reshape(len(maps), -1)
+
+
+def same_dtype(got, want):
+    """Strings match whatever their NumPy width."""
+    return got.dtype == want.dtype or (got.dtype.kind == "U" and want.dtype.kind == "U")
+
+
+def input_index(path):
+    return int(os.path.basename(path).split("_")[1].split(".")[0])
+
+
 def run_case(kiln, directory):
     """Returns (failure or None, {label: difference})."""
-    inputs = sorted(glob.glob(os.path.join(directory, "input_*.npy")), key=lambda p: int(p.split("_")[-1][:-4]))
+    inputs = sorted(glob.glob(os.path.join(directory, "input_*.npy")) + glob.glob(os.path.join(directory, "input_*.pb")),
+                    key=input_index)
     with open(os.path.join(directory, "case.json")) as f:
         case = json.load(f)
     with tempfile.TemporaryDirectory() as out:
@@ -70,24 +93,41 @@ def run_case(kiln, directory):
         if proc.returncode != 0:
             return (proc.stderr.strip() or "exit %d" % proc.returncode).splitlines()[-1], {}
         failures, diffs = [], {}
-        for path in sorted(glob.glob(os.path.join(directory, "expected_*.npy"))):
-            k = path.split("_")[-1][:-4]
-            got_path = os.path.join(out, "output_%s.npy" % k)
+        expected = glob.glob(os.path.join(directory, "expected_*.npy")) + glob.glob(os.path.join(directory, "expected_*.json"))
+        for path in sorted(expected):
+            k, ext = os.path.basename(path)[len("expected_"):].split(".")
+            got_path = os.path.join(out, "output_%s.%s" % (k, ext))
             if not os.path.exists(got_path):
                 return "output %s missing" % k, {}
+            if ext == "json":
+                got_keys, got = load_maps(got_path)
+                want_keys, want = load_maps(path)
+                if got_keys != want_keys:
+                    failures.append("output %s: the maps' labels differ from onnxruntime's" % k)
+                    continue
+                ref = os.path.join(directory, "library_%s.npy" % k)
+                checks = [("onnxruntime", "ort", want)]
+                if os.path.exists(ref):
+                    checks.append(("library", case["library"].get(k), np.load(ref)))
+                for source, kind, ref_values in checks:
+                    d, ok = compare(got, ref_values, kind, case.get("ort_tolerance", ORT_TOLERANCE))
+                    diffs["%s %s %s" % (source, k, kind if kind != "ort" else "")] = d
+                    if not ok:
+                        failures.append("output %s vs %s: max diff %.3g" % (k, source, d))
+                continue
             got = np.load(got_path)
             for source, kind in (("onnxruntime", "ort"), ("library", case["library"].get(k))):
                 ref = os.path.join(directory, "%s_%s.npy" % ("expected" if source == "onnxruntime" else "library", k))
                 if kind is None or not os.path.exists(ref):
                     continue
                 want = np.load(ref)
-                if source == "onnxruntime" and got.dtype != want.dtype:
+                if source == "onnxruntime" and not same_dtype(got, want):
                     failures.append("output %s is %s, onnxruntime gives %s" % (k, got.dtype, want.dtype))
                     continue
                 d, ok = compare(got, want, kind, case.get("ort_tolerance", ORT_TOLERANCE))
                 diffs["%s %s %s" % (source, k, kind if kind != "ort" else "")] = d
                 if not ok:
-                    what = "%d labels differ" % d if kind == "label" or want.dtype.kind in "iub" else "max diff %.3g" % d
+                    what = "%d labels differ" % d if kind == "label" or want.dtype.kind in "iubU" else "max diff %.3g" % d
                     failures.append("output %s vs %s: %s" % (k, source, what))
         return ("; ".join(failures) or None), diffs
 
