@@ -116,6 +116,10 @@ static kiln_status describe_tensors(model_version *v, const model_config *cfg)
         kiln_value_info info;
         KILN_TRY(is_input ? kiln_model_input_info(v->model, k, &info)
                           : kiln_model_output_info(v->model, k - v->n_inputs, &info));
+        if (info.kind != KILN_VALUE_TENSOR) /* e.g. ZipMap's sequence of maps: V2 carries tensors only */
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "%s '%s' is a sequence, map or optional, which the V2 protocol "
+                             "cannot carry (serve a model that ends before ZipMap)", is_input ? "input" : "output",
+                             info.name);
         t->model_name = info.name;
         t->name = region_strdup(&v->names, is_input ? model_config_input_name(cfg, info.name)
                                                     : model_config_output_name(cfg, info.name));

@@ -785,6 +785,14 @@ def test_sigterm_drains(tmp):
         s.stop()
 
 
+def test_non_tensor_outputs_are_refused_at_load(tmp):
+    """ZipMap's sequence of maps has no V2 form: loading says so and exits, it does not serve garbage."""
+    model = os.path.join(SOURCE, "tests", "ml", "onnxml", "data", "iris_forest_zipmap", "model.onnx")
+    r = subprocess.run([KILN, "serve", "--port", "0", model], capture_output=True, text=True, timeout=DEADLINE_S)
+    assert r.returncode == 1, "exit %d: %s" % (r.returncode, r.stderr)
+    assert "output 'output_probability' is a sequence, map or optional" in r.stderr, r.stderr
+
+
 def main():
     global KILN, SOURCE, SANITIZED
     if len(sys.argv) != 3:
@@ -794,7 +802,8 @@ def main():
         SANITIZED = b"__asan_init" in f.read()
     tests = [test_outputs_equal_kiln_run, test_every_datatype, test_errors_are_4xx_and_the_server_keeps_serving,
              test_mangled_requests, test_dynamic_batching,
-             test_repository_and_operations, test_polling_picks_up_changes, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains]
+             test_repository_and_operations, test_polling_picks_up_changes, test_limits, test_reload_under_load_loses_nothing, test_sigterm_drains,
+             test_non_tensor_outputs_are_refused_at_load]
     only = os.environ.get("KILN_SERVE_TEST")
     failed = 0
     for test in tests:
