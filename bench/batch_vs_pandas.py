@@ -18,13 +18,13 @@ Pipelines, each producing the same columns (id, then the model's outputs) as a C
                 "model's own predictor" of an exported PyTorch MLP without onnxruntime, and faster than torch
                 for a 30-64-32-2 network (no per-call framework overhead); documented in the report.
 Every pipeline runs as its own process, timed end to end (reading the CSV to the closed output file), with its
-peak RSS from wait4(); rounds are interleaved (kiln 1t, kiln 2t, python for one model, then the other), each run
-inside `flock /tmp/kiln-bench.lock` (the machine is shared). Reported: median seconds, rows/s, the kiln/python
+peak RSS from GNU time (/usr/bin/time, Debian package `time`); rounds are interleaved (kiln 1t, kiln 2t,
+python for one model, then the other), each run inside `flock /tmp/kiln-bench.lock` (the machine is shared). Reported: median seconds, rows/s, the kiln/python
 ratio, kiln's 2-thread/1-thread ratio, peak RSS. Outputs are checked: kiln's probabilities must match Python's
 within 1e-6 (trees) / 1e-4 (mlp, float32 summation order on out-of-range inputs), ids and row order identical.
 --big N also writes an N x larger CSV (streaming, deleted afterwards) and measures kiln's peak RSS on it.
 
-Needs Debian's python3-pandas, python3-xgboost, python3-onnx, python3-numpy.
+Needs Debian's python3-pandas, python3-xgboost, python3-onnx, python3-numpy and time.
 """
 import argparse
 import json
@@ -127,17 +127,20 @@ def python_pipeline(kind, model, data, out):
 # ---- timing -------------------------------------------------------------------------------------------------------
 
 def timed(cmd):
-    """Runs cmd under the benchmark lock; (seconds, peak RSS in MB) of cmd itself (wait4 of the child)."""
-    with open(LOCK, "w") as lock:
-        import fcntl
+    """Runs cmd under the benchmark lock; (seconds, peak RSS in MB of cmd itself).
+
+    The RSS comes from GNU time, not from this process's wait4(): a child forked from this (large, pandas-
+    and xgboost-laden) Python process inherits its high-water mark at exec, which wait4 would report."""
+    import fcntl
+    import tempfile
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".rss") as rss_file, open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd)
-        _, status, usage = os.wait4(proc.pid, 0)
+        status = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + cmd).returncode
         seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"failed ({status}): {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 1024.0
+        if status != 0:
+            raise SystemExit(f"failed ({status}): {' '.join(cmd)}")
+        return seconds, int(rss_file.read().split()[-1]) / 1024.0
 
 
 def kiln_cmd(kiln, model, data, out, threads):
