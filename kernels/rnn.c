@@ -6,6 +6,10 @@
  * row by row, in place in that product's buffer. GRU without linear_before_reset needs (r . h) * Rh^T, which
  * depends on the step's r gate: its steps run the z/r gates first, a second small GEMM, then the candidate.
  *
+ * With weights pre-packed at load (rnn_prepack), the recurrent product multiplies by a transposed copy of R:
+ * at batch 1 that is a row vector times a row-major matrix, which streams R^T once with independent
+ * accumulators, where h * R^T as dot products would end each of the G*H outputs with a horizontal sum.
+ *
  * The activation formulas are those of the ONNX RNN spec (the same ones ops/activation.c implements as
  * standalone operators), here as one switch over whole gate vectors, which is where the time goes.
  */
@@ -59,6 +63,38 @@ void rnn_activate(const rnn_activation *a, float *v, int64_t n, rnn_variant vari
 
 static float clip(float v, float limit) { return v > limit ? limit : v < -limit ? -limit : v; }
 
+/* ---- weights packed at load ------------------------------------------------------------------------- */
+
+static size_t transposed_r_bytes(int directions, int64_t gh, int64_t hidden)
+{
+    return mem_align_up((size_t)(directions * gh * hidden) * sizeof(float), KILN_ALIGNMENT) + KILN_ALIGNMENT;
+}
+
+size_t rnn_prepack_bytes(int directions, int64_t gh, int64_t input, int64_t hidden)
+{
+    return transposed_r_bytes(directions, gh, hidden) +
+           directions * (gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh) +
+                         gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh));
+}
+
+void rnn_prepack(int directions, int64_t gh, int64_t input, int64_t hidden, const float *w, const float *r,
+                 void *memory, rnn_prepacked *out)
+{
+    char *next = memory;
+    float *rt = (float *)(void *)(next + (KILN_ALIGNMENT - (uintptr_t)next % KILN_ALIGNMENT) % KILN_ALIGNMENT);
+    next += transposed_r_bytes(directions, gh, hidden);
+    for (int d = 0; d < directions; d++) {
+        const float *rd = r + d * gh * hidden;
+        float *rtd = rt + d * gh * hidden; /* [hidden, gh]: rtd[k * gh + j] = rd[j * hidden + k] */
+        for (int64_t j = 0; j < gh; j++)
+            for (int64_t k = 0; k < hidden; k++) rtd[k * gh + j] = rd[j * hidden + k];
+        gemm_f32_pack_b(GEMM_VARIANT_AUTO, input, gh, true, w + d * gh * input, input, next, &out->w[d]);
+        next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh);
+        gemm_f32_pack_b(GEMM_VARIANT_AUTO, hidden, gh, false, rtd, gh, next, &out->r[d]);
+        next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh);
+    }
+}
+
 /* ---- one direction ----------------------------------------------------------------------------------- */
 
 /* Scratch, in floats: the projected inputs, the recurrent product, the state, a row buffer, then GEMM's. */
@@ -94,6 +130,7 @@ typedef struct direction_run {
     bool backwards;
     int64_t gh;
     const float *w, *r, *peephole; /* this direction's slices */
+    const gemm_packed_b *w_packed, *r_packed; /* this direction's pre-packed W^T and R^T, or NULL */
     const float *rbh;              /* GRU with linear_before_reset: Rb of the h gate, kept out of xw */
     const rnn_activation *act;
     float *xw, *hw, *h, *c, *tmp;
@@ -101,9 +138,10 @@ typedef struct direction_run {
     const parallel_runner *parallel;
 } direction_run;
 
-/* C[M,N] (row stride ldc) = A[M,K] (row stride lda) * B^T, B stored [N,K]. */
+/* C[M,N] (row stride ldc) = A[M,K] (row stride lda) * B^T, B stored [N,K]; `packed` (or NULL) is B^T
+ * pre-packed, used when it covers exactly these K and N. */
 static void multiply_bt(const direction_run *r, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                        const float *B, float *C, int64_t ldc)
+                        const float *B, const gemm_packed_b *packed, float *C, int64_t ldc)
 {
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -111,8 +149,9 @@ static void multiply_bt(const direction_run *r, int64_t M, int64_t N, int64_t K,
         return;
     }
     gemm_args g = {M, N, K, false, true, A, lda, B, K, C, ldc, 1.0f, 0.0f};
-    if (r->variant == RNN_VARIANT_FAST) gemm_f32(&g, r->gemm_scratch, r->parallel);
-    else gemm_f32_reference(&g);
+    if (r->variant != RNN_VARIANT_FAST) gemm_f32_reference(&g);
+    else if (packed && packed->K == K && packed->N == N) gemm_f32_prepacked(&g, packed, r->gemm_scratch, r->parallel);
+    else gemm_f32(&g, r->gemm_scratch, r->parallel);
 }
 
 static int64_t x_row(const rnn_problem *p, int64_t t, int64_t b)
@@ -136,7 +175,7 @@ static void project_inputs(direction_run *r)
 {
     const rnn_problem *p = r->p;
     int64_t rows = p->seq * p->batch, gh = r->gh;
-    multiply_bt(r, rows, gh, p->input, r->t->x, p->input, r->w, r->xw, gh);
+    multiply_bt(r, rows, gh, p->input, r->t->x, p->input, r->w, r->w_packed, r->xw, gh);
     if (!r->t->bias) return;
     const float *wb = r->t->bias + (int64_t)r->d * 2 * gh, *rb = wb + gh;
     int64_t folded = r->rbh ? 2 * p->hidden : gh;
@@ -249,12 +288,13 @@ static void run_step(direction_run *r, int64_t s)
     const rnn_problem *p = r->p;
     int64_t H = p->hidden, B = p->batch;
     bool two_products = p->cell == RNN_CELL_GRU && !p->linear_before_reset;
-    multiply_bt(r, B, two_products ? 2 * H : r->gh, H, r->h, H, r->r, r->hw, r->gh);
+    if (two_products) multiply_bt(r, B, 2 * H, H, r->h, H, r->r, NULL, r->hw, r->gh);
+    else multiply_bt(r, B, r->gh, H, r->h, H, r->r, r->r_packed, r->hw, r->gh);
     if (p->cell == RNN_CELL_SIMPLE) for_active(r, s, simple_cell);
     else if (p->cell == RNN_CELL_LSTM) for_active(r, s, lstm_cell);
     else {
         for_active(r, s, gru_gates);
-        if (two_products) multiply_bt(r, B, H, H, r->tmp, H, r->r + 2 * H * H, r->hw + 2 * H, r->gh);
+        if (two_products) multiply_bt(r, B, H, H, r->tmp, H, r->r + 2 * H * H, NULL, r->hw + 2 * H, r->gh);
         for_active(r, s, gru_update);
     }
     for (int64_t b = 0; b < B && r->t->y; b++) {
@@ -295,6 +335,8 @@ void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, vo
             .p = p, .t = t, .variant = variant, .d = d, .backwards = p->directions == 2 ? d == 1 : p->reverse, .gh = gh,
             .w = t->w + d * gh * p->input, .r = t->r + d * gh * H,
             .peephole = t->peephole ? t->peephole + d * 3 * H : NULL,
+            .w_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->w[d] : NULL,
+            .r_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->r[d] : NULL,
             .rbh = separate_reset_bias(p, t, d),
             .act = p->act[d],
             .xw = (float *)(base + s.xw), .hw = (float *)(base + s.hw), .h = (float *)(base + s.h),

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/parallel.h"
+#include "kernels/gemm.h"
 
 typedef enum rnn_function {
     RNN_RELU,
@@ -60,12 +61,27 @@ typedef struct rnn_problem {
     rnn_activation act[2][3]; /* per direction: f, then g (GRU, LSTM), then h (LSTM) */
 } rnn_problem;
 
+/* Constant weights rearranged once at load for the fast variant: per direction, W packed as op(B) = W^T, and
+ * R^T stored [H, G*H] row-major then packed. A batch-1 step is then a row vector times a row-major matrix
+ * (gemm's vecmat, which reads R^T in place: contiguous loads, no horizontal sums), and the input
+ * projection never re-packs W. */
+typedef struct rnn_prepacked {
+    gemm_packed_b w[2], r[2];
+} rnn_prepacked;
+
 typedef struct rnn_tensors {
     const float *x, *w, *r;
     const float *bias, *peephole, *h0, *c0; /* NULL when absent (zeros) */
     const int32_t *lengths;                 /* NULL: every sequence is full; else each in [0, seq] */
     float *y, *y_h, *y_c;                   /* NULL when not wanted */
+    const rnn_prepacked *packed;            /* w and r packed by rnn_prepack, or NULL (the reference ignores it) */
 } rnn_tensors;
+
+/* Bytes rnn_prepack needs for D directions of W (G*H, I) and R (G*H, H). */
+size_t rnn_prepack_bytes(int directions, int64_t gh, int64_t input, int64_t hidden);
+/* Fills `out` from w (D, G*H, I) and r (D, G*H, H), which must outlive it; memory holds rnn_prepack_bytes. */
+void rnn_prepack(int directions, int64_t gh, int64_t input, int64_t hidden, const float *w, const float *r,
+                 void *memory, rnn_prepacked *out);
 
 /* Gates per cell: 1, 3 or 4. */
 int rnn_gates(rnn_cell cell);
