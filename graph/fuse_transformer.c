@@ -1,0 +1,246 @@
+/*
+ * fuse_transformer.c — load-time fusion of the subgraphs exporters spell out for transformer blocks, so each
+ * runs as one operator over its data instead of a chain of elementwise passes:
+ *
+ *   LayerNorm   ReduceMean(x) -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul gamma -> Add beta
+ *               (PyTorch's LayerNorm below opset 17)   =>   LayerNormalization (ONNX opset 17), axis -1
+ *   GELU (erf)  x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5   (or x * (1/sqrt(2)))   =>   ai.kiln::Gelu
+ *
+ * A pattern matches only when every intermediate value is read by the pattern alone (and is no graph
+ * output), its constants have the values the formula needs, and the normalised axis is the last. The last
+ * node of the pattern is rewritten in place into the fused node — its position in the topological order is
+ * valid, since the fused node reads only the pattern's input and constants — and the others are removed.
+ * The fused operators compute the same formula in float32 (LayerNormalization's moments in double), so
+ * results differ from the unfused graph by rounding only; tests/unit/test_fuse_transformer.c checks both
+ * patterns against the graph they replace.
+ *
+ * Runs after constant folding (weights behind Identity or Cast nodes are constants by then), on the top
+ * graph only.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "graph/passes.h"
+#include "ops/op.h"
+
+/* ---- reading the graph ------------------------------------------------------------------------------- */
+
+static graph_node *producer_of(graph *g, int v)
+{
+    if (v < 0 || g->values[v].producer < 0) return NULL;
+    graph_node *n = &g->nodes[g->values[v].producer];
+    return n->removed ? NULL : n;
+}
+
+static bool is_op(const graph_node *n, const char *op_type)
+{
+    return n && !n->removed && n->domain[0] == '\0' && strcmp(n->op_type, op_type) == 0 && n->op;
+}
+
+/* The live nodes reading value v, at most `max` of them; returns how many there are (possibly more). */
+static int consumers_of(graph *g, int v, graph_node **out, int max)
+{
+    int count = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] == v) {
+                if (count < max) out[count] = n;
+                count++;
+                break;
+            }
+    }
+    return count;
+}
+
+/* The node that alone reads v (an intermediate of a pattern), or NULL. */
+static graph_node *sole_consumer(graph *g, int v)
+{
+    graph_node *n;
+    if (g->values[v].is_output || consumers_of(g, v, &n, 1) != 1) return NULL;
+    return n;
+}
+
+/* Value v as a float32 scalar constant (any shape of one element). */
+static bool scalar_constant(const graph *g, int v, float *out)
+{
+    const kiln_tensor *t = v >= 0 ? g->values[v].constant : NULL;
+    if (!t || t->dtype != KILN_FLOAT32 || tensor_numel(t) != 1 || !t->data) return false;
+    *out = *(const float *)t->data;
+    return true;
+}
+
+static bool near(float value, double want) { return fabs((double)value - want) <= 1e-6 * fabs(want); }
+
+/* For a binary node with one input `v`: the index of its other input, or -1. */
+static int other_input(const graph_node *n, int v)
+{
+    if (n->n_inputs != 2) return -1;
+    if (n->inputs[0] == v) return n->inputs[1];
+    if (n->inputs[1] == v) return n->inputs[0];
+    return -1;
+}
+
+/* A ReduceMean over the last axis of x only, keeping dims. */
+static bool reduces_last_axis(const graph *g, const graph_node *n, int x)
+{
+    int rank = g->values[x].rank;
+    const graph_attr *keep = graph_node_attr(n, "keepdims");
+    if (keep && keep->i != 1) return false;
+    const graph_attr *axes = graph_node_attr(n, "axes");
+    int64_t axis;
+    if (axes && axes->count == 1 && axes->ints) axis = axes->ints[0];
+    else if (!axes && n->n_inputs == 2 && n->inputs[1] >= 0) {
+        const kiln_tensor *t = g->values[n->inputs[1]].constant;
+        if (!t || t->dtype != KILN_INT64 || tensor_numel(t) != 1 || !t->data) return false;
+        axis = *(const int64_t *)t->data;
+    } else return false;
+    return axis == -1 || (rank > 0 && axis == rank - 1);
+}
+
+/* A float32 constant of rank <= 1: a LayerNormalization scale or bias along the last axis. */
+static bool is_affine_constant(const graph *g, int v)
+{
+    const kiln_tensor *t = v >= 0 ? g->values[v].constant : NULL;
+    return t && t->dtype == KILN_FLOAT32 && t->rank <= 1;
+}
+
+/* ---- rewriting --------------------------------------------------------------------------------------- */
+
+/* Turns `n` into (domain, op_type) at `opset` reading `inputs`, with float attributes `attrs`, and runs its
+ * operator's init. The removed nodes' values stay in the table, unused. */
+static kiln_status rewrite_node(graph *g, graph_node *n, const char *domain, const char *op_type, int opset,
+                                const int *inputs, int n_inputs, const graph_attr *attrs, int n_attrs)
+{
+    int *in = region_alloc(g->mem, (size_t)n_inputs, sizeof *in);
+    graph_attr *at = n_attrs ? region_alloc(g->mem, (size_t)n_attrs, sizeof *at) : NULL;
+    if (!in || (n_attrs && !at)) return KILN_ERR_OUT_OF_MEMORY;
+    memcpy(in, inputs, (size_t)n_inputs * sizeof *in);
+    if (n_attrs) memcpy(at, attrs, (size_t)n_attrs * sizeof *at);
+    n->domain = domain, n->op_type = op_type, n->opset = opset;
+    n->inputs = in, n->n_inputs = n_inputs, n->n_implicit_inputs = 0;
+    n->attrs = at, n->n_attrs = n_attrs;
+    n->op = op_lookup(domain, op_type, opset);
+    if (!n->op) return kiln_fail(KILN_ERR_INTERNAL, "fused operator %s is not registered", op_type);
+    return graph_init_node(g, n);
+}
+
+static void remove_nodes(graph_node *const *nodes, int count)
+{
+    for (int i = 0; i < count; i++) nodes[i]->removed = true;
+}
+
+/* ---- LayerNorm --------------------------------------------------------------------------------------- */
+
+/* Matches the chain from `mean` (the first ReduceMean); on success rewrites it and sets *fused. */
+static kiln_status fuse_layernorm(graph *g, graph_node *mean, bool *fused)
+{
+    int x = mean->inputs[0];
+    if (g->values[x].dtype != KILN_FLOAT32 || !reduces_last_axis(g, mean, x)) return KILN_OK;
+    graph_node *sub = sole_consumer(g, mean->outputs[0]);
+    if (!is_op(sub, "Sub") || sub->inputs[0] != x || sub->inputs[1] != mean->outputs[0]) return KILN_OK;
+    int centred = sub->outputs[0];
+    graph_node *readers[2];
+    if (g->values[centred].is_output || consumers_of(g, centred, readers, 2) != 2) return KILN_OK;
+    graph_node *pow = is_op(readers[0], "Pow") ? readers[0] : readers[1];
+    graph_node *div = pow == readers[0] ? readers[1] : readers[0];
+    float exponent, epsilon;
+    if (!is_op(pow, "Pow") || pow->inputs[0] != centred || !scalar_constant(g, pow->inputs[1], &exponent) ||
+        exponent != 2.0f)
+        return KILN_OK;
+    graph_node *var = sole_consumer(g, pow->outputs[0]);
+    if (!is_op(var, "ReduceMean") || !reduces_last_axis(g, var, x)) return KILN_OK;
+    graph_node *add_eps = sole_consumer(g, var->outputs[0]);
+    if (!is_op(add_eps, "Add") || !scalar_constant(g, other_input(add_eps, var->outputs[0]), &epsilon) ||
+        !(epsilon >= 0))
+        return KILN_OK;
+    graph_node *sqrt = sole_consumer(g, add_eps->outputs[0]);
+    if (!is_op(sqrt, "Sqrt") || sole_consumer(g, sqrt->outputs[0]) != div) return KILN_OK;
+    if (!is_op(div, "Div") || div->inputs[0] != centred || div->inputs[1] != sqrt->outputs[0]) return KILN_OK;
+    graph_node *mul = sole_consumer(g, div->outputs[0]);
+    int gamma = is_op(mul, "Mul") ? other_input(mul, div->outputs[0]) : -1;
+    if (!is_affine_constant(g, gamma)) return KILN_OK;
+    graph_node *add_beta = sole_consumer(g, mul->outputs[0]);
+    int beta = is_op(add_beta, "Add") ? other_input(add_beta, mul->outputs[0]) : -1;
+    if (!is_affine_constant(g, beta)) return KILN_OK;
+    graph_attr attrs[2] = {{.name = "axis", .type = ATTR_INT, .i = -1},
+                           {.name = "epsilon", .type = ATTR_FLOAT, .f = epsilon}};
+    int inputs[3] = {x, gamma, beta};
+    graph_node *gone[8] = {mean, sub, pow, var, add_eps, sqrt, div, mul};
+    KILN_TRY(rewrite_node(g, add_beta, "", "LayerNormalization", 17, inputs, 3, attrs, 2));
+    remove_nodes(gone, 8);
+    *fused = true;
+    return KILN_OK;
+}
+
+/* ---- GELU (erf form) --------------------------------------------------------------------------------- */
+
+/* x / sqrt(2) or x * (1 / sqrt(2)): the argument of GELU's erf. */
+static bool scales_by_inverse_sqrt2(const graph *g, const graph_node *n, int *x)
+{
+    float c;
+    if (n->n_inputs != 2) return false;
+    if (is_op(n, "Div") && scalar_constant(g, n->inputs[1], &c) && near(c, sqrt(2.0))) {
+        *x = n->inputs[0];
+        return true;
+    }
+    if (!is_op(n, "Mul")) return false;
+    for (int k = 0; k < 2; k++)
+        if (scalar_constant(g, n->inputs[1 - k], &c) && near(c, 1.0 / sqrt(2.0))) {
+            *x = n->inputs[k];
+            return true;
+        }
+    return false;
+}
+
+/* Matches x*(1/sqrt2) -> Erf -> +1 -> *x -> *0.5 (the two products in either order) ending at `erf`'s
+ * consumers; on success rewrites it and sets *fused. */
+static kiln_status fuse_gelu_erf(graph *g, graph_node *erf, bool *fused)
+{
+    graph_node *scale = producer_of(g, erf->inputs[0]);
+    int x;
+    float c;
+    if (!scale || !scales_by_inverse_sqrt2(g, scale, &x) || g->values[x].dtype != KILN_FLOAT32 ||
+        sole_consumer(g, scale->outputs[0]) != erf)
+        return KILN_OK;
+    graph_node *plus_one = sole_consumer(g, erf->outputs[0]);
+    if (!is_op(plus_one, "Add") || !scalar_constant(g, other_input(plus_one, erf->outputs[0]), &c) || c != 1.0f)
+        return KILN_OK;
+    /* (1 + erf) * x * 0.5, or (1 + erf) * (x * 0.5) */
+    graph_node *first = sole_consumer(g, plus_one->outputs[0]), *half = NULL, *last = NULL;
+    if (!is_op(first, "Mul")) return KILN_OK;
+    int other = other_input(first, plus_one->outputs[0]);
+    if (other == x) {
+        last = sole_consumer(g, first->outputs[0]);
+        if (!is_op(last, "Mul") || !scalar_constant(g, other_input(last, first->outputs[0]), &c) || c != 0.5f)
+            return KILN_OK;
+    } else {
+        half = producer_of(g, other);
+        if (!is_op(half, "Mul") || other_input(half, x) < 0 || sole_consumer(g, other) != first ||
+            !scalar_constant(g, other_input(half, x), &c) || c != 0.5f)
+            return KILN_OK;
+        last = first;
+        first = half;
+    }
+    graph_node *gone[4] = {scale, erf, plus_one, first};
+    KILN_TRY(rewrite_node(g, last, "ai.kiln", "Gelu", 1, &x, 1, NULL, 0));
+    remove_nodes(gone, 4);
+    *fused = true;
+    return KILN_OK;
+}
+
+/* ---- the pass ---------------------------------------------------------------------------------------- */
+
+kiln_status graph_fuse_transformer(graph *g)
+{
+    bool fused = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (is_op(n, "ReduceMean")) KILN_TRY(fuse_layernorm(g, n, &fused));
+        else if (is_op(n, "Erf") && n->n_inputs == 1) KILN_TRY(fuse_gelu_erf(g, n, &fused));
+    }
+    if (fused) graph_count_consumers(g);
+    return KILN_OK;
+}
