@@ -209,7 +209,11 @@ static int64_t step_time(const direction_run *r, int64_t b, int64_t s)
 /* g[j] = clip(x[j] + g[j]) for j < n: a gate's input from the projected input and the recurrent product. */
 static void gate_inputs(const direction_run *r, const float *x, float *g, int64_t n)
 {
-    for (int64_t j = 0; j < n; j++) g[j] = clip(x[j] + g[j], r->p->clip);
+    float limit = r->p->clip;
+    if (limit == INFINITY) /* no clip (the usual case): a loop the compiler vectorises */
+        for (int64_t j = 0; j < n; j++) g[j] += x[j];
+    else
+        for (int64_t j = 0; j < n; j++) g[j] = clip(x[j] + g[j], limit);
 }
 
 static void simple_cell(direction_run *r, int64_t b, const float *x)
@@ -247,9 +251,32 @@ static void gru_update(direction_run *r, int64_t b, const float *x)
     for (int64_t j = 0; j < H; j++) h[j] = (1.0f - update[j]) * cand[j] + update[j] * h[j];
 }
 
+/* LSTM without peepholes: no gate depends on the new cell state, so the i o f gates (contiguous, all with
+ * activation f) are formed and activated in one pass each over 3H values. */
+static void lstm_cell_plain(direction_run *r, int64_t b, const float *x)
+{
+    int64_t H = r->p->hidden;
+    float *g = r->hw + b * r->gh, *h = r->h + b * H, *c = r->c + b * H, *hc = r->tmp + b * H;
+    float *in = g, *out = g + H, *forget = g + 2 * H, *cand = g + 3 * H;
+    gate_inputs(r, x, g, 4 * H);
+    rnn_activate(&r->act[0], in, 3 * H, r->variant);
+    rnn_activate(&r->act[1], cand, H, r->variant);
+    if (r->p->input_forget)
+        for (int64_t j = 0; j < H; j++) c[j] = (1.0f - in[j]) * c[j] + in[j] * cand[j];
+    else
+        for (int64_t j = 0; j < H; j++) c[j] = forget[j] * c[j] + in[j] * cand[j];
+    memcpy(hc, c, (size_t)H * sizeof(float));
+    rnn_activate(&r->act[2], hc, H, r->variant);
+    for (int64_t j = 0; j < H; j++) h[j] = out[j] * hc[j];
+}
+
 /* LSTM: gates i o f c at hw[b] offsets 0, H, 2H, 3H; peepholes i o f. */
 static void lstm_cell(direction_run *r, int64_t b, const float *x)
 {
+    if (!r->peephole) {
+        lstm_cell_plain(r, b, x);
+        return;
+    }
     int64_t H = r->p->hidden;
     float *g = r->hw + b * r->gh, *h = r->h + b * H, *c = r->c + b * H, *hc = r->tmp + b * H;
     float *in = g, *out = g + H, *forget = g + 2 * H, *cand = g + 3 * H;
