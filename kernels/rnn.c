@@ -6,9 +6,11 @@
  * row by row, in place in that product's buffer. GRU without linear_before_reset needs (r . h) * Rh^T, which
  * depends on the step's r gate: its steps run the z/r gates first, a second small GEMM, then the candidate.
  *
- * With weights pre-packed at load (rnn_prepack), the recurrent product multiplies by a transposed copy of R:
- * at batch 1 that is a row vector times a row-major matrix, which streams R^T once with independent
- * accumulators, where h * R^T as dot products would end each of the G*H outputs with a horizontal sum.
+ * With weights pre-packed at load (rnn_prepack), a batch-1 step multiplies h by R^T cut into blocks of
+ * RNN_BLOCK columns stored k-major: one contiguous stream through R per step with a block's sums in
+ * registers, where h * R^T as dot products ends each of the G*H outputs with a horizontal sum and a
+ * row-major vector-matrix product spills its sums to memory. It is gemm's idea (packed panels) with the
+ * matrix-vector kernel gemm lacks; x86/rnn_avx512.c is its AVX-512 version.
  *
  * The activation formulas are those of the ONNX RNN spec (the same ones ops/activation.c implements as
  * standalone operators), here as one switch over whole gate vectors, which is where the time goes.
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/platform/platform.h"
 #include "kernels/gemm.h"
 #include "kernels/vmath.h"
 
@@ -65,34 +68,66 @@ static float clip(float v, float limit) { return v > limit ? limit : v < -limit 
 
 /* ---- weights packed at load ------------------------------------------------------------------------- */
 
-static size_t transposed_r_bytes(int directions, int64_t gh, int64_t hidden)
+static size_t blocked_r_bytes(int64_t gh, int64_t hidden)
 {
-    return mem_align_up((size_t)(directions * gh * hidden) * sizeof(float), KILN_ALIGNMENT) + KILN_ALIGNMENT;
+    int64_t blocks = (gh + RNN_BLOCK - 1) / RNN_BLOCK;
+    return mem_align_up((size_t)(blocks * RNN_BLOCK * hidden) * sizeof(float), KILN_ALIGNMENT) + KILN_ALIGNMENT;
 }
 
 size_t rnn_prepack_bytes(int directions, int64_t gh, int64_t input, int64_t hidden)
 {
-    return transposed_r_bytes(directions, gh, hidden) +
-           directions * (gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh) +
+    return directions * (blocked_r_bytes(gh, hidden) + gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh) +
                          gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh));
+}
+
+/* R (gh, hidden) as column blocks of R^T into `memory` (see rnn_prepacked); returns the aligned start. */
+static const float *block_r(const float *r, int64_t gh, int64_t hidden, char *memory)
+{
+    float *out = (float *)(void *)(memory + (KILN_ALIGNMENT - (uintptr_t)memory % KILN_ALIGNMENT) % KILN_ALIGNMENT);
+    int64_t blocks = (gh + RNN_BLOCK - 1) / RNN_BLOCK;
+    for (int64_t jb = 0; jb < blocks; jb++)
+        for (int64_t k = 0; k < hidden; k++) {
+            float *row = out + (jb * hidden + k) * RNN_BLOCK;
+            for (int64_t j = 0; j < RNN_BLOCK; j++) {
+                int64_t col = jb * RNN_BLOCK + j;
+                row[j] = col < gh ? r[col * hidden + k] : 0.0f;
+            }
+        }
+    return out;
 }
 
 void rnn_prepack(int directions, int64_t gh, int64_t input, int64_t hidden, const float *w, const float *r,
                  void *memory, rnn_prepacked *out)
 {
     char *next = memory;
-    float *rt = (float *)(void *)(next + (KILN_ALIGNMENT - (uintptr_t)next % KILN_ALIGNMENT) % KILN_ALIGNMENT);
-    next += transposed_r_bytes(directions, gh, hidden);
     for (int d = 0; d < directions; d++) {
         const float *rd = r + d * gh * hidden;
-        float *rtd = rt + d * gh * hidden; /* [hidden, gh]: rtd[k * gh + j] = rd[j * hidden + k] */
-        for (int64_t j = 0; j < gh; j++)
-            for (int64_t k = 0; k < hidden; k++) rtd[k * gh + j] = rd[j * hidden + k];
+        out->r_blocks[d] = block_r(rd, gh, hidden, next);
+        next += blocked_r_bytes(gh, hidden);
         gemm_f32_pack_b(GEMM_VARIANT_AUTO, input, gh, true, w + d * gh * input, input, next, &out->w[d]);
         next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh);
-        gemm_f32_pack_b(GEMM_VARIANT_AUTO, hidden, gh, false, rtd, gh, next, &out->r[d]);
+        gemm_f32_pack_b(GEMM_VARIANT_AUTO, hidden, gh, true, rd, hidden, next, &out->r[d]);
         next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh);
     }
+}
+
+void rnn_matvec_blocked_reference(int64_t K, int64_t n, const float *x, const float *blocks, float *y)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += RNN_BLOCK) {
+        const float *block = blocks + j0 * K; /* block j0 / RNN_BLOCK starts RNN_BLOCK * K floats further */
+        float sums[RNN_BLOCK] = {0};
+        for (int64_t k = 0; k < K; k++)
+            for (int j = 0; j < RNN_BLOCK; j++) sums[j] += x[k] * block[k * RNN_BLOCK + j];
+        for (int64_t j = j0; j < n && j < j0 + RNN_BLOCK; j++) y[j] = sums[j - j0];
+    }
+}
+
+static rnn_matvec_fn fast_matvec(void)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx512f) return rnn_matvec_blocked_avx512;
+#endif
+    return rnn_matvec_blocked_reference;
 }
 
 /* ---- one direction ----------------------------------------------------------------------------------- */
@@ -131,6 +166,7 @@ typedef struct direction_run {
     int64_t gh;
     const float *w, *r, *peephole; /* this direction's slices */
     const gemm_packed_b *w_packed, *r_packed; /* this direction's pre-packed W^T and R^T, or NULL */
+    const float *r_blocks;                    /* this direction's blocked R^T, or NULL */
     const float *rbh;              /* GRU with linear_before_reset: Rb of the h gate, kept out of xw */
     const rnn_activation *act;
     float *xw, *hw, *h, *c, *tmp;
@@ -316,6 +352,7 @@ static void run_step(direction_run *r, int64_t s)
     int64_t H = p->hidden, B = p->batch;
     bool two_products = p->cell == RNN_CELL_GRU && !p->linear_before_reset;
     if (two_products) multiply_bt(r, B, 2 * H, H, r->h, H, r->r, NULL, r->hw, r->gh);
+    else if (B == 1 && r->r_blocks) fast_matvec()(H, r->gh, r->h, r->r_blocks, r->hw);
     else multiply_bt(r, B, r->gh, H, r->h, H, r->r, r->r_packed, r->hw, r->gh);
     if (p->cell == RNN_CELL_SIMPLE) for_active(r, s, simple_cell);
     else if (p->cell == RNN_CELL_LSTM) for_active(r, s, lstm_cell);
@@ -364,6 +401,7 @@ void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, vo
             .peephole = t->peephole ? t->peephole + d * 3 * H : NULL,
             .w_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->w[d] : NULL,
             .r_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->r[d] : NULL,
+            .r_blocks = t->packed && variant == RNN_VARIANT_FAST ? t->packed->r_blocks[d] : NULL,
             .rbh = separate_reset_bias(p, t, d),
             .act = p->act[d],
             .xw = (float *)(base + s.xw), .hw = (float *)(base + s.hw), .h = (float *)(base + s.h),

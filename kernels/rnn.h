@@ -61,13 +61,26 @@ typedef struct rnn_problem {
     rnn_activation act[2][3]; /* per direction: f, then g (GRU, LSTM), then h (LSTM) */
 } rnn_problem;
 
-/* Constant weights rearranged once at load for the fast variant: per direction, W packed as op(B) = W^T, and
- * R^T stored [H, G*H] row-major then packed. A batch-1 step is then a row vector times a row-major matrix
- * (gemm's vecmat, which reads R^T in place: contiguous loads, no horizontal sums), and the input
- * projection never re-packs W. */
+/* Constant weights rearranged once at load for the fast variant, per direction:
+ *   w        W packed as op(B) = W^T for gemm (the input projection never re-packs it);
+ *   r        R packed as op(B) = R^T for gemm (the recurrent product of batches > 1);
+ *   r_blocks R^T cut into blocks of RNN_BLOCK columns, each stored k-major (element (k, j) of block jb at
+ *            r_blocks[(jb * H + k) * RNN_BLOCK + j % RNN_BLOCK], columns past G*H zero): a batch-1 step
+ *            streams it once, keeping one block's sums in registers (rnn_matvec_blocked).
+ */
+enum { RNN_BLOCK = 64 };
+
 typedef struct rnn_prepacked {
     gemm_packed_b w[2], r[2];
+    const float *r_blocks[2];
 } rnn_prepacked;
+
+/* y[j] = sum_k x[k] * R^T(k, j) for j < n, R^T in `blocks` as rnn_prepacked.r_blocks (K rows). */
+typedef void (*rnn_matvec_fn)(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+void rnn_matvec_blocked_reference(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+#if defined(KILN_HAVE_X86_KERNELS)
+void rnn_matvec_blocked_avx512(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+#endif
 
 typedef struct rnn_tensors {
     const float *x, *w, *r;

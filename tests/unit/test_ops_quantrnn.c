@@ -539,6 +539,34 @@ static void rnn_variants_match_the_spec(void **state)
     pool_free(pool);
 }
 
+/* The batch-1 recurrent product over blocked R^T, reference and AVX-512, against gemm's reference on R. */
+static void blocked_recurrent_matvec_matches_gemm(void **state)
+{
+    (void)state;
+    random_seed(23);
+    const int64_t sizes[][2] = {{1, 1}, {2, 63}, {7, 64}, {128, 65}, {33, 200}, {128, 512}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int64_t K = sizes[i][0], N = sizes[i][1];
+        float *r = random_floats(N * K, -1, 1), *x = random_floats(K, -1, 1), *want = malloc((size_t)N * sizeof(float));
+        float *got = malloc((size_t)N * sizeof(float));
+        void *memory = aligned_scratch(rnn_prepack_bytes(1, N, 1, K));
+        float *w = random_floats(N, -1, 1);
+        rnn_prepacked packed;
+        rnn_prepack(1, N, 1, K, w, r, memory, &packed);
+        gemm_args g = {1, N, K, false, true, x, K, r, K, want, N, 1.0f, 0.0f};
+        gemm_f32_reference(&g);
+        rnn_matvec_blocked_reference(K, N, x, packed.r_blocks[0], got);
+        assert_true(max_abs_diff(got, want, N) < 1e-5);
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (platform_cpu_features()->avx512f) {
+            rnn_matvec_blocked_avx512(K, N, x, packed.r_blocks[0], got);
+            assert_true(max_abs_diff(got, want, N) < 1e-5);
+        }
+#endif
+        free(r), free(x), free(want), free(got), free(memory), free(w);
+    }
+}
+
 static void activations_follow_the_spec(void **state)
 {
     (void)state;
@@ -688,6 +716,7 @@ int main(void)
         cmocka_unit_test(qlinear_conv_requantizes_per_channel),
         cmocka_unit_test(activations_follow_the_spec),
         cmocka_unit_test(rnn_variants_match_the_spec),
+        cmocka_unit_test(blocked_recurrent_matvec_matches_gemm),
         cmocka_unit_test(recurrent_bad_attributes_fail_at_load),
         cmocka_unit_test(quantized_bad_inputs_fail_at_load),
     };
