@@ -7,8 +7,8 @@
  * `inner` apart from 13. Each row subtracts its max before exponentiating, so large inputs cannot
  * overflow, and sums its exponentials in double.
  *
- * Contiguous float32 Softmax rows (the last axis, as attention uses it) exponentiate through kernels/vmath.h
- * when the CPU has a set, and sum in four double accumulators so the additions do not form one long chain.
+ * Contiguous float32 Softmax rows (the last axis, as attention uses it) run on kernels/vmath.h's row
+ * softmax when the CPU has a set.
  */
 #include <math.h>
 
@@ -64,22 +64,12 @@ typedef void (*softmax_row_fn)(const void *x, void *y, int64_t n, int64_t stride
     }
 KILN_FLOAT_TYPES(DEFINE_SOFTMAX_ROW)
 
-/* Softmax of one contiguous float row with a vectorised exp; the same steps as softmax_row_float. */
+/* A contiguous float32 Softmax row on kernels/vmath.h (see vmath_softmax_fn for its one departure from
+ * softmax_row_float: exponentials below 1.7e-38 are 0). */
 static void softmax_row_float_vmath(const void *xv, void *yv, int64_t n, int64_t stride, softmax_kind kind)
 {
     (void)stride, (void)kind;
-    const float *x = xv;
-    float *y = yv, max = x[0];
-    for (int64_t j = 1; j < n; j++) max = x[j] > max ? x[j] : max;
-    for (int64_t j = 0; j < n; j++) y[j] = x[j] - max;
-    vmath_fast_f32()->exp(y, y, n);
-    double sums[4] = {0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4)
-        for (int k = 0; k < 4; k++) sums[k] += y[j + k];
-    for (; j < n; j++) sums[0] += y[j];
-    float scale = (float)(1.0 / ((sums[0] + sums[1]) + (sums[2] + sums[3])));
-    for (j = 0; j < n; j++) y[j] *= scale;
+    vmath_fast_f32()->softmax(yv, xv, n);
 }
 
 static softmax_row_fn softmax_row_for(kiln_dtype dtype, softmax_kind kind, int64_t stride)

@@ -10,6 +10,7 @@
  * restores NaN lanes at the end. The last n % 8 elements go through masked loads and stores.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels/vmath.h"
 
@@ -115,4 +116,63 @@ VMATH_ARRAY_FUNCTION(sigmoid_f32_avx2, sigmoid_avx2)
 VMATH_ARRAY_FUNCTION(tanh_f32_avx2, tanh_avx2)
 VMATH_ARRAY_FUNCTION(erf_f32_avx2, erf_avx2)
 
-const vmath_set vmath_avx2 = {"avx2", exp_f32_avx2, sigmoid_f32_avx2, tanh_f32_avx2, erf_f32_avx2};
+/* ---- softmax over a row: max, then exponentials and their sum, then the scaling ---------------------------- */
+
+/* The row's max; NaN when the row holds one (which then makes the whole row NaN, as in the reference). */
+static float row_max(const float *in, int64_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(in + i);
+        m = _mm256_max_ps(x, m);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    if (i < n) {
+        __m256i mask = first_lanes(n - i);
+        __m256 x = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(in + i, mask),
+                                    _mm256_castsi256_ps(mask));
+        m = _mm256_max_ps(x, m);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
+    float lanes[8], max = -INFINITY;
+    _mm256_storeu_ps(lanes, m);
+    for (int k = 0; k < 8; k++) max = lanes[k] > max ? lanes[k] : max;
+    return max;
+}
+
+/* e^(x - max) with arguments under -87 taken as e^-inf = 0 (see vmath_softmax_fn); NaN stays NaN. */
+static inline __m256 softmax_exp(__m256 x, __m256 max)
+{
+    __m256 shifted = _mm256_sub_ps(x, max);
+    __m256 e = exp_avx2(_mm256_max_ps(shifted, _mm256_set1_ps(-87.0f)));
+    __m256 negligible = _mm256_cmp_ps(shifted, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+    return _mm256_andnot_ps(negligible, keep_nan(e, shifted));
+}
+
+static void softmax_f32_avx2(float *out, const float *in, int64_t n)
+{
+    __m256 max = _mm256_set1_ps(row_max(in, n)), sums = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = softmax_exp(_mm256_loadu_ps(in + i), max);
+        _mm256_storeu_ps(out + i, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    if (i < n) {
+        __m256i mask = first_lanes(n - i);
+        __m256 e = _mm256_and_ps(softmax_exp(_mm256_maskload_ps(in + i, mask), max), _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(out + i, mask, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sums);
+    double sum = 0; /* eight float partial sums of values in [0, 1], added in double */
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+    __m256 scale = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(out + i), scale));
+    for (; i < n; i++) out[i] *= (float)(1.0 / sum);
+}
+
+const vmath_set vmath_avx2 = {"avx2", exp_f32_avx2, sigmoid_f32_avx2, tanh_f32_avx2, erf_f32_avx2, softmax_f32_avx2};
