@@ -5,6 +5,8 @@
  *   LayerNorm   ReduceMean(x) -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul gamma -> Add beta
  *               (PyTorch's LayerNorm below opset 17)   =>   LayerNormalization (ONNX opset 17), axis -1
  *   GELU (erf)  x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5   (or x * (1/sqrt(2)))   =>   ai.kiln::Gelu
+ *   attention   MatMul(Q, K^T) [-> / c or * c] [-> + mask] -> Softmax(last axis) -> MatMul(., V), all rank 4
+ *               =>   ai.kiln::Attention(Q, K^T, V[, mask], scale), which keeps one block of scores at a time
  *
  * A pattern matches only when every intermediate value is read by the pattern alone (and is no graph
  * output), its constants have the values the formula needs, and the normalised axis is the last. The last
@@ -231,6 +233,76 @@ static kiln_status fuse_gelu_erf(graph *g, graph_node *erf, bool *fused)
     return KILN_OK;
 }
 
+/* ---- attention ---------------------------------------------------------------------------------------- */
+
+static bool has_rank(const graph *g, int v, int rank)
+{
+    return v >= 0 && g->values[v].rank == rank && g->values[v].dtype == KILN_FLOAT32;
+}
+
+/* A Softmax over the last axis of a rank-4 value, with opset 13's semantics (one axis, not a flattening). */
+static bool is_last_axis_softmax(const graph *g, const graph_node *n)
+{
+    if (!is_op(n, "Softmax") || n->opset < 13 || !has_rank(g, n->inputs[0], 4)) return false;
+    const graph_attr *axis = graph_node_attr(n, "axis");
+    return !axis || axis->i == -1 || axis->i == 3;
+}
+
+/* From value v back to the MatMul(Q, K^T) producing it, through an optional division or multiplication by a
+ * scalar constant: returns the MatMul (and the scale node in *scaling, or NULL), or NULL. Every value on the
+ * way must be read by its successor alone. */
+static graph_node *trace_scores(graph *g, int v, float *scale, graph_node **scaling)
+{
+    graph_node *n = producer_of(g, v);
+    float c;
+    *scale = 1.0f, *scaling = NULL;
+    if (n && (is_op(n, "Div") || is_op(n, "Mul")) && n->n_inputs == 2) {
+        bool divide = is_op(n, "Div");
+        int k = divide || !scalar_constant(g, n->inputs[0], &c) ? 0 : 1; /* the input that is not the constant */
+        if (!scalar_constant(g, n->inputs[1 - k], &c) || c == 0.0f || !(fabsf(c) < INFINITY)) return NULL;
+        *scale = divide ? 1.0f / c : c;
+        *scaling = n;
+        v = n->inputs[k];
+        if (sole_consumer(g, v) != n) return NULL;
+        n = producer_of(g, v);
+    }
+    if (!is_op(n, "MatMul") || !has_rank(g, n->inputs[0], 4) || !has_rank(g, n->inputs[1], 4)) return NULL;
+    return n;
+}
+
+/* Matches backwards from `softmax` (see the file comment); on success rewrites it and sets *fused. */
+static kiln_status fuse_attention(graph *g, graph_node *softmax, bool *fused)
+{
+    int in = softmax->inputs[0], mask = -1;
+    if (!is_last_axis_softmax(g, softmax) || sole_consumer(g, in) != softmax) return KILN_OK;
+    float scale;
+    graph_node *scaling, *add = NULL, *product = trace_scores(g, in, &scale, &scaling);
+    graph_node *masked = producer_of(g, in);
+    if (!product && is_op(masked, "Add") && masked->n_inputs == 2) /* scores + mask, in either order */
+        for (int k = 0; k < 2 && !product; k++) {
+            int scores = masked->inputs[k];
+            mask = masked->inputs[1 - k];
+            if (sole_consumer(g, scores) != masked || g->values[mask].dtype != KILN_FLOAT32 ||
+                g->values[mask].rank < 0 || g->values[mask].rank > 4)
+                continue;
+            product = trace_scores(g, scores, &scale, &scaling);
+            add = masked;
+        }
+    if (!product) return KILN_OK;
+    graph_node *weighted = sole_consumer(g, softmax->outputs[0]);
+    if (!is_op(weighted, "MatMul") || weighted->inputs[0] != softmax->outputs[0] ||
+        !has_rank(g, weighted->inputs[1], 4))
+        return KILN_OK;
+    int inputs[4] = {product->inputs[0], product->inputs[1], weighted->inputs[1], mask};
+    graph_attr attr = {.name = "scale", .type = ATTR_FLOAT, .f = scale};
+    graph_node *gone[4] = {softmax, product, scaling, add};
+    KILN_TRY(rewrite_node(g, weighted, "ai.kiln", "Attention", 1, inputs, add ? 4 : 3, &attr, 1));
+    for (int i = 0; i < 4; i++)
+        if (gone[i]) gone[i]->removed = true;
+    *fused = true;
+    return KILN_OK;
+}
+
 /* ---- the pass ---------------------------------------------------------------------------------------- */
 
 kiln_status graph_fuse_transformer(graph *g)
@@ -240,6 +312,7 @@ kiln_status graph_fuse_transformer(graph *g)
         graph_node *n = &g->nodes[i];
         if (is_op(n, "ReduceMean")) KILN_TRY(fuse_layernorm(g, n, &fused));
         else if (is_op(n, "Erf") && n->n_inputs == 1) KILN_TRY(fuse_gelu_erf(g, n, &fused));
+        else if (is_op(n, "Softmax")) KILN_TRY(fuse_attention(g, n, &fused));
     }
     if (fused) graph_count_consumers(g);
     return KILN_OK;

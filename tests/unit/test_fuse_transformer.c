@@ -3,7 +3,7 @@
  * it is fused (the op histogram shows the fused op) and gives the unfused graph's results within float32
  * rounding; the unfused graph is the same graph with one intermediate value also declared as an output,
  * which the pass must then leave alone. Near-misses (another exponent, another axis, another constant) stay
- * unfused. The GELU kernel is compared with its reference.
+ * unfused. The GELU and attention kernels are compared with their references.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "kernels/attention.h"
 #include "kernels/gelu.h"
 #include "kiln.h"
 #include "testlib.h"
@@ -187,6 +188,86 @@ static void gelu_kernel_matches_its_reference(void **state)
     assert_true(out[1] == INFINITY);
 }
 
+/* What an attention graph may vary: Div or Mul scale (or none), a mask (its Add in either order). */
+typedef struct attention_spelling {
+    int scale;        /* 0: none, 1: Div by 4, 2: Mul by 0.25 (constant first) */
+    int mask;         /* 0: none, 1: scores + mask, 2: mask + scores */
+    bool show_scores; /* the softmax's input is also a graph output */
+} attention_spelling;
+
+enum { AB = 2, AH = 3, AS = 5, AT = 7, AD = 4, ADV = 6 };
+
+static void run_attention(test_run *r, const attention_spelling *s, const float *q, const float *kt, const float *v,
+                          const float *mask, int threads)
+{
+    tr_init(r, 13);
+    int64_t qd[4] = {AB, AH, AS, AD}, kd[4] = {1, AH, AD, AT}, vd[4] = {AB, AH, AT, ADV}, md[4] = {AB, 1, 1, AT};
+    tr_input(r, "q", KILN_FLOAT32, 4, qd, q);
+    tr_input(r, "kt", KILN_FLOAT32, 4, kd, kt); /* broadcast along B, as MatMul allows */
+    tr_input(r, "v", KILN_FLOAT32, 4, vd, v);
+    if (s->mask) tr_input(r, "mask", KILN_FLOAT32, 4, md, mask);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (s->show_scores) tr_output(r, "probs_in", KILN_FLOAT32);
+    scalar(r, "c", s->scale == 1 ? 4.0f : 0.25f);
+    tm_node(&r->tm, "MatMul", LIST("q", "kt"), LIST(s->scale ? "raw" : s->mask ? "scaled" : "probs_in"), NULL);
+    if (s->scale == 1) tm_node(&r->tm, "Div", LIST("raw", "c"), LIST(s->mask ? "scaled" : "probs_in"), NULL);
+    if (s->scale == 2) tm_node(&r->tm, "Mul", LIST("c", "raw"), LIST(s->mask ? "scaled" : "probs_in"), NULL);
+    if (s->mask == 1) tm_node(&r->tm, "Add", LIST("scaled", "mask"), LIST("probs_in"), NULL);
+    if (s->mask == 2) tm_node(&r->tm, "Add", LIST("mask", "scaled"), LIST("probs_in"), NULL);
+    pbw axis = {0};
+    tm_attr_int(&axis, "axis", -1);
+    tm_node(&r->tm, "Softmax", LIST("probs_in"), LIST("probs"), &axis);
+    pbw_free(&axis);
+    tm_node(&r->tm, "MatMul", LIST("probs", "v"), LIST("y"), NULL);
+    assert_int_equal(tr_run(r, threads), KILN_OK);
+}
+
+static void attention_is_fused_and_matches_the_graph(void **state)
+{
+    (void)state;
+    random_seed(7);
+    float *q = random_floats(AB * AH * AS * AD, -2, 2), *kt = random_floats(AH * AD * AT, -2, 2);
+    float *v = random_floats(AB * AH * AT * ADV, -1, 1), *mask = random_floats(AB * AT, -1, 0);
+    mask[1] = mask[AT + 2] = -10000.0f; /* masked positions */
+    int64_t n = AB * AH * AS * ADV;
+    for (int scale = 0; scale < 3; scale++)
+        for (int with_mask = 0; with_mask < 3; with_mask++) {
+            attention_spelling s = {scale, with_mask, false};
+            test_run fused, plain;
+            run_attention(&fused, &s, q, kt, v, mask, 1 + (scale + with_mask) % 2);
+            s.show_scores = true;
+            run_attention(&plain, &s, q, kt, v, mask, 1);
+            assert_true(model_has_op(fused.model, "Attention"));
+            assert_false(model_has_op(plain.model, "Attention"));
+            assert_true(max_abs_diff(fused.out[0].data, plain.out[0].data, n) < 1e-5);
+            tr_free(&fused);
+            tr_free(&plain);
+        }
+    free(q), free(kt), free(v), free(mask);
+}
+
+/* The kernel's fast variant against its reference, on rows spanning several blocks. */
+static void attention_kernel_matches_its_reference(void **state)
+{
+    (void)state;
+    random_seed(8);
+    attention_problem p = {.B = 1, .H = 2, .S = ATTENTION_ROWS + 9, .T = 70, .D = 16, .Dv = 8, .scale = 0.25f,
+                           .has_mask = true};
+    p.q_step[1] = p.S * p.D, p.k_step[1] = p.D * p.T, p.v_step[1] = p.T * p.Dv;
+    p.mask_step[2] = p.T, p.mask_step[3] = 1; /* one (S, T) mask for every head */
+    float *q = random_floats(p.H * p.S * p.D, -2, 2), *kt = random_floats(p.H * p.D * p.T, -2, 2);
+    float *v = random_floats(p.H * p.T * p.Dv, -1, 1), *mask = random_floats(p.S * p.T, -3, 0);
+    int64_t n = p.H * p.S * p.Dv;
+    float *fast = malloc((size_t)n * sizeof(float)), *ref = malloc((size_t)n * sizeof(float));
+    void *scratch = aligned_alloc(64, (attention_f32_scratch_bytes(&p, 1) + 63) / 64 * 64);
+    attention_tensors t = {q, kt, v, mask, fast};
+    attention_f32(&p, &t, ATTENTION_FAST, scratch, NULL);
+    t.out = ref;
+    attention_f32(&p, &t, ATTENTION_REFERENCE, scratch, NULL);
+    assert_true(max_abs_diff(fast, ref, n) < 1e-5);
+    free(q), free(kt), free(v), free(mask), free(fast), free(ref), free(scratch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +275,8 @@ int main(void)
         cmocka_unit_test(layernorm_near_misses_are_not_fused),
         cmocka_unit_test(gelu_is_fused_and_matches_the_graph),
         cmocka_unit_test(gelu_kernel_matches_its_reference),
+        cmocka_unit_test(attention_is_fused_and_matches_the_graph),
+        cmocka_unit_test(attention_kernel_matches_its_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
