@@ -102,7 +102,8 @@ static kiln_status describe_attention(const op_ctx *ctx, attention_problem *p)
     for (int i = 0; i < 3; i++)
         if (in[i]->rank != 4)
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input %d has rank %d, expected 4", i, in[i]->rank);
-    if (mask && mask->rank > 4) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the mask has rank %d, above 4", mask->rank);
+    if (mask && mask->rank > 4)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the mask has rank %d, above 4", mask->rank);
     memset(p, 0, sizeof *p);
     p->S = in[0]->dims[2], p->D = in[0]->dims[3], p->T = in[1]->dims[3], p->Dv = in[2]->dims[3];
     if (in[1]->dims[2] != p->D || in[2]->dims[2] != p->T)

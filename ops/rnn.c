@@ -150,12 +150,14 @@ static kiln_status read_attributes(const graph_node *node, rnn_params *params)
  * inconsistent shapes). */
 static kiln_status prepack_weights(op_init_ctx *ctx, rnn_params *params)
 {
-    const kiln_tensor *w = ctx->constants ? ctx->constants[IN_W] : NULL, *r = ctx->constants ? ctx->constants[IN_R] : NULL;
+    if (!ctx->constants) return KILN_OK;
+    const kiln_tensor *w = ctx->constants[IN_W], *r = ctx->constants[IN_R];
     if (!w || !r || !w->data || !r->data || w->rank != 3 || r->rank != 3) return KILN_OK;
     int64_t D = r->dims[0], gh = r->dims[1], hidden = r->dims[2], input = w->dims[2];
-    if (D != params->problem.directions || w->dims[0] != D || w->dims[1] != gh || gh != hidden * rnn_gates(params->problem.cell) ||
-        (params->hidden_size && params->hidden_size != hidden) || tensor_numel(w) == 0 || tensor_numel(r) == 0)
-        return KILN_OK;
+    bool consistent = D == params->problem.directions && w->dims[0] == D && w->dims[1] == gh &&
+                      gh == hidden * rnn_gates(params->problem.cell) &&
+                      (!params->hidden_size || params->hidden_size == hidden);
+    if (!consistent || tensor_numel(w) == 0 || tensor_numel(r) == 0) return KILN_OK;
     void *memory = op_alloc_prepacked(ctx, rnn_prepack_bytes((int)D, gh, input, hidden));
     if (!memory) return KILN_ERR_OUT_OF_MEMORY;
     rnn_prepack((int)D, gh, input, hidden, w->data, r->data, memory, &params->packed);

@@ -488,8 +488,8 @@ static void check_softmax_rows(vmath_softmax_fn softmax)
             for (int64_t j = 0; j < n; j++) {
                 double want = exp((double)x[j] - max) / sum;
                 if (kind == 3) assert_true(isnan(y[j]));
-                else if (fabs(y[j] - want) > 4e-6 * want + 2e-38) /* x - max rounds to float */ fail_msg("n %lld: y[%lld] = %.9g, expected %.9g",
-                                                                          (long long)n, (long long)j, y[j], want);
+                else if (fabs(y[j] - want) > 4e-6 * want + 2e-38) /* x - max is rounded to float */
+                    fail_msg("n %lld: y[%lld] = %.9g, expected %.9g", (long long)n, (long long)j, y[j], want);
             }
             softmax(x, x, n); /* in place */
             for (int64_t j = 0; j < n; j++) assert_true(x[j] == y[j] || (isnan(x[j]) && isnan(y[j])));

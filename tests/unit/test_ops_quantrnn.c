@@ -505,7 +505,8 @@ static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
             continue;
         }
         void *scratch = aligned_scratch(rnn_f32_scratch_bytes(p, parallel_threads(runner)));
-        rnn_f32(p, &t, v == REFERENCE ? RNN_VARIANT_REFERENCE : RNN_VARIANT_FAST, scratch, v == REFERENCE ? NULL : runner);
+        bool reference = v == REFERENCE;
+        rnn_f32(p, &t, reference ? RNN_VARIANT_REFERENCE : RNN_VARIANT_FAST, scratch, reference ? NULL : runner);
         free(scratch);
     }
     free(packed_memory);
