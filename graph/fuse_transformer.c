@@ -5,6 +5,7 @@
  *   LayerNorm   ReduceMean(x) -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul gamma -> Add beta
  *               (PyTorch's LayerNorm below opset 17)   =>   LayerNormalization (ONNX opset 17), axis -1
  *   GELU (erf)  x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5   (or x * (1/sqrt(2)))   =>   ai.kiln::Gelu
+ *   linear      MatMul(x, W) -> Add b, W constant [K,N], b constant [N]   =>   ai.kiln::MatMulBias
  *   attention   MatMul(Q, K^T) [-> / c or * c] [-> + mask] -> Softmax(last axis) -> MatMul(., V), all rank 4
  *               =>   ai.kiln::Attention(Q, K^T, V[, mask], scale), which keeps one block of scores at a time
  *
@@ -303,6 +304,32 @@ static kiln_status fuse_attention(graph *g, graph_node *softmax, bool *fused)
     return KILN_OK;
 }
 
+/* ---- MatMul + bias ------------------------------------------------------------------------------------ */
+
+static bool is_float_constant_of_rank(const graph *g, int v, int rank)
+{
+    const kiln_tensor *t = v >= 0 ? g->values[v].constant : NULL;
+    return t && t->dtype == KILN_FLOAT32 && t->rank == rank && t->data;
+}
+
+/* MatMul(x, W) -> Add(., b) (either order) with W [K,N] and b [N] constants; on success rewrites the Add. */
+static kiln_status fuse_matmul_bias(graph *g, graph_node *matmul, bool *fused)
+{
+    int w = matmul->inputs[1];
+    if (matmul->n_inputs != 2 || g->values[matmul->inputs[0]].dtype != KILN_FLOAT32 ||
+        !is_float_constant_of_rank(g, w, 2))
+        return KILN_OK;
+    graph_node *add = sole_consumer(g, matmul->outputs[0]);
+    int bias = is_op(add, "Add") ? other_input(add, matmul->outputs[0]) : -1;
+    if (!is_float_constant_of_rank(g, bias, 1) || g->values[bias].constant->dims[0] != g->values[w].constant->dims[1])
+        return KILN_OK;
+    int inputs[3] = {matmul->inputs[0], w, bias};
+    KILN_TRY(rewrite_node(g, add, "ai.kiln", "MatMulBias", 1, inputs, 3, NULL, 0));
+    matmul->removed = true;
+    *fused = true;
+    return KILN_OK;
+}
+
 /* ---- the pass ---------------------------------------------------------------------------------------- */
 
 kiln_status graph_fuse_transformer(graph *g)
@@ -310,9 +337,14 @@ kiln_status graph_fuse_transformer(graph *g)
     bool fused = false;
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *n = &g->nodes[i];
+        if (is_op(n, "Softmax")) KILN_TRY(fuse_attention(g, n, &fused));
+    }
+    /* attention first: its scores MatMul followed by a mask Add must not be taken for a linear layer */
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
         if (is_op(n, "ReduceMean")) KILN_TRY(fuse_layernorm(g, n, &fused));
         else if (is_op(n, "Erf") && n->n_inputs == 1) KILN_TRY(fuse_gelu_erf(g, n, &fused));
-        else if (is_op(n, "Softmax")) KILN_TRY(fuse_attention(g, n, &fused));
+        else if (is_op(n, "MatMul")) KILN_TRY(fuse_matmul_bias(g, n, &fused));
     }
     if (fused) graph_count_consumers(g);
     return KILN_OK;

@@ -188,6 +188,41 @@ static void gelu_kernel_matches_its_reference(void **state)
     assert_true(out[1] == INFINITY);
 }
 
+/* x [2, 3, 20] * W [20, 33] + b [33]; the Add's operands in either order; b of rank 2 is a near-miss. */
+static void run_linear(test_run *r, bool bias_first, bool bias_rank2, bool show_product, const float *x,
+                       const float *w, const float *b, int threads)
+{
+    tr_init(r, 13);
+    int64_t xd[3] = {2, 3, 20}, wd[2] = {20, 33}, bd[2] = {1, 33};
+    tr_input(r, "x", KILN_FLOAT32, 3, xd, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show_product) tr_output(r, "product", KILN_FLOAT32);
+    tm_initializer(&r->tm, "w", KILN_FLOAT32, 2, wd, w);
+    tm_initializer(&r->tm, "b", KILN_FLOAT32, bias_rank2 ? 2 : 1, bias_rank2 ? bd : bd + 1, b);
+    tm_node(&r->tm, "MatMul", LIST("x", "w"), LIST("product"), NULL);
+    tm_node(&r->tm, "Add", bias_first ? LIST("b", "product") : LIST("product", "b"), LIST("y"), NULL);
+    assert_int_equal(tr_run(r, threads), KILN_OK);
+}
+
+static void linear_bias_is_fused_and_matches_the_graph(void **state)
+{
+    (void)state;
+    random_seed(9);
+    float *x = random_floats(2 * 3 * 20, -2, 2), *w = random_floats(20 * 33, -1, 1), *b = random_floats(33, -1, 1);
+    for (int variant = 0; variant < 3; variant++) {
+        bool near_miss = variant == 2;
+        test_run fused, plain;
+        run_linear(&fused, variant == 1, near_miss, false, x, w, b, 1 + variant % 2);
+        run_linear(&plain, variant == 1, near_miss, true, x, w, b, 1);
+        assert_int_equal(model_has_op(fused.model, "MatMulBias"), !near_miss);
+        assert_false(model_has_op(plain.model, "MatMulBias"));
+        assert_true(max_abs_diff(fused.out[0].data, plain.out[0].data, 2 * 3 * 33) < 1e-5);
+        tr_free(&fused);
+        tr_free(&plain);
+    }
+    free(x), free(w), free(b);
+}
+
 /* What an attention graph may vary: Div or Mul scale (or none), a mask (its Add in either order). */
 typedef struct attention_spelling {
     int scale;        /* 0: none, 1: Div by 4, 2: Mul by 0.25 (constant first) */
@@ -275,6 +310,7 @@ int main(void)
         cmocka_unit_test(layernorm_near_misses_are_not_fused),
         cmocka_unit_test(gelu_is_fused_and_matches_the_graph),
         cmocka_unit_test(gelu_kernel_matches_its_reference),
+        cmocka_unit_test(linear_bias_is_fused_and_matches_the_graph),
         cmocka_unit_test(attention_is_fused_and_matches_the_graph),
         cmocka_unit_test(attention_kernel_matches_its_reference),
     };
