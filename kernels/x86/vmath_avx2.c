@@ -142,18 +142,41 @@ static float row_max(const float *in, int64_t n)
     return max;
 }
 
-/* e^(x - max) with arguments under -87 taken as e^-inf = 0 (see vmath_softmax_fn); NaN stays NaN. */
+/* e^x for x in [-87, 0]: exp_avx2's reduction and polynomial, with 2^n applied in one factor (n >= -126
+ * keeps it a normal number) and no clamping or NaN handling, which the row's checks make unnecessary. */
+static inline __m256 exp_nonpositive(__m256 x)
+{
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    return _mm256_mul_ps(p, pow2i(_mm256_cvtps_epi32(n)));
+}
+
+/* e^(x - max) for a finite max, with arguments under -87 (x = -inf among them) taken as 0 (see
+ * vmath_softmax_fn). */
 static inline __m256 softmax_exp(__m256 x, __m256 max)
 {
-    __m256 shifted = _mm256_sub_ps(x, max);
-    __m256 e = exp_avx2(_mm256_max_ps(shifted, _mm256_set1_ps(-87.0f)));
-    __m256 negligible = _mm256_cmp_ps(shifted, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
-    return _mm256_andnot_ps(negligible, keep_nan(e, shifted));
+    __m256 shifted = _mm256_sub_ps(x, max), floor = _mm256_set1_ps(-87.0f);
+    __m256 e = exp_nonpositive(_mm256_max_ps(shifted, floor));
+    return _mm256_andnot_ps(_mm256_cmp_ps(shifted, floor, _CMP_LT_OQ), e);
 }
 
 static void softmax_f32_avx2(float *out, const float *in, int64_t n)
 {
-    __m256 max = _mm256_set1_ps(row_max(in, n)), sums = _mm256_setzero_ps();
+    float row_top = row_max(in, n);
+    if (!(fabsf(row_top) < INFINITY)) { /* NaN, +inf or a row of -inf: inf - inf makes every value NaN */
+        for (int64_t i = 0; i < n; i++) out[i] = NAN;
+        return;
+    }
+    __m256 max = _mm256_set1_ps(row_top), sums = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 e = softmax_exp(_mm256_loadu_ps(in + i), max);

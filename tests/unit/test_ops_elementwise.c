@@ -495,6 +495,14 @@ static void check_softmax_rows(vmath_softmax_fn softmax)
             for (int64_t j = 0; j < n; j++) assert_true(x[j] == y[j] || (isnan(x[j]) && isnan(y[j])));
             free(x), free(y);
         }
+    /* +inf, or a row of -inf, gives inf - inf: NaN everywhere, as in the reference */
+    float infinite[2][9], out[9];
+    for (int j = 0; j < 9; j++) infinite[0][j] = (float)j, infinite[1][j] = -INFINITY;
+    infinite[0][4] = INFINITY;
+    for (int r = 0; r < 2; r++) {
+        softmax(out, infinite[r], 9);
+        for (int j = 0; j < 9; j++) assert_true(isnan(out[j]));
+    }
 }
 
 static void vectorised_functions_match_reference(void **state)
