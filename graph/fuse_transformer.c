@@ -5,6 +5,8 @@
  *   LayerNorm   ReduceMean(x) -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul gamma -> Add beta
  *               (PyTorch's LayerNorm below opset 17)   =>   LayerNormalization (ONNX opset 17), axis -1
  *   GELU (erf)  x / sqrt(2) -> Erf -> + 1 -> * x -> * 0.5   (or x * (1/sqrt(2)))   =>   ai.kiln::Gelu
+ *   GELU (tanh) (x + 0.044715 x^3) * sqrt(2/pi) -> Tanh -> + 1 -> * x -> * 0.5, x^3 as Pow or x * (x * x)
+ *               =>   ai.kiln::Gelu, approximate "tanh"
  *   linear      MatMul(x, W) -> Add b, W constant [K,N], b constant [N]   =>   ai.kiln::MatMulBias
  *   attention   MatMul(Q, K^T) [-> / c or * c] [-> + mask] -> Softmax(last axis) -> MatMul(., V), all rank 4
  *               =>   ai.kiln::Attention(Q, K^T, V[, mask], scale), which keeps one block of scores at a time
@@ -198,39 +200,110 @@ static bool scales_by_inverse_sqrt2(const graph *g, const graph_node *n, int *x)
     return false;
 }
 
-/* Matches x*(1/sqrt2) -> Erf -> +1 -> *x -> *0.5 (the two products in either order) ending at `erf`'s
- * consumers; on success rewrites it and sets *fused. */
-static kiln_status fuse_gelu_erf(graph *g, graph_node *erf, bool *fused)
+/* GELU's end from `activated` (erf or tanh of its argument): + 1, then * x * 0.5 or * (x * 0.5). On success
+ * returns the node computing the result, with the nodes between in gone[0..1]; else NULL. */
+static graph_node *match_gelu_tail(graph *g, int activated, int x, graph_node *gone[2])
 {
-    graph_node *scale = producer_of(g, erf->inputs[0]);
-    int x;
     float c;
-    if (!scale || !scales_by_inverse_sqrt2(g, scale, &x) || g->values[x].dtype != KILN_FLOAT32 ||
-        sole_consumer(g, scale->outputs[0]) != erf)
-        return KILN_OK;
-    graph_node *plus_one = sole_consumer(g, erf->outputs[0]);
-    if (!is_op(plus_one, "Add") || !scalar_constant(g, other_input(plus_one, erf->outputs[0]), &c) || c != 1.0f)
-        return KILN_OK;
-    /* (1 + erf) * x * 0.5, or (1 + erf) * (x * 0.5) */
-    graph_node *first = sole_consumer(g, plus_one->outputs[0]), *half = NULL, *last = NULL;
-    if (!is_op(first, "Mul")) return KILN_OK;
+    graph_node *plus_one = sole_consumer(g, activated);
+    if (!is_op(plus_one, "Add") || !scalar_constant(g, other_input(plus_one, activated), &c) || c != 1.0f)
+        return NULL;
+    graph_node *first = sole_consumer(g, plus_one->outputs[0]), *last;
+    if (!is_op(first, "Mul")) return NULL;
     int other = other_input(first, plus_one->outputs[0]);
-    if (other == x) {
+    if (other == x) { /* (1 + f) * x, then * 0.5 */
         last = sole_consumer(g, first->outputs[0]);
         if (!is_op(last, "Mul") || !scalar_constant(g, other_input(last, first->outputs[0]), &c) || c != 0.5f)
-            return KILN_OK;
-    } else {
-        half = producer_of(g, other);
+            return NULL;
+    } else { /* (1 + f) * (x * 0.5) */
+        graph_node *half = producer_of(g, other);
         if (!is_op(half, "Mul") || other_input(half, x) < 0 || sole_consumer(g, other) != first ||
             !scalar_constant(g, other_input(half, x), &c) || c != 0.5f)
-            return KILN_OK;
+            return NULL;
         last = first;
         first = half;
     }
-    graph_node *gone[4] = {scale, erf, plus_one, first};
-    KILN_TRY(rewrite_node(g, last, "ai.kiln", "Gelu", 1, &x, 1, NULL, 0));
-    remove_nodes(gone, 4);
+    gone[0] = plus_one, gone[1] = first;
+    return last;
+}
+
+static kiln_status rewrite_gelu(graph *g, graph_node *last, int x, bool tanh_form, graph_node *const *gone,
+                                int n_gone, bool *fused)
+{
+    graph_attr attr = {.name = "approximate", .type = ATTR_STRING, .s = "tanh", .s_len = 4};
+    KILN_TRY(rewrite_node(g, last, "ai.kiln", "Gelu", 1, &x, 1, &attr, tanh_form ? 1 : 0));
+    remove_nodes(gone, n_gone);
     *fused = true;
+    return KILN_OK;
+}
+
+/* Matches x*(1/sqrt2) -> Erf -> GELU's end (match_gelu_tail); on success rewrites it and sets *fused. */
+static kiln_status fuse_gelu_erf(graph *g, graph_node *erf, bool *fused)
+{
+    graph_node *scale = producer_of(g, erf->inputs[0]), *gone[4] = {erf};
+    int x;
+    if (!scale || !scales_by_inverse_sqrt2(g, scale, &x) || g->values[x].dtype != KILN_FLOAT32 ||
+        sole_consumer(g, scale->outputs[0]) != erf)
+        return KILN_OK;
+    graph_node *last = match_gelu_tail(g, erf->outputs[0], x, gone + 2);
+    gone[1] = scale;
+    return last ? rewrite_gelu(g, last, x, false, gone, 4, fused) : KILN_OK;
+}
+
+/* v = x^3 as Pow(x, 3) or x * (x * x) (products in either order), every step read only by the next: the node
+ * computing it and, for the products, the square in *square. */
+static graph_node *cube_of(graph *g, int v, int x, graph_node **square)
+{
+    graph_node *n = producer_of(g, v);
+    float c;
+    *square = NULL;
+    if (is_op(n, "Pow") && n->n_inputs == 2 && n->inputs[0] == x && scalar_constant(g, n->inputs[1], &c))
+        return c == 3.0f ? n : NULL;
+    int sq = is_op(n, "Mul") ? other_input(n, x) : -1;
+    graph_node *s = sq >= 0 ? producer_of(g, sq) : NULL;
+    if (!is_op(s, "Mul") || s->n_inputs != 2 || s->inputs[0] != x || s->inputs[1] != x || sole_consumer(g, sq) != n)
+        return NULL;
+    *square = s;
+    return n;
+}
+
+/* For term = 0.044715 * v (either order): v, or -1. */
+static int cubic_term(const graph *g, const graph_node *cubic)
+{
+    float c;
+    if (!is_op(cubic, "Mul") || cubic->n_inputs != 2) return -1;
+    for (int k = 0; k < 2; k++)
+        if (scalar_constant(g, cubic->inputs[1 - k], &c) && near(c, 0.044715)) return cubic->inputs[k];
+    return -1;
+}
+
+/* Matches 0.044715 * x^3 -> + x -> * sqrt(2/pi) -> Tanh -> GELU's end (constants' products in either order);
+ * on success rewrites it and sets *fused. */
+static kiln_status fuse_gelu_tanh(graph *g, graph_node *tanh, bool *fused)
+{
+    graph_node *scale = producer_of(g, tanh->inputs[0]);
+    float c;
+    int inner = -1;
+    if (!is_op(scale, "Mul") || scale->n_inputs != 2 || sole_consumer(g, tanh->inputs[0]) != tanh) return KILN_OK;
+    for (int k = 0; k < 2; k++)
+        if (scalar_constant(g, scale->inputs[1 - k], &c) && near(c, sqrt(2.0 / 3.14159265358979323846)))
+            inner = scale->inputs[k];
+    graph_node *sum = producer_of(g, inner);
+    if (!is_op(sum, "Add") || sum->n_inputs != 2 || sole_consumer(g, inner) != scale) return KILN_OK;
+    for (int k = 0; k < 2; k++) {
+        int x = sum->inputs[k], term = sum->inputs[1 - k];
+        graph_node *cubic = producer_of(g, term), *square, *cube;
+        int cubed = cubic_term(g, cubic);
+        if (cubed < 0 || g->values[x].dtype != KILN_FLOAT32 || sole_consumer(g, term) != sum ||
+            sole_consumer(g, cubed) != cubic || !(cube = cube_of(g, cubed, x, &square)))
+            continue;
+        graph_node *gone[7] = {scale, sum, cubic, cube, tanh};
+        graph_node *last = match_gelu_tail(g, tanh->outputs[0], x, gone + 5);
+        if (!last) return KILN_OK;
+        KILN_TRY(rewrite_gelu(g, last, x, true, gone, 7, fused));
+        if (square) square->removed = true;
+        return KILN_OK;
+    }
     return KILN_OK;
 }
 
@@ -344,6 +417,7 @@ kiln_status graph_fuse_transformer(graph *g)
         graph_node *n = &g->nodes[i];
         if (is_op(n, "ReduceMean")) KILN_TRY(fuse_layernorm(g, n, &fused));
         else if (is_op(n, "Erf") && n->n_inputs == 1) KILN_TRY(fuse_gelu_erf(g, n, &fused));
+        else if (is_op(n, "Tanh") && n->n_inputs == 1) KILN_TRY(fuse_gelu_tanh(g, n, &fused));
         else if (is_op(n, "MatMul")) KILN_TRY(fuse_matmul_bias(g, n, &fused));
     }
     if (fused) graph_count_consumers(g);

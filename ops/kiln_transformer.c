@@ -2,7 +2,8 @@
  * kiln_transformer.c — operators of the ai.kiln domain that graph/fuse_transformer.c fuses transformer
  * subgraphs into. Files do not contain them; the fusion pass creates them at load.
  *
- *   Gelu        y = 0.5 * x * (1 + erf(x / sqrt(2)))   float32, any shape (kernels/gelu.h)
+ *   Gelu        y = 0.5 * x * (1 + erf(x / sqrt(2))), or with approximate = "tanh" (as ONNX's Gelu-20)
+ *               0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))   float32, any shape (kernels/gelu.h)
  *   Attention   Q (B,H,S,D), K^T (B,H,D,T), V (B,H,T,Dv)[, mask broadcast to (B,H,S,T)], attribute scale:
  *               softmax(scale * Q K^T + mask) V, (B,H,S,Dv); leading dims broadcast as MatMul's
  *               (kernels/attention.h)
@@ -15,8 +16,17 @@
 
 static const kiln_dtype FLOAT32_ONLY[] = {KILN_FLOAT32, KILN_UNDEFINED};
 
+typedef struct gelu_params {
+    bool tanh_form;
+} gelu_params;
+
 static kiln_status gelu_init(op_init_ctx *ctx)
 {
+    static const char *const FORMS[] = {"none", "tanh", NULL};
+    gelu_params *p = ctx->params;
+    int form;
+    KILN_TRY(attr_choice(ctx->node, "approximate", "none", FORMS, &form));
+    p->tanh_form = form == 1;
     KILN_TRY(op_require_arity(ctx, 1, 1, 1, 1));
     KILN_TRY(op_require_dtype(ctx, 0, FLOAT32_ONLY));
     ctx->output_dtypes[0] = KILN_FLOAT32;
@@ -26,17 +36,20 @@ static kiln_status gelu_init(op_init_ctx *ctx)
 typedef struct gelu_job {
     const float *x;
     float *y;
+    bool tanh_form;
 } gelu_job;
 
 static void gelu_range(void *arg, int64_t begin, int64_t end)
 {
     const gelu_job *job = arg;
-    gelu_f32(job->x + begin, job->y + begin, end - begin);
+    if (job->tanh_form) gelu_tanh_f32(job->x + begin, job->y + begin, end - begin);
+    else gelu_f32(job->x + begin, job->y + begin, end - begin);
 }
 
 static kiln_status gelu_eval(op_ctx *ctx)
 {
-    gelu_job job = {ctx->inputs[0]->data, ctx->outputs[0]->data};
+    const gelu_params *p = ctx->params;
+    gelu_job job = {ctx->inputs[0]->data, ctx->outputs[0]->data, p->tanh_form};
     parallel_for(ctx->parallel, tensor_numel(ctx->inputs[0]), 16384, gelu_range, &job);
     return KILN_OK;
 }
@@ -143,7 +156,7 @@ static kiln_status attention_eval(op_ctx *ctx)
 }
 
 const op_def ops_kiln_transformer[] = {
-    {"ai.kiln", "Gelu", 1, 1, 0, gelu_init, op_shape_like_input0, gelu_eval, 0},
+    {"ai.kiln", "Gelu", 1, 1, sizeof(gelu_params), gelu_init, op_shape_like_input0, gelu_eval, 0},
     {"ai.kiln", "Attention", 1, 1, sizeof(attention_params), attention_init, attention_shape, attention_eval, 0},
     OP_TABLE_END,
 };

@@ -168,6 +168,61 @@ static void gelu_is_fused_and_matches_the_graph(void **state)
     free(x);
 }
 
+/* The tanh form as torch.nn.functional.gelu(approximate="tanh") exports it (x * (x * x), constants first), or
+ * as HuggingFace's gelu_new does (Pow(x, 3), constants second, x * 0.5 first); `show` makes it unfused. */
+static void run_gelu_tanh(test_run *r, bool pow_form, bool show, const float *x, int64_t n, int threads)
+{
+    tr_init(r, 13);
+    tr_input(r, "x", KILN_FLOAT32, 1, &n, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show) tr_output(r, "t", KILN_FLOAT32);
+    scalar(r, "three", 3.0f);
+    scalar(r, "a", 0.044715f);
+    scalar(r, "c", 0.7978845608f);
+    scalar(r, "one", 1.0f);
+    scalar(r, "half", 0.5f);
+    if (pow_form) {
+        tm_node(&r->tm, "Mul", LIST("x", "half"), LIST("half_x"), NULL);
+        tm_node(&r->tm, "Pow", LIST("x", "three"), LIST("cube"), NULL);
+        tm_node(&r->tm, "Mul", LIST("cube", "a"), LIST("ax3"), NULL);
+        tm_node(&r->tm, "Add", LIST("x", "ax3"), LIST("inner"), NULL);
+        tm_node(&r->tm, "Mul", LIST("inner", "c"), LIST("arg"), NULL);
+        tm_node(&r->tm, "Tanh", LIST("arg"), LIST("t"), NULL);
+        tm_node(&r->tm, "Add", LIST("t", "one"), LIST("plus_one"), NULL);
+        tm_node(&r->tm, "Mul", LIST("half_x", "plus_one"), LIST("y"), NULL);
+    } else {
+        tm_node(&r->tm, "Mul", LIST("x", "x"), LIST("square"), NULL);
+        tm_node(&r->tm, "Mul", LIST("x", "square"), LIST("cube"), NULL);
+        tm_node(&r->tm, "Mul", LIST("a", "cube"), LIST("ax3"), NULL);
+        tm_node(&r->tm, "Add", LIST("x", "ax3"), LIST("inner"), NULL);
+        tm_node(&r->tm, "Mul", LIST("c", "inner"), LIST("arg"), NULL);
+        tm_node(&r->tm, "Tanh", LIST("arg"), LIST("t"), NULL);
+        tm_node(&r->tm, "Add", LIST("one", "t"), LIST("plus_one"), NULL);
+        tm_node(&r->tm, "Mul", LIST("x", "plus_one"), LIST("product"), NULL);
+        tm_node(&r->tm, "Mul", LIST("half", "product"), LIST("y"), NULL);
+    }
+    assert_int_equal(tr_run(r, threads), KILN_OK);
+}
+
+static void gelu_tanh_is_fused_and_matches_the_graph(void **state)
+{
+    (void)state;
+    random_seed(10);
+    int64_t n = 30000;
+    float *x = random_floats(n, -9, 9);
+    for (int pow_form = 0; pow_form < 2; pow_form++) {
+        test_run fused, plain;
+        run_gelu_tanh(&fused, pow_form, false, x, n, 1 + pow_form);
+        run_gelu_tanh(&plain, pow_form, true, x, n, 1);
+        assert_true(model_has_op(fused.model, "Gelu"));
+        assert_false(model_has_op(plain.model, "Gelu"));
+        assert_true(max_abs_diff(fused.out[0].data, plain.out[0].data, n) < 1e-5);
+        tr_free(&fused);
+        tr_free(&plain);
+    }
+    free(x);
+}
+
 static void gelu_kernel_matches_its_reference(void **state)
 {
     (void)state;
@@ -178,6 +233,10 @@ static void gelu_kernel_matches_its_reference(void **state)
         gelu_f32(x, fast, n);
         gelu_f32_reference(x, ref, n);
         assert_true(max_abs_diff(fast, ref, n) < 1e-6 * 10);
+        gelu_tanh_f32(x, fast, n);
+        gelu_tanh_f32_reference(x, ref, n);
+        assert_true(max_abs_diff(fast, ref, n) < 1e-6 * 10);
+        gelu_f32_reference(x, ref, n);
         gelu_f32(x, x, n); /* in place */
         assert_true(max_abs_diff(x, ref, n) < 1e-6 * 10);
         free(x), free(fast), free(ref);
@@ -309,6 +368,7 @@ int main(void)
         cmocka_unit_test(layernorm_is_fused_and_matches_the_graph),
         cmocka_unit_test(layernorm_near_misses_are_not_fused),
         cmocka_unit_test(gelu_is_fused_and_matches_the_graph),
+        cmocka_unit_test(gelu_tanh_is_fused_and_matches_the_graph),
         cmocka_unit_test(gelu_kernel_matches_its_reference),
         cmocka_unit_test(linear_bias_is_fused_and_matches_the_graph),
         cmocka_unit_test(attention_is_fused_and_matches_the_graph),
