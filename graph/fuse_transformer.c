@@ -12,12 +12,12 @@
  *               =>   ai.kiln::Attention(Q, K^T, V[, mask], scale), which keeps one block of scores at a time
  *
  * A pattern matches only when every intermediate value is read by the pattern alone (and is no graph
- * output), its constants have the values the formula needs, and the normalised axis is the last. The last
- * node of the pattern is rewritten in place into the fused node — its position in the topological order is
- * valid, since the fused node reads only the pattern's input and constants — and the others are removed.
- * The fused operators compute the same formula in float32 (LayerNormalization's moments in double), so
- * results differ from the unfused graph by rounding only; tests/unit/test_fuse_transformer.c checks both
- * patterns against the graph they replace.
+ * output), its constants have the values the formula needs, the normalised axis is the last, and the result
+ * has the shape the fused operator gives. The last node of the pattern is rewritten in place into the fused
+ * node — its position in the topological order is valid, since the fused node reads only values the
+ * pattern's nodes read — and the others are removed. The fused operators compute the same formula in
+ * float32 (LayerNormalization's moments in double), so results differ from the unfused graph by rounding
+ * only; tests/unit/test_fuse_transformer.c checks each pattern against the graph it replaces.
  *
  * Runs after constant folding (weights behind Identity or Cast nodes are constants by then), on the top
  * graph only.
@@ -66,6 +66,13 @@ static graph_node *sole_consumer(graph *g, int v)
     graph_node *n;
     if (g->values[v].is_output || consumers_of(g, v, &n, 1) != 1) return NULL;
     return n;
+}
+
+/* Whether the pattern's result has x's rank: a one-element constant of higher rank than x (say [1, 1] with x
+ * [N]) broadcasts the unfused result to more dims, which the fused operator would not. */
+static bool keeps_rank(const graph *g, int x, int result)
+{
+    return g->values[x].rank >= 0 && g->values[result].rank == g->values[x].rank;
 }
 
 /* Value v as a float32 scalar constant (any shape of one element). */
@@ -132,9 +139,11 @@ static kiln_status rewrite_node(graph *g, graph_node *n, const char *domain, con
     return graph_init_node(g, n);
 }
 
+/* Removes the pattern's other nodes (NULL entries are parts a pattern did not have). */
 static void remove_nodes(graph_node *const *nodes, int count)
 {
-    for (int i = 0; i < count; i++) nodes[i]->removed = true;
+    for (int i = 0; i < count; i++)
+        if (nodes[i]) nodes[i]->removed = true;
 }
 
 /* ---- LayerNorm --------------------------------------------------------------------------------------- */
@@ -169,7 +178,7 @@ static kiln_status fuse_layernorm(graph *g, graph_node *mean, bool *fused)
     if (!is_affine_constant(g, gamma)) return KILN_OK;
     graph_node *add_beta = sole_consumer(g, mul->outputs[0]);
     int beta = is_op(add_beta, "Add") ? other_input(add_beta, mul->outputs[0]) : -1;
-    if (!is_affine_constant(g, beta)) return KILN_OK;
+    if (!is_affine_constant(g, beta) || !keeps_rank(g, x, add_beta->outputs[0])) return KILN_OK;
     graph_attr attrs[2] = {{.name = "axis", .type = ATTR_INT, .i = -1},
                            {.name = "epsilon", .type = ATTR_FLOAT, .f = epsilon}};
     int inputs[3] = {x, gamma, beta};
@@ -230,6 +239,7 @@ static graph_node *match_gelu_tail(graph *g, int activated, int x, graph_node *g
 static kiln_status rewrite_gelu(graph *g, graph_node *last, int x, bool tanh_form, graph_node *const *gone,
                                 int n_gone, bool *fused)
 {
+    if (!keeps_rank(g, x, last->outputs[0])) return KILN_OK;
     graph_attr attr = {.name = "approximate", .type = ATTR_STRING, .s = "tanh", .s_len = 4};
     KILN_TRY(rewrite_node(g, last, "ai.kiln", "Gelu", 1, &x, 1, &attr, tanh_form ? 1 : 0));
     remove_nodes(gone, n_gone);
@@ -297,12 +307,9 @@ static kiln_status fuse_gelu_tanh(graph *g, graph_node *tanh, bool *fused)
         if (cubed < 0 || g->values[x].dtype != KILN_FLOAT32 || sole_consumer(g, term) != sum ||
             sole_consumer(g, cubed) != cubic || !(cube = cube_of(g, cubed, x, &square)))
             continue;
-        graph_node *gone[7] = {scale, sum, cubic, cube, tanh};
-        graph_node *last = match_gelu_tail(g, tanh->outputs[0], x, gone + 5);
-        if (!last) return KILN_OK;
-        KILN_TRY(rewrite_gelu(g, last, x, true, gone, 7, fused));
-        if (square) square->removed = true;
-        return KILN_OK;
+        graph_node *gone[8] = {scale, sum, cubic, cube, tanh, square};
+        graph_node *last = match_gelu_tail(g, tanh->outputs[0], x, gone + 6);
+        return last ? rewrite_gelu(g, last, x, true, gone, 8, fused) : KILN_OK;
     }
     return KILN_OK;
 }
@@ -371,8 +378,7 @@ static kiln_status fuse_attention(graph *g, graph_node *softmax, bool *fused)
     graph_attr attr = {.name = "scale", .type = ATTR_FLOAT, .f = scale};
     graph_node *gone[4] = {softmax, product, scaling, add};
     KILN_TRY(rewrite_node(g, weighted, "ai.kiln", "Attention", 1, inputs, add ? 4 : 3, &attr, 1));
-    for (int i = 0; i < 4; i++)
-        if (gone[i]) gone[i]->removed = true;
+    remove_nodes(gone, 4);
     *fused = true;
     return KILN_OK;
 }

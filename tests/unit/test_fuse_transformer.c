@@ -117,6 +117,7 @@ typedef struct gelu_spelling {
     bool half_first;          /* (x * 0.5) * (1 + erf) */
     float half;               /* 0.5 */
     bool show_erf;            /* erf(...) is also a graph output */
+    bool half_rank2;          /* 0.5 as a [1, 1] constant: the result broadcasts to [1, n] */
 } gelu_spelling;
 
 static void run_gelu(test_run *r, const gelu_spelling *s, const float *x, int64_t n, int threads)
@@ -127,7 +128,9 @@ static void run_gelu(test_run *r, const gelu_spelling *s, const float *x, int64_
     if (s->show_erf) tr_output(r, "erf", KILN_FLOAT32);
     scalar(r, "root2", s->multiply_by_inverse ? 0.70710677f : 1.4142135f);
     scalar(r, "one", 1.0f);
-    scalar(r, "half", s->half);
+    int64_t one_by_one[2] = {1, 1};
+    if (s->half_rank2) tm_initializer(&r->tm, "half", KILN_FLOAT32, 2, one_by_one, &s->half);
+    else scalar(r, "half", s->half);
     tm_node(&r->tm, s->multiply_by_inverse ? "Mul" : "Div", LIST("x", "root2"), LIST("scaled"), NULL);
     tm_node(&r->tm, "Erf", LIST("scaled"), LIST("erf"), NULL);
     tm_node(&r->tm, "Add", LIST("erf", "one"), LIST("plus_one"), NULL);
@@ -149,7 +152,7 @@ static void gelu_is_fused_and_matches_the_graph(void **state)
     float *x = random_floats(n, -8, 8);
     x[0] = 0.0f, x[1] = -0.0f, x[2] = 30.0f, x[3] = -30.0f;
     for (int variant = 0; variant < 4; variant++) {
-        gelu_spelling s = {variant & 1, (variant & 2) != 0, 0.5f, false};
+        gelu_spelling s = {variant & 1, (variant & 2) != 0, 0.5f, false, false};
         test_run fused, plain;
         run_gelu(&fused, &s, x, n, 1 + variant % 2);
         s.show_erf = true;
@@ -160,11 +163,14 @@ static void gelu_is_fused_and_matches_the_graph(void **state)
         tr_free(&fused);
         tr_free(&plain);
     }
-    gelu_spelling miss = {false, false, 0.25f, false};
-    test_run r;
-    run_gelu(&r, &miss, x, n, 1);
-    assert_false(model_has_op(r.model, "Gelu"));
-    tr_free(&r);
+    gelu_spelling misses[2] = {{false, false, 0.25f, false, false}, {false, false, 0.5f, false, true}};
+    for (int i = 0; i < 2; i++) {
+        test_run r;
+        run_gelu(&r, &misses[i], x, n, 1);
+        assert_false(model_has_op(r.model, "Gelu"));
+        assert_int_equal(r.out[0].rank, i == 1 ? 2 : 1);
+        tr_free(&r);
+    }
     free(x);
 }
 
