@@ -8,6 +8,7 @@
  *   graph_infer_symbolic   shapes with symbolic dims, by probing the shape pass with stand-in sizes
  *   graph_fold_constants   nodes whose inputs are all known are computed once, at load
  *   graph_remove_dead      nodes no output depends on are dropped
+ *   graph_fuse_transformer LayerNorm and GELU subgraphs become one operator each (fuse_transformer.c)
  *
  * graph_infer_shapes is the shape pass itself: given concrete input shapes (and the contents of inputs
  * that decide shapes) it gives every value its shape and computes the shape-deciding values. The planner
@@ -46,6 +47,9 @@ void graph_mark_plan_values(graph *g);
 kiln_status graph_fold_constants(graph *g);
 void graph_remove_dead(graph *g);
 kiln_status graph_infer_symbolic(graph *g);
+kiln_status graph_fuse_transformer(graph *g);
+/* Runs the init of one node whose op is resolved (a node a pass created or rewrote); fails with its message. */
+kiln_status graph_init_node(graph *g, graph_node *n);
 
 /* ---- the shape pass ---------------------------------------------------------------------------------- */
 

@@ -156,6 +156,15 @@ static kiln_status init_node(graph *g, graph_node *n, graph_issues *issues)
     return KILN_OK;
 }
 
+kiln_status graph_init_node(graph *g, graph_node *n)
+{
+    graph_issues issues = {.mem = g->mem};
+    kiln_status st = init_node(g, n, &issues);
+    if (st == KILN_OK && issues.count) st = graph_issues_fail(&issues);
+    graph_issues_free(&issues);
+    return st;
+}
+
 kiln_status graph_infer_types(graph *g, graph_issues *issues)
 {
     for (int i = 0; i < g->n_nodes; i++) {

@@ -6,6 +6,12 @@
  * row by row, in place in that product's buffer. GRU without linear_before_reset needs (r . h) * Rh^T, which
  * depends on the step's r gate: its steps run the z/r gates first, a second small GEMM, then the candidate.
  *
+ * With weights pre-packed at load (rnn_prepack), a batch-1 step multiplies h by R^T cut into blocks of
+ * RNN_BLOCK columns stored k-major: one contiguous stream through R per step with a block's sums in
+ * registers, where h * R^T as dot products ends each of the G*H outputs with a horizontal sum and a
+ * row-major vector-matrix product spills its sums to memory. It is gemm's idea (packed panels) with the
+ * matrix-vector kernel gemm lacks; x86/rnn_avx512.c is its AVX-512 version.
+ *
  * The activation formulas are those of the ONNX RNN spec (the same ones ops/activation.c implements as
  * standalone operators), here as one switch over whole gate vectors, which is where the time goes.
  */
@@ -15,6 +21,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/platform/platform.h"
 #include "kernels/gemm.h"
 #include "kernels/vmath.h"
 
@@ -59,6 +66,70 @@ void rnn_activate(const rnn_activation *a, float *v, int64_t n, rnn_variant vari
 
 static float clip(float v, float limit) { return v > limit ? limit : v < -limit ? -limit : v; }
 
+/* ---- weights packed at load ------------------------------------------------------------------------- */
+
+static size_t blocked_r_bytes(int64_t gh, int64_t hidden)
+{
+    int64_t blocks = (gh + RNN_BLOCK - 1) / RNN_BLOCK;
+    return mem_align_up((size_t)(blocks * RNN_BLOCK * hidden) * sizeof(float), KILN_ALIGNMENT) + KILN_ALIGNMENT;
+}
+
+size_t rnn_prepack_bytes(int directions, int64_t gh, int64_t input, int64_t hidden)
+{
+    return directions * (blocked_r_bytes(gh, hidden) + gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh) +
+                         gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh));
+}
+
+/* R (gh, hidden) as column blocks of R^T into `memory` (see rnn_prepacked); returns the aligned start. */
+static const float *block_r(const float *r, int64_t gh, int64_t hidden, char *memory)
+{
+    float *out = (float *)(void *)(memory + (KILN_ALIGNMENT - (uintptr_t)memory % KILN_ALIGNMENT) % KILN_ALIGNMENT);
+    int64_t blocks = (gh + RNN_BLOCK - 1) / RNN_BLOCK;
+    for (int64_t jb = 0; jb < blocks; jb++)
+        for (int64_t k = 0; k < hidden; k++) {
+            float *row = out + (jb * hidden + k) * RNN_BLOCK;
+            for (int64_t j = 0; j < RNN_BLOCK; j++) {
+                int64_t col = jb * RNN_BLOCK + j;
+                row[j] = col < gh ? r[col * hidden + k] : 0.0f;
+            }
+        }
+    return out;
+}
+
+void rnn_prepack(int directions, int64_t gh, int64_t input, int64_t hidden, const float *w, const float *r,
+                 void *memory, rnn_prepacked *out)
+{
+    char *next = memory;
+    for (int d = 0; d < directions; d++) {
+        const float *rd = r + d * gh * hidden;
+        out->r_blocks[d] = block_r(rd, gh, hidden, next);
+        next += blocked_r_bytes(gh, hidden);
+        gemm_f32_pack_b(GEMM_VARIANT_AUTO, input, gh, true, w + d * gh * input, input, next, &out->w[d]);
+        next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, input, gh);
+        gemm_f32_pack_b(GEMM_VARIANT_AUTO, hidden, gh, true, rd, hidden, next, &out->r[d]);
+        next += gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, hidden, gh);
+    }
+}
+
+void rnn_matvec_blocked_reference(int64_t K, int64_t n, const float *x, const float *blocks, float *y)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += RNN_BLOCK) {
+        const float *block = blocks + j0 * K; /* block j0 / RNN_BLOCK starts RNN_BLOCK * K floats further */
+        float sums[RNN_BLOCK] = {0};
+        for (int64_t k = 0; k < K; k++)
+            for (int j = 0; j < RNN_BLOCK; j++) sums[j] += x[k] * block[k * RNN_BLOCK + j];
+        for (int64_t j = j0; j < n && j < j0 + RNN_BLOCK; j++) y[j] = sums[j - j0];
+    }
+}
+
+static rnn_matvec_fn fast_matvec(void)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx512f) return rnn_matvec_blocked_avx512;
+#endif
+    return rnn_matvec_blocked_reference;
+}
+
 /* ---- one direction ----------------------------------------------------------------------------------- */
 
 /* Scratch, in floats: the projected inputs, the recurrent product, the state, a row buffer, then GEMM's. */
@@ -94,6 +165,8 @@ typedef struct direction_run {
     bool backwards;
     int64_t gh;
     const float *w, *r, *peephole; /* this direction's slices */
+    const gemm_packed_b *w_packed, *r_packed; /* this direction's pre-packed W^T and R^T, or NULL */
+    const float *r_blocks;                    /* this direction's blocked R^T, or NULL */
     const float *rbh;              /* GRU with linear_before_reset: Rb of the h gate, kept out of xw */
     const rnn_activation *act;
     float *xw, *hw, *h, *c, *tmp;
@@ -101,9 +174,10 @@ typedef struct direction_run {
     const parallel_runner *parallel;
 } direction_run;
 
-/* C[M,N] (row stride ldc) = A[M,K] (row stride lda) * B^T, B stored [N,K]. */
+/* C[M,N] (row stride ldc) = A[M,K] (row stride lda) * B^T, B stored [N,K]; `packed` (or NULL) is B^T
+ * pre-packed, used when it covers exactly these K and N. */
 static void multiply_bt(const direction_run *r, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                        const float *B, float *C, int64_t ldc)
+                        const float *B, const gemm_packed_b *packed, float *C, int64_t ldc)
 {
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -111,8 +185,9 @@ static void multiply_bt(const direction_run *r, int64_t M, int64_t N, int64_t K,
         return;
     }
     gemm_args g = {M, N, K, false, true, A, lda, B, K, C, ldc, 1.0f, 0.0f};
-    if (r->variant == RNN_VARIANT_FAST) gemm_f32(&g, r->gemm_scratch, r->parallel);
-    else gemm_f32_reference(&g);
+    if (r->variant != RNN_VARIANT_FAST) gemm_f32_reference(&g);
+    else if (packed && packed->K == K && packed->N == N) gemm_f32_prepacked(&g, packed, r->gemm_scratch, r->parallel);
+    else gemm_f32(&g, r->gemm_scratch, r->parallel);
 }
 
 static int64_t x_row(const rnn_problem *p, int64_t t, int64_t b)
@@ -136,7 +211,7 @@ static void project_inputs(direction_run *r)
 {
     const rnn_problem *p = r->p;
     int64_t rows = p->seq * p->batch, gh = r->gh;
-    multiply_bt(r, rows, gh, p->input, r->t->x, p->input, r->w, r->xw, gh);
+    multiply_bt(r, rows, gh, p->input, r->t->x, p->input, r->w, r->w_packed, r->xw, gh);
     if (!r->t->bias) return;
     const float *wb = r->t->bias + (int64_t)r->d * 2 * gh, *rb = wb + gh;
     int64_t folded = r->rbh ? 2 * p->hidden : gh;
@@ -170,7 +245,11 @@ static int64_t step_time(const direction_run *r, int64_t b, int64_t s)
 /* g[j] = clip(x[j] + g[j]) for j < n: a gate's input from the projected input and the recurrent product. */
 static void gate_inputs(const direction_run *r, const float *x, float *g, int64_t n)
 {
-    for (int64_t j = 0; j < n; j++) g[j] = clip(x[j] + g[j], r->p->clip);
+    float limit = r->p->clip;
+    if (limit == INFINITY) /* no clip (the usual case): a loop the compiler vectorises */
+        for (int64_t j = 0; j < n; j++) g[j] += x[j];
+    else
+        for (int64_t j = 0; j < n; j++) g[j] = clip(x[j] + g[j], limit);
 }
 
 static void simple_cell(direction_run *r, int64_t b, const float *x)
@@ -208,9 +287,32 @@ static void gru_update(direction_run *r, int64_t b, const float *x)
     for (int64_t j = 0; j < H; j++) h[j] = (1.0f - update[j]) * cand[j] + update[j] * h[j];
 }
 
+/* LSTM without peepholes: no gate depends on the new cell state, so the i o f gates (contiguous, all with
+ * activation f) are formed and activated in one pass each over 3H values. */
+static void lstm_cell_plain(direction_run *r, int64_t b, const float *x)
+{
+    int64_t H = r->p->hidden;
+    float *g = r->hw + b * r->gh, *h = r->h + b * H, *c = r->c + b * H, *hc = r->tmp + b * H;
+    float *in = g, *out = g + H, *forget = g + 2 * H, *cand = g + 3 * H;
+    gate_inputs(r, x, g, 4 * H);
+    rnn_activate(&r->act[0], in, 3 * H, r->variant);
+    rnn_activate(&r->act[1], cand, H, r->variant);
+    if (r->p->input_forget)
+        for (int64_t j = 0; j < H; j++) c[j] = (1.0f - in[j]) * c[j] + in[j] * cand[j];
+    else
+        for (int64_t j = 0; j < H; j++) c[j] = forget[j] * c[j] + in[j] * cand[j];
+    memcpy(hc, c, (size_t)H * sizeof(float));
+    rnn_activate(&r->act[2], hc, H, r->variant);
+    for (int64_t j = 0; j < H; j++) h[j] = out[j] * hc[j];
+}
+
 /* LSTM: gates i o f c at hw[b] offsets 0, H, 2H, 3H; peepholes i o f. */
 static void lstm_cell(direction_run *r, int64_t b, const float *x)
 {
+    if (!r->peephole) {
+        lstm_cell_plain(r, b, x);
+        return;
+    }
     int64_t H = r->p->hidden;
     float *g = r->hw + b * r->gh, *h = r->h + b * H, *c = r->c + b * H, *hc = r->tmp + b * H;
     float *in = g, *out = g + H, *forget = g + 2 * H, *cand = g + 3 * H;
@@ -249,12 +351,14 @@ static void run_step(direction_run *r, int64_t s)
     const rnn_problem *p = r->p;
     int64_t H = p->hidden, B = p->batch;
     bool two_products = p->cell == RNN_CELL_GRU && !p->linear_before_reset;
-    multiply_bt(r, B, two_products ? 2 * H : r->gh, H, r->h, H, r->r, r->hw, r->gh);
+    if (two_products) multiply_bt(r, B, 2 * H, H, r->h, H, r->r, NULL, r->hw, r->gh);
+    else if (B == 1 && r->r_blocks) fast_matvec()(H, r->gh, r->h, r->r_blocks, r->hw);
+    else multiply_bt(r, B, r->gh, H, r->h, H, r->r, r->r_packed, r->hw, r->gh);
     if (p->cell == RNN_CELL_SIMPLE) for_active(r, s, simple_cell);
     else if (p->cell == RNN_CELL_LSTM) for_active(r, s, lstm_cell);
     else {
         for_active(r, s, gru_gates);
-        if (two_products) multiply_bt(r, B, H, H, r->tmp, H, r->r + 2 * H * H, r->hw + 2 * H, r->gh);
+        if (two_products) multiply_bt(r, B, H, H, r->tmp, H, r->r + 2 * H * H, NULL, r->hw + 2 * H, r->gh);
         for_active(r, s, gru_update);
     }
     for (int64_t b = 0; b < B && r->t->y; b++) {
@@ -295,6 +399,9 @@ void rnn_f32(const rnn_problem *p, const rnn_tensors *t, rnn_variant variant, vo
             .p = p, .t = t, .variant = variant, .d = d, .backwards = p->directions == 2 ? d == 1 : p->reverse, .gh = gh,
             .w = t->w + d * gh * p->input, .r = t->r + d * gh * H,
             .peephole = t->peephole ? t->peephole + d * 3 * H : NULL,
+            .w_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->w[d] : NULL,
+            .r_packed = t->packed && variant == RNN_VARIANT_FAST ? &t->packed->r[d] : NULL,
+            .r_blocks = t->packed && variant == RNN_VARIANT_FAST ? t->packed->r_blocks[d] : NULL,
             .rbh = separate_reset_bias(p, t, d),
             .act = p->act[d],
             .xw = (float *)(base + s.xw), .hw = (float *)(base + s.hw), .h = (float *)(base + s.h),

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/parallel.h"
+#include "kernels/gemm.h"
 
 typedef enum rnn_function {
     RNN_RELU,
@@ -60,12 +61,40 @@ typedef struct rnn_problem {
     rnn_activation act[2][3]; /* per direction: f, then g (GRU, LSTM), then h (LSTM) */
 } rnn_problem;
 
+/* Constant weights rearranged once at load for the fast variant, per direction:
+ *   w        W packed as op(B) = W^T for gemm (the input projection never re-packs it);
+ *   r        R packed as op(B) = R^T for gemm (the recurrent product of batches > 1);
+ *   r_blocks R^T cut into blocks of RNN_BLOCK columns, each stored k-major (element (k, j) of block jb at
+ *            r_blocks[(jb * H + k) * RNN_BLOCK + j % RNN_BLOCK], columns past G*H zero): a batch-1 step
+ *            streams it once, keeping one block's sums in registers (rnn_matvec_blocked).
+ */
+enum { RNN_BLOCK = 64 };
+
+typedef struct rnn_prepacked {
+    gemm_packed_b w[2], r[2];
+    const float *r_blocks[2];
+} rnn_prepacked;
+
+/* y[j] = sum_k x[k] * R^T(k, j) for j < n, R^T in `blocks` as rnn_prepacked.r_blocks (K rows). */
+typedef void (*rnn_matvec_fn)(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+void rnn_matvec_blocked_reference(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+#if defined(KILN_HAVE_X86_KERNELS)
+void rnn_matvec_blocked_avx512(int64_t K, int64_t n, const float *x, const float *blocks, float *y);
+#endif
+
 typedef struct rnn_tensors {
     const float *x, *w, *r;
     const float *bias, *peephole, *h0, *c0; /* NULL when absent (zeros) */
     const int32_t *lengths;                 /* NULL: every sequence is full; else each in [0, seq] */
     float *y, *y_h, *y_c;                   /* NULL when not wanted */
+    const rnn_prepacked *packed;            /* w and r packed by rnn_prepack, or NULL (the reference ignores it) */
 } rnn_tensors;
+
+/* Bytes rnn_prepack needs for D directions of W (G*H, I) and R (G*H, H). */
+size_t rnn_prepack_bytes(int directions, int64_t gh, int64_t input, int64_t hidden);
+/* Fills `out` from w (D, G*H, I) and r (D, G*H, H), which must outlive it; memory holds rnn_prepack_bytes. */
+void rnn_prepack(int directions, int64_t gh, int64_t input, int64_t hidden, const float *w, const float *r,
+                 void *memory, rnn_prepacked *out);
 
 /* Gates per cell: 1, 3 or 4. */
 int rnn_gates(rnn_cell cell);

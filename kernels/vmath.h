@@ -15,9 +15,15 @@
 /* out[i] = f(in[i]) for i < n; out may equal in. */
 typedef void (*vmath_f32_fn)(float *out, const float *in, int64_t n);
 
+/* out = softmax(in) over one contiguous row of n > 0 values (out may equal in): the max is subtracted before
+ * exponentiating, and exponentials below 1.7e-38 (arguments under -87) are taken as 0, which keeps denormals
+ * — slow on every x86 — out of the row and of whatever reads it, for a change under 1.7e-38 / sum. */
+typedef void (*vmath_softmax_fn)(float *out, const float *in, int64_t n);
+
 typedef struct vmath_set {
     const char *name;
     vmath_f32_fn exp, sigmoid, tanh, erf;
+    vmath_softmax_fn softmax;
 } vmath_set;
 
 /* The fastest set this CPU runs, or NULL when there is none (the operators' C loops then run). */

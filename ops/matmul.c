@@ -8,6 +8,9 @@
  *     model memory, so runs never re-pack it.
  *   - When B has no batch dims, A's batch dims are folded into M: [b, s, K] x [K, N] is one [b*s, K] x
  *     [K, N] product (A and Y are contiguous), which blocks and threads far better than b small ones.
+ * ai.kiln::MatMulBias (A, B, bias) is MatMul followed by + bias along the last axis, which
+ * graph/fuse_transformer.c fuses a Linear layer's MatMul + Add into: Y starts as the bias rows and the GEMM
+ * accumulates onto it (beta 1), so the sum costs no pass of its own.
  * Integer products wrap around like two's complement (they accumulate in the unsigned type of the same
  * width, which C defines to wrap).
  */
@@ -36,14 +39,26 @@ typedef struct packed_weight {
     gemm_packed_b b;
 } packed_weight;
 
+/* A transposed B ([N,K]) is first copied as [K,N]: panels are the same either way, and a row vector times
+ * B (M == 1, which gemm runs on the unpacked matrix) then keeps its sums in registers across each row of B
+ * instead of ending every output with a horizontal sum of a dot product. */
 static kiln_status pack_constant_b(op_init_ctx *ctx, bool trans_b, packed_weight *out)
 {
     const kiln_tensor *b = ctx->constants[1];
     if (!b || b->dtype != KILN_FLOAT32 || b->rank != 2 || !b->data || tensor_numel(b) == 0) return KILN_OK;
     int64_t K = trans_b ? b->dims[1] : b->dims[0], N = trans_b ? b->dims[0] : b->dims[1];
+    const float *source = b->data;
+    if (trans_b) {
+        float *copy = op_alloc_prepacked(ctx, (size_t)(K * N) * sizeof(float) + sizeof(float));
+        if (!copy) return KILN_ERR_OUT_OF_MEMORY;
+        copy = (float *)(void *)((char *)copy + (sizeof(float) - (uintptr_t)copy % sizeof(float)) % sizeof(float));
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++) copy[k * N + j] = source[j * K + k];
+        source = copy;
+    }
     void *memory = op_alloc_prepacked(ctx, gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, K, N));
     if (!memory) return KILN_ERR_OUT_OF_MEMORY;
-    gemm_f32_pack_b(GEMM_VARIANT_AUTO, K, N, trans_b, b->data, b->dims[1], memory, &out->b);
+    gemm_f32_pack_b(GEMM_VARIANT_AUTO, K, N, false, source, N, memory, &out->b);
     out->present = true;
     return KILN_OK;
 }
@@ -516,10 +531,57 @@ static kiln_status gemm_eval(op_ctx *ctx)
     return KILN_OK;
 }
 
+/* ---- MatMul + bias (ai.kiln, created by graph/fuse_transformer.c) ------------------------------------ */
+
+/* float32 A (any rank >= 1), B [K,N] and bias [N]: MatMul's shapes, B folded as one matrix. */
+static kiln_status matmul_bias_init(op_init_ctx *ctx)
+{
+    static const kiln_dtype FLOAT32_ONLY[] = {KILN_FLOAT32, KILN_UNDEFINED};
+    matmul_params *p = ctx->params;
+    KILN_TRY(op_require_arity(ctx, 3, 3, 1, 1));
+    for (int i = 0; i < 3; i++) KILN_TRY(op_require_dtype(ctx, i, FLOAT32_ONLY));
+    ctx->output_dtypes[0] = KILN_FLOAT32;
+    return pack_constant_b(ctx, false, &p->weight);
+}
+
+static kiln_status matmul_bias_check(const op_ctx *ctx)
+{
+    const kiln_tensor *b = ctx->inputs[1], *bias = ctx->inputs[2];
+    if (b->rank != 2 || bias->rank != 1 || bias->dims[0] != b->dims[1])
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "MatMulBias needs B [K,N] and bias [N]");
+    return KILN_OK;
+}
+
+static kiln_status matmul_bias_shape(op_ctx *ctx)
+{
+    KILN_TRY(matmul_bias_check(ctx));
+    return matmul_shape_fn(ctx);
+}
+
+static kiln_status matmul_bias_eval(op_ctx *ctx)
+{
+    const matmul_params *p = ctx->params;
+    matmul_shape s;
+    int rank = 0;
+    int64_t dims[KILN_MAX_RANK + 2];
+    KILN_TRY(matmul_bias_check(ctx));
+    KILN_TRY(matmul_shape_of(ctx->inputs[0], ctx->inputs[1], &s, &rank, dims));
+    if (s.y_count == 0) return KILN_OK;
+    float *y = ctx->outputs[0]->data;
+    int64_t rows = s.batch_count * s.M;
+    for (int64_t i = 0; i < rows; i++) memcpy(y + i * s.N, ctx->inputs[2]->data, (size_t)s.N * sizeof(float));
+    gemm_args g = {rows, s.N, s.K, false, false, ctx->inputs[0]->data, s.K, ctx->inputs[1]->data, s.N, y, s.N,
+                   1.0f, 1.0f};
+    if (p->weight.present) gemm_f32_prepacked(&g, &p->weight.b, ctx->scratch, ctx->parallel);
+    else gemm_f32(&g, ctx->scratch, ctx->parallel);
+    return KILN_OK;
+}
+
 const op_def ops_matmul[] = {
     {"", "MatMul", 1, 18, sizeof(matmul_params), matmul_init, matmul_shape_fn, matmul_eval, 0},
     {"", "MatMulInteger", 10, 18, 0, matmul_integer_init, quantized_shape, matmul_integer_eval, 0},
     {"", "QLinearMatMul", 10, 18, 0, qlinear_matmul_init, quantized_shape, qlinear_matmul_eval, 0},
     {"", "Gemm", 7, 18, sizeof(gemm_params), gemm_init, gemm_shape_fn, gemm_eval, 0},
+    {"ai.kiln", "MatMulBias", 1, 1, sizeof(matmul_params), matmul_bias_init, matmul_bias_shape, matmul_bias_eval, 0},
     OP_TABLE_END,
 };

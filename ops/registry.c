@@ -14,7 +14,7 @@
     X(generate) X(cast) X(resize) X(trilu) X(cumsum) X(elements) X(loss) X(select) X(scatter_nd)            \
     X(sequence_reverse) X(unpool) X(det) X(einsum) X(window) X(detection) X(grid_sample) X(roi_align)       \
     X(spectral) X(optimizer) X(tfidf) X(random) X(string) X(quantize) X(rnn) X(control_flow) X(sequence)    \
-    X(kiln_tree) X(ml_tree) X(ml_linear) X(ml_preprocess)
+    X(kiln_tree) X(ml_tree) X(ml_linear) X(ml_preprocess) X(kiln_transformer)
 
 #define DECLARE_FAMILY(name) extern const op_def ops_##name[];
 FAMILIES(DECLARE_FAMILY)

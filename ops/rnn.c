@@ -25,6 +25,8 @@ enum { IN_X, IN_W, IN_R, IN_B, IN_LENGTHS, IN_H0, IN_C0, IN_P };
 typedef struct rnn_params {
     rnn_problem problem;   /* sizes are filled in at plan time */
     int64_t hidden_size;   /* 0 when the attribute is absent: taken from R */
+    bool prepacked;        /* W and R are constants, packed into `packed` at load */
+    rnn_prepacked packed;
 } rnn_params;
 
 static const kiln_dtype FLOAT32_ONLY[] = {KILN_FLOAT32, KILN_UNDEFINED};
@@ -144,6 +146,25 @@ static kiln_status read_attributes(const graph_node *node, rnn_params *params)
     return read_activations(node, p);
 }
 
+/* Constant W and R of consistent shapes are packed once here; anything else runs unpacked (shape() reports
+ * inconsistent shapes). */
+static kiln_status prepack_weights(op_init_ctx *ctx, rnn_params *params)
+{
+    if (!ctx->constants) return KILN_OK;
+    const kiln_tensor *w = ctx->constants[IN_W], *r = ctx->constants[IN_R];
+    if (!w || !r || !w->data || !r->data || w->rank != 3 || r->rank != 3) return KILN_OK;
+    int64_t D = r->dims[0], gh = r->dims[1], hidden = r->dims[2], input = w->dims[2];
+    bool consistent = D == params->problem.directions && w->dims[0] == D && w->dims[1] == gh &&
+                      gh == hidden * rnn_gates(params->problem.cell) &&
+                      (!params->hidden_size || params->hidden_size == hidden);
+    if (!consistent || tensor_numel(w) == 0 || tensor_numel(r) == 0) return KILN_OK;
+    void *memory = op_alloc_prepacked(ctx, rnn_prepack_bytes((int)D, gh, input, hidden));
+    if (!memory) return KILN_ERR_OUT_OF_MEMORY;
+    rnn_prepack((int)D, gh, input, hidden, w->data, r->data, memory, &params->packed);
+    params->prepacked = true;
+    return KILN_OK;
+}
+
 static kiln_status rnn_init_cell(op_init_ctx *ctx, rnn_cell cell)
 {
     rnn_params *params = ctx->params;
@@ -154,7 +175,7 @@ static kiln_status rnn_init_cell(op_init_ctx *ctx, rnn_cell cell)
         if (op_has_input(ctx, i)) KILN_TRY(op_require_dtype(ctx, i, i == IN_LENGTHS ? LENGTH_DTYPES : FLOAT32_ONLY));
     KILN_TRY(read_attributes(ctx->node, params));
     for (int i = 0; i < ctx->n_outputs; i++) ctx->output_dtypes[i] = KILN_FLOAT32;
-    return KILN_OK;
+    return prepack_weights(ctx, params);
 }
 
 static kiln_status rnn_init(op_init_ctx *ctx) { return rnn_init_cell(ctx, RNN_CELL_SIMPLE); }
@@ -249,8 +270,10 @@ static kiln_status rnn_eval(op_ctx *ctx)
     KILN_TRY(describe_rnn(ctx, &p));
     const kiln_tensor *lengths = input_at(ctx, IN_LENGTHS);
     KILN_TRY(check_lengths(lengths, p.seq));
+    const rnn_params *params = ctx->params;
     rnn_tensors t = {
         .x = ctx->inputs[IN_X]->data, .w = ctx->inputs[IN_W]->data, .r = ctx->inputs[IN_R]->data,
+        .packed = params->prepacked ? &params->packed : NULL,
         .bias = data_of(input_at(ctx, IN_B)), .peephole = data_of(input_at(ctx, IN_P)),
         .h0 = data_of(input_at(ctx, IN_H0)), .c0 = data_of(input_at(ctx, IN_C0)), .lengths = data_of(lengths),
         .y = output_data(ctx, 0), .y_h = output_data(ctx, 1), .y_c = output_data(ctx, 2),

@@ -6,9 +6,13 @@
  * -1). Both are the rows of an axis_split (axes.h): contiguous rows before 13, rows whose elements are
  * `inner` apart from 13. Each row subtracts its max before exponentiating, so large inputs cannot
  * overflow, and sums its exponentials in double.
+ *
+ * Contiguous float32 Softmax rows (the last axis, as attention uses it) run on kernels/vmath.h's row
+ * softmax when the CPU has a set.
  */
 #include <math.h>
 
+#include "kernels/vmath.h"
 #include "ops/axes.h"
 #include "ops/numeric_types.h"
 #include "ops/op.h"
@@ -60,8 +64,17 @@ typedef void (*softmax_row_fn)(const void *x, void *y, int64_t n, int64_t stride
     }
 KILN_FLOAT_TYPES(DEFINE_SOFTMAX_ROW)
 
-static softmax_row_fn softmax_row_for(kiln_dtype dtype)
+/* A contiguous float32 Softmax row on kernels/vmath.h (see vmath_softmax_fn for its one departure from
+ * softmax_row_float: exponentials below 1.7e-38 are 0). */
+static void softmax_row_float_vmath(const void *xv, void *yv, int64_t n, int64_t stride, softmax_kind kind)
 {
+    (void)stride, (void)kind;
+    vmath_fast_f32()->softmax(yv, xv, n);
+}
+
+static softmax_row_fn softmax_row_for(kiln_dtype dtype, softmax_kind kind, int64_t stride)
+{
+    if (dtype == KILN_FLOAT32 && kind == SOFTMAX && stride == 1 && vmath_fast_f32()) return softmax_row_float_vmath;
     switch (dtype) {
 #define SOFTMAX_ROW_CASE(D, T, LOWEST, HIGHEST)                                                                        \
     case D: return softmax_row_##T;
@@ -124,11 +137,12 @@ static kiln_status softmax_eval(op_ctx *ctx)
         .split =
             ctx->opset >= 13 ? axis_split_single(axis, in->rank, in->dims) : axis_split_tail(axis, in->rank, in->dims),
         .kind = p->kind,
-        .row = softmax_row_for(in->dtype),
+        .row = NULL,
         .elem_size = kiln_dtype_size(in->dtype),
         .x = in->data,
         .y = ctx->outputs[0]->data,
     };
+    job.row = softmax_row_for(in->dtype, p->kind, job.split.inner);
     if (!job.row) return kiln_fail(KILN_ERR_INTERNAL, "no softmax kernel for %s", kiln_dtype_name(in->dtype));
     if (job.split.n == 0) return KILN_OK;
     parallel_for(ctx->parallel, job.split.outer * job.split.inner, 1 + 16384 / job.split.n, softmax_range, &job);

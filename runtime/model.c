@@ -114,6 +114,7 @@ static kiln_status prepare_graph(kiln_model *m, unsigned flags)
     KILN_TRY(graph_infer_symbolic(g));
     KILN_TRY(graph_fold_constants(g));
     graph_remove_dead(g);
+    KILN_TRY(graph_fuse_transformer(g));
     graph_mark_plan_values(g);
     KILN_TRY(count_op_types(m));
     m->runnable = true;

@@ -10,6 +10,7 @@
  * restores NaN lanes at the end. The last n % 8 elements go through masked loads and stores.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels/vmath.h"
 
@@ -115,4 +116,86 @@ VMATH_ARRAY_FUNCTION(sigmoid_f32_avx2, sigmoid_avx2)
 VMATH_ARRAY_FUNCTION(tanh_f32_avx2, tanh_avx2)
 VMATH_ARRAY_FUNCTION(erf_f32_avx2, erf_avx2)
 
-const vmath_set vmath_avx2 = {"avx2", exp_f32_avx2, sigmoid_f32_avx2, tanh_f32_avx2, erf_f32_avx2};
+/* ---- softmax over a row: max, then exponentials and their sum, then the scaling ---------------------------- */
+
+/* The row's max; NaN when the row holds one (which then makes the whole row NaN, as in the reference). */
+static float row_max(const float *in, int64_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(in + i);
+        m = _mm256_max_ps(x, m);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    if (i < n) {
+        __m256i mask = first_lanes(n - i);
+        __m256 x = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(in + i, mask),
+                                    _mm256_castsi256_ps(mask));
+        m = _mm256_max_ps(x, m);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
+    float lanes[8], max = -INFINITY;
+    _mm256_storeu_ps(lanes, m);
+    for (int k = 0; k < 8; k++) max = lanes[k] > max ? lanes[k] : max;
+    return max;
+}
+
+/* e^x for x in [-87, 0]: exp_avx2's reduction and polynomial, with 2^n applied in one factor (n >= -126
+ * keeps it a normal number) and no clamping or NaN handling, which the row's checks make unnecessary. */
+static inline __m256 exp_nonpositive(__m256 x)
+{
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    return _mm256_mul_ps(p, pow2i(_mm256_cvtps_epi32(n)));
+}
+
+/* e^(x - max) for a finite max, with arguments under -87 (x = -inf among them) taken as 0 (see
+ * vmath_softmax_fn). */
+static inline __m256 softmax_exp(__m256 x, __m256 max)
+{
+    __m256 shifted = _mm256_sub_ps(x, max), floor = _mm256_set1_ps(-87.0f);
+    __m256 e = exp_nonpositive(_mm256_max_ps(shifted, floor));
+    return _mm256_andnot_ps(_mm256_cmp_ps(shifted, floor, _CMP_LT_OQ), e);
+}
+
+static void softmax_f32_avx2(float *out, const float *in, int64_t n)
+{
+    float row_top = row_max(in, n);
+    if (!(fabsf(row_top) < INFINITY)) { /* NaN, +inf or a row of -inf: inf - inf makes every value NaN */
+        for (int64_t i = 0; i < n; i++) out[i] = NAN;
+        return;
+    }
+    __m256 max = _mm256_set1_ps(row_top), sums = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = softmax_exp(_mm256_loadu_ps(in + i), max);
+        _mm256_storeu_ps(out + i, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    if (i < n) {
+        __m256i mask = first_lanes(n - i);
+        __m256 e = _mm256_and_ps(softmax_exp(_mm256_maskload_ps(in + i, mask), max), _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(out + i, mask, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sums);
+    double sum = 0; /* eight float partial sums of values in [0, 1], added in double */
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+    __m256 scale = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(out + i), scale));
+    for (; i < n; i++) out[i] *= (float)(1.0 / sum);
+}
+
+const vmath_set vmath_avx2 = {"avx2", exp_f32_avx2, sigmoid_f32_avx2, tanh_f32_avx2, erf_f32_avx2, softmax_f32_avx2};

@@ -468,6 +468,43 @@ static void check_vector_function(vmath_f32_fn fn, double (*reference)(float), f
     free(out);
 }
 
+/* The row softmax against softmax in double: exponentials under 1.7e-38 may read as 0, NaN spreads to the row. */
+static void check_softmax_rows(vmath_softmax_fn softmax)
+{
+    random_seed(41);
+    const int64_t lengths[] = {1, 2, 7, 8, 9, 31, 128, 1000};
+    for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)
+        for (int kind = 0; kind < 4; kind++) {
+            int64_t n = lengths[l];
+            float *x = random_floats(n, -20, 20), *y = malloc((size_t)n * sizeof(float));
+            if (kind == 1) /* an attention mask */
+                for (int64_t j = 0; j < n; j += 3) x[j] = j ? -10000.0f : x[j];
+            if (kind == 2) x[n / 2] = -INFINITY;
+            if (kind == 3) x[n - 1] = NAN;
+            softmax(y, x, n);
+            double max = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; j++) max = x[j] > max ? x[j] : max;
+            for (int64_t j = 0; j < n; j++) sum += exp((double)x[j] - max);
+            for (int64_t j = 0; j < n; j++) {
+                double want = exp((double)x[j] - max) / sum;
+                if (kind == 3) assert_true(isnan(y[j]));
+                else if (fabs(y[j] - want) > 4e-6 * want + 2e-38) /* x - max is rounded to float */
+                    fail_msg("n %lld: y[%lld] = %.9g, expected %.9g", (long long)n, (long long)j, y[j], want);
+            }
+            softmax(x, x, n); /* in place */
+            for (int64_t j = 0; j < n; j++) assert_true(x[j] == y[j] || (isnan(x[j]) && isnan(y[j])));
+            free(x), free(y);
+        }
+    /* +inf, or a row of -inf, gives inf - inf: NaN everywhere, as in the reference */
+    float infinite[2][9], out[9];
+    for (int j = 0; j < 9; j++) infinite[0][j] = (float)j, infinite[1][j] = -INFINITY;
+    infinite[0][4] = INFINITY;
+    for (int r = 0; r < 2; r++) {
+        softmax(out, infinite[r], 9);
+        for (int j = 0; j < 9; j++) assert_true(isnan(out[j]));
+    }
+}
+
 static void vectorised_functions_match_reference(void **state)
 {
     (void)state;
@@ -477,6 +514,7 @@ static void vectorised_functions_match_reference(void **state)
     check_vector_function(fast->sigmoid, reference_sigmoid, -100, 100);
     check_vector_function(fast->tanh, reference_tanh, -20, 20);
     check_vector_function(fast->erf, reference_erf, -6, 6);
+    check_softmax_rows(fast->softmax);
 }
 
 int main(void)

@@ -487,24 +487,31 @@ static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
     int32_t lengths[4];
     for (int64_t b = 0; b < p->batch; b++) lengths[b] = (int32_t)random_int(0, p->seq);
     bool use_lengths = random_int(0, 1) == 1;
-    /* 0: the fast variant, 1: the reference variant, 2: the spec written out */
-    float *out[3][3];
-    for (int v = 0; v < 3; v++) {
+    /* 0: the fast variant, 1: the reference variant, 2: the spec written out, 3: fast on pre-packed weights */
+    enum { FAST, REFERENCE, NAIVE, PREPACKED, VARIANTS };
+    float *out[VARIANTS][3];
+    void *packed_memory = aligned_scratch(rnn_prepack_bytes((int)D, G * H, p->input, H));
+    rnn_prepacked packed;
+    rnn_prepack((int)D, G * H, p->input, H, w, r, packed_memory, &packed);
+    for (int v = 0; v < VARIANTS; v++) {
         out[v][0] = malloc((size_t)(y_count + 1) * sizeof(float));
         out[v][1] = malloc((size_t)state * sizeof(float));
         out[v][2] = malloc((size_t)state * sizeof(float));
         bool lstm = p->cell == RNN_CELL_LSTM;
         rnn_tensors t = {x, w, r, bias, peephole, h0, lstm ? c0 : NULL, use_lengths ? lengths : NULL,
-                         out[v][0], out[v][1], lstm ? out[v][2] : NULL};
-        if (v == 2) {
+                         out[v][0], out[v][1], lstm ? out[v][2] : NULL, v == PREPACKED ? &packed : NULL};
+        if (v == NAIVE) {
             naive_rnn(p, &t);
-            break;
+            continue;
         }
         void *scratch = aligned_scratch(rnn_f32_scratch_bytes(p, parallel_threads(runner)));
-        rnn_f32(p, &t, v == 0 ? RNN_VARIANT_FAST : RNN_VARIANT_REFERENCE, scratch, v == 0 ? runner : NULL);
+        bool reference = v == REFERENCE;
+        rnn_f32(p, &t, reference ? RNN_VARIANT_REFERENCE : RNN_VARIANT_FAST, scratch, reference ? NULL : runner);
         free(scratch);
     }
-    for (int v = 0; v < 2; v++) {
+    free(packed_memory);
+    for (int v = 0; v < VARIANTS; v++) {
+        if (v == NAIVE) continue;
         assert_true(max_abs_diff(out[v][0], out[2][0], y_count) < 1e-4);
         assert_true(max_abs_diff(out[v][1], out[2][1], state) < 1e-4);
         if (p->cell == RNN_CELL_LSTM) assert_true(max_abs_diff(out[v][2], out[2][2], state) < 1e-4);
@@ -513,7 +520,7 @@ static void check_rnn(const rnn_problem *p, const parallel_runner *runner)
     for (int64_t b = 0; use_lengths && b < p->batch && !p->batch_first && D == 1; b++)
         if (lengths[b] == 0)
             for (int64_t j = 0; j < H; j++) assert_true(out[1][1][b * H + j] == (h0 ? h0[b * H + j] : 0.0f));
-    for (int v = 0; v < 3; v++)
+    for (int v = 0; v < VARIANTS; v++)
         for (int k = 0; k < 3; k++) free(out[v][k]);
     free(x), free(w), free(r), free(bias), free(peephole), free(h0), free(c0);
 }
@@ -531,6 +538,34 @@ static void rnn_variants_match_the_spec(void **state)
         check_rnn(&p, trial % 2 ? &runner : NULL);
     }
     pool_free(pool);
+}
+
+/* The batch-1 recurrent product over blocked R^T, reference and AVX-512, against gemm's reference on R. */
+static void blocked_recurrent_matvec_matches_gemm(void **state)
+{
+    (void)state;
+    random_seed(23);
+    const int64_t sizes[][2] = {{1, 1}, {2, 63}, {7, 64}, {128, 65}, {33, 200}, {128, 512}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int64_t K = sizes[i][0], N = sizes[i][1];
+        float *r = random_floats(N * K, -1, 1), *x = random_floats(K, -1, 1), *want = malloc((size_t)N * sizeof(float));
+        float *got = malloc((size_t)N * sizeof(float));
+        void *memory = aligned_scratch(rnn_prepack_bytes(1, N, 1, K));
+        float *w = random_floats(N, -1, 1);
+        rnn_prepacked packed;
+        rnn_prepack(1, N, 1, K, w, r, memory, &packed);
+        gemm_args g = {1, N, K, false, true, x, K, r, K, want, N, 1.0f, 0.0f};
+        gemm_f32_reference(&g);
+        rnn_matvec_blocked_reference(K, N, x, packed.r_blocks[0], got);
+        assert_true(max_abs_diff(got, want, N) < 1e-5);
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (platform_cpu_features()->avx512f) {
+            rnn_matvec_blocked_avx512(K, N, x, packed.r_blocks[0], got);
+            assert_true(max_abs_diff(got, want, N) < 1e-5);
+        }
+#endif
+        free(r), free(x), free(want), free(got), free(memory), free(w);
+    }
 }
 
 static void activations_follow_the_spec(void **state)
@@ -682,6 +717,7 @@ int main(void)
         cmocka_unit_test(qlinear_conv_requantizes_per_channel),
         cmocka_unit_test(activations_follow_the_spec),
         cmocka_unit_test(rnn_variants_match_the_spec),
+        cmocka_unit_test(blocked_recurrent_matvec_matches_gemm),
         cmocka_unit_test(recurrent_bad_attributes_fail_at_load),
         cmocka_unit_test(quantized_bad_inputs_fail_at_load),
     };
