@@ -13,10 +13,12 @@
 #ifndef KILN_KERNELS_CONV_H
 #define KILN_KERNELS_CONV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/parallel.h"
+#include "kernels/gemm.h"
 
 #define CONV_SPATIAL 3
 
@@ -62,14 +64,35 @@ static inline void conv_valid_range(int64_t offset, int64_t step, int64_t limit,
 /* Elements in a 3-D spatial block (dims is one of conv_window's arrays). */
 static inline int64_t conv_volume(const int64_t *dims) { return dims[0] * dims[1] * dims[2]; }
 
+/* A forward convolution's filters packed once, at load, into the GEMM's A panels: each group's
+ * (M/groups) x (C/groups * kernel volume) block of w is one gemm_packed_a. w must stay alive. */
+typedef struct conv_packed_filters {
+    int64_t groups;
+    gemm_packed_a *group;
+} conv_packed_filters;
+
+/* Bytes conv_f32_pack_filters needs for w of shape (out_channels, per_group_k / kernel volume, kernel...). */
+size_t conv_f32_pack_filters_bytes(int64_t out_channels, int64_t per_group_k, int64_t groups);
+void conv_f32_pack_filters(int64_t out_channels, int64_t per_group_k, int64_t groups, const float *w, void *memory,
+                           conv_packed_filters *packed);
+
+/* What conv_f32 may do beyond the bare convolution: use filters packed at load (`packed`, NULL to read w as
+ * it lies) and clamp every output to [lo, hi] (a fused Relu or Clip) while it is still in cache. */
+typedef struct conv_extras {
+    const conv_packed_filters *packed;
+    bool clamp;
+    float lo, hi;
+} conv_extras;
+
 /* The algorithm conv_f32 uses for this shape. */
 conv_algo conv_f32_choose(const conv_shape *s);
 /* Scratch conv_f32 needs with `algo` to use up to `threads` threads. With less, it uses fewer threads. */
 size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads);
-/* y = conv(x, w) + bias (bias may be NULL). `algo` must be conv_f32_choose's answer or CONV_ALGO_IM2COL
- * (always valid). scratch is 64-byte aligned. */
-void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias, float *y,
-              void *scratch, size_t scratch_bytes, const parallel_runner *parallel);
+/* y = conv(x, w) + bias (bias may be NULL), then what `extras` asks (NULL: nothing). `algo` must be
+ * conv_f32_choose's answer or CONV_ALGO_IM2COL (always valid). scratch is 64-byte aligned. */
+void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias,
+              const conv_extras *extras, float *y, void *scratch, size_t scratch_bytes,
+              const parallel_runner *parallel);
 void conv_f32_reference(const conv_shape *s, const float *x, const float *w, const float *bias, float *y);
 
 /* The same for the transposed convolution (CONV_ALGO_IM2COL: GEMM then col2im; CONV_ALGO_POINTWISE when

@@ -129,7 +129,7 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
         conv_transpose_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
     } else {
         conv_f32_reference(s, x, w, with_bias ? bias : NULL, want);
-        conv_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
+        conv_f32(s, algo, x, w, with_bias ? bias : NULL, NULL, got, scratch, scratch_bytes, runner);
     }
     double diff = max_abs_diff(want, got, n.y);
     if (diff > 1e-3)
