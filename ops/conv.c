@@ -8,6 +8,9 @@
  * layout already is the row-major GEMM operand, but a constant forward weight is packed once at load into
  * the GEMM's panels (counted as pre-packed memory), which every run would otherwise redo.
  */
+#include <math.h>
+#include <string.h>
+
 #include "kernels/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/op.h"
@@ -17,6 +20,8 @@ typedef struct conv_params {
     int64_t groups;
     bool has_packed;
     conv_packed_filters packed; /* the constant weight of a forward, non-depthwise convolution */
+    bool clamp;                 /* FusedConv: outputs clamped to [lo, hi] (a fused Relu or Clip) */
+    float lo, hi;
 } conv_params;
 
 static const kiln_dtype DTYPES_FLOAT32[] = {KILN_FLOAT32, KILN_UNDEFINED};
@@ -55,6 +60,24 @@ static kiln_status conv_init(op_init_ctx *ctx)
 {
     KILN_TRY(conv_init_with(ctx, 0));
     return pack_constant_filters(ctx, ctx->params);
+}
+
+/* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then a clamp described by `activation` ("Relu" or
+ * "Clip") and `activation_params` ([lo, hi]). */
+static kiln_status fused_conv_init(op_init_ctx *ctx)
+{
+    conv_params *p = ctx->params;
+    KILN_TRY(conv_init(ctx));
+    const graph_attr *act = graph_node_attr(ctx->node, "activation");
+    const graph_attr *bounds = graph_node_attr(ctx->node, "activation_params");
+    if (!act || act->type != ATTR_STRING || (strcmp(act->s, "Relu") != 0 && strcmp(act->s, "Clip") != 0))
+        return kiln_fail(KILN_ERR_MALFORMED, "activation must be Relu or Clip");
+    if (!bounds || bounds->type != ATTR_FLOATS || bounds->count != 2 || isnan(bounds->floats[0]) ||
+        isnan(bounds->floats[1]))
+        return kiln_fail(KILN_ERR_MALFORMED, "activation_params must be two bounds [lo, hi]");
+    p->clamp = true;
+    p->lo = bounds->floats[0], p->hi = bounds->floats[1];
+    return KILN_OK;
 }
 static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with(ctx, CONV_ATTR_OUTPUT_PADDING); }
 
@@ -143,7 +166,7 @@ static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
                            ctx->parallel);
         return KILN_OK;
     }
-    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL};
+    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL, .clamp = p->clamp, .lo = p->lo, .hi = p->hi};
     conv_f32(&s, conv_f32_choose(&s), x, w, bias, &extras, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
     return KILN_OK;
 }
@@ -153,6 +176,7 @@ static kiln_status conv_transpose_eval(op_ctx *ctx) { return conv_eval_with(ctx,
 
 const op_def ops_conv[] = {
     {"", "Conv", 1, 18, sizeof(conv_params), conv_init, conv_infer_shape, conv_eval, 0},
+    {"ai.kiln", "FusedConv", 1, 1, sizeof(conv_params), fused_conv_init, conv_infer_shape, conv_eval, 0},
     {"", "ConvTranspose", 1, 18, sizeof(conv_params), conv_transpose_init, conv_transpose_infer_shape, conv_transpose_eval, 0},
     OP_TABLE_END,
 };

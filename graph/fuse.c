@@ -1,0 +1,135 @@
+/*
+ * fuse.c — operator fusion before type inference: a Conv whose only reader is a Relu or a Clip becomes one
+ * ai.kiln::FusedConv node that clamps its outputs while they are still in cache, instead of a second pass
+ * over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
+ *
+ * The pass runs on the sorted graph before any op is resolved, so it decides from op types and constant
+ * values alone, and it leaves every check to the ops' init: FusedConv's init is Conv's. It only fuses what
+ * it can prove equivalent: the Conv's output has exactly one reader, is not a graph output, and no subgraph
+ * exists that could read it by name; a Clip's bounds must be known float32 scalars (initializers or
+ * Constant nodes). The fused node keeps the Conv's name, inputs and attributes, takes over the activation's
+ * output, and gains the attributes `activation` ("Relu" or "Clip") and `activation_params` ([lo, hi]).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/tensor.h"
+#include "graph/passes.h"
+
+static bool is_onnx_op(const graph_node *n, const char *op_type)
+{
+    return !n->removed && n->domain[0] == '\0' && strcmp(n->op_type, op_type) == 0;
+}
+
+static bool graph_has_subgraphs(const graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i].n_attrs; a++) {
+            attr_type t = g->nodes[i].attrs[a].type;
+            if (t == ATTR_GRAPH || t == ATTR_GRAPHS) return true;
+        }
+    return false;
+}
+
+/* For each value, its only live reader, or -1 (none, or several: marked -2 while counting). */
+static int *sole_readers(const graph *g)
+{
+    int *reader = mem_calloc((size_t)g->n_values + 1, sizeof *reader);
+    if (!reader) return NULL;
+    for (int v = 0; v < g->n_values; v++) reader[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v >= 0) reader[v] = reader[v] == -1 ? i : -2;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (reader[v] < 0 || g->values[v].is_output) reader[v] = -1;
+    return reader;
+}
+
+/* A float32 scalar known at load: an initializer, or the output of a Constant node. */
+static bool known_scalar(const graph *g, int v, float *out)
+{
+    const kiln_tensor *t = g->values[v].constant;
+    int p = g->values[v].producer;
+    if (!t && p >= 0 && is_onnx_op(&g->nodes[p], "Constant") && g->nodes[p].n_attrs == 1 &&
+        g->nodes[p].attrs[0].type == ATTR_TENSOR && strcmp(g->nodes[p].attrs[0].name, "value") == 0)
+        t = g->nodes[p].attrs[0].t;
+    if (!t || t->dtype != KILN_FLOAT32 || !t->data || tensor_numel(t) != 1) return false;
+    *out = *(const float *)t->data;
+    return true;
+}
+
+/* The clamp [lo, hi] a Relu or Clip node applies, when known at load. */
+static bool activation_bounds(const graph *g, const graph_node *act, float *lo, float *hi)
+{
+    *lo = -INFINITY, *hi = INFINITY;
+    if (is_onnx_op(act, "Relu")) {
+        *lo = 0.0f;
+        return act->n_inputs == 1 && act->n_outputs == 1;
+    }
+    if (!is_onnx_op(act, "Clip") || act->n_outputs != 1 || act->n_inputs < 1) return false;
+    if (act->opset < 11) {
+        for (int a = 0; a < act->n_attrs; a++) {
+            const graph_attr *attr = &act->attrs[a];
+            if (attr->type != ATTR_FLOAT) return false;
+            if (strcmp(attr->name, "min") == 0) *lo = attr->f;
+            else if (strcmp(attr->name, "max") == 0) *hi = attr->f;
+            else return false;
+        }
+        return act->n_inputs == 1;
+    }
+    if (act->n_inputs > 3 || act->n_attrs != 0) return false;
+    if (act->n_inputs > 1 && act->inputs[1] >= 0 && !known_scalar(g, act->inputs[1], lo)) return false;
+    if (act->n_inputs > 2 && act->inputs[2] >= 0 && !known_scalar(g, act->inputs[2], hi)) return false;
+    return !isnan(*lo) && !isnan(*hi);
+}
+
+/* The Conv node's attributes plus the two that describe the activation, in region memory. */
+static kiln_status add_activation_attrs(graph *g, graph_node *conv, const char *name, float lo, float hi)
+{
+    graph_attr *attrs = region_alloc(g->mem, (size_t)conv->n_attrs + 2, sizeof *attrs);
+    float *params = region_alloc(g->mem, 2, sizeof *params);
+    if (!attrs || !params) return KILN_ERR_OUT_OF_MEMORY;
+    if (conv->n_attrs) memcpy(attrs, conv->attrs, (size_t)conv->n_attrs * sizeof *attrs);
+    params[0] = lo, params[1] = hi;
+    attrs[conv->n_attrs] = (graph_attr){.name = "activation", .type = ATTR_STRING, .s = name, .s_len = strlen(name)};
+    attrs[conv->n_attrs + 1] = (graph_attr){.name = "activation_params", .type = ATTR_FLOATS, .count = 2, .floats = params};
+    conv->attrs = attrs;
+    conv->n_attrs += 2;
+    return KILN_OK;
+}
+
+kiln_status graph_fuse_activations(graph *g)
+{
+    if (graph_has_subgraphs(g)) return KILN_OK;
+    int *reader = sole_readers(g);
+    if (!reader) return KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        graph_node *conv = &g->nodes[i];
+        if (!is_onnx_op(conv, "Conv") || conv->n_outputs != 1 || conv->outputs[0] < 0) continue;
+        int r = reader[conv->outputs[0]];
+        float lo, hi;
+        if (r < 0 || g->nodes[r].inputs[0] != conv->outputs[0] || !activation_bounds(g, &g->nodes[r], &lo, &hi) ||
+            g->nodes[r].outputs[0] < 0)
+            continue;
+        graph_node *act = &g->nodes[r];
+        st = add_activation_attrs(g, conv, act->op_type, lo, hi);
+        if (st != KILN_OK) break;
+        g->values[conv->outputs[0]].producer = -1;
+        conv->outputs[0] = act->outputs[0];
+        g->values[conv->outputs[0]].producer = i;
+        conv->domain = GRAPH_KILN_DOMAIN;
+        conv->op_type = "FusedConv";
+        conv->opset = 1;
+        act->removed = true;
+    }
+    mem_free(reader);
+    return st;
+}
