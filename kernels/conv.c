@@ -23,6 +23,7 @@
 #include "kernels/conv.h"
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "core/mem.h"
 #include "core/platform/platform.h"
@@ -163,7 +164,8 @@ static void tap_columns(const conv_window *w, int64_t kw, int64_t *lo, int64_t *
 }
 
 /* One row of the panel: input channel xc seen through tap (kd, kh, kw), over every run. Output columns
- * [lo, hi) of a row read inside the input for this kw. */
+ * [lo, hi) of a row read inside the input for this kw. The stride-1 copies and the zero ends go through
+ * memcpy/memset: element loops over runs this short are not vectorised at -O2. */
 static void panel_row(const conv_window *w, const float *xc, const int64_t k[CONV_SPATIAL], int64_t lo, int64_t hi,
                       const panel_run *runs, int n_runs, float *dst)
 {
@@ -176,16 +178,17 @@ static void panel_row(const conv_window *w, const float *xc, const int64_t k[CON
         int64_t a = run->ow, b = run->ow + run->length;
         int64_t first = lo > a ? lo : a, last = hi < b ? hi : b;
         if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1] || last <= first) first = last = b;
-        for (int64_t o = a; o < first; o++) d[o - a] = 0.0f;
+        if (first > a) memset(d, 0, (size_t)(first - a) * sizeof *d);
         if (last > first) {
             const float *row = xc + (id * w->in[1] + ih) * w->in[2];
             int64_t i = first * step + off_w; /* inside the row for every o in [first, last) */
-            if (step == 1)
-                for (int64_t o = first; o < last; o++, i++) d[o - a] = row[i];
-            else
+            if (step == 1) {
+                memcpy(d + (first - a), row + i, (size_t)(last - first) * sizeof *d);
+            } else {
                 for (int64_t o = first; o < last; o++, i += step) d[o - a] = row[i];
+            }
         }
-        for (int64_t o = last; o < b; o++) d[o - a] = 0.0f;
+        if (b > last) memset(d + (last - a), 0, (size_t)(b - last) * sizeof *d);
     }
 }
 
