@@ -245,7 +245,8 @@ typedef void (*row_taps_fn)(float *row, const float *src, int64_t n, int64_t str
 
 typedef struct conv_run {
     const conv_shape *s;
-    row_taps_fn row_taps; /* depthwise only */
+    row_taps_fn row_taps;  /* depthwise only */
+    bool depthwise_avx512; /* depthwise: try conv_depthwise_plane_avx512 first */
     task_plan t;
     const float *x, *w, *bias;
     conv_extras extras; /* forward only */
@@ -440,8 +441,12 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
     int64_t channels = r->s->in_channels, in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
     for (int64_t p = begin; p < end; p++) {
         int64_t c = p % channels;
-        depthwise_plane(w, r->row_taps, r->x + p * in_vol, r->w + c * conv_volume(w->kernel), r->bias ? r->bias[c] : 0.0f,
-                        &r->extras, r->y + p * out_vol);
+        const float *x = r->x + p * in_vol, *kernel = r->w + c * conv_volume(w->kernel);
+        float bias = r->bias ? r->bias[c] : 0.0f, *y = r->y + p * out_vol;
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (r->depthwise_avx512 && conv_depthwise_plane_avx512(w, x, kernel, bias, &r->extras, y)) continue;
+#endif
+        depthwise_plane(w, r->row_taps, x, kernel, bias, &r->extras, y);
     }
 }
 
@@ -484,6 +489,9 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
     if (algo == CONV_ALGO_DEPTHWISE) r.extras.packed = NULL;
     if (algo == CONV_ALGO_DEPTHWISE) {
         r.row_taps = depthwise_row_taps();
+#if defined(KILN_HAVE_X86_KERNELS)
+        r.depthwise_avx512 = platform_cpu_features()->avx512f;
+#endif
         int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
         parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
         return;

@@ -109,6 +109,10 @@ void conv_transpose_f32_reference(const conv_shape *s, const float *x, const flo
 void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                    int64_t dilation);
 #if defined(KILN_HAVE_X86_KERNELS)
+/* One channel plane of a 2-D depthwise convolution, bias and clamp included: y = clamp(bias + conv(x,
+ * kernel)). False, having done nothing, for shapes it does not take (3-D, strides above 2, wide rows). */
+bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
+                                 const conv_extras *extras, float *y);
 void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                         int64_t dilation);
 #endif
