@@ -3,81 +3,133 @@
  *
  * The portable path (depthwise_plane in conv.c) adds each kernel row into the output row with row_taps and
  * handles the outputs whose window reaches into the padding one by one; at MobileNet's small planes (14 and
- * 7 wide) those edges and the vector tails are most of the work. Here each input row a kernel row needs is
- * first copied into a zero-padded line, so that every output, edge or not, is the same run of taps, and the
- * row's tail is one masked vector. Sixteen outputs are accumulated in one register over every tap of the
- * kernel, then bias and clamp (a fused Relu or Clip) are applied as they are stored.
- * Stride 2 loads 32 inputs and keeps the even ones. conv_f32_reference is what the tests compare it with.
+ * 7 wide) those edges and the vector tails are most of the work. Here every tap of every output is one lane
+ * of a masked load straight from the input row: lanes whose input column falls into the padding are masked
+ * off (they read as zero and never touch memory), so edges, tails and the interior are the same code, and
+ * nothing is copied. (Copying rows into zero-padded lines first was measured slower: the loads that read
+ * the freshly written lines stalled on store forwarding.) Up to four chunks of sixteen outputs, with two
+ * accumulators each, are independent FMA chains. Bias and clamp (a fused Relu or Clip) are applied as the
+ * outputs are stored. Stride 2 loads 32 inputs and keeps the even ones.
+ *
+ * A masked load's address may lie before its row (a left padding column): the address is computed as an
+ * integer, and the lanes that would read there are masked off, so memory outside the input is never read.
+ * conv_f32_reference is what the tests compare this with.
  */
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kernels/conv.h"
 
-/* Lines longer than MAX_LINE floats or kernels taller than MAX_ROWS go to the portable path. */
-enum { LANES = 16, MAX_LINE = 1024, MAX_ROWS = 7 };
+/* Kernels taller than MAX_ROWS, rows wider than MAX_WIDTH go to the portable path. */
+enum { LANES = 16, MAX_ROWS = 7, GROUP = 4, MAX_WIDTH = 1 << 20 };
 
-static __mmask16 lane_mask(int64_t count)
+/* Lanes [lo, hi) of a 16-lane mask, both clipped to [0, 16]. */
+static inline __mmask16 lane_range(int64_t lo, int64_t hi)
 {
-    if (count <= 0) return 0;
-    return count >= LANES ? (__mmask16)0xffff : (__mmask16)((1u << count) - 1u);
+    lo = lo < 0 ? 0 : lo > LANES ? LANES : lo;
+    hi = hi < 0 ? 0 : hi > LANES ? LANES : hi;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-/* line[stride*i + t*dilation] for the 16 outputs i from `line`, stride 1 or 2 */
-static inline __m512 load_taps(const float *line, int64_t stride)
+/* Columns [col, col + 16) of an input row, zero outside [0, width). */
+static inline __m512 load_columns(const float *row, int64_t col, int64_t width)
 {
-    if (stride == 1) return _mm512_loadu_ps(line);
+    const float *p = (const float *)((uintptr_t)row + (uintptr_t)col * sizeof(float));
+    return _mm512_maskz_loadu_ps(lane_range(-col, width - col), p);
+}
+
+/* The 16 inputs at columns col, col + stride, ... (stride 1 or 2), zero outside the row. */
+static inline __m512 load_taps(const float *row, int64_t col, int64_t width, int64_t stride)
+{
+    if (stride == 1) return load_columns(row, col, width);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(line), even, _mm512_loadu_ps(line + LANES));
+    return _mm512_permutex2var_ps(load_columns(row, col, width), even, load_columns(row, col + LANES, width));
 }
 
-/* line[0 .. length) = the input row `src` (in_w floats) placed at column `pad`, zeros around it. Vector
- * moves with masks: these lines are short, and library calls would cost more than the copy. */
-static void fill_line(const float *src, int64_t in_w, int64_t pad, int64_t length, float *line)
+/* One output row's inputs: the input rows inside the plane and their kernel rows. */
+typedef struct plane_row {
+    const float *rows[MAX_ROWS];
+    const float *taps[MAX_ROWS];
+    int n_rows;
+    int64_t kw_n, stride, dil, pad, in_w;
+    float bias;
+    bool clamp;
+    __m512 lo, hi;
+} plane_row;
+
+/* The 16 taps at `col` when the whole window is known to lie inside the row: plain loads. */
+static inline __m512 load_taps_inside(const float *row, int64_t col, int64_t stride)
 {
-    const __m512 zero = _mm512_setzero_ps();
-    int64_t count = in_w < length - pad ? in_w : length - pad;
-    for (int64_t j = 0; j < pad; j += LANES) _mm512_mask_storeu_ps(line + j, lane_mask(pad - j), zero);
-    for (int64_t j = 0; j < count; j += LANES) {
-        __mmask16 m = lane_mask(count - j);
-        _mm512_mask_storeu_ps(line + pad + j, m, _mm512_maskz_loadu_ps(m, src + j));
+    if (stride == 1) return _mm512_loadu_ps(row + col);
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(row + col), even, _mm512_loadu_ps(row + col + LANES));
+}
+
+/* Outputs [c*16, (c+n)*16) of a row, n a constant after inlining: n chunks with two accumulators each (even
+ * and odd kernel rows) are independent chains, so the FMAs' latency overlaps instead of adding up. `inside`
+ * (also a constant) says every load of the group lies within the row, so no masks are needed. */
+static inline __attribute__((always_inline)) void output_chunks(const int n, const bool inside, const plane_row *pr,
+                                                               int64_t c, int64_t out_w, float *out)
+{
+    __m512 acc[GROUP][2];
+    for (int g = 0; g < n; g++) acc[g][0] = _mm512_set1_ps(pr->bias), acc[g][1] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < pr->kw_n; t++)
+        for (int g = 0; g < n; g++) {
+            int64_t col = (c + g) * LANES * pr->stride - pr->pad + t * pr->dil;
+            /* rows in pairs, so that which accumulator a row feeds is known at compile time */
+            for (int r = 0; r < pr->n_rows; r += 2)
+                for (int h = 0; h < 2 && r + h < pr->n_rows; h++) {
+                    __m512 in = inside ? load_taps_inside(pr->rows[r + h], col, pr->stride)
+                                       : load_taps(pr->rows[r + h], col, pr->in_w, pr->stride);
+                    acc[g][h] = _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r + h][t]), in, acc[g][h]);
+                }
+        }
+    for (int g = 0; g < n; g++) {
+        __m512 v = _mm512_add_ps(acc[g][0], acc[g][1]);
+        /* max/min return their second operand when either is NaN: NaN passes through, as in Relu */
+        if (pr->clamp) v = _mm512_min_ps(pr->hi, _mm512_max_ps(pr->lo, v));
+        _mm512_mask_storeu_ps(out + (c + g) * LANES, lane_range(0, out_w - (c + g) * LANES), v);
     }
-    for (int64_t j = pad + count; j < length; j += LANES) _mm512_mask_storeu_ps(line + j, lane_mask(length - j), zero);
+}
+
+/* Whether every load of chunks [c, c+n) stays within [0, in_w). */
+static bool group_inside(const plane_row *pr, int64_t c, int n)
+{
+    int64_t first = c * LANES * pr->stride - pr->pad;
+    int64_t end = (c + n) * LANES * pr->stride - pr->pad + (pr->kw_n - 1) * pr->dil; /* one past the last */
+    return first >= 0 && end <= pr->in_w;
 }
 
 bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
                                  const conv_extras *extras, float *y)
 {
-    int64_t stride = w->stride[2], dil = w->dilation[2], kw_n = w->kernel[2], out_w = w->out[2];
-    if (out_w > MAX_LINE || kw_n > MAX_LINE || dil > MAX_LINE || w->kernel[1] > MAX_ROWS) return false;
-    int64_t chunks = (out_w + LANES - 1) / LANES;
-    /* the last chunk's full-width loads reach this far into the line */
-    int64_t length = chunks * LANES * stride + (kw_n - 1) * dil + LANES;
     bool planar = w->in[0] == 1 && w->out[0] == 1 && w->kernel[0] == 1 && w->pad[0] == 0;
-    if (!planar || (stride != 1 && stride != 2) || w->pad[2] < 0 || w->pad[2] > MAX_LINE || length > MAX_LINE)
+    if (!planar || (w->stride[2] != 1 && w->stride[2] != 2) || w->kernel[1] > MAX_ROWS || w->out[2] > MAX_WIDTH ||
+        w->in[2] > MAX_WIDTH || w->kernel[2] > MAX_WIDTH || w->dilation[2] > MAX_WIDTH || w->pad[2] > MAX_WIDTH)
         return false;
-    _Alignas(64) float lines[MAX_ROWS][MAX_LINE];
-    const float *taps[MAX_ROWS];
-    __m512 lo = _mm512_set1_ps(extras->clamp ? extras->lo : 0.0f), hi = _mm512_set1_ps(extras->clamp ? extras->hi : 0.0f);
+    plane_row pr = {.kw_n = w->kernel[2], .stride = w->stride[2], .dil = w->dilation[2], .pad = w->pad[2],
+                    .in_w = w->in[2], .bias = bias, .clamp = extras->clamp,
+                    .lo = _mm512_set1_ps(extras->clamp ? extras->lo : 0.0f),
+                    .hi = _mm512_set1_ps(extras->clamp ? extras->hi : 0.0f)};
+    int64_t out_w = w->out[2], chunks = (out_w + LANES - 1) / LANES;
     for (int64_t oh = 0; oh < w->out[1]; oh++) {
-        int rows = 0; /* the kernel rows that fall inside the input, their lines filled */
+        pr.n_rows = 0;
         for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
             int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dilation[1];
             if (ih < 0 || ih >= w->in[1]) continue;
-            fill_line(x + ih * w->in[2], w->in[2], w->pad[2], length, lines[rows]);
-            taps[rows++] = kernel + kh * kw_n;
+            pr.rows[pr.n_rows] = x + ih * w->in[2];
+            pr.taps[pr.n_rows++] = kernel + kh * pr.kw_n;
         }
-        float *row = y + oh * out_w;
-        for (int64_t c = 0; c < chunks; c++) {
-            __m512 acc = _mm512_set1_ps(bias);
-            for (int r = 0; r < rows; r++) {
-                const float *base = lines[r] + c * LANES * stride;
-                for (int64_t t = 0; t < kw_n; t++)
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(taps[r][t]), load_taps(base + t * dil, stride), acc);
-            }
-            /* max/min return their second operand when either is NaN: NaN passes through, as in Relu */
-            if (extras->clamp) acc = _mm512_min_ps(hi, _mm512_max_ps(lo, acc));
-            _mm512_mask_storeu_ps(row + c * LANES, lane_mask(out_w - c * LANES), acc);
+        float *out = y + oh * out_w;
+        for (int64_t c = 0; c < chunks; c += GROUP) {
+            int n = chunks - c < GROUP ? (int)(chunks - c) : GROUP;
+            if (n == GROUP && group_inside(&pr, c, n)) output_chunks(GROUP, true, &pr, c, out_w, out);
+            else if (n == 1) output_chunks(1, false, &pr, c, out_w, out);
+            else if (n == 2) output_chunks(2, false, &pr, c, out_w, out);
+            else if (n == 3) output_chunks(3, false, &pr, c, out_w, out);
+            else output_chunks(4, false, &pr, c, out_w, out);
         }
     }
     return true;

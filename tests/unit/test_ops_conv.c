@@ -408,7 +408,7 @@ static void depthwise_avx512_plane_matches_reference(void **state)
         conv_window *w = &s.win;
         identity_window(w);
         for (int d = 1; d < CONV_SPATIAL; d++) {
-            w->in[d] = random_int(1, 70);
+            w->in[d] = random_int(1, d == 2 ? 160 : 12);
             w->kernel[d] = random_int(1, 5);
             w->stride[d] = random_int(1, 2);
             w->dilation[d] = random_int(1, 2);
