@@ -224,7 +224,11 @@ static void compute_round(void *arg, int64_t begin, int64_t end)
         float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
         ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
                         mr, nr, g->alpha, r->beta);
-        if (ep) apply_epilogue(ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
+        if (ep && ks->epilogue)
+            ks->epilogue(c, g->ldc, mr, nr, ep->row_bias ? ep->row_bias + r->ic + ir * ks->mr : NULL, ep->clamp, ep->lo,
+                         ep->hi);
+        else if (ep)
+            apply_epilogue(ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
     }
 }
 

@@ -28,9 +28,10 @@ static inline __m512 scale_add(__m512 acc, __m512 alpha, __m512 beta, bool read_
     return read_c ? _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, c), r) : r;
 }
 
-/* The body shared by every row count; `rows` is a constant after inlining, so the accumulator arrays live
- * in registers. */
-static inline __attribute__((always_inline)) void tile(const int rows, int64_t kc, const float *a,
+/* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
+ * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
+ * one vector: half the FMAs of masking a full-width tile. */
+static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
                                                        const float *b, float *c, int64_t ldc, int nr, float alpha,
                                                        float beta)
 {
@@ -39,12 +40,12 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++, b += NR) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + LANES);
+        __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             __m512 ai = _mm512_set1_ps(a[i * kc + k]);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+            if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
     }
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
@@ -53,13 +54,14 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
         _mm512_mask_storeu_ps(c, m0, scale_add(acc0[i], va, vb, read_c, m0, c));
-        _mm512_mask_storeu_ps(c + LANES, m1, scale_add(acc1[i], va, vb, read_c, m1, c + LANES));
+        if (vecs > 1) _mm512_mask_storeu_ps(c + LANES, m1, scale_add(acc1[i], va, vb, read_c, m1, c + LANES));
     }
 }
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        tile(r, kc, a, b, c, ldc, nr, alpha, beta);                                                          \
+        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta);                                       \
+        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta);                                                  \
         break;
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
@@ -206,6 +208,21 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* max/min return their second operand when either is NaN: NaN passes through, as in Relu and Clip. */
+static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, bool clamp, float lo, float hi)
+{
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int i = 0; i < mr; i++, c += ldc) {
+        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        for (int j = 0; j < nr; j += LANES) {
+            __mmask16 m = lane_mask(nr - j);
+            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + j), b);
+            if (clamp) v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, v));
+            _mm512_mask_storeu_ps(c + j, m, v);
+        }
+    }
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_rows(src, stride, step, count, MR, kc, dst);
@@ -228,4 +245,5 @@ const gemm_kernel_set gemm_kernels_avx512 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .epilogue = tile_epilogue,
 };
