@@ -113,6 +113,8 @@ void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, cons
  * kernel)). False, having done nothing, for shapes it does not take (3-D, strides above 2, wide rows). */
 bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
                                  const conv_extras *extras, float *y);
+/* One plane of a float32 MaxPool (no indices), NaN winning; false for shapes it does not take, as above. */
+bool conv_max_pool_plane_avx512(const conv_window *w, const float *x, float *y);
 void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                         int64_t dilation);
 #endif

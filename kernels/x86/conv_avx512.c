@@ -1,5 +1,5 @@
 /*
- * conv_avx512.c — the depthwise convolution of one 2-D channel plane with AVX-512.
+ * conv_avx512.c — the depthwise convolution (and max pooling) of one 2-D channel plane with AVX-512.
  *
  * The portable path (depthwise_plane in conv.c) adds each kernel row into the output row with row_taps and
  * handles the outputs whose window reaches into the padding one by one; at MobileNet's small planes (14 and
@@ -11,11 +11,15 @@
  * accumulators each, are independent FMA chains. Bias and clamp (a fused Relu or Clip) are applied as the
  * outputs are stored. Stride 2 loads 32 inputs and keeps the even ones.
  *
+ * MaxPool's float32 planes (without the Indices output) run through the same loops, taking maxima instead
+ * of multiply-adds and reading padding as -inf.
+ *
  * A masked load's address may lie before its row (a left padding column): the address is computed as an
  * integer, and the lanes that would read there are masked off, so memory outside the input is never read.
  * conv_f32_reference is what the tests compare this with.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,19 +37,20 @@ static inline __mmask16 lane_range(int64_t lo, int64_t hi)
     return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-/* Columns [col, col + 16) of an input row, zero outside [0, width). */
-static inline __m512 load_columns(const float *row, int64_t col, int64_t width)
+/* Columns [col, col + 16) of an input row, `outside` in lanes outside [0, width). */
+static inline __m512 load_columns(const float *row, int64_t col, int64_t width, __m512 outside)
 {
     const float *p = (const float *)((uintptr_t)row + (uintptr_t)col * sizeof(float));
-    return _mm512_maskz_loadu_ps(lane_range(-col, width - col), p);
+    return _mm512_mask_loadu_ps(outside, lane_range(-col, width - col), p);
 }
 
-/* The 16 inputs at columns col, col + stride, ... (stride 1 or 2), zero outside the row. */
-static inline __m512 load_taps(const float *row, int64_t col, int64_t width, int64_t stride)
+/* The 16 inputs at columns col, col + stride, ... (stride 1 or 2), `outside` outside the row. */
+static inline __m512 load_taps(const float *row, int64_t col, int64_t width, int64_t stride, __m512 outside)
 {
-    if (stride == 1) return load_columns(row, col, width);
+    if (stride == 1) return load_columns(row, col, width, outside);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(load_columns(row, col, width), even, load_columns(row, col + LANES, width));
+    return _mm512_permutex2var_ps(load_columns(row, col, width, outside), even,
+                                  load_columns(row, col + LANES, width, outside));
 }
 
 /* One output row's inputs: the input rows inside the plane and their kernel rows. */
@@ -57,6 +62,7 @@ typedef struct plane_row {
     float bias;
     bool clamp;
     __m512 lo, hi;
+    __m512 outside; /* what a padding column reads as: 0 for convolutions, -inf for max pooling */
 } plane_row;
 
 /* The 16 taps at `col` when the whole window is known to lie inside the row: plain loads. */
@@ -67,14 +73,24 @@ static inline __m512 load_taps_inside(const float *row, int64_t col, int64_t str
     return _mm512_permutex2var_ps(_mm512_loadu_ps(row + col), even, _mm512_loadu_ps(row + col + LANES));
 }
 
+/* max(acc, in) where a NaN in either wins (max_ps alone returns its second operand when one is NaN, so a
+ * NaN already in acc stays, and a NaN arriving in `in` is put in explicitly). */
+static inline __m512 max_keeping_nan(__m512 acc, __m512 in)
+{
+    __m512 m = _mm512_max_ps(in, acc);
+    return _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(in, in, _CMP_UNORD_Q), in);
+}
+
 /* Outputs [c*16, (c+n)*16) of a row, n a constant after inlining: n chunks with two accumulators each (even
  * and odd kernel rows) are independent chains, so the FMAs' latency overlaps instead of adding up. `inside`
  * (also a constant) says every load of the group lies within the row, so no masks are needed. */
-static inline __attribute__((always_inline)) void output_chunks(const int n, const bool inside, const plane_row *pr,
-                                                               int64_t c, int64_t out_w, float *out)
+static inline __attribute__((always_inline)) void output_chunks(const int n, const bool inside, const bool max,
+                                                               const plane_row *pr, int64_t c, int64_t out_w,
+                                                               float *out)
 {
     __m512 acc[GROUP][2];
-    for (int g = 0; g < n; g++) acc[g][0] = _mm512_set1_ps(pr->bias), acc[g][1] = _mm512_setzero_ps();
+    for (int g = 0; g < n; g++)
+        acc[g][0] = max ? pr->outside : _mm512_set1_ps(pr->bias), acc[g][1] = max ? pr->outside : _mm512_setzero_ps();
     for (int64_t t = 0; t < pr->kw_n; t++)
         for (int g = 0; g < n; g++) {
             int64_t col = (c + g) * LANES * pr->stride - pr->pad + t * pr->dil;
@@ -82,12 +98,13 @@ static inline __attribute__((always_inline)) void output_chunks(const int n, con
             for (int r = 0; r < pr->n_rows; r += 2)
                 for (int h = 0; h < 2 && r + h < pr->n_rows; h++) {
                     __m512 in = inside ? load_taps_inside(pr->rows[r + h], col, pr->stride)
-                                       : load_taps(pr->rows[r + h], col, pr->in_w, pr->stride);
-                    acc[g][h] = _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r + h][t]), in, acc[g][h]);
+                                       : load_taps(pr->rows[r + h], col, pr->in_w, pr->stride, pr->outside);
+                    acc[g][h] = max ? max_keeping_nan(acc[g][h], in)
+                                    : _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r + h][t]), in, acc[g][h]);
                 }
         }
     for (int g = 0; g < n; g++) {
-        __m512 v = _mm512_add_ps(acc[g][0], acc[g][1]);
+        __m512 v = max ? max_keeping_nan(acc[g][0], acc[g][1]) : _mm512_add_ps(acc[g][0], acc[g][1]);
         /* max/min return their second operand when either is NaN: NaN passes through, as in Relu */
         if (pr->clamp) v = _mm512_min_ps(pr->hi, _mm512_max_ps(pr->lo, v));
         _mm512_mask_storeu_ps(out + (c + g) * LANES, lane_range(0, out_w - (c + g) * LANES), v);
@@ -102,35 +119,64 @@ static bool group_inside(const plane_row *pr, int64_t c, int n)
     return first >= 0 && end <= pr->in_w;
 }
 
-bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
-                                 const conv_extras *extras, float *y)
+/* Every output row of a plane: the kernel rows inside the input, then the chunks of sixteen outputs. */
+static void plane_rows(const conv_window *w, const float *x, const float *kernel, bool max, plane_row *pr, float *y)
 {
-    bool planar = w->in[0] == 1 && w->out[0] == 1 && w->kernel[0] == 1 && w->pad[0] == 0;
-    if (!planar || (w->stride[2] != 1 && w->stride[2] != 2) || w->kernel[1] > MAX_ROWS || w->out[2] > MAX_WIDTH ||
-        w->in[2] > MAX_WIDTH || w->kernel[2] > MAX_WIDTH || w->dilation[2] > MAX_WIDTH || w->pad[2] > MAX_WIDTH)
-        return false;
-    plane_row pr = {.kw_n = w->kernel[2], .stride = w->stride[2], .dil = w->dilation[2], .pad = w->pad[2],
-                    .in_w = w->in[2], .bias = bias, .clamp = extras->clamp,
-                    .lo = _mm512_set1_ps(extras->clamp ? extras->lo : 0.0f),
-                    .hi = _mm512_set1_ps(extras->clamp ? extras->hi : 0.0f)};
     int64_t out_w = w->out[2], chunks = (out_w + LANES - 1) / LANES;
     for (int64_t oh = 0; oh < w->out[1]; oh++) {
-        pr.n_rows = 0;
+        pr->n_rows = 0;
         for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
             int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dilation[1];
             if (ih < 0 || ih >= w->in[1]) continue;
-            pr.rows[pr.n_rows] = x + ih * w->in[2];
-            pr.taps[pr.n_rows++] = kernel + kh * pr.kw_n;
+            pr->rows[pr->n_rows] = x + ih * w->in[2];
+            pr->taps[pr->n_rows++] = kernel ? kernel + kh * pr->kw_n : NULL;
         }
         float *out = y + oh * out_w;
         for (int64_t c = 0; c < chunks; c += GROUP) {
             int n = chunks - c < GROUP ? (int)(chunks - c) : GROUP;
-            if (n == GROUP && group_inside(&pr, c, n)) output_chunks(GROUP, true, &pr, c, out_w, out);
-            else if (n == 1) output_chunks(1, false, &pr, c, out_w, out);
-            else if (n == 2) output_chunks(2, false, &pr, c, out_w, out);
-            else if (n == 3) output_chunks(3, false, &pr, c, out_w, out);
-            else output_chunks(4, false, &pr, c, out_w, out);
+            bool inside = n == GROUP && group_inside(pr, c, n);
+            if (max) {
+                if (inside) output_chunks(GROUP, true, true, pr, c, out_w, out);
+                else if (n == 1) output_chunks(1, false, true, pr, c, out_w, out);
+                else if (n == 2) output_chunks(2, false, true, pr, c, out_w, out);
+                else if (n == 3) output_chunks(3, false, true, pr, c, out_w, out);
+                else output_chunks(4, false, true, pr, c, out_w, out);
+            } else {
+                if (inside) output_chunks(GROUP, true, false, pr, c, out_w, out);
+                else if (n == 1) output_chunks(1, false, false, pr, c, out_w, out);
+                else if (n == 2) output_chunks(2, false, false, pr, c, out_w, out);
+                else if (n == 3) output_chunks(3, false, false, pr, c, out_w, out);
+                else output_chunks(4, false, false, pr, c, out_w, out);
+            }
         }
     }
+}
+
+/* The window shapes these kernels take: one plane (2-D), strides 1 or 2 along rows, sizes in range. */
+static bool plane_supported(const conv_window *w)
+{
+    bool planar = w->in[0] == 1 && w->out[0] == 1 && w->kernel[0] == 1 && w->pad[0] == 0;
+    return planar && (w->stride[2] == 1 || w->stride[2] == 2) && w->kernel[1] <= MAX_ROWS && w->out[2] <= MAX_WIDTH &&
+           w->in[2] <= MAX_WIDTH && w->kernel[2] <= MAX_WIDTH && w->dilation[2] <= MAX_WIDTH && w->pad[2] <= MAX_WIDTH;
+}
+
+bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
+                                 const conv_extras *extras, float *y)
+{
+    if (!plane_supported(w)) return false;
+    plane_row pr = {.kw_n = w->kernel[2], .stride = w->stride[2], .dil = w->dilation[2], .pad = w->pad[2],
+                    .in_w = w->in[2], .bias = bias, .clamp = extras->clamp,
+                    .lo = _mm512_set1_ps(extras->clamp ? extras->lo : 0.0f),
+                    .hi = _mm512_set1_ps(extras->clamp ? extras->hi : 0.0f), .outside = _mm512_setzero_ps()};
+    plane_rows(w, x, kernel, false, &pr, y);
+    return true;
+}
+
+bool conv_max_pool_plane_avx512(const conv_window *w, const float *x, float *y)
+{
+    if (!plane_supported(w)) return false;
+    plane_row pr = {.kw_n = w->kernel[2], .stride = w->stride[2], .dil = w->dilation[2], .pad = w->pad[2],
+                    .in_w = w->in[2], .outside = _mm512_set1_ps(-INFINITY)};
+    plane_rows(w, x, NULL, true, &pr, y);
     return true;
 }

@@ -438,6 +438,41 @@ static void depthwise_avx512_plane_matches_reference(void **state)
 #endif
 }
 
+/* MaxPool without indices (the AVX-512 plane kernel where the CPU has it) against MaxPool with indices (always
+ * the portable loop) on random windows, ceil mode, padding and NaN inputs. */
+static void max_pool_fast_path_matches_loop(void **state)
+{
+    (void)state;
+    for (int trial = 0; trial < 60; trial++) {
+        int64_t x_dims[4] = {1, random_int(1, 3), random_int(1, 20), random_int(1, 90)};
+        int64_t k[2] = {random_int(1, 3), random_int(1, 4)}, st[2] = {random_int(1, 2), random_int(1, 2)};
+        int64_t pads[4] = {random_int(0, k[0] - 1), random_int(0, k[1] - 1), random_int(0, k[0] - 1), random_int(0, k[1] - 1)};
+        if (x_dims[2] + pads[0] + pads[2] < k[0]) x_dims[2] = k[0];
+        if (x_dims[3] + pads[1] + pads[3] < k[1]) x_dims[3] = k[1];
+        int64_t n = x_dims[1] * x_dims[2] * x_dims[3];
+        float *x = random_floats(n, -1, 1);
+        if (random_int(0, 3) == 0) x[random_int(0, n - 1)] = NAN;
+        pbw attrs = {0};
+        tm_attr_ints(&attrs, "kernel_shape", k, 2);
+        tm_attr_ints(&attrs, "strides", st, 2);
+        tm_attr_ints(&attrs, "pads", pads, 4);
+        tm_attr_int(&attrs, "ceil_mode", random_int(0, 1));
+        test_run fast, loop;
+        conv_node(&fast, 12, "MaxPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 1);
+        conv_node(&loop, 12, "MaxPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 2);
+        assert_int_equal(tr_run(&fast, 1), KILN_OK);
+        assert_int_equal(tr_run(&loop, 1), KILN_OK);
+        int64_t out = tensor_numel(&fast.out[0]);
+        assert_int_equal(out, tensor_numel(&loop.out[0]));
+        const float *a = fast.out[0].data, *b = loop.out[0].data;
+        for (int64_t i = 0; i < out; i++)
+            if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) fail_msg("output %lld: %g, expected %g", (long long)i, a[i], b[i]);
+        tr_free(&fast), tr_free(&loop);
+        pbw_free(&attrs);
+        free(x);
+    }
+}
+
 /* Conv followed by Relu, and by Clip with Constant-node bounds, load as one ai.kiln::FusedConv and compute
  * what the two operators would. A Conv output that is also a graph output is not fused. */
 static void conv_activation_fusion(void **state)
@@ -725,6 +760,7 @@ int main(void)
         cmocka_unit_test(geometry_rejects_mismatches),
         cmocka_unit_test(depthwise_avx512_plane_matches_reference),
         cmocka_unit_test(conv_activation_fusion),
+        cmocka_unit_test(max_pool_fast_path_matches_loop),
         cmocka_unit_test(conv_operator_end_to_end),
         cmocka_unit_test(bad_attributes_fail_at_load),
         cmocka_unit_test(bad_shapes_fail_cleanly),
