@@ -126,16 +126,21 @@ static void split_tap(const conv_window *w, int64_t tap, int64_t k[CONV_SPATIAL]
 /* Column j of the unfolded matrix is output position j; row k is (input channel, kernel tap). A panel's
  * columns are cut into runs that stay on one output row (od, oh), along which the input positions read by
  * one tap advance by the stride: each (k, run) is then one strided copy between zero-filled ends. */
-enum { PANEL_MAX_WIDTH = 64, TAP_CACHE = 16 };
+enum { PANEL_MAX_WIDTH = 64 };
 
 typedef struct panel_run {
     int offset, length; /* columns [offset, offset + length) of the panel */
     int64_t od, oh, ow; /* the output position of its first column */
 } panel_run;
 
+/* A run of a panel row: conv_gather_row or a SIMD variant. */
+typedef void (*gather_row_fn)(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count,
+                              float *dst);
+
 typedef struct im2col_source {
     const conv_window *w;
     const float *x; /* this task's input channels */
+    gather_row_fn gather;
 } im2col_source;
 
 static int split_runs(const conv_window *w, int64_t j0, int count, panel_run *runs)
@@ -150,45 +155,39 @@ static int split_runs(const conv_window *w, int64_t j0, int count, panel_run *ru
     return n;
 }
 
-/* The output columns [*lo, *hi) whose input for kernel column kw lies inside the row. */
-static void tap_columns(const conv_window *w, int64_t kw, int64_t *lo, int64_t *hi)
+/* The stride-1 copies and the zero ends go through memcpy/memset, as element loops over runs this short are
+ * not vectorised at -O2. */
+void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst)
 {
-    int64_t off = kw * w->dilation[2] - w->pad[2];
-    if (w->stride[2] == 1) {
-        *lo = off < 0 ? -off : 0;
-        *hi = w->in[2] - off < w->out[2] ? w->in[2] - off : w->out[2];
-        if (*hi < *lo) *hi = *lo;
+    int64_t lo, hi;
+    if (!row) {
+        lo = hi = count;
+    } else if (stride == 1) {
+        lo = col < 0 ? (-col < count ? -col : count) : 0;
+        hi = width - col < count ? width - col : count;
+        if (hi < lo) hi = lo;
     } else {
-        conv_valid_range(off, w->stride[2], w->in[2], w->out[2], lo, hi);
+        conv_valid_range(col, stride, width, count, &lo, &hi);
     }
+    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof *dst);
+    if (hi > lo && stride == 1) memcpy(dst + lo, row + col + lo, (size_t)(hi - lo) * sizeof *dst);
+    else
+        for (int64_t i = lo; i < hi; i++) dst[i] = row[col + i * stride];
+    if (count > hi) memset(dst + hi, 0, (size_t)(count - hi) * sizeof *dst);
 }
 
-/* One row of the panel: input channel xc seen through tap (kd, kh, kw), over every run. Output columns
- * [lo, hi) of a row read inside the input for this kw. The stride-1 copies and the zero ends go through
- * memcpy/memset: element loops over runs this short are not vectorised at -O2. */
-static void panel_row(const conv_window *w, const float *xc, const int64_t k[CONV_SPATIAL], int64_t lo, int64_t hi,
+/* One row of the panel: input channel xc seen through tap (kd, kh, kw), over every run. */
+static void panel_row(const conv_window *w, gather_row_fn gather, const float *xc, const int64_t k[CONV_SPATIAL],
                       const panel_run *runs, int n_runs, float *dst)
 {
-    int64_t off_w = k[2] * w->dilation[2] - w->pad[2], step = w->stride[2];
+    int64_t off_w = k[2] * w->dilation[2] - w->pad[2];
     for (int r = 0; r < n_runs; r++) {
         const panel_run *run = &runs[r];
-        float *d = dst + run->offset;
         int64_t id = run->od * w->stride[0] - w->pad[0] + k[0] * w->dilation[0];
         int64_t ih = run->oh * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
-        int64_t a = run->ow, b = run->ow + run->length;
-        int64_t first = lo > a ? lo : a, last = hi < b ? hi : b;
-        if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1] || last <= first) first = last = b;
-        if (first > a) memset(d, 0, (size_t)(first - a) * sizeof *d);
-        if (last > first) {
-            const float *row = xc + (id * w->in[1] + ih) * w->in[2];
-            int64_t i = first * step + off_w; /* inside the row for every o in [first, last) */
-            if (step == 1) {
-                memcpy(d + (first - a), row + i, (size_t)(last - first) * sizeof *d);
-            } else {
-                for (int64_t o = first; o < last; o++, i += step) d[o - a] = row[i];
-            }
-        }
-        if (b > last) memset(d + (last - a), 0, (size_t)(b - last) * sizeof *d);
+        bool inside = id >= 0 && id < w->in[0] && ih >= 0 && ih < w->in[1];
+        gather(inside ? xc + (id * w->in[1] + ih) * w->in[2] : NULL, run->ow * w->stride[2] + off_w, w->in[2],
+               w->stride[2], run->length, dst + run->offset);
     }
 }
 
@@ -197,19 +196,17 @@ static void im2col_panel(const void *ctx, int64_t k0, int64_t kc, int64_t j0, in
 {
     const im2col_source *src = ctx;
     const conv_window *w = src->w;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (src->gather == conv_gather_row_avx512 && conv_im2col_panel_avx512(w, src->x, k0, kc, j0, count, width, dst))
+        return;
+#endif
     panel_run runs[PANEL_MAX_WIDTH];
     int n_runs = split_runs(w, j0, count, runs);
     int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in);
-    int64_t lo_cache[TAP_CACHE], hi_cache[TAP_CACHE];
-    int cached = w->kernel[2] < TAP_CACHE ? (int)w->kernel[2] : TAP_CACHE;
-    for (int kw = 0; kw < cached; kw++) tap_columns(w, kw, &lo_cache[kw], &hi_cache[kw]);
     int64_t c = k0 / kvol, k[CONV_SPATIAL];
     split_tap(w, k0 % kvol, k);
     for (int64_t r = 0; r < kc; r++, dst += width) {
-        int64_t lo, hi;
-        if (k[2] < cached) lo = lo_cache[k[2]], hi = hi_cache[k[2]];
-        else tap_columns(w, k[2], &lo, &hi);
-        panel_row(w, src->x + c * in_vol, k, lo, hi, runs, n_runs, dst);
+        panel_row(w, src->gather, src->x + c * in_vol, k, runs, n_runs, dst);
         for (int j = count; j < width; j++) dst[j] = 0.0f;
         /* next tap: kw fastest, then kh, kd, then the next channel */
         if (++k[2] < w->kernel[2]) continue;
@@ -247,6 +244,7 @@ typedef struct conv_run {
     const conv_shape *s;
     row_taps_fn row_taps;  /* depthwise only */
     bool depthwise_avx512; /* depthwise: try conv_depthwise_plane_avx512 first */
+    bool gather_avx512;    /* im2col panels: conv_gather_row_avx512 for strides 1 and 2 */
     task_plan t;
     const float *x, *w, *bias;
     conv_extras extras; /* forward only */
@@ -313,7 +311,10 @@ static void run_task(const conv_run *r, int64_t task, char *slot, const parallel
         ga.A = r->w + g * mg * t->gemm_k, ga.lda = t->gemm_k;
         ga.B = ts.x, ga.ldb = out_vol; /* pointwise: x[n, g] is the operand */
         ga.C = ts.y, ga.ldc = out_vol;
-        im2col_source unfolded = {&s->win, ts.x};
+        im2col_source unfolded = {&s->win, ts.x, conv_gather_row};
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (r->gather_avx512 && s->win.stride[2] <= 2) unfolded.gather = conv_gather_row_avx512;
+#endif
         gemm_epilogue ep = {ts.bias, r->extras.clamp, r->extras.lo, r->extras.hi};
         gemm_fused fused = {.a = r->extras.packed ? &r->extras.packed->group[g] : NULL,
                             .b_panel = t->algo == CONV_ALGO_IM2COL ? im2col_panel : NULL, .b_ctx = &unfolded,
@@ -486,6 +487,9 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
 {
     conv_run r = {.s = s, .t = plan_tasks(s, algo, false), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
     if (extras) r.extras = *extras;
+#if defined(KILN_HAVE_X86_KERNELS)
+    r.gather_avx512 = platform_cpu_features()->avx512f;
+#endif
     if (algo == CONV_ALGO_DEPTHWISE) r.extras.packed = NULL;
     if (algo == CONV_ALGO_DEPTHWISE) {
         r.row_taps = depthwise_row_taps();

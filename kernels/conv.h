@@ -108,11 +108,20 @@ void conv_transpose_f32_reference(const conv_shape *s, const float *x, const flo
  * inner loop (one kernel row over one output row), and its SIMD variants (picked by platform_cpu_features()). */
 void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                    int64_t dilation);
+/* dst[i] = row[col + i*stride] for i < count, 0 where that column is outside [0, width) or row is NULL: the
+ * copy that fills the im2col panels of the GEMM convolutions, and its SIMD variant (strides 1 and 2). */
+void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst);
 #if defined(KILN_HAVE_X86_KERNELS)
 /* One channel plane of a 2-D depthwise convolution, bias and clamp included: y = clamp(bias + conv(x,
  * kernel)). False, having done nothing, for shapes it does not take (3-D, strides above 2, wide rows). */
 bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
                                  const conv_extras *extras, float *y);
+/* im2col_panel (conv.c) for 2-D windows with row strides 1 or 2 and panels up to 32 wide: rows k0 .. k0+kc-1
+ * and columns j0 .. j0+count-1 of x's unfolded matrix, `width` floats per row, zero beyond count. False,
+ * having done nothing, for other shapes. */
+bool conv_im2col_panel_avx512(const conv_window *w, const float *x, int64_t k0, int64_t kc, int64_t j0, int count,
+                              int width, float *dst);
+void conv_gather_row_avx512(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst);
 /* One plane of a float32 MaxPool (no indices), NaN winning; false for shapes it does not take, as above. */
 bool conv_max_pool_plane_avx512(const conv_window *w, const float *x, float *y);
 void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,

@@ -11,6 +11,8 @@
  * accumulators each, are independent FMA chains. Bias and clamp (a fused Relu or Clip) are applied as the
  * outputs are stored. Stride 2 loads 32 inputs and keeps the even ones.
  *
+ * conv_gather_row_avx512 is the same masked load serving the im2col panels of the GEMM convolutions.
+ *
  * MaxPool's float32 planes (without the Indices output) run through the same loops, taking maxima instead
  * of multiply-adds and reading padding as -inf.
  *
@@ -51,6 +53,63 @@ static inline __m512 load_taps(const float *row, int64_t col, int64_t width, int
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     return _mm512_permutex2var_ps(load_columns(row, col, width, outside), even,
                                   load_columns(row, col + LANES, width, outside));
+}
+
+void conv_gather_row_avx512(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < count; i += LANES, col += LANES * stride) {
+        __m512 v = row ? load_taps(row, col, width, stride, zero) : zero;
+        _mm512_mask_storeu_ps(dst + i, lane_range(0, count - i), v);
+    }
+}
+
+/* Panel rows k0 .. k0+kc-1 for one run of output columns on output row oh, starting at output column ow:
+ * the loop over k is innermost, so that the run's geometry is worked out once, and each row of the panel
+ * is one or two masked loads and stores. */
+static void panel_run_rows(const conv_window *w, const float *x, int64_t k0, int64_t kc, int64_t oh, int64_t ow,
+                           int64_t length, int width, float *dst)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t kvol = w->kernel[1] * w->kernel[2], plane = w->in[1] * w->in[2];
+    int64_t c = k0 / kvol, kh = k0 % kvol / w->kernel[2], kw = k0 % w->kernel[2];
+    int64_t ih0 = oh * w->stride[1] - w->pad[1], col0 = ow * w->stride[2] - w->pad[2];
+    __mmask16 m0 = lane_range(0, length), m1 = lane_range(0, length - LANES);
+    for (int64_t r = 0; r < kc; r++, dst += width) {
+        int64_t ih = ih0 + kh * w->dilation[1], col = col0 + kw * w->dilation[2];
+        if (ih >= 0 && ih < w->in[1]) {
+            const float *row = x + c * plane + ih * w->in[2];
+            _mm512_mask_storeu_ps(dst, m0, load_taps(row, col, w->in[2], w->stride[2], zero));
+            if (m1) _mm512_mask_storeu_ps(dst + LANES, m1, load_taps(row, col + LANES * w->stride[2], w->in[2], w->stride[2], zero));
+        } else {
+            _mm512_mask_storeu_ps(dst, m0, zero);
+            if (m1) _mm512_mask_storeu_ps(dst + LANES, m1, zero);
+        }
+        if (++kw < w->kernel[2]) continue;
+        kw = 0;
+        if (++kh < w->kernel[1]) continue;
+        kh = 0, c++;
+    }
+}
+
+bool conv_im2col_panel_avx512(const conv_window *w, const float *x, int64_t k0, int64_t kc, int64_t j0, int count,
+                              int width, float *dst)
+{
+    bool planar = w->in[0] == 1 && w->out[0] == 1 && w->kernel[0] == 1 && w->pad[0] == 0;
+    if (!planar || (w->stride[2] != 1 && w->stride[2] != 2) || width > 2 * LANES) return false;
+    int64_t ow = j0 % w->out[2], oh = j0 / w->out[2];
+    for (int j = 0; j < count; oh++) {
+        int64_t length = w->out[2] - ow < count - j ? w->out[2] - ow : count - j;
+        panel_run_rows(w, x, k0, kc, oh, ow, length, width, dst + j);
+        j += (int)length, ow = 0;
+    }
+    if (count < width)
+        for (int64_t r = 0; r < kc; r++) {
+            float *tail = dst + r * width + count;
+            _mm512_mask_storeu_ps(tail, lane_range(0, width - count), _mm512_setzero_ps());
+            if (width - count > LANES) _mm512_mask_storeu_ps(tail + LANES, lane_range(0, width - count - LANES), _mm512_setzero_ps());
+        }
+    return true;
 }
 
 /* One output row's inputs: the input rows inside the plane and their kernel rows. */

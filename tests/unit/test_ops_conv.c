@@ -438,6 +438,32 @@ static void depthwise_avx512_plane_matches_reference(void **state)
 #endif
 }
 
+/* The AVX-512 gather that fills im2col panels against the plain one: rows that start and end in the padding,
+ * strides 1 and 2, counts around the vector width, and a row wholly in the padding (NULL). */
+static void gather_row_variants_agree(void **state)
+{
+    (void)state;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (!platform_cpu_features()->avx512f) skip();
+    float row[100], want[80], got[80];
+    for (int i = 0; i < 100; i++) row[i] = (float)i + 1.0f;
+    for (int trial = 0; trial < 2000; trial++) {
+        int64_t width = random_int(1, 100), stride = random_int(1, 2), count = random_int(0, 40);
+        int64_t col = random_int(-5, width + 2);
+        const float *src = random_int(0, 9) == 0 ? NULL : row;
+        for (int i = 0; i < 80; i++) want[i] = got[i] = -7.0f;
+        conv_gather_row(src, col, width, stride, count, want);
+        conv_gather_row_avx512(src, col, width, stride, count, got);
+        for (int i = 0; i < 80; i++)
+            if (want[i] != got[i])
+                fail_msg("width %lld stride %lld count %lld col %lld: dst[%d] = %g, expected %g", (long long)width,
+                         (long long)stride, (long long)count, (long long)col, i, got[i], want[i]);
+    }
+#else
+    skip();
+#endif
+}
+
 /* MaxPool without indices (the AVX-512 plane kernel where the CPU has it) against MaxPool with indices (always
  * the portable loop) on random windows, ceil mode, padding and NaN inputs. */
 static void max_pool_fast_path_matches_loop(void **state)
@@ -761,6 +787,7 @@ int main(void)
         cmocka_unit_test(depthwise_avx512_plane_matches_reference),
         cmocka_unit_test(conv_activation_fusion),
         cmocka_unit_test(max_pool_fast_path_matches_loop),
+        cmocka_unit_test(gather_row_variants_agree),
         cmocka_unit_test(conv_operator_end_to_end),
         cmocka_unit_test(bad_attributes_fail_at_load),
         cmocka_unit_test(bad_shapes_fail_cleanly),
