@@ -112,6 +112,17 @@ bool conv_im2col_panel_avx512(const conv_window *w, const float *x, int64_t k0, 
     return true;
 }
 
+/* load_taps with the lane masks of columns [col, col + 16) and [col + 16, col + 32) given. */
+static inline __m512 load_taps_masked(const float *row, int64_t col, int64_t stride, __mmask16 m0, __mmask16 m1,
+                                      __m512 outside)
+{
+    const float *p = (const float *)((uintptr_t)row + (uintptr_t)col * sizeof(float));
+    if (stride == 1) return _mm512_mask_loadu_ps(outside, m0, p);
+    const float *q = (const float *)((uintptr_t)p + LANES * sizeof(float));
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(_mm512_mask_loadu_ps(outside, m0, p), even, _mm512_mask_loadu_ps(outside, m1, q));
+}
+
 /* One output row's inputs: the input rows inside the plane and their kernel rows. */
 typedef struct plane_row {
     const float *rows[MAX_ROWS];
@@ -153,11 +164,14 @@ static inline __attribute__((always_inline)) void output_chunks(const int n, con
     for (int64_t t = 0; t < pr->kw_n; t++)
         for (int g = 0; g < n; g++) {
             int64_t col = (c + g) * LANES * pr->stride - pr->pad + t * pr->dil;
+            /* the lanes inside the row are the same for every kernel row: worked out once here */
+            __mmask16 m0 = inside ? 0 : lane_range(-col, pr->in_w - col);
+            __mmask16 m1 = inside ? 0 : lane_range(-col - LANES, pr->in_w - col - LANES);
             /* rows in pairs, so that which accumulator a row feeds is known at compile time */
             for (int r = 0; r < pr->n_rows; r += 2)
                 for (int h = 0; h < 2 && r + h < pr->n_rows; h++) {
                     __m512 in = inside ? load_taps_inside(pr->rows[r + h], col, pr->stride)
-                                       : load_taps(pr->rows[r + h], col, pr->in_w, pr->stride, pr->outside);
+                                       : load_taps_masked(pr->rows[r + h], col, pr->stride, m0, m1, pr->outside);
                     acc[g][h] = max ? max_keeping_nan(acc[g][h], in)
                                     : _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r + h][t]), in, acc[g][h]);
                 }
