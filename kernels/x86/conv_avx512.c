@@ -151,6 +151,16 @@ static inline __m512 max_keeping_nan(__m512 acc, __m512 in)
     return _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(in, in, _CMP_UNORD_Q), in);
 }
 
+/* acc combined with tap t of kernel row r for the sixteen outputs whose first input column is col. */
+static inline __attribute__((always_inline)) __m512 accumulate(const bool inside, const bool max, const plane_row *pr,
+                                                               int r, int64_t t, int64_t col, __mmask16 m0,
+                                                               __mmask16 m1, __m512 acc)
+{
+    __m512 in = inside ? load_taps_inside(pr->rows[r], col, pr->stride)
+                       : load_taps_masked(pr->rows[r], col, pr->stride, m0, m1, pr->outside);
+    return max ? max_keeping_nan(acc, in) : _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r][t]), in, acc);
+}
+
 /* Outputs [c*16, (c+n)*16) of a row, n a constant after inlining: n chunks with two accumulators each (even
  * and odd kernel rows) are independent chains, so the FMAs' latency overlaps instead of adding up. `inside`
  * (also a constant) says every load of the group lies within the row, so no masks are needed. */
@@ -168,13 +178,12 @@ static inline __attribute__((always_inline)) void output_chunks(const int n, con
             __mmask16 m0 = inside ? 0 : lane_range(-col, pr->in_w - col);
             __mmask16 m1 = inside ? 0 : lane_range(-col - LANES, pr->in_w - col - LANES);
             /* rows in pairs, so that which accumulator a row feeds is known at compile time */
-            for (int r = 0; r < pr->n_rows; r += 2)
-                for (int h = 0; h < 2 && r + h < pr->n_rows; h++) {
-                    __m512 in = inside ? load_taps_inside(pr->rows[r + h], col, pr->stride)
-                                       : load_taps_masked(pr->rows[r + h], col, pr->stride, m0, m1, pr->outside);
-                    acc[g][h] = max ? max_keeping_nan(acc[g][h], in)
-                                    : _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r + h][t]), in, acc[g][h]);
-                }
+            int r = 0;
+            for (; r + 1 < pr->n_rows; r += 2) {
+                acc[g][0] = accumulate(inside, max, pr, r, t, col, m0, m1, acc[g][0]);
+                acc[g][1] = accumulate(inside, max, pr, r + 1, t, col, m0, m1, acc[g][1]);
+            }
+            if (r < pr->n_rows) acc[g][0] = accumulate(inside, max, pr, r, t, col, m0, m1, acc[g][0]);
         }
     for (int g = 0; g < n; g++) {
         __m512 v = max ? max_keeping_nan(acc[g][0], acc[g][1]) : _mm512_add_ps(acc[g][0], acc[g][1]);
