@@ -68,7 +68,7 @@ static size_t slot_bytes(const task_plan *t, int gemm_threads)
 {
     size_t col = mem_align_up(t->col_bytes, KILN_ALIGNMENT);
     size_t gemm = mem_align_up(t->transpose ? gemm_f32_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads)
-                                            : gemm_f32_fused_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k),
+                                            : gemm_f32_fused_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads),
                                KILN_ALIGNMENT);
     return col >= SIZE_MAX / 2 || gemm >= SIZE_MAX / 2 ? SIZE_MAX : col + gemm;
 }

@@ -155,6 +155,9 @@ typedef struct gemm_sources {
     gemm_b_panel_fn b_panel;       /* else B panels come from the caller when set, or from g->B */
     const void *b_ctx;
     const gemm_epilogue *epilogue; /* applied to each tile after the last K slice, or NULL */
+    int64_t a_rows_padded;         /* pre-packed A: the padded row count it was packed with */
+    int64_t a_row0;                /* pre-packed A: the row of A that row 0 of this product is */
+    int64_t b_col0;                /* b_panel: the column of B that column 0 of this product is */
 } gemm_sources;
 
 /* One (jc, pc, ic) round: the block of C it updates and where its packed operands are. */
@@ -185,7 +188,7 @@ static void pack_round(void *arg, int64_t begin, int64_t end)
         int64_t p = u - r->a_pack_panels;
         if (r->src->b_panel) {
             int64_t j0 = r->jc + p * r->ks->nr;
-            r->src->b_panel(r->src->b_ctx, r->pc, r->kc, j0, (int)min64(r->ks->nr, r->jc + r->nc - j0), r->ks->nr,
+            r->src->b_panel(r->src->b_ctx, r->pc, r->kc, r->src->b_col0 + j0, (int)min64(r->ks->nr, r->jc + r->nc - j0), r->ks->nr,
                             r->b_pack_into + p * r->ks->nr * r->kc);
         } else {
             pack_b_panel(r->ks, g->B, g->ldb, g->trans_b, r->jc, r->nc, r->pc, r->kc, p, r->b_pack_into);
@@ -262,7 +265,7 @@ static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const ge
                 r.mc = min64(blocks.mc, g->M - r.ic);
                 r.a_panels = ceil_div(r.mc, ks->mr);
                 if (src->a_panels) {
-                    r.a_packed = src->a_panels + padded_rows(ks, g->M) * r.pc + r.ic * r.kc;
+                    r.a_packed = src->a_panels + src->a_rows_padded * r.pc + (src->a_row0 + r.ic) * r.kc;
                     r.a_pack_panels = 0;
                 } else {
                     r.a_packed = r.a_pack_into = a_buf;
@@ -434,6 +437,74 @@ static void apply_epilogue_whole(const gemm_epilogue *ep, const gemm_args *g)
             apply_epilogue(ep, g->C + i * g->ldc + j0, g->ldc, i, 1, (int)min64(1 << 20, g->N - j0));
 }
 
+/* ---- the fused product across threads ------------------------------------------------------------------- */
+
+/* With A pre-packed, threads need not share packing: each takes its own strip of C — a range of columns
+ * (each packs its own B panels) or, when C has too few column tiles to share out evenly, a range of rows
+ * (each then packs the whole of B for itself) — and runs the blocked product alone on its own slot of
+ * scratch. One parallel_for per product instead of two per block round: the threads meet once, which
+ * matters most when the machine is busy and a thread may be descheduled at any barrier. */
+typedef struct gemm_strips {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    const gemm_fused *fused;
+    char *scratch;
+    size_t slot_bytes;
+    bool columns;  /* split N (else M) */
+    int64_t strip; /* columns or rows per strip: a multiple of NR or MR */
+} gemm_strips;
+
+static void run_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_strips *job = arg;
+    const gemm_kernel_set *ks = job->ks;
+    for (int64_t p = begin; p < end; p++) {
+        gemm_args g = *job->g;
+        int64_t total = job->columns ? g.N : g.M, lo = p * job->strip, hi = min64(total, lo + job->strip);
+        if (lo >= hi) continue;
+        gemm_epilogue ep = job->fused->epilogue ? *job->fused->epilogue : (gemm_epilogue){0};
+        gemm_sources src = {.a_panels = job->fused->a->panels, .b_panel = job->fused->b_panel,
+                            .b_ctx = job->fused->b_ctx, .epilogue = job->fused->epilogue ? &ep : NULL,
+                            .a_rows_padded = padded_rows(ks, g.M)};
+        if (job->columns) {
+            g.N = hi - lo, g.C += lo;
+            if (src.b_panel) src.b_col0 = lo;
+            else g.B += g.trans_b ? lo * g.ldb : lo;
+        } else {
+            g.M = hi - lo, g.C += lo * g.ldc, src.a_row0 = lo;
+            if (ep.row_bias) ep.row_bias += lo;
+        }
+        gemm_blocked(ks, &g, &src, job->scratch + (size_t)p * job->slot_bytes, NULL);
+    }
+}
+
+/* Scratch of one strip's blocked product: the largest blocks any sub-problem of an M x N x K product uses. */
+static size_t strip_slot_bytes(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    int64_t mc = min64(ks->mc, ceil_div(M, ks->mr) * ks->mr), kc = min64(ks->kc, K);
+    int64_t nc = min64(ks->nc, ceil_div(N, ks->nr) * ks->nr);
+    return floats_bytes_aligned(mc * kc) + floats_bytes_aligned(kc * nc);
+}
+
+/* Splits C into `threads` strips when that shares the work out well enough, and runs them; false when the
+ * product should run the shared-packing way instead. */
+static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused, void *scratch,
+                              const parallel_runner *parallel)
+{
+    int threads = parallel_threads(parallel);
+    if (threads < 2 || !fused->a) return false;
+    int64_t col_tiles = ceil_div(g->N, ks->nr), row_tiles = ceil_div(g->M, ks->mr);
+    /* the busiest strip's share of the tiles, splitting each way */
+    double by_columns = (double)ceil_div(col_tiles, threads) / (double)col_tiles;
+    double by_rows = (double)ceil_div(row_tiles, threads) / (double)row_tiles;
+    bool columns = by_columns <= 0.55 || by_columns <= by_rows;
+    if ((columns ? col_tiles : row_tiles) < threads) return false;
+    gemm_strips job = {ks, g, fused, scratch, strip_slot_bytes(ks, g->M, g->N, g->K), columns,
+                       columns ? ceil_div(col_tiles, threads) * ks->nr : ceil_div(row_tiles, threads) * ks->mr};
+    parallel_for(parallel, threads, 1, run_strips, &job);
+    return true;
+}
+
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel)
 {
     gemm_args g = *args;
@@ -457,20 +528,24 @@ void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratc
         if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
         return;
     }
+    if (gemm_fused_strips(ks, &g, fused, scratch, parallel)) return;
     gemm_sources src = {.a_panels = fused->a ? fused->a->panels : NULL, .b_panel = fused->b_panel,
-                        .b_ctx = fused->b_ctx, .epilogue = fused->epilogue};
+                        .b_ctx = fused->b_ctx, .epilogue = fused->epilogue, .a_rows_padded = padded_rows(ks, g.M)};
     gemm_blocked(ks, &g, &src, scratch, parallel);
 }
 
-size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K)
+size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)
 {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
+    if (threads < 1) threads = 1;
     size_t bytes = 0;
     for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
         const gemm_kernel_set *ks = kernels_for((gemm_variant)v);
         if (!ks) continue;
         gemm_blocks b = blocks_for(ks, M, N, K);
         size_t s = N == 1 ? 2 * floats_bytes_aligned(K) : floats_bytes_aligned(b.mc * b.kc) + floats_bytes_aligned(b.kc * b.nc);
+        size_t strips = strip_slot_bytes(ks, M, N, K) * (size_t)threads;
+        if (threads > 1 && strips > s) s = strips;
         if (s > bytes) bytes = s;
     }
     return bytes;

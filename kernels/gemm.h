@@ -117,9 +117,11 @@ typedef struct gemm_fused {
     const gemm_epilogue *epilogue;
 } gemm_fused;
 
-/* Scratch gemm_f32_fused needs: unlike gemm_f32 it blocks M == 1 products too (B may exist only as panels). */
-size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K);
-/* gemm_f32 with the operands and epilogue of `fused`, in fused->a's variant (AUTO without it). */
+/* Scratch gemm_f32_fused needs on up to `threads` threads: unlike gemm_f32 it blocks M == 1 products too (B
+ * may exist only as panels), and with a pre-packed A each thread packs its own B, in its own slot. */
+size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads);
+/* gemm_f32 with the operands and epilogue of `fused`, in fused->a's variant (AUTO without it). `scratch`
+ * holds gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(parallel)) bytes. */
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel);
 
 #endif
