@@ -67,20 +67,56 @@ void conv_gather_row_avx512(const float *row, int64_t col, int64_t width, int64_
 /* Panel rows k0 .. k0+kc-1 for one run of output columns on output row oh, starting at output column ow:
  * the loop over k is innermost, so that the run's geometry is worked out once, and each row of the panel
  * is one or two masked loads and stores. */
+/* Where one kernel column reads along a run: the first input column and, for each 16-column span of input
+ * the run's loads cover, which of its lanes lie inside the row. Computed once per run for every kw. */
+enum { RUN_TAPS = 8 };
+typedef struct run_tap {
+    int64_t col;
+    __mmask16 inside[4];
+} run_tap;
+
+static run_tap make_run_tap(int64_t col, int64_t width)
+{
+    run_tap t = {.col = col};
+    for (int i = 0; i < 4; i++) t.inside[i] = lane_range(-(col + i * LANES), width - (col + i * LANES));
+    return t;
+}
+
+/* Output lanes [16 v, 16 v + 16) of the run: input spans 2v, 2v+1 at stride 2, span v at stride 1. */
+static inline __m512 load_run(const float *row, const run_tap *t, int v, int64_t stride)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    if (stride == 1) return _mm512_mask_loadu_ps(zero, t->inside[v], (const float *)((uintptr_t)row + (uintptr_t)(t->col + v * LANES) * sizeof(float)));
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const float *p = (const float *)((uintptr_t)row + (uintptr_t)(t->col + 2 * v * LANES) * sizeof(float));
+    const float *q = (const float *)((uintptr_t)p + LANES * sizeof(float));
+    return _mm512_permutex2var_ps(_mm512_mask_loadu_ps(zero, t->inside[2 * v], p), even,
+                                  _mm512_mask_loadu_ps(zero, t->inside[2 * v + 1], q));
+}
+
+/* Panel rows k0 .. k0+kc-1 for one run of output columns on output row oh, starting at output column ow:
+ * the loop over k is innermost, so that the run's geometry is worked out once, and each row of the panel
+ * is one or two masked loads and stores. */
 static void panel_run_rows(const conv_window *w, const float *x, int64_t k0, int64_t kc, int64_t oh, int64_t ow,
                            int64_t length, int width, float *dst)
 {
     const __m512 zero = _mm512_setzero_ps();
-    int64_t kvol = w->kernel[1] * w->kernel[2], plane = w->in[1] * w->in[2];
+    int64_t kvol = w->kernel[1] * w->kernel[2], plane = w->in[1] * w->in[2], stride = w->stride[2];
     int64_t c = k0 / kvol, kh = k0 % kvol / w->kernel[2], kw = k0 % w->kernel[2];
-    int64_t ih0 = oh * w->stride[1] - w->pad[1], col0 = ow * w->stride[2] - w->pad[2];
+    int64_t ih0 = oh * w->stride[1] - w->pad[1], col0 = ow * stride - w->pad[2];
     __mmask16 m0 = lane_range(0, length), m1 = lane_range(0, length - LANES);
+    run_tap taps[RUN_TAPS];
+    bool cached = w->kernel[2] <= RUN_TAPS;
+    for (int64_t t = 0; cached && t < w->kernel[2]; t++) taps[t] = make_run_tap(col0 + t * w->dilation[2], w->in[2]);
     for (int64_t r = 0; r < kc; r++, dst += width) {
-        int64_t ih = ih0 + kh * w->dilation[1], col = col0 + kw * w->dilation[2];
+        int64_t ih = ih0 + kh * w->dilation[1];
         if (ih >= 0 && ih < w->in[1]) {
             const float *row = x + c * plane + ih * w->in[2];
-            _mm512_mask_storeu_ps(dst, m0, load_taps(row, col, w->in[2], w->stride[2], zero));
-            if (m1) _mm512_mask_storeu_ps(dst + LANES, m1, load_taps(row, col + LANES * w->stride[2], w->in[2], w->stride[2], zero));
+            run_tap uncached;
+            const run_tap *t = cached ? &taps[kw] : &uncached;
+            if (!cached) uncached = make_run_tap(col0 + kw * w->dilation[2], w->in[2]);
+            _mm512_mask_storeu_ps(dst, m0, load_run(row, t, 0, stride));
+            if (m1) _mm512_mask_storeu_ps(dst + LANES, m1, load_run(row, t, 1, stride));
         } else {
             _mm512_mask_storeu_ps(dst, m0, zero);
             if (m1) _mm512_mask_storeu_ps(dst + LANES, m1, zero);
