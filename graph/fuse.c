@@ -1,14 +1,16 @@
 /*
- * fuse.c — operator fusion before type inference: a Conv whose only reader is a Relu or a Clip becomes one
- * ai.kiln::FusedConv node that clamps its outputs while they are still in cache, instead of a second pass
- * over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
+ * fuse.c — operator fusion before type inference: a Conv whose only reader is a Relu, a Clip or a Sigmoid,
+ * or whose output y is read just by Sigmoid and by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish),
+ * becomes one ai.kiln::FusedConv node that applies the activation while its outputs are still in cache,
+ * instead of separate passes over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
  *
  * The pass runs on the sorted graph before any op is resolved, so it decides from op types and constant
  * values alone, and it leaves every check to the ops' init: FusedConv's init is Conv's. It only fuses what
- * it can prove equivalent: the Conv's output has exactly one reader, is not a graph output, and no subgraph
+ * it can prove equivalent: the Conv's output has exactly those readers, is not a graph output, and no subgraph
  * exists that could read it by name; a Clip's bounds must be known float32 scalars (initializers or
  * Constant nodes). The fused node keeps the Conv's name, inputs and attributes, takes over the activation's
- * output, and gains the attributes `activation` ("Relu" or "Clip") and `activation_params` ([lo, hi]).
+ * output, and gains the attributes `activation` ("Relu", "Clip", "Sigmoid" or "SiLU") and `activation_params`
+ * ([lo, hi], the clamp of the first two).
  */
 #include <math.h>
 #include <string.h>
@@ -33,23 +35,31 @@ static bool graph_has_subgraphs(const graph *g)
     return false;
 }
 
-/* For each value, its only live reader, or -1 (none, or several: marked -2 while counting). */
-static int *sole_readers(const graph *g)
+/* Each value's live readers, when it has one or two and is not a graph output (else count is 0): enough
+ * to recognise a Conv output read once (by Relu, Clip, Sigmoid) or twice (by Sigmoid and Mul, a SiLU). */
+typedef struct value_readers {
+    int count;
+    int node[2];
+} value_readers;
+
+static value_readers *count_readers(const graph *g)
 {
-    int *reader = mem_calloc((size_t)g->n_values + 1, sizeof *reader);
-    if (!reader) return NULL;
-    for (int v = 0; v < g->n_values; v++) reader[v] = -1;
+    value_readers *readers = mem_calloc((size_t)g->n_values + 1, sizeof *readers);
+    if (!readers) return NULL;
     for (int i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         if (n->removed) continue;
         for (int k = 0; k < n->n_inputs; k++) {
             int v = n->inputs[k];
-            if (v >= 0) reader[v] = reader[v] == -1 ? i : -2;
+            if (v < 0) continue;
+            value_readers *r = &readers[v];
+            if (r->count < 2) r->node[r->count] = i;
+            r->count++;
         }
     }
     for (int v = 0; v < g->n_values; v++)
-        if (reader[v] < 0 || g->values[v].is_output) reader[v] = -1;
-    return reader;
+        if (readers[v].count > 2 || g->values[v].is_output) readers[v].count = 0;
+    return readers;
 }
 
 /* A float32 scalar known at load: an initializer, or the output of a Constant node. */
@@ -65,10 +75,12 @@ static bool known_scalar(const graph *g, int v, float *out)
     return true;
 }
 
-/* The clamp [lo, hi] a Relu or Clip node applies, when known at load. */
+/* Whether `act` is an activation FusedConv takes (Relu, Clip with bounds known at load, Sigmoid), and the
+ * clamp [lo, hi] of the first two. */
 static bool activation_bounds(const graph *g, const graph_node *act, float *lo, float *hi)
 {
     *lo = -INFINITY, *hi = INFINITY;
+    if (is_onnx_op(act, "Sigmoid")) return act->n_inputs == 1 && act->n_outputs == 1;
     if (is_onnx_op(act, "Relu")) {
         *lo = 0.0f;
         return act->n_inputs == 1 && act->n_outputs == 1;
@@ -105,31 +117,62 @@ static kiln_status add_activation_attrs(graph *g, graph_node *conv, const char *
     return KILN_OK;
 }
 
+/* The activation node reading conv's output y, and the node whose output the fused node takes over:
+ * y -> Relu/Clip/Sigmoid, or y -> Sigmoid -> Mul(y, sigmoid) (SiLU). Returns the name of the fused activation,
+ * or NULL. */
+static const char *match_activation(const graph *g, const value_readers *readers, int y, float *lo, float *hi,
+                                    int *removed, int *n_removed, int *last)
+{
+    const value_readers *r = &readers[y];
+    if (r->count == 1) {
+        const graph_node *act = &g->nodes[r->node[0]];
+        if (act->inputs[0] != y || act->outputs[0] < 0 || !activation_bounds(g, act, lo, hi)) return NULL;
+        removed[0] = *last = r->node[0], *n_removed = 1;
+        return act->op_type;
+    }
+    if (r->count != 2) return NULL;
+    for (int s = 0; s < 2; s++) {
+        const graph_node *sig = &g->nodes[r->node[s]], *mul = &g->nodes[r->node[1 - s]];
+        if (!is_onnx_op(sig, "Sigmoid") || sig->n_inputs != 1 || sig->n_outputs != 1 || sig->outputs[0] < 0) continue;
+        int sv = sig->outputs[0];
+        if (readers[sv].count != 1 || readers[sv].node[0] != r->node[1 - s]) continue;
+        if (!is_onnx_op(mul, "Mul") || mul->n_inputs != 2 || mul->n_outputs != 1 || mul->outputs[0] < 0) continue;
+        bool operands = (mul->inputs[0] == y && mul->inputs[1] == sv) || (mul->inputs[0] == sv && mul->inputs[1] == y);
+        if (!operands) continue;
+        removed[0] = r->node[s], removed[1] = *last = r->node[1 - s], *n_removed = 2;
+        *lo = -INFINITY, *hi = INFINITY;
+        return "SiLU";
+    }
+    return NULL;
+}
+
 kiln_status graph_fuse_activations(graph *g)
 {
     if (graph_has_subgraphs(g)) return KILN_OK;
-    int *reader = sole_readers(g);
-    if (!reader) return KILN_ERR_OUT_OF_MEMORY;
+    value_readers *readers = count_readers(g);
+    if (!readers) return KILN_ERR_OUT_OF_MEMORY;
     kiln_status st = KILN_OK;
     for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
         graph_node *conv = &g->nodes[i];
         if (!is_onnx_op(conv, "Conv") || conv->n_outputs != 1 || conv->outputs[0] < 0) continue;
-        int r = reader[conv->outputs[0]];
         float lo, hi;
-        if (r < 0 || g->nodes[r].inputs[0] != conv->outputs[0] || !activation_bounds(g, &g->nodes[r], &lo, &hi) ||
-            g->nodes[r].outputs[0] < 0)
-            continue;
-        graph_node *act = &g->nodes[r];
-        st = add_activation_attrs(g, conv, act->op_type, lo, hi);
+        int removed[2], n_removed = 0, last = -1;
+        const char *name = match_activation(g, readers, conv->outputs[0], &lo, &hi, removed, &n_removed, &last);
+        if (!name) continue;
+        st = add_activation_attrs(g, conv, name, lo, hi);
         if (st != KILN_OK) break;
         g->values[conv->outputs[0]].producer = -1;
-        conv->outputs[0] = act->outputs[0];
+        for (int k = 0; k < n_removed; k++) {
+            graph_node *gone = &g->nodes[removed[k]];
+            if (gone->outputs[0] >= 0) g->values[gone->outputs[0]].producer = -1;
+            gone->removed = true;
+        }
+        conv->outputs[0] = g->nodes[last].outputs[0];
         g->values[conv->outputs[0]].producer = i;
         conv->domain = GRAPH_KILN_DOMAIN;
         conv->op_type = "FusedConv";
         conv->opset = 1;
-        act->removed = true;
     }
-    mem_free(reader);
+    mem_free(readers);
     return st;
 }

@@ -315,10 +315,10 @@ static void run_task(const conv_run *r, int64_t task, char *slot, const parallel
 #if defined(KILN_HAVE_X86_KERNELS)
         if (r->gather_avx512 && s->win.stride[2] <= 2) unfolded.gather = conv_gather_row_avx512;
 #endif
-        gemm_epilogue ep = {ts.bias, r->extras.clamp, r->extras.lo, r->extras.hi};
+        gemm_epilogue ep = {ts.bias, r->extras.act, r->extras.lo, r->extras.hi};
         gemm_fused fused = {.a = r->extras.packed ? &r->extras.packed->group[g] : NULL,
                             .b_panel = t->algo == CONV_ALGO_IM2COL ? im2col_panel : NULL, .b_ctx = &unfolded,
-                            .epilogue = ts.bias || ep.clamp ? &ep : NULL};
+                            .epilogue = ts.bias || ep.act != GEMM_ACT_NONE ? &ep : NULL};
         gemm_f32_fused(&ga, &fused, gemm_scratch, parallel);
         return;
     }
@@ -380,15 +380,6 @@ static row_reach kernel_row_reach(const conv_window *w)
     return r;
 }
 
-/* y[i] = min(max(y[i], lo), hi), NaN passing through (see gemm_epilogue). */
-static void clamp_floats(float *y, int64_t n, float lo, float hi)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float v = y[i] < lo ? lo : y[i];
-        y[i] = v > hi ? hi : v;
-    }
-}
-
 /* Output i of a row near its edges, where some taps fall into the padding. */
 static void add_edge_output(const conv_window *w, const float *src, const float *taps, float *row, int64_t i)
 {
@@ -432,7 +423,7 @@ static void depthwise_plane(const conv_window *w, row_taps_fn row_taps, const fl
                     add_kernel_row(w, row_taps, &reach, src, taps, y + (od * w->out[1] + oh) * w->out[2]);
                 }
         }
-    if (extras->clamp) clamp_floats(y, out_vol, extras->lo, extras->hi);
+    gemm_activate_f32(extras->act, extras->lo, extras->hi, y, out_vol);
 }
 
 static void depthwise_planes(void *arg, int64_t begin, int64_t end)
@@ -445,7 +436,11 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
         const float *x = r->x + p * in_vol, *kernel = r->w + c * conv_volume(w->kernel);
         float bias = r->bias ? r->bias[c] : 0.0f, *y = r->y + p * out_vol;
 #if defined(KILN_HAVE_X86_KERNELS)
-        if (r->depthwise_avx512 && conv_depthwise_plane_avx512(w, x, kernel, bias, &r->extras, y)) continue;
+        if (r->depthwise_avx512 && conv_depthwise_plane_avx512(w, x, kernel, bias, &r->extras, y)) {
+            /* the plane kernel clamps as it stores; the transcendental activations follow on the plane */
+            if (r->extras.act != GEMM_ACT_CLAMP) gemm_activate_f32(r->extras.act, 0.0f, 0.0f, y, out_vol);
+            continue;
+        }
 #endif
         depthwise_plane(w, r->row_taps, x, kernel, bias, &r->extras, y);
     }

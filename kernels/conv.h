@@ -77,11 +77,12 @@ void conv_f32_pack_filters(int64_t out_channels, int64_t per_group_k, int64_t gr
                            conv_packed_filters *packed);
 
 /* What conv_f32 may do beyond the bare convolution: use filters packed at load (`packed`, NULL to read w as
- * it lies) and clamp every output to [lo, hi] (a fused Relu or Clip) while it is still in cache. */
+ * it lies) and apply an activation (a fused Relu, Clip, Sigmoid or SiLU; see gemm_activation) to every
+ * output while it is still in cache. */
 typedef struct conv_extras {
     const conv_packed_filters *packed;
-    bool clamp;
-    float lo, hi;
+    gemm_activation act;
+    float lo, hi; /* GEMM_ACT_CLAMP's bounds */
 } conv_extras;
 
 /* The algorithm conv_f32 uses for this shape. */
@@ -112,8 +113,9 @@ void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, cons
  * copy that fills the im2col panels of the GEMM convolutions, and its SIMD variant (strides 1 and 2). */
 void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst);
 #if defined(KILN_HAVE_X86_KERNELS)
-/* One channel plane of a 2-D depthwise convolution, bias and clamp included: y = clamp(bias + conv(x,
- * kernel)). False, having done nothing, for shapes it does not take (3-D, strides above 2, wide rows). */
+/* One channel plane of a 2-D depthwise convolution, bias included, and the clamp when extras->act is
+ * GEMM_ACT_CLAMP (other activations are the caller's). False, having done nothing, for shapes it does not
+ * take (3-D, strides above 2, wide rows). */
 bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
                                  const conv_extras *extras, float *y);
 /* im2col_panel (conv.c) for 2-D windows with row strides 1 or 2 and panels up to 32 wide: rows k0 .. k0+kc-1

@@ -20,7 +20,10 @@
 #include "kernels/gemm.h"
 
 #include "core/platform/platform.h"
+#include <math.h>
+
 #include "kernels/gemm_kernels.h"
+#include "kernels/vmath.h"
 
 /* Below this many multiply-adds a problem runs on the calling thread: each parallel_for costs a
  * microsecond or more, and splitting a product this small gained nothing measurable (64^3 did not speed up
@@ -196,23 +199,42 @@ static void pack_round(void *arg, int64_t begin, int64_t end)
     }
 }
 
-/* C[0:mr, 0:nr] (rows from `row` on) += bias, then clamped: written as comparisons, not fmaxf/fminf, so
- * that NaN passes through and compilers vectorise the loop. */
-static void apply_epilogue(const gemm_epilogue *ep, float *c, int64_t ldc, int64_t row, int mr, int nr)
+void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_t n)
 {
-    for (int i = 0; i < mr; i++, c += ldc) {
-        float b = ep->row_bias ? ep->row_bias[row + i] : 0.0f;
-        if (ep->clamp) {
-            float lo = ep->lo, hi = ep->hi;
-            for (int j = 0; j < nr; j++) {
-                float v = c[j] + b;
-                v = v < lo ? lo : v;
-                c[j] = v > hi ? hi : v;
-            }
-        } else if (ep->row_bias) {
-            for (int j = 0; j < nr; j++) c[j] += b;
+    if (act == GEMM_ACT_CLAMP) {
+        /* comparisons, not fmaxf/fminf, so that NaN passes through and compilers vectorise the loop */
+        for (int64_t j = 0; j < n; j++) {
+            float x = v[j] < lo ? lo : v[j];
+            v[j] = x > hi ? hi : x;
         }
+        return;
     }
+    if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;
+    const vmath_set *fast = vmath_fast_f32();
+    float s[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t m = n - j0 < 256 ? n - j0 : 256;
+        if (fast) fast->sigmoid(s, v + j0, m);
+        else
+            for (int64_t j = 0; j < m; j++) s[j] = 1.0f / (1.0f + expf(-v[j0 + j]));
+        for (int64_t j = 0; j < m; j++) v[j0 + j] = act == GEMM_ACT_SILU ? v[j0 + j] * s[j] : s[j];
+    }
+}
+
+/* C[0:mr, 0:nr] (rows from `row` on) += bias, then the activation; the kernel set's own routine does the
+ * bias and clamp when it has one. */
+static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, float *c, int64_t ldc, int64_t row,
+                           int mr, int nr)
+{
+    if (ks && ks->epilogue) {
+        ks->epilogue(c, ldc, mr, nr, ep->row_bias ? ep->row_bias + row : NULL, ep->act == GEMM_ACT_CLAMP, ep->lo, ep->hi);
+        if (ep->act == GEMM_ACT_CLAMP) return;
+    } else if (ep->row_bias) {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) c[i * ldc + j] += ep->row_bias[row + i];
+    }
+    if (ep->act != GEMM_ACT_NONE)
+        for (int i = 0; i < mr; i++) gemm_activate_f32(ep->act, ep->lo, ep->hi, c + i * ldc, nr);
 }
 
 static void compute_round(void *arg, int64_t begin, int64_t end)
@@ -227,11 +249,7 @@ static void compute_round(void *arg, int64_t begin, int64_t end)
         float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
         ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
                         mr, nr, g->alpha, r->beta);
-        if (ep && ks->epilogue)
-            ks->epilogue(c, g->ldc, mr, nr, ep->row_bias ? ep->row_bias + r->ic + ir * ks->mr : NULL, ep->clamp, ep->lo,
-                         ep->hi);
-        else if (ep)
-            apply_epilogue(ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
+        if (ep) apply_epilogue(ks, ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
     }
 }
 
@@ -434,7 +452,7 @@ static void apply_epilogue_whole(const gemm_epilogue *ep, const gemm_args *g)
 {
     for (int64_t i = 0; i < g->M; i++)
         for (int64_t j0 = 0; j0 < g->N; j0 += 1 << 20)
-            apply_epilogue(ep, g->C + i * g->ldc + j0, g->ldc, i, 1, (int)min64(1 << 20, g->N - j0));
+            apply_epilogue(NULL, ep, g->C + i * g->ldc + j0, g->ldc, i, 1, (int)min64(1 << 20, g->N - j0));
 }
 
 /* ---- the fused product across threads ------------------------------------------------------------------- */

@@ -99,13 +99,20 @@ void gemm_f32_pack_a(gemm_variant variant, int64_t M, int64_t K, bool trans_a, c
 typedef void (*gemm_b_panel_fn)(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int count, int width,
                                 float *dst);
 
-/* What happens to each finished tile of C: C[i, j] += row_bias[i] (when row_bias is given), then, when
- * `clamp`, C[i, j] = min(max(C[i, j], lo), hi). NaN passes through, as in Relu and Clip. */
+/* The activation an epilogue applies: CLAMP is min(max(v, lo), hi) (Relu, Clip; NaN passes through),
+ * SIGMOID 1 / (1 + e^-v), SILU v * sigmoid(v) (Swish, as exporters write Sigmoid then Mul). */
+typedef enum gemm_activation { GEMM_ACT_NONE = 0, GEMM_ACT_CLAMP, GEMM_ACT_SIGMOID, GEMM_ACT_SILU } gemm_activation;
+
+/* What happens to each finished tile of C: C[i, j] += row_bias[i] (when row_bias is given), then the
+ * activation. */
 typedef struct gemm_epilogue {
     const float *row_bias;
-    bool clamp;
-    float lo, hi;
+    gemm_activation act;
+    float lo, hi; /* GEMM_ACT_CLAMP's bounds */
 } gemm_epilogue;
+
+/* The activation over n contiguous floats in place (the fast vmath set where there is one). */
+void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_t n);
 
 /* The operands of gemm_f32_fused beyond gemm_args: `a`, when given, replaces args->A (args->M and K must
  * match it); B comes from b_panel(b_ctx, ...) when b_panel is set (else from args->B); `epilogue` may be

@@ -20,7 +20,7 @@ typedef struct conv_params {
     int64_t groups;
     bool has_packed;
     conv_packed_filters packed; /* the constant weight of a forward, non-depthwise convolution */
-    bool clamp;                 /* FusedConv: outputs clamped to [lo, hi] (a fused Relu or Clip) */
+    gemm_activation act;        /* FusedConv: the fused activation, with a clamp's bounds */
     float lo, hi;
 } conv_params;
 
@@ -62,20 +62,25 @@ static kiln_status conv_init(op_init_ctx *ctx)
     return pack_constant_filters(ctx, ctx->params);
 }
 
-/* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then a clamp described by `activation` ("Relu" or
- * "Clip") and `activation_params` ([lo, hi]). */
+/* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then the activation named by `activation`: "Relu" or
+ * "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid" or "SiLU" (x * sigmoid(x)). */
 static kiln_status fused_conv_init(op_init_ctx *ctx)
 {
     conv_params *p = ctx->params;
     KILN_TRY(conv_init(ctx));
     const graph_attr *act = graph_node_attr(ctx->node, "activation");
+    if (!act || act->type != ATTR_STRING) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'activation' is required");
+    if (strcmp(act->s, "Sigmoid") == 0 || strcmp(act->s, "SiLU") == 0) {
+        p->act = strcmp(act->s, "Sigmoid") == 0 ? GEMM_ACT_SIGMOID : GEMM_ACT_SILU;
+        return KILN_OK;
+    }
+    if (strcmp(act->s, "Relu") != 0 && strcmp(act->s, "Clip") != 0)
+        return kiln_fail(KILN_ERR_MALFORMED, "activation '%s' is not one of Relu, Clip, Sigmoid, SiLU", act->s);
     const graph_attr *bounds = graph_node_attr(ctx->node, "activation_params");
-    if (!act || act->type != ATTR_STRING || (strcmp(act->s, "Relu") != 0 && strcmp(act->s, "Clip") != 0))
-        return kiln_fail(KILN_ERR_MALFORMED, "activation must be Relu or Clip");
     if (!bounds || bounds->type != ATTR_FLOATS || bounds->count != 2 || isnan(bounds->floats[0]) ||
         isnan(bounds->floats[1]))
         return kiln_fail(KILN_ERR_MALFORMED, "activation_params must be two bounds [lo, hi]");
-    p->clamp = true;
+    p->act = GEMM_ACT_CLAMP;
     p->lo = bounds->floats[0], p->hi = bounds->floats[1];
     return KILN_OK;
 }
@@ -166,7 +171,7 @@ static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
                            ctx->parallel);
         return KILN_OK;
     }
-    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL, .clamp = p->clamp, .lo = p->lo, .hi = p->hi};
+    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL, .act = p->act, .lo = p->lo, .hi = p->hi};
     conv_f32(&s, conv_f32_choose(&s), x, w, bias, &extras, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
     return KILN_OK;
 }

@@ -283,9 +283,9 @@ bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const flo
 {
     if (!plane_supported(w)) return false;
     plane_row pr = {.kw_n = w->kernel[2], .stride = w->stride[2], .dil = w->dilation[2], .pad = w->pad[2],
-                    .in_w = w->in[2], .bias = bias, .clamp = extras->clamp,
-                    .lo = _mm512_set1_ps(extras->clamp ? extras->lo : 0.0f),
-                    .hi = _mm512_set1_ps(extras->clamp ? extras->hi : 0.0f), .outside = _mm512_setzero_ps()};
+                    .in_w = w->in[2], .bias = bias, .clamp = extras->act == GEMM_ACT_CLAMP,
+                    .lo = _mm512_set1_ps(extras->act == GEMM_ACT_CLAMP ? extras->lo : 0.0f),
+                    .hi = _mm512_set1_ps(extras->act == GEMM_ACT_CLAMP ? extras->hi : 0.0f), .outside = _mm512_setzero_ps()};
     plane_rows(w, x, kernel, false, &pr, y);
     return true;
 }

@@ -210,7 +210,7 @@ static void panel_from_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j
         for (int j = 0; j < width; j++) dst[k * width + j] = j < count ? src->B[(k0 + k) * src->ldb + j0 + j] : 0.0f;
 }
 
-/* gemm_f32_fused: pre-packed A, B from the callback or from memory, row bias and clamp, on one and three
+/* gemm_f32_fused: pre-packed A, B from the callback or from memory, row bias and each activation, on one and three
  * threads (with scratch of exactly the advertised size), against the reference followed by the epilogue. */
 static void fused_products(void **state)
 {
@@ -229,10 +229,14 @@ static void fused_products(void **state)
             float *C = random_floats(M * N, -1, 1), *want = random_floats(M * N, -1, 1);
             gemm_args g = {M, N, K, false, false, A, K, B, N, want, N, 1.0f, 0.0f};
             gemm_f32_reference(&g);
-            gemm_epilogue ep = {bias, variant >= 2, -0.5f, 0.75f};
+            static const gemm_activation acts[] = {GEMM_ACT_NONE, GEMM_ACT_CLAMP, GEMM_ACT_SILU, GEMM_ACT_SIGMOID};
+            gemm_epilogue ep = {bias, acts[variant], -0.5f, 0.75f};
             for (int64_t i = 0; i < M * N; i++) {
                 float v = want[i] + bias[i / N];
-                want[i] = ep.clamp ? (v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v) : v;
+                if (ep.act == GEMM_ACT_CLAMP) v = v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v;
+                if (ep.act == GEMM_ACT_SIGMOID) v = 1.0f / (1.0f + expf(-v));
+                if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
+                want[i] = v;
             }
             void *packed_memory = malloc(gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, M, K));
             gemm_packed_a packed;

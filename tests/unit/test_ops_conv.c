@@ -113,6 +113,17 @@ static sizes problem_sizes(const conv_shape *s, bool transpose)
                    s->batch * s->out_channels * conv_volume(s->win.out)};
 }
 
+/* What a fused activation makes of v, computed plainly. */
+static float activated(const conv_extras *e, float v)
+{
+    switch (e->act) {
+    case GEMM_ACT_CLAMP: return v < e->lo ? e->lo : v > e->hi ? e->hi : v;
+    case GEMM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case GEMM_ACT_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
 /* Runs the fast path with scratch sized for `planned` threads on `runner` and compares with the reference. */
 static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose, int planned, const parallel_runner *runner)
 {
@@ -120,8 +131,8 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
     float *x = random_floats(n.x, -1, 1), *w = random_floats(n.w, -1, 1), *bias = random_floats(s->out_channels, -1, 1);
     float *want = random_floats(n.y, -1, 1), *got = random_floats(n.y, -1, 1);
     bool with_bias = random_int(0, 1) == 1;
-    /* forward convolutions also run with filters packed at load and a clamp (a fused Relu or Clip) */
-    conv_extras extras = {.clamp = !transpose && random_int(0, 1) == 1, .lo = -0.25f, .hi = 0.5f};
+    /* forward convolutions also run with filters packed at load and a fused activation */
+    conv_extras extras = {.act = transpose ? GEMM_ACT_NONE : (gemm_activation)random_int(0, 3), .lo = -0.25f, .hi = 0.5f};
     conv_packed_filters packed;
     void *packed_memory = NULL;
     int64_t per_group_k = s->in_channels / s->groups * conv_volume(s->win.kernel);
@@ -140,14 +151,13 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
         conv_transpose_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
     } else {
         conv_f32_reference(s, x, w, with_bias ? bias : NULL, want);
-        if (extras.clamp)
-            for (int64_t i = 0; i < n.y; i++) want[i] = want[i] < extras.lo ? extras.lo : want[i] > extras.hi ? extras.hi : want[i];
+        for (int64_t i = 0; i < n.y; i++) want[i] = activated(&extras, want[i]);
         conv_f32(s, algo, x, w, with_bias ? bias : NULL, &extras, got, scratch, scratch_bytes, runner);
     }
     double diff = max_abs_diff(want, got, n.y);
     if (diff > 1e-3)
-        fail_msg("clamp %d packed %d bias %d algo %d transpose %d: N=%lld C=%lld M=%lld g=%lld in=%lldx%lldx%lld out=%lldx%lldx%lld differs by %g",
-                 (int)extras.clamp, extras.packed != NULL, (int)with_bias, (int)algo, (int)transpose, (long long)s->batch, (long long)s->in_channels, (long long)s->out_channels,
+        fail_msg("activation %d packed %d bias %d algo %d transpose %d: N=%lld C=%lld M=%lld g=%lld in=%lldx%lldx%lld out=%lldx%lldx%lld differs by %g",
+                 (int)extras.act, extras.packed != NULL, (int)with_bias, (int)algo, (int)transpose, (long long)s->batch, (long long)s->in_channels, (long long)s->out_channels,
                  (long long)s->groups, (long long)s->win.in[0], (long long)s->win.in[1], (long long)s->win.in[2],
                  (long long)s->win.out[0], (long long)s->win.out[1], (long long)s->win.out[2], diff);
     free(scratch);
@@ -420,10 +430,9 @@ static void depthwise_avx512_plane_matches_reference(void **state)
         int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
         float *x = random_floats(in_vol, -1, 1), *k = random_floats(conv_volume(w->kernel), -1, 1);
         float *want = random_floats(out_vol, -1, 1), *got = random_floats(out_vol, -1, 1), bias = 0.125f;
-        conv_extras extras = {.clamp = random_int(0, 1) == 1, .lo = -0.5f, .hi = 0.75f};
+        conv_extras extras = {.act = random_int(0, 1) == 1 ? GEMM_ACT_CLAMP : GEMM_ACT_NONE, .lo = -0.5f, .hi = 0.75f};
         conv_f32_reference(&s, x, k, &bias, want);
-        if (extras.clamp)
-            for (int64_t i = 0; i < out_vol; i++) want[i] = want[i] < extras.lo ? extras.lo : want[i] > extras.hi ? extras.hi : want[i];
+        for (int64_t i = 0; i < out_vol; i++) want[i] = activated(&extras, want[i]);
         assert_true(conv_depthwise_plane_avx512(w, x, k, bias, &extras, got));
         double diff = max_abs_diff(want, got, out_vol);
         if (diff > 1e-4)
@@ -499,15 +508,16 @@ static void max_pool_fast_path_matches_loop(void **state)
     }
 }
 
-/* Conv followed by Relu, and by Clip with Constant-node bounds, load as one ai.kiln::FusedConv and compute
- * what the two operators would. A Conv output that is also a graph output is not fused. */
+/* Conv followed by Relu, by Clip with Constant-node bounds, by Sigmoid, and by Sigmoid and Mul (SiLU) load
+ * as one ai.kiln::FusedConv and compute what the separate operators would. A Conv output that is also a graph
+ * output is not fused. */
 static void conv_activation_fusion(void **state)
 {
     (void)state;
     int64_t x_dims[4] = {1, 3, 20, 21}, w_dims[4] = {40, 3, 3, 3}, b_dims[1] = {40}, scalar[1] = {0};
     float *x = random_floats(3 * 20 * 21, -1, 1), *w = random_floats(40 * 27, -1, 1), *b = random_floats(40, -1, 1);
     float lo = -0.1f, hi = 0.3f;
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         pbw attrs = {0}, lo_attr = {0}, hi_attr = {0};
         tm_attr_ints(&attrs, "pads", (int64_t[]){1, 1, 1, 1}, 4);
         test_run r;
@@ -522,8 +532,11 @@ static void conv_activation_fusion(void **state)
             tm_node(&r.tm, "Constant", NULL, LIST("lo"), &lo_attr);
             tm_node(&r.tm, "Constant", NULL, LIST("hi"), &hi_attr);
             tm_node(&r.tm, "Clip", LIST("c", "lo", "hi"), LIST("y"), NULL);
+        } else if (variant == 3) {
+            tm_node(&r.tm, "Sigmoid", LIST("c"), LIST("s"), NULL);
+            tm_node(&r.tm, "Mul", LIST("s", "c"), LIST("y"), NULL);
         } else {
-            tm_node(&r.tm, "Relu", LIST("c"), LIST("y"), NULL);
+            tm_node(&r.tm, variant == 4 ? "Sigmoid" : "Relu", LIST("c"), LIST("y"), NULL);
         }
         tr_output(&r, "y", KILN_FLOAT32);
         if (variant == 2) tr_output(&r, "c", KILN_FLOAT32); /* a second reader: no fusion */
@@ -535,8 +548,9 @@ static void conv_activation_fusion(void **state)
         int64_t n = 40 * 20 * 21;
         float *want = malloc((size_t)n * sizeof *want);
         conv_f32_reference(&s, x, w, b, want);
-        float low = variant == 1 ? lo : 0.0f, high = variant == 1 ? hi : INFINITY;
-        for (int64_t i = 0; i < n; i++) want[i] = want[i] < low ? low : want[i] > high ? high : want[i];
+        conv_extras act = {.act = variant >= 3 ? (variant == 3 ? GEMM_ACT_SILU : GEMM_ACT_SIGMOID) : GEMM_ACT_CLAMP,
+                           .lo = variant == 1 ? lo : 0.0f, .hi = variant == 1 ? hi : INFINITY};
+        for (int64_t i = 0; i < n; i++) want[i] = activated(&act, want[i]);
         assert_true(max_abs_diff(want, r.out[0].data, n) < 1e-4);
         free(want);
         tr_free(&r);
