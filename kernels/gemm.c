@@ -210,6 +210,12 @@ void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_
         return;
     }
     if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;
+    const gemm_kernel_set *ks = kernels_for(GEMM_VARIANT_AUTO);
+    if (ks->epilogue) {
+        for (int64_t j0 = 0; j0 < n; j0 += 1 << 20)
+            ks->epilogue(v + j0, 0, 1, (int)min64(1 << 20, n - j0), NULL, (int)act, lo, hi);
+        return;
+    }
     const vmath_set *fast = vmath_fast_f32();
     float s[256];
     for (int64_t j0 = 0; j0 < n; j0 += 256) {
@@ -227,9 +233,10 @@ static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, f
                            int mr, int nr)
 {
     if (ks && ks->epilogue) {
-        ks->epilogue(c, ldc, mr, nr, ep->row_bias ? ep->row_bias + row : NULL, ep->act == GEMM_ACT_CLAMP, ep->lo, ep->hi);
-        if (ep->act == GEMM_ACT_CLAMP) return;
-    } else if (ep->row_bias) {
+        ks->epilogue(c, ldc, mr, nr, ep->row_bias ? ep->row_bias + row : NULL, (int)ep->act, ep->lo, ep->hi);
+        return;
+    }
+    if (ep->row_bias) {
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++) c[i * ldc + j] += ep->row_bias[row + i];
     }

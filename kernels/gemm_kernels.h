@@ -16,7 +16,6 @@
 #ifndef KILN_KERNELS_GEMM_KERNELS_H
 #define KILN_KERNELS_GEMM_KERNELS_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 /* C[0:mr, 0:nr] = alpha * (A micro-panel x B micro-panel) + beta * C; beta == 0 never reads C. */
@@ -34,8 +33,8 @@ typedef void (*gemv_fn)(int64_t K, int64_t n, const float *x, const float *m, in
 typedef void (*gemm_pack_fn)(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst);
 
 /* The fused epilogue on one finished tile (see gemm_epilogue in gemm.h): C[i, 0:nr] += bias[i] when bias is
- * given, then clamped to [lo, hi] when `clamp`. NULL in a set means gemm.c's plain loop. */
-typedef void (*gemm_tile_epilogue_fn)(float *c, int64_t ldc, int mr, int nr, const float *bias, bool clamp, float lo,
+ * given, then the activation. NULL in a set means gemm.c's plain loops. */
+typedef void (*gemm_tile_epilogue_fn)(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo,
                                       float hi);
 
 typedef struct gemm_kernel_set {
