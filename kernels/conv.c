@@ -125,7 +125,8 @@ static void split_tap(const conv_window *w, int64_t tap, int64_t k[CONV_SPATIAL]
 
 /* Column j of the unfolded matrix is output position j; row k is (input channel, kernel tap). A panel's
  * columns are cut into runs that stay on one output row (od, oh), along which the input positions read by
- * one tap advance by the stride: each (k, run) is then one strided copy between zero-filled ends. */
+ * one tap advance by the stride: each (k, run) is then one strided copy between zero-filled ends. A panel
+ * is at most the GEMM's NR columns wide (32), so it has at most that many runs. */
 enum { PANEL_MAX_WIDTH = 64 };
 
 typedef struct panel_run {
@@ -170,7 +171,7 @@ void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t strid
         conv_valid_range(col, stride, width, count, &lo, &hi);
     }
     if (lo > 0) memset(dst, 0, (size_t)lo * sizeof *dst);
-    if (hi > lo && stride == 1) memcpy(dst + lo, row + col + lo, (size_t)(hi - lo) * sizeof *dst);
+    if (hi > lo && stride == 1) memcpy(dst + lo, row + (col + lo), (size_t)(hi - lo) * sizeof *dst);
     else
         for (int64_t i = lo; i < hi; i++) dst[i] = row[col + i * stride];
     if (count > hi) memset(dst + hi, 0, (size_t)(count - hi) * sizeof *dst);
@@ -201,6 +202,7 @@ static void im2col_panel(const void *ctx, int64_t k0, int64_t kc, int64_t j0, in
         return;
 #endif
     panel_run runs[PANEL_MAX_WIDTH];
+    if (count > PANEL_MAX_WIDTH) return; /* no kernel set has panels this wide */
     int n_runs = split_runs(w, j0, count, runs);
     int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in);
     int64_t c = k0 / kvol, k[CONV_SPATIAL];
