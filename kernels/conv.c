@@ -16,7 +16,8 @@
  *
  * Threads: when there are at least as many tasks as threads (batches, grouped convolutions) or each task is
  * small, workers take whole tasks, each with its own slot of scratch and a single-threaded GEMM. Otherwise
- * tasks run one after another and the threads split the unfolding and the GEMM inside each. Scratch is
+ * tasks run one after another and the threads split the GEMM inside each (gemm_f32_fused's strips, each
+ * thread unfolding the panels it multiplies); depthwise planes are shared out whole. Scratch is
  * requested for a planned thread count; a run that finds less than its threads would need uses fewer
  * threads instead of overrunning it.
  */

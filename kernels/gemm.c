@@ -13,6 +13,12 @@
  * count — plans are made before anyone knows how many threads a session will use — and no thread packs
  * what another already has.
  *
+ * gemm_f32_fused (convolutions) differs in three ways: A comes pre-packed in the same K slices, so rounds
+ * pack only B (or ask the caller's b_panel for it); each tile gets the epilogue (row bias, activation) right
+ * after its last K slice, while it is in L1; and with threads, C is cut into one strip per thread (columns,
+ * or rows when there are too few column tiles) that each thread computes alone with its own B buffer — one
+ * join per product instead of two per round, at the price of scratch that grows with the threads.
+ *
  * A row vector times a matrix (M == 1) or a matrix times a column (N == 1) skips all of this: packing would
  * touch every element of the matrix once more than the arithmetic does, so those go to the kernels'
  * matrix-vector routines, which read the matrix in place.
