@@ -126,7 +126,8 @@ static const char *match_activation(const graph *g, const value_readers *readers
     const value_readers *r = &readers[y];
     if (r->count == 1) {
         const graph_node *act = &g->nodes[r->node[0]];
-        if (act->inputs[0] != y || act->outputs[0] < 0 || !activation_bounds(g, act, lo, hi)) return NULL;
+        /* activation_bounds checks the arity before anything reads outputs[0] */
+        if (!activation_bounds(g, act, lo, hi) || act->inputs[0] != y || act->outputs[0] < 0) return NULL;
         removed[0] = *last = r->node[0], *n_removed = 1;
         return act->op_type;
     }
