@@ -229,18 +229,27 @@ static inline __attribute__((always_inline)) void output_chunks(const int n, con
     }
 }
 
-/* Whether every load of chunks [c, c+n) stays within [0, in_w). */
-static bool group_inside(const plane_row *pr, int64_t c, int n)
+/* output_chunks with n, inside and max made constants, one copy per combination. */
+static inline __attribute__((always_inline)) void run_chunks(int n, bool inside, const bool max, const plane_row *pr,
+                                                            int64_t c, int64_t out_w, float *out)
 {
-    int64_t first = c * LANES * pr->stride - pr->pad;
-    int64_t end = (c + n) * LANES * pr->stride - pr->pad + (pr->kw_n - 1) * pr->dil; /* one past the last */
-    return first >= 0 && end <= pr->in_w;
+    if (!inside) output_chunks(1, false, max, pr, c, out_w, out);
+    else if (n == 1) output_chunks(1, true, max, pr, c, out_w, out);
+    else if (n == 2) output_chunks(2, true, max, pr, c, out_w, out);
+    else if (n == 3) output_chunks(3, true, max, pr, c, out_w, out);
+    else output_chunks(4, true, max, pr, c, out_w, out);
 }
 
-/* Every output row of a plane: the kernel rows inside the input, then the chunks of sixteen outputs. */
 static void plane_rows(const conv_window *w, const float *x, const float *kernel, bool max, plane_row *pr, float *y)
 {
-    int64_t out_w = w->out[2], chunks = (out_w + LANES - 1) / LANES;
+    int64_t out_w = w->out[2], chunks = (out_w + LANES - 1) / LANES, span = LANES * pr->stride;
+    /* chunks [inside_lo, inside_hi) read only inside the row: c*span - pad >= 0 and
+     * (c+1)*span - pad + (kw-1)*dil <= in_w */
+    int64_t inside_lo = (pr->pad + span - 1) / span;
+    int64_t reach = pr->in_w + pr->pad - (pr->kw_n - 1) * pr->dil;
+    int64_t inside_hi = reach >= span ? reach / span : 0;
+    if (inside_hi > chunks) inside_hi = chunks;
+    if (inside_lo > inside_hi) inside_lo = inside_hi;
     for (int64_t oh = 0; oh < w->out[1]; oh++) {
         pr->n_rows = 0;
         for (int64_t kh = 0; kh < w->kernel[1]; kh++) {
@@ -250,22 +259,15 @@ static void plane_rows(const conv_window *w, const float *x, const float *kernel
             pr->taps[pr->n_rows++] = kernel ? kernel + kh * pr->kw_n : NULL;
         }
         float *out = y + oh * out_w;
-        for (int64_t c = 0; c < chunks; c += GROUP) {
-            int n = chunks - c < GROUP ? (int)(chunks - c) : GROUP;
-            bool inside = n == GROUP && group_inside(pr, c, n);
-            if (max) {
-                if (inside) output_chunks(GROUP, true, true, pr, c, out_w, out);
-                else if (n == 1) output_chunks(1, false, true, pr, c, out_w, out);
-                else if (n == 2) output_chunks(2, false, true, pr, c, out_w, out);
-                else if (n == 3) output_chunks(3, false, true, pr, c, out_w, out);
-                else output_chunks(4, false, true, pr, c, out_w, out);
-            } else {
-                if (inside) output_chunks(GROUP, true, false, pr, c, out_w, out);
-                else if (n == 1) output_chunks(1, false, false, pr, c, out_w, out);
-                else if (n == 2) output_chunks(2, false, false, pr, c, out_w, out);
-                else if (n == 3) output_chunks(3, false, false, pr, c, out_w, out);
-                else output_chunks(4, false, false, pr, c, out_w, out);
-            }
+        /* edge chunks (some load reaches outside the row) one at a time with masks, the interior in groups
+         * with plain loads */
+        for (int64_t c = 0; c < chunks;) {
+            int n = 1;
+            bool inside = c >= inside_lo && c < inside_hi;
+            if (inside) n = inside_hi - c < GROUP ? (int)(inside_hi - c) : GROUP;
+            if (max) run_chunks(n, inside, true, pr, c, out_w, out);
+            else run_chunks(n, inside, false, pr, c, out_w, out);
+            c += n;
         }
     }
 }
