@@ -188,38 +188,39 @@ static inline __m512 max_keeping_nan(__m512 acc, __m512 in)
 }
 
 /* acc combined with tap t of kernel row r for the sixteen outputs whose first input column is col. */
-static inline __attribute__((always_inline)) __m512 accumulate(const bool inside, const bool max, const plane_row *pr,
-                                                               int r, int64_t t, int64_t col, __mmask16 m0,
-                                                               __mmask16 m1, __m512 acc)
+static inline __attribute__((always_inline)) __m512 accumulate(const int64_t stride, const bool inside, const bool max,
+                                                               const plane_row *pr, int r, int64_t t, int64_t col,
+                                                               __mmask16 m0, __mmask16 m1, __m512 acc)
 {
-    __m512 in = inside ? load_taps_inside(pr->rows[r], col, pr->stride)
-                       : load_taps_masked(pr->rows[r], col, pr->stride, m0, m1, pr->outside);
+    __m512 in = inside ? load_taps_inside(pr->rows[r], col, stride)
+                       : load_taps_masked(pr->rows[r], col, stride, m0, m1, pr->outside);
     return max ? max_keeping_nan(acc, in) : _mm512_fmadd_ps(_mm512_set1_ps(pr->taps[r][t]), in, acc);
 }
 
 /* Outputs [c*16, (c+n)*16) of a row, n a constant after inlining: n chunks with two accumulators each (even
  * and odd kernel rows) are independent chains, so the FMAs' latency overlaps instead of adding up. `inside`
- * (also a constant) says every load of the group lies within the row, so no masks are needed. */
-static inline __attribute__((always_inline)) void output_chunks(const int n, const bool inside, const bool max,
-                                                               const plane_row *pr, int64_t c, int64_t out_w,
-                                                               float *out)
+ * (also a constant) says every load of the group lies within the row, so no masks are needed; `stride` is
+ * the row stride, 1 or 2, made a constant too so that the loads need no test. */
+static inline __attribute__((always_inline)) void output_chunks(const int64_t stride, const int n, const bool inside,
+                                                               const bool max, const plane_row *pr, int64_t c,
+                                                               int64_t out_w, float *out)
 {
     __m512 acc[GROUP][2];
     for (int g = 0; g < n; g++)
         acc[g][0] = max ? pr->outside : _mm512_set1_ps(pr->bias), acc[g][1] = max ? pr->outside : _mm512_setzero_ps();
     for (int64_t t = 0; t < pr->kw_n; t++)
         for (int g = 0; g < n; g++) {
-            int64_t col = (c + g) * LANES * pr->stride - pr->pad + t * pr->dil;
+            int64_t col = (c + g) * LANES * stride - pr->pad + t * pr->dil;
             /* the lanes inside the row are the same for every kernel row: worked out once here */
             __mmask16 m0 = inside ? 0 : lane_range(-col, pr->in_w - col);
-            __mmask16 m1 = inside ? 0 : lane_range(-col - LANES, pr->in_w - col - LANES);
+            __mmask16 m1 = inside || stride == 1 ? 0 : lane_range(-col - LANES, pr->in_w - col - LANES);
             /* rows in pairs, so that which accumulator a row feeds is known at compile time */
             int r = 0;
             for (; r + 1 < pr->n_rows; r += 2) {
-                acc[g][0] = accumulate(inside, max, pr, r, t, col, m0, m1, acc[g][0]);
-                acc[g][1] = accumulate(inside, max, pr, r + 1, t, col, m0, m1, acc[g][1]);
+                acc[g][0] = accumulate(stride, inside, max, pr, r, t, col, m0, m1, acc[g][0]);
+                acc[g][1] = accumulate(stride, inside, max, pr, r + 1, t, col, m0, m1, acc[g][1]);
             }
-            if (r < pr->n_rows) acc[g][0] = accumulate(inside, max, pr, r, t, col, m0, m1, acc[g][0]);
+            if (r < pr->n_rows) acc[g][0] = accumulate(stride, inside, max, pr, r, t, col, m0, m1, acc[g][0]);
         }
     for (int g = 0; g < n; g++) {
         __m512 v = max ? max_keeping_nan(acc[g][0], acc[g][1]) : _mm512_add_ps(acc[g][0], acc[g][1]);
@@ -229,15 +230,23 @@ static inline __attribute__((always_inline)) void output_chunks(const int n, con
     }
 }
 
-/* output_chunks with n, inside and max made constants, one copy per combination. */
+/* output_chunks with stride, n, inside and max made constants, one copy per combination. */
+static inline __attribute__((always_inline)) void run_chunks_at(const int64_t stride, int n, bool inside,
+                                                               const bool max, const plane_row *pr, int64_t c,
+                                                               int64_t out_w, float *out)
+{
+    if (!inside) output_chunks(stride, 1, false, max, pr, c, out_w, out);
+    else if (n == 1) output_chunks(stride, 1, true, max, pr, c, out_w, out);
+    else if (n == 2) output_chunks(stride, 2, true, max, pr, c, out_w, out);
+    else if (n == 3) output_chunks(stride, 3, true, max, pr, c, out_w, out);
+    else output_chunks(stride, 4, true, max, pr, c, out_w, out);
+}
+
 static inline __attribute__((always_inline)) void run_chunks(int n, bool inside, const bool max, const plane_row *pr,
                                                             int64_t c, int64_t out_w, float *out)
 {
-    if (!inside) output_chunks(1, false, max, pr, c, out_w, out);
-    else if (n == 1) output_chunks(1, true, max, pr, c, out_w, out);
-    else if (n == 2) output_chunks(2, true, max, pr, c, out_w, out);
-    else if (n == 3) output_chunks(3, true, max, pr, c, out_w, out);
-    else output_chunks(4, true, max, pr, c, out_w, out);
+    if (pr->stride == 1) run_chunks_at(1, n, inside, max, pr, c, out_w, out);
+    else run_chunks_at(2, n, inside, max, pr, c, out_w, out);
 }
 
 static void plane_rows(const conv_window *w, const float *x, const float *kernel, bool max, plane_row *pr, float *y)
