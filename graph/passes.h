@@ -2,6 +2,7 @@
  * passes.h — what happens to a graph between reading a file and planning a run, in order:
  *
  *   graph_check_and_sort   every input defined, no cycles, nodes in topological order
+ *   graph_fuse_activations a Conv followed by its Relu or Clip becomes one ai.kiln::FusedConv node
  *   graph_infer_types      each node's op is found and its init checks attributes and dtypes;
  *                          every problem is collected, not just the first
  *   graph_mark_plan_values which values decide shapes and must be computed while planning
@@ -41,6 +42,9 @@ kiln_status graph_issues_fail(const graph_issues *issues);
 void graph_issues_free(graph_issues *issues);
 
 kiln_status graph_check_and_sort(graph *g);
+/* The domain of kiln's own operators (fused nodes, tree ensembles). */
+#define GRAPH_KILN_DOMAIN "ai.kiln"
+kiln_status graph_fuse_activations(graph *g);
 /* Resolves ops and runs their init; problems go to `issues` (the call fails only on out-of-memory). */
 kiln_status graph_infer_types(graph *g, graph_issues *issues);
 void graph_mark_plan_values(graph *g);

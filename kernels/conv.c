@@ -2,16 +2,22 @@
  * conv.c — the fast float32 convolutions, all built on gemm_f32 except the depthwise one.
  *
  * Forward, per image n and group g (a "task"), with K = C/groups * kernel volume and S = output volume:
- *   im2col     unfold x[n, g] into col (K x S), then y[n, g] (M/groups x S) = w[g] (M/groups x K) * col
+ *   im2col     y[n, g] (M/groups x S) = w[g] (M/groups x K) * col, where col (K x S) is x[n, g] unfolded.
+ *              col never exists whole: the GEMM asks for it one micro-panel at a time (im2col_panel) and
+ *              gets it straight from x, so the unfolded copy is written once, into the panel, and read
+ *              from cache, instead of being written, read back and packed.
  *   pointwise  a 1x1, stride-1, unpadded kernel makes x[n, g] itself the K x S operand: no unfolding
  *   depthwise  groups == C == M: each output channel is one small filter over one input channel; a GEMM
  *              would have a single row, so direct loops over rows of the output win
+ * The forward GEMMs add the bias and apply the clamp (a fused Relu or Clip) tile by tile while the tile is
+ * in cache, and use filters packed once at load when the caller has them (conv_f32_pack_filters).
  * Transposed, per task: col (M/groups * kernel volume x input volume) = w[g]^T * x[n, g], then col2im adds
  * each column back into the output (the adjoint of im2col); pointwise skips col2im. Bias comes after the GEMM.
  *
  * Threads: when there are at least as many tasks as threads (batches, grouped convolutions) or each task is
  * small, workers take whole tasks, each with its own slot of scratch and a single-threaded GEMM. Otherwise
- * tasks run one after another and the threads split the unfolding and the GEMM inside each. Scratch is
+ * tasks run one after another and the threads split the GEMM inside each (gemm_f32_fused's strips, each
+ * thread unfolding the panels it multiplies); depthwise planes are shared out whole. Scratch is
  * requested for a planned thread count; a run that finds less than its threads would need uses fewer
  * threads instead of overrunning it.
  */
@@ -52,9 +58,9 @@ static task_plan plan_tasks(const conv_shape *s, conv_algo algo, bool transpose)
         t.gemm_m = mg, t.gemm_n = conv_volume(w->out), t.gemm_k = cg * kvol;
     }
     size_t col_elements = 0;
-    if (algo == CONV_ALGO_IM2COL && !mem_mul_ok((size_t)(transpose ? t.gemm_m : t.gemm_k), (size_t)t.gemm_n, &col_elements))
+    if (algo == CONV_ALGO_IM2COL && transpose && !mem_mul_ok((size_t)(transpose ? t.gemm_m : t.gemm_k), (size_t)t.gemm_n, &col_elements))
         col_elements = SIZE_MAX / sizeof(float);
-    t.col_bytes = algo == CONV_ALGO_IM2COL ? col_elements * sizeof(float) : 0;
+    t.col_bytes = algo == CONV_ALGO_IM2COL && transpose ? col_elements * sizeof(float) : 0;
     return t;
 }
 
@@ -62,7 +68,9 @@ static task_plan plan_tasks(const conv_shape *s, conv_algo algo, bool transpose)
 static size_t slot_bytes(const task_plan *t, int gemm_threads)
 {
     size_t col = mem_align_up(t->col_bytes, KILN_ALIGNMENT);
-    size_t gemm = mem_align_up(gemm_f32_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads), KILN_ALIGNMENT);
+    size_t gemm = mem_align_up(t->transpose ? gemm_f32_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads)
+                                            : gemm_f32_fused_scratch_bytes(t->gemm_m, t->gemm_n, t->gemm_k, gemm_threads),
+                               KILN_ALIGNMENT);
     return col >= SIZE_MAX / 2 || gemm >= SIZE_MAX / 2 ? SIZE_MAX : col + gemm;
 }
 
@@ -90,21 +98,6 @@ static size_t plan_scratch_bytes(const task_plan *t, int threads)
 
 /* ---- unfolding and folding --------------------------------------------------------------------------- */
 
-static void zero_floats(float *p, int64_t n)
-{
-    if (n > 0) memset(p, 0, (size_t)n * sizeof *p);
-}
-
-/* dst[i] = src[i * stride] */
-static void gather_strided(float *dst, const float *src, int64_t n, int64_t stride)
-{
-    if (stride == 1) {
-        if (n > 0) memcpy(dst, src, (size_t)n * sizeof *dst);
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) dst[i] = src[i * stride];
-}
-
 /* dst[i * stride] += src[i] */
 static void scatter_add_strided(float *dst, const float *src, int64_t n, int64_t stride)
 {
@@ -121,25 +114,102 @@ void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, cons
     }
 }
 
-/* Row (channel c, tap k) of the unfolded matrix: the input value each output position sees through tap k,
- * zero where that falls into the padding. xc is channel c's volume, row has conv_volume(out) entries. */
-static void im2col_row(const conv_window *w, const float *xc, const int64_t k[CONV_SPATIAL], float *row)
+/* ---- the unfolded input, one GEMM micro-panel at a time ------------------------------------------------ */
+
+/* Column j of the unfolded matrix is output position j; row k is (input channel, kernel tap). A panel's
+ * columns are cut into runs that stay on one output row (od, oh), along which the input positions read by
+ * one tap advance by the stride: each (k, run) is then one strided copy between zero-filled ends. A panel
+ * is at most the GEMM's NR columns wide (32), so it has at most that many runs. */
+enum { PANEL_MAX_WIDTH = 64 };
+
+typedef struct panel_run {
+    int offset, length; /* columns [offset, offset + length) of the panel */
+    int64_t od, oh, ow; /* the output position of its first column */
+} panel_run;
+
+/* A run of a panel row: conv_gather_row or a SIMD variant. */
+typedef void (*gather_row_fn)(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count,
+                              float *dst);
+
+typedef struct im2col_source {
+    const conv_window *w;
+    const float *x; /* this task's input channels */
+    gather_row_fn gather;
+} im2col_source;
+
+static int split_runs(const conv_window *w, int64_t j0, int count, panel_run *runs)
 {
-    int64_t off_w = k[2] * w->dilation[2] - w->pad[2], lo, hi;
-    conv_valid_range(off_w, w->stride[2], w->in[2], w->out[2], &lo, &hi);
-    for (int64_t od = 0; od < w->out[0]; od++) {
-        int64_t id = od * w->stride[0] - w->pad[0] + k[0] * w->dilation[0];
-        for (int64_t oh = 0; oh < w->out[1]; oh++, row += w->out[2]) {
-            int64_t ih = oh * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
-            if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) {
-                zero_floats(row, w->out[2]);
-                continue;
-            }
-            const float *src = xc + (id * w->in[1] + ih) * w->in[2];
-            zero_floats(row, lo);
-            if (hi > lo) gather_strided(row + lo, src + lo * w->stride[2] + off_w, hi - lo, w->stride[2]);
-            zero_floats(row + hi, w->out[2] - hi);
-        }
+    int n = 0;
+    int64_t ow = j0 % w->out[2], rows = j0 / w->out[2];
+    for (int j = 0; j < count; n++) {
+        int length = (int)(w->out[2] - ow < count - j ? w->out[2] - ow : count - j);
+        runs[n] = (panel_run){j, length, rows / w->out[1], rows % w->out[1], ow};
+        j += length, ow = 0, rows++;
+    }
+    return n;
+}
+
+/* The stride-1 copies and the zero ends go through memcpy/memset, as element loops over runs this short are
+ * not vectorised at -O2. */
+void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst)
+{
+    int64_t lo, hi;
+    if (!row) {
+        lo = hi = count;
+    } else if (stride == 1) {
+        lo = col < 0 ? (-col < count ? -col : count) : 0;
+        hi = width - col < count ? width - col : count;
+        if (hi < lo) hi = lo;
+    } else {
+        conv_valid_range(col, stride, width, count, &lo, &hi);
+    }
+    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof *dst);
+    if (hi > lo && stride == 1) memcpy(dst + lo, row + (col + lo), (size_t)(hi - lo) * sizeof *dst);
+    else
+        for (int64_t i = lo; i < hi; i++) dst[i] = row[col + i * stride];
+    if (count > hi) memset(dst + hi, 0, (size_t)(count - hi) * sizeof *dst);
+}
+
+/* One row of the panel: input channel xc seen through tap (kd, kh, kw), over every run. */
+static void panel_row(const conv_window *w, gather_row_fn gather, const float *xc, const int64_t k[CONV_SPATIAL],
+                      const panel_run *runs, int n_runs, float *dst)
+{
+    int64_t off_w = k[2] * w->dilation[2] - w->pad[2];
+    for (int r = 0; r < n_runs; r++) {
+        const panel_run *run = &runs[r];
+        int64_t id = run->od * w->stride[0] - w->pad[0] + k[0] * w->dilation[0];
+        int64_t ih = run->oh * w->stride[1] - w->pad[1] + k[1] * w->dilation[1];
+        bool inside = id >= 0 && id < w->in[0] && ih >= 0 && ih < w->in[1];
+        gather(inside ? xc + (id * w->in[1] + ih) * w->in[2] : NULL, run->ow * w->stride[2] + off_w, w->in[2],
+               w->stride[2], run->length, dst + run->offset);
+    }
+}
+
+/* gemm_b_panel_fn over the unfolded input: rows k0 .. k0+kc-1, columns j0 .. j0+count-1. */
+static void im2col_panel(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int count, int width, float *dst)
+{
+    const im2col_source *src = ctx;
+    const conv_window *w = src->w;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (src->gather == conv_gather_row_avx512 && conv_im2col_panel_avx512(w, src->x, k0, kc, j0, count, width, dst))
+        return;
+#endif
+    panel_run runs[PANEL_MAX_WIDTH];
+    if (count > PANEL_MAX_WIDTH) return; /* no kernel set has panels this wide */
+    int n_runs = split_runs(w, j0, count, runs);
+    int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in);
+    int64_t c = k0 / kvol, k[CONV_SPATIAL];
+    conv_split_tap(w, k0 % kvol, k);
+    for (int64_t r = 0; r < kc; r++, dst += width) {
+        panel_row(w, src->gather, src->x + c * in_vol, k, runs, n_runs, dst);
+        for (int j = count; j < width; j++) dst[j] = 0.0f;
+        /* next tap: kw fastest, then kh, kd, then the next channel */
+        if (++k[2] < w->kernel[2]) continue;
+        k[2] = 0;
+        if (++k[1] < w->kernel[1]) continue;
+        k[1] = 0;
+        if (++k[0] < w->kernel[0]) continue;
+        k[0] = 0, c++;
     }
 }
 
@@ -167,9 +237,12 @@ typedef void (*row_taps_fn)(float *row, const float *src, int64_t n, int64_t str
 
 typedef struct conv_run {
     const conv_shape *s;
-    row_taps_fn row_taps; /* depthwise only */
+    row_taps_fn row_taps;  /* depthwise only */
+    bool depthwise_avx512; /* depthwise: try conv_depthwise_plane_avx512 first */
+    bool gather_avx512;    /* im2col panels: conv_gather_row_avx512 for strides 1 and 2 */
     task_plan t;
     const float *x, *w, *bias;
+    conv_extras extras; /* forward only */
     float *y;
     char *scratch;
     size_t slot_bytes;
@@ -180,22 +253,10 @@ typedef struct conv_run {
 typedef struct task_slice {
     const conv_run *r;
     const float *x;    /* this task's input channels */
-    float *col;        /* this task's unfolded matrix */
+    float *col;        /* this task's unfolded matrix (transposed convolutions) */
     float *y;          /* this task's output channels */
     const float *bias; /* this task's bias entries, or NULL */
 } task_slice;
-
-static void im2col_rows(void *arg, int64_t begin, int64_t end)
-{
-    const task_slice *ts = arg;
-    const conv_window *w = &ts->r->s->win;
-    int64_t kvol = conv_volume(w->kernel), in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
-    for (int64_t r = begin; r < end; r++) {
-        int64_t k[CONV_SPATIAL];
-        conv_split_tap(w, r % kvol, k);
-        im2col_row(w, ts->x + r / kvol * in_vol, k, ts->col + r * out_vol);
-    }
-}
 
 /* Output channels [begin, end) of a transposed task: bias, then every tap's row of col folded in. */
 static void col2im_channels(void *arg, int64_t begin, int64_t end)
@@ -217,7 +278,7 @@ static void col2im_channels(void *arg, int64_t begin, int64_t end)
 static void bias_channels(void *arg, int64_t begin, int64_t end)
 {
     const task_slice *ts = arg;
-    int64_t plane = ts->r->t.transpose ? conv_volume(ts->r->s->win.out) : ts->r->t.gemm_n;
+    int64_t plane = conv_volume(ts->r->s->win.out);
     for (int64_t m = begin; m < end; m++) {
         float *yc = ts->y + m * plane, b = ts->bias[m];
         for (int64_t i = 0; i < plane; i++) yc[i] += b;
@@ -241,20 +302,27 @@ static void run_task(const conv_run *r, int64_t task, char *slot, const parallel
                      r->y + (n * s->out_channels + g * mg) * out_vol, r->bias ? r->bias + g * mg : NULL};
     void *gemm_scratch = slot ? slot + mem_align_up(t->col_bytes, KILN_ALIGNMENT) : NULL;
     gemm_args ga = {.M = t->gemm_m, .N = t->gemm_n, .K = t->gemm_k, .alpha = 1.0f, .beta = 0.0f};
-    if (t->transpose) {
-        /* w[g] is (C/groups, M/groups * kernel volume): the transpose of what the GEMM multiplies by */
-        ga.trans_a = true, ga.A = r->w + g * cg * t->gemm_m, ga.lda = t->gemm_m;
-        ga.B = ts.x, ga.ldb = in_vol;
-        ga.C = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.y, ga.ldc = in_vol;
-    } else {
-        if (t->algo == CONV_ALGO_IM2COL)
-            parallel_for(parallel, t->gemm_k, grain_for(out_vol), im2col_rows, &ts);
+    if (!t->transpose) {
         ga.A = r->w + g * mg * t->gemm_k, ga.lda = t->gemm_k;
-        ga.B = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.x, ga.ldb = out_vol;
+        ga.B = ts.x, ga.ldb = out_vol; /* pointwise: x[n, g] is the operand */
         ga.C = ts.y, ga.ldc = out_vol;
+        im2col_source unfolded = {&s->win, ts.x, conv_gather_row};
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (r->gather_avx512 && s->win.stride[2] <= 2) unfolded.gather = conv_gather_row_avx512;
+#endif
+        gemm_epilogue ep = {ts.bias, r->extras.act, r->extras.lo, r->extras.hi};
+        gemm_fused fused = {.a = r->extras.packed ? &r->extras.packed->group[g] : NULL,
+                            .b_panel = t->algo == CONV_ALGO_IM2COL ? im2col_panel : NULL, .b_ctx = &unfolded,
+                            .epilogue = ts.bias || ep.act != GEMM_ACT_NONE ? &ep : NULL};
+        gemm_f32_fused(&ga, &fused, gemm_scratch, parallel);
+        return;
     }
+    /* w[g] is (C/groups, M/groups * kernel volume): the transpose of what the GEMM multiplies by */
+    ga.trans_a = true, ga.A = r->w + g * cg * t->gemm_m, ga.lda = t->gemm_m;
+    ga.B = ts.x, ga.ldb = in_vol;
+    ga.C = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.y, ga.ldc = in_vol;
     gemm_f32(&ga, gemm_scratch, parallel);
-    if (t->transpose && t->algo == CONV_ALGO_IM2COL)
+    if (t->algo == CONV_ALGO_IM2COL)
         parallel_for(parallel, mg, grain_for(out_vol * conv_volume(s->win.kernel)), col2im_channels, &ts);
     else if (ts.bias)
         parallel_for(parallel, mg, grain_for(out_vol), bias_channels, &ts);
@@ -333,7 +401,7 @@ static void add_kernel_row(const conv_window *w, row_taps_fn row_taps, const row
 /* One channel: y = bias + the sum over kernel rows (kd, kh) of that row applied to the shifted input. Kernel
  * rows are the outer loop so that their clipping to the input is worked out once per plane. */
 static void depthwise_plane(const conv_window *w, row_taps_fn row_taps, const float *x, const float *kernel,
-                            float bias, float *y)
+                            float bias, const conv_extras *extras, float *y)
 {
     int64_t out_vol = conv_volume(w->out);
     for (int64_t i = 0; i < out_vol; i++) y[i] = bias;
@@ -350,6 +418,7 @@ static void depthwise_plane(const conv_window *w, row_taps_fn row_taps, const fl
                     add_kernel_row(w, row_taps, &reach, src, taps, y + (od * w->out[1] + oh) * w->out[2]);
                 }
         }
+    gemm_activate_f32(extras->act, extras->lo, extras->hi, y, out_vol);
 }
 
 static void depthwise_planes(void *arg, int64_t begin, int64_t end)
@@ -359,8 +428,16 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
     int64_t channels = r->s->in_channels, in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
     for (int64_t p = begin; p < end; p++) {
         int64_t c = p % channels;
-        depthwise_plane(w, r->row_taps, r->x + p * in_vol, r->w + c * conv_volume(w->kernel), r->bias ? r->bias[c] : 0.0f,
-                        r->y + p * out_vol);
+        const float *x = r->x + p * in_vol, *kernel = r->w + c * conv_volume(w->kernel);
+        float bias = r->bias ? r->bias[c] : 0.0f, *y = r->y + p * out_vol;
+#if defined(KILN_HAVE_X86_KERNELS)
+        if (r->depthwise_avx512 && conv_depthwise_plane_avx512(w, x, kernel, bias, &r->extras, y)) {
+            /* the plane kernel clamps as it stores; the transcendental activations follow on the plane */
+            if (r->extras.act != GEMM_ACT_CLAMP) gemm_activate_f32(r->extras.act, 0.0f, 0.0f, y, out_vol);
+            continue;
+        }
+#endif
+        depthwise_plane(w, r->row_taps, x, kernel, bias, &r->extras, y);
     }
 }
 
@@ -394,12 +471,21 @@ size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads)
     return plan_scratch_bytes(&t, threads);
 }
 
-void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias, float *y,
-              void *scratch, size_t scratch_bytes, const parallel_runner *parallel)
+void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias,
+              const conv_extras *extras, float *y, void *scratch, size_t scratch_bytes,
+              const parallel_runner *parallel)
 {
     conv_run r = {.s = s, .t = plan_tasks(s, algo, false), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
+    if (extras) r.extras = *extras;
+#if defined(KILN_HAVE_X86_KERNELS)
+    r.gather_avx512 = platform_cpu_features()->avx512f;
+#endif
+    if (algo == CONV_ALGO_DEPTHWISE) r.extras.packed = NULL;
     if (algo == CONV_ALGO_DEPTHWISE) {
         r.row_taps = depthwise_row_taps();
+#if defined(KILN_HAVE_X86_KERNELS)
+        r.depthwise_avx512 = platform_cpu_features()->avx512f;
+#endif
         int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
         parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
         return;
@@ -423,4 +509,28 @@ void conv_transpose_f32(const conv_shape *s, conv_algo algo, const float *x, con
 {
     conv_run r = {.s = s, .t = plan_tasks(s, algo, true), .x = x, .w = w, .bias = bias, .y = y, .scratch = scratch};
     run_tasks(&r, scratch_bytes, parallel);
+}
+
+/* ---- filters packed at load --------------------------------------------------------------------------- */
+
+size_t conv_f32_pack_filters_bytes(int64_t out_channels, int64_t per_group_k, int64_t groups)
+{
+    if (groups < 1 || out_channels % groups != 0) return 0;
+    size_t bytes = mem_align_up((size_t)groups * sizeof(gemm_packed_a), KILN_ALIGNMENT);
+    size_t group = gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, out_channels / groups, per_group_k), total;
+    if (!mem_mul_ok(group, (size_t)groups, &total) || total > SIZE_MAX - bytes) return SIZE_MAX;
+    return bytes + total;
+}
+
+void conv_f32_pack_filters(int64_t out_channels, int64_t per_group_k, int64_t groups, const float *w, void *memory,
+                           conv_packed_filters *packed)
+{
+    int64_t mg = out_channels / groups;
+    size_t group_bytes = gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, mg, per_group_k);
+    char *panels = (char *)memory + mem_align_up((size_t)groups * sizeof(gemm_packed_a), KILN_ALIGNMENT);
+    packed->groups = groups;
+    packed->group = memory;
+    for (int64_t g = 0; g < groups; g++)
+        gemm_f32_pack_a(GEMM_VARIANT_AUTO, mg, per_group_k, false, w + g * mg * per_group_k, per_group_k,
+                        panels + (size_t)g * group_bytes, &packed->group[g]);
 }

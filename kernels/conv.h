@@ -13,10 +13,12 @@
 #ifndef KILN_KERNELS_CONV_H
 #define KILN_KERNELS_CONV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/parallel.h"
+#include "kernels/gemm.h"
 
 #define CONV_SPATIAL 3
 
@@ -70,14 +72,36 @@ static inline void conv_split_tap(const conv_window *w, int64_t tap, int64_t k[C
 /* Elements in a 3-D spatial block (dims is one of conv_window's arrays). */
 static inline int64_t conv_volume(const int64_t *dims) { return dims[0] * dims[1] * dims[2]; }
 
+/* A forward convolution's filters packed once, at load, into the GEMM's A panels: each group's
+ * (M/groups) x (C/groups * kernel volume) block of w is one gemm_packed_a. w must stay alive. */
+typedef struct conv_packed_filters {
+    int64_t groups;
+    gemm_packed_a *group;
+} conv_packed_filters;
+
+/* Bytes conv_f32_pack_filters needs for w of shape (out_channels, per_group_k / kernel volume, kernel...). */
+size_t conv_f32_pack_filters_bytes(int64_t out_channels, int64_t per_group_k, int64_t groups);
+void conv_f32_pack_filters(int64_t out_channels, int64_t per_group_k, int64_t groups, const float *w, void *memory,
+                           conv_packed_filters *packed);
+
+/* What conv_f32 may do beyond the bare convolution: use filters packed at load (`packed`, NULL to read w as
+ * it lies) and apply an activation (a fused Relu, Clip, Sigmoid or SiLU; see gemm_activation) to every
+ * output while it is still in cache. */
+typedef struct conv_extras {
+    const conv_packed_filters *packed;
+    gemm_activation act;
+    float lo, hi; /* GEMM_ACT_CLAMP's bounds */
+} conv_extras;
+
 /* The algorithm conv_f32 uses for this shape. */
 conv_algo conv_f32_choose(const conv_shape *s);
 /* Scratch conv_f32 needs with `algo` to use up to `threads` threads. With less, it uses fewer threads. */
 size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads);
-/* y = conv(x, w) + bias (bias may be NULL). `algo` must be conv_f32_choose's answer or CONV_ALGO_IM2COL
- * (always valid). scratch is 64-byte aligned. */
-void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias, float *y,
-              void *scratch, size_t scratch_bytes, const parallel_runner *parallel);
+/* y = conv(x, w) + bias (bias may be NULL), then what `extras` asks (NULL: nothing). `algo` must be
+ * conv_f32_choose's answer or CONV_ALGO_IM2COL (always valid). scratch is 64-byte aligned. */
+void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *w, const float *bias,
+              const conv_extras *extras, float *y, void *scratch, size_t scratch_bytes,
+              const parallel_runner *parallel);
 void conv_f32_reference(const conv_shape *s, const float *x, const float *w, const float *bias, float *y);
 
 /* The same for the transposed convolution (CONV_ALGO_IM2COL: GEMM then col2im; CONV_ALGO_POINTWISE when
@@ -93,7 +117,23 @@ void conv_transpose_f32_reference(const conv_shape *s, const float *x, const flo
  * inner loop (one kernel row over one output row), and its SIMD variants (picked by platform_cpu_features()). */
 void conv_row_taps(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                    int64_t dilation);
+/* dst[i] = row[col + i*stride] for i < count, 0 where that column is outside [0, width) or row is NULL: the
+ * copy that fills the im2col panels of the GEMM convolutions, and its SIMD variant (strides 1 and 2). */
+void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst);
 #if defined(KILN_HAVE_X86_KERNELS)
+/* One channel plane of a 2-D depthwise convolution, bias included, and the clamp when extras->act is
+ * GEMM_ACT_CLAMP (other activations are the caller's). False, having done nothing, for shapes it does not
+ * take (3-D, strides above 2, wide rows). */
+bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
+                                 const conv_extras *extras, float *y);
+/* im2col_panel (conv.c) for 2-D windows with row strides 1 or 2 and panels up to 32 wide: rows k0 .. k0+kc-1
+ * and columns j0 .. j0+count-1 of x's unfolded matrix, `width` floats per row, zero beyond count. False,
+ * having done nothing, for other shapes. */
+bool conv_im2col_panel_avx512(const conv_window *w, const float *x, int64_t k0, int64_t kc, int64_t j0, int count,
+                              int width, float *dst);
+void conv_gather_row_avx512(const float *row, int64_t col, int64_t width, int64_t stride, int64_t count, float *dst);
+/* One plane of a float32 MaxPool (no indices), NaN winning; false for shapes it does not take, as above. */
+bool conv_max_pool_plane_avx512(const conv_window *w, const float *x, float *y);
 void conv_row_taps_avx2(float *row, const float *src, int64_t n, int64_t stride, const float *w, int64_t taps,
                         int64_t dilation);
 #endif

@@ -13,6 +13,12 @@
  * count — plans are made before anyone knows how many threads a session will use — and no thread packs
  * what another already has.
  *
+ * gemm_f32_fused (convolutions) differs in three ways: A comes pre-packed in the same K slices, so rounds
+ * pack only B (or ask the caller's b_panel for it); each tile gets the epilogue (row bias, activation) right
+ * after its last K slice, while it is in L1; and with threads, C is cut into one strip per thread (columns,
+ * or rows when there are too few column tiles) that each thread computes alone with its own B buffer — one
+ * join per product instead of two per round, at the price of scratch that grows with the threads.
+ *
  * A row vector times a matrix (M == 1) or a matrix times a column (N == 1) skips all of this: packing would
  * touch every element of the matrix once more than the arithmetic does, so those go to the kernels'
  * matrix-vector routines, which read the matrix in place.
@@ -20,7 +26,10 @@
 #include "kernels/gemm.h"
 
 #include "core/platform/platform.h"
+#include <math.h>
+
 #include "kernels/gemm_kernels.h"
+#include "kernels/vmath.h"
 
 /* Below this many multiply-adds a problem runs on the calling thread: each parallel_for costs a
  * microsecond or more, and splitting a product this small gained nothing measurable (64^3 did not speed up
@@ -148,17 +157,32 @@ static void pack_b_panel(const gemm_kernel_set *ks, const float *B, int64_t ldb,
 
 /* ---- the blocked product ------------------------------------------------------------------------------- */
 
+/* Where the blocked product finds its operands beyond gemm_args: packed or to be packed. */
+typedef struct gemm_sources {
+    const float *a_panels;         /* pre-packed A (gemm_f32_pack_a's layout), or NULL to pack g->A */
+    const float *b_panels;         /* pre-packed B (whole-K panels), or NULL */
+    gemm_b_panel_fn b_panel;       /* else B panels come from the caller when set, or from g->B */
+    const void *b_ctx;
+    const gemm_epilogue *epilogue; /* applied to each tile after the last K slice, or NULL */
+    int64_t a_rows_padded;         /* pre-packed A: the padded row count it was packed with */
+    int64_t a_row0;                /* pre-packed A: the row of A that row 0 of this product is */
+    int64_t b_col0;                /* b_panel: the column of B that column 0 of this product is */
+} gemm_sources;
+
 /* One (jc, pc, ic) round: the block of C it updates and where its packed operands are. */
 typedef struct gemm_round {
     const gemm_kernel_set *ks;
     const gemm_args *g;
+    const gemm_sources *src;
     int64_t ic, mc, pc, kc, jc, nc;
     float beta;           /* the caller's beta on the first K slice; 1 afterwards, to accumulate */
-    float *a_packed;
+    bool last_k;          /* the tiles are final after this round: time for the epilogue */
+    const float *a_packed;
+    float *a_pack_into;   /* where this round packs A, or NULL when A is already packed */
     float *b_pack_into;   /* where this round packs B, or NULL when B is already packed */
     const float *b_packed;
     int64_t b_panel_stride; /* floats between consecutive B micro-panels */
-    int64_t a_panels, b_panels, col_tiles;
+    int64_t a_panels, a_pack_panels, b_panels, col_tiles;
 } gemm_round;
 
 static void pack_round(void *arg, int64_t begin, int64_t end)
@@ -166,12 +190,64 @@ static void pack_round(void *arg, int64_t begin, int64_t end)
     const gemm_round *r = arg;
     const gemm_args *g = r->g;
     for (int64_t u = begin; u < end; u++) {
-        if (u < r->a_panels)
-            pack_a_panel(r->ks, g, r->ic, r->mc, r->pc, r->kc, u, r->a_packed);
-        else
-            pack_b_panel(r->ks, g->B, g->ldb, g->trans_b, r->jc, r->nc, r->pc, r->kc, u - r->a_panels,
-                         r->b_pack_into);
+        if (u < r->a_pack_panels) {
+            pack_a_panel(r->ks, g, r->ic, r->mc, r->pc, r->kc, u, r->a_pack_into);
+            continue;
+        }
+        int64_t p = u - r->a_pack_panels;
+        if (r->src->b_panel) {
+            int64_t j0 = r->jc + p * r->ks->nr;
+            r->src->b_panel(r->src->b_ctx, r->pc, r->kc, r->src->b_col0 + j0, (int)min64(r->ks->nr, r->jc + r->nc - j0), r->ks->nr,
+                            r->b_pack_into + p * r->ks->nr * r->kc);
+        } else {
+            pack_b_panel(r->ks, g->B, g->ldb, g->trans_b, r->jc, r->nc, r->pc, r->kc, p, r->b_pack_into);
+        }
     }
+}
+
+void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_t n)
+{
+    if (act == GEMM_ACT_CLAMP) {
+        /* comparisons, not fmaxf/fminf, so that NaN passes through and compilers vectorise the loop */
+        for (int64_t j = 0; j < n; j++) {
+            float x = v[j] < lo ? lo : v[j];
+            v[j] = x > hi ? hi : x;
+        }
+        return;
+    }
+    if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;
+    const gemm_kernel_set *ks = kernels_for(GEMM_VARIANT_AUTO);
+    if (ks->epilogue) {
+        for (int64_t j0 = 0; j0 < n; j0 += 1 << 20)
+            ks->epilogue(v + j0, 0, 1, (int)min64(1 << 20, n - j0), NULL, (int)act, lo, hi);
+        return;
+    }
+    const vmath_set *fast = vmath_fast_f32();
+    float s[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        int64_t m = n - j0 < 256 ? n - j0 : 256;
+        if (fast) fast->sigmoid(s, v + j0, m);
+        else
+            for (int64_t j = 0; j < m; j++) s[j] = 1.0f / (1.0f + expf(-v[j0 + j]));
+        for (int64_t j = 0; j < m; j++) v[j0 + j] = act == GEMM_ACT_SILU ? v[j0 + j] * s[j] : s[j];
+    }
+}
+
+/* C[0:mr, 0:nr] (rows from `row` on) += bias, then the activation; the kernel set's own routine does the
+ * bias and clamp when it has one. */
+static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, float *c, int64_t ldc, int64_t row,
+                           int mr, int nr)
+{
+    if (ks && ks->epilogue) {
+        ks->epilogue(c, ldc, mr, nr, ep->row_bias ? ep->row_bias + row : NULL, (int)ep->act, ep->lo, ep->hi);
+        return;
+    }
+    if (ep->row_bias) {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) c[i * ldc + j] += ep->row_bias[row + i];
+    }
+    if (ep->act != GEMM_ACT_NONE)
+        for (int i = 0; i < mr; i++) gemm_activate_f32(ep->act, ep->lo, ep->hi, c + i * ldc, nr);
 }
 
 static void compute_round(void *arg, int64_t begin, int64_t end)
@@ -179,44 +255,57 @@ static void compute_round(void *arg, int64_t begin, int64_t end)
     const gemm_round *r = arg;
     const gemm_kernel_set *ks = r->ks;
     const gemm_args *g = r->g;
+    const gemm_epilogue *ep = r->last_k ? r->src->epilogue : NULL;
     for (int64_t t = begin; t < end; t++) {
         int64_t ir = t / r->col_tiles, jr = t % r->col_tiles;
         int mr = (int)min64(ks->mr, r->mc - ir * ks->mr), nr = (int)min64(ks->nr, r->nc - jr * ks->nr);
         float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
         ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
                         mr, nr, g->alpha, r->beta);
+        if (ep) apply_epilogue(ks, ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
     }
 }
 
-/* B comes from `prepacked` (whole-K panels) when given, else it is packed block by block. */
-static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const float *prepacked, void *scratch,
+/* Pre-packed A holds, for each K slice pc (kc deep), every MR-row micro-panel of all M rows padded to
+ * whole panels: the panel of rows i0 .. sits at padded_M * pc + i0 * kc. */
+static int64_t padded_rows(const gemm_kernel_set *ks, int64_t M) { return ceil_div(M, ks->mr) * ks->mr; }
+
+static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const gemm_sources *src, void *scratch,
                          const parallel_runner *parallel)
 {
     gemm_blocks blocks = blocks_for(ks, g->M, g->N, g->K);
     float *a_buf = scratch;
     float *b_buf = (float *)((char *)scratch + floats_bytes_aligned(blocks.mc * blocks.kc));
-    gemm_round r = {.ks = ks, .g = g};
+    gemm_round r = {.ks = ks, .g = g, .src = src};
     for (r.jc = 0; r.jc < g->N; r.jc += blocks.nc) {
         r.nc = min64(blocks.nc, g->N - r.jc);
         r.col_tiles = ceil_div(r.nc, ks->nr);
         for (r.pc = 0; r.pc < g->K; r.pc += blocks.kc) {
             r.kc = min64(blocks.kc, g->K - r.pc);
             r.beta = r.pc == 0 ? g->beta : 1.0f;
-            if (prepacked) {
-                r.b_packed = prepacked + (r.jc / ks->nr) * g->K * ks->nr + r.pc * ks->nr;
+            r.last_k = r.pc + r.kc >= g->K;
+            if (src->b_panels) {
+                r.b_packed = src->b_panels + (r.jc / ks->nr) * g->K * ks->nr + r.pc * ks->nr;
                 r.b_panel_stride = g->K * ks->nr;
             } else {
                 r.b_packed = r.b_pack_into = b_buf;
                 r.b_panel_stride = r.kc * ks->nr;
             }
-            int64_t b_panels = prepacked ? 0 : r.col_tiles;
+            int64_t b_panels = src->b_panels ? 0 : r.col_tiles;
             for (r.ic = 0; r.ic < g->M; r.ic += blocks.mc) {
                 r.mc = min64(blocks.mc, g->M - r.ic);
-                r.a_packed = a_buf;
                 r.a_panels = ceil_div(r.mc, ks->mr);
+                if (src->a_panels) {
+                    r.a_packed = src->a_panels + src->a_rows_padded * r.pc + (src->a_row0 + r.ic) * r.kc;
+                    r.a_pack_panels = 0;
+                } else {
+                    r.a_packed = r.a_pack_into = a_buf;
+                    r.a_pack_panels = r.a_panels;
+                }
                 r.b_panels = b_panels;
                 b_panels = 0; /* the B block serves every ic of this (jc, pc) */
-                parallel_for(parallel, r.a_panels + r.b_panels, 1, pack_round, &r);
+                if (r.a_pack_panels + r.b_panels > 0)
+                    parallel_for(parallel, r.a_pack_panels + r.b_panels, 1, pack_round, &r);
                 parallel_for(parallel, r.a_panels * r.col_tiles, 1, compute_round, &r);
             }
         }
@@ -283,7 +372,7 @@ static void scale_c(const gemm_args *g)
     }
 }
 
-static void gemm_run(const gemm_kernel_set *ks, const gemm_args *g, const float *prepacked, void *scratch,
+static void gemm_run(const gemm_kernel_set *ks, const gemm_args *g, const gemm_sources *src, void *scratch,
                      const parallel_runner *parallel)
 {
     if (g->M <= 0 || g->N <= 0) return;
@@ -295,14 +384,15 @@ static void gemm_run(const gemm_kernel_set *ks, const gemm_args *g, const float 
     if (is_matrix_vector(g->M, g->N))
         gemm_matrix_vector(ks, g, scratch, parallel);
     else
-        gemm_blocked(ks, g, prepacked, scratch, parallel);
+        gemm_blocked(ks, g, src, scratch, parallel);
 }
 
 void gemm_f32_with_variant(gemm_variant variant, const gemm_args *args, void *scratch,
                            const parallel_runner *parallel)
 {
     const gemm_kernel_set *ks = kernels_for(variant);
-    gemm_run(ks ? ks : &gemm_kernels_portable, args, NULL, scratch, parallel);
+    gemm_sources src = {0};
+    gemm_run(ks ? ks : &gemm_kernels_portable, args, &src, scratch, parallel);
 }
 
 void gemm_f32(const gemm_args *args, void *scratch, const parallel_runner *parallel)
@@ -341,5 +431,153 @@ void gemm_f32_prepacked(const gemm_args *args, const gemm_packed_b *packed, void
     gemm_args g = *args;
     g.B = packed->B, g.ldb = packed->ldb, g.trans_b = packed->trans_b;
     const gemm_kernel_set *ks = kernels_for(packed->variant);
-    gemm_run(ks, &g, packed->panels, scratch, parallel);
+    gemm_sources src = {.b_panels = packed->panels};
+    gemm_run(ks, &g, &src, scratch, parallel);
+}
+
+/* ---- pre-packed A and the fused product ---------------------------------------------------------------- */
+
+size_t gemm_f32_pack_a_bytes(gemm_variant variant, int64_t M, int64_t K)
+{
+    const gemm_kernel_set *ks = kernels_for(resolve_variant(variant));
+    return ks && M > 0 && K > 0 ? floats_bytes_aligned(padded_rows(ks, M) * K) + 64 : 0;
+}
+
+void gemm_f32_pack_a(gemm_variant variant, int64_t M, int64_t K, bool trans_a, const float *A, int64_t lda,
+                     void *memory, gemm_packed_a *packed)
+{
+    variant = resolve_variant(variant);
+    const gemm_kernel_set *ks = kernels_for(variant);
+    float *panels = (float *)(((uintptr_t)memory + 63) & ~(uintptr_t)63);
+    *packed = (gemm_packed_a){variant, M, K, panels, A, lda, trans_a};
+    if (!ks || M <= 0 || K <= 0) return;
+    gemm_args g = {.M = M, .K = K, .trans_a = trans_a, .A = A, .lda = lda};
+    int64_t kc_max = blocks_for(ks, M, 1, K).kc;
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+        int64_t kc = min64(kc_max, K - pc);
+        for (int64_t p = 0; p < ceil_div(M, ks->mr); p++)
+            pack_a_panel(ks, &g, 0, M, pc, kc, p, panels + padded_rows(ks, M) * pc);
+    }
+}
+
+/* The epilogue over a whole M x N result (the matrix-vector paths, which have no tiles). */
+static void apply_epilogue_whole(const gemm_epilogue *ep, const gemm_args *g)
+{
+    for (int64_t i = 0; i < g->M; i++)
+        for (int64_t j0 = 0; j0 < g->N; j0 += 1 << 20)
+            apply_epilogue(NULL, ep, g->C + i * g->ldc + j0, g->ldc, i, 1, (int)min64(1 << 20, g->N - j0));
+}
+
+/* ---- the fused product across threads ------------------------------------------------------------------- */
+
+/* With A pre-packed, threads need not share packing: each takes its own strip of C — a range of columns
+ * (each packs its own B panels) or, when C has too few column tiles to share out evenly, a range of rows
+ * (each then packs the whole of B for itself) — and runs the blocked product alone on its own slot of
+ * scratch. One parallel_for per product instead of two per block round: the threads meet once, which
+ * matters most when the machine is busy and a thread may be descheduled at any barrier. */
+typedef struct gemm_strips {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    const gemm_fused *fused;
+    char *scratch;
+    size_t slot_bytes;
+    bool columns;  /* split N (else M) */
+    int64_t strip; /* columns or rows per strip: a multiple of NR or MR */
+} gemm_strips;
+
+static void run_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_strips *job = arg;
+    const gemm_kernel_set *ks = job->ks;
+    for (int64_t p = begin; p < end; p++) {
+        gemm_args g = *job->g;
+        int64_t total = job->columns ? g.N : g.M, lo = p * job->strip, hi = min64(total, lo + job->strip);
+        if (lo >= hi) continue;
+        gemm_epilogue ep = job->fused->epilogue ? *job->fused->epilogue : (gemm_epilogue){0};
+        gemm_sources src = {.a_panels = job->fused->a->panels, .b_panel = job->fused->b_panel,
+                            .b_ctx = job->fused->b_ctx, .epilogue = job->fused->epilogue ? &ep : NULL,
+                            .a_rows_padded = padded_rows(ks, g.M)};
+        if (job->columns) {
+            g.N = hi - lo, g.C += lo;
+            if (src.b_panel) src.b_col0 = lo;
+            else g.B += g.trans_b ? lo * g.ldb : lo;
+        } else {
+            g.M = hi - lo, g.C += lo * g.ldc, src.a_row0 = lo;
+            if (ep.row_bias) ep.row_bias += lo;
+        }
+        gemm_blocked(ks, &g, &src, job->scratch + (size_t)p * job->slot_bytes, NULL);
+    }
+}
+
+/* Scratch of one strip's blocked product: the largest blocks any sub-problem of an M x N x K product uses. */
+static size_t strip_slot_bytes(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    int64_t mc = min64(ks->mc, ceil_div(M, ks->mr) * ks->mr), kc = min64(ks->kc, K);
+    int64_t nc = min64(ks->nc, ceil_div(N, ks->nr) * ks->nr);
+    return floats_bytes_aligned(mc * kc) + floats_bytes_aligned(kc * nc);
+}
+
+/* Splits C into `threads` strips when that shares the work out well enough, and runs them; false when the
+ * product should run the shared-packing way instead. */
+static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused, void *scratch,
+                              const parallel_runner *parallel)
+{
+    int threads = parallel_threads(parallel);
+    if (threads < 2 || !fused->a) return false;
+    int64_t col_tiles = ceil_div(g->N, ks->nr), row_tiles = ceil_div(g->M, ks->mr);
+    /* the busiest strip's share of the tiles, splitting each way */
+    double by_columns = (double)ceil_div(col_tiles, threads) / (double)col_tiles;
+    double by_rows = (double)ceil_div(row_tiles, threads) / (double)row_tiles;
+    bool columns = by_columns <= 0.55 || by_columns <= by_rows;
+    if ((columns ? col_tiles : row_tiles) < threads) return false;
+    gemm_strips job = {ks, g, fused, scratch, strip_slot_bytes(ks, g->M, g->N, g->K), columns,
+                       columns ? ceil_div(col_tiles, threads) * ks->nr : ceil_div(row_tiles, threads) * ks->mr};
+    parallel_for(parallel, threads, 1, run_strips, &job);
+    return true;
+}
+
+void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel)
+{
+    gemm_args g = *args;
+    const gemm_kernel_set *ks = kernels_for(fused->a ? fused->a->variant : GEMM_VARIANT_AUTO);
+    if (g.M <= 0 || g.N <= 0) return;
+    if (g.K <= 0) {
+        scale_c(&g);
+        if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
+        return;
+    }
+    if (fused->a) g.A = fused->a->A, g.lda = fused->a->lda, g.trans_a = fused->a->trans_a;
+    parallel = runner_for(g.M, g.N, g.K, parallel);
+    if (g.N == 1) {
+        /* one column of B: produce it in scratch, then multiply A in place */
+        if (fused->b_panel) {
+            fused->b_panel(fused->b_ctx, 0, g.K, 0, 1, 1, scratch);
+            g.B = scratch, g.ldb = 1, g.trans_b = false;
+            scratch = (char *)scratch + floats_bytes_aligned(g.K);
+        }
+        gemm_matrix_vector(ks, &g, scratch, parallel);
+        if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
+        return;
+    }
+    if (gemm_fused_strips(ks, &g, fused, scratch, parallel)) return;
+    gemm_sources src = {.a_panels = fused->a ? fused->a->panels : NULL, .b_panel = fused->b_panel,
+                        .b_ctx = fused->b_ctx, .epilogue = fused->epilogue, .a_rows_padded = padded_rows(ks, g.M)};
+    gemm_blocked(ks, &g, &src, scratch, parallel);
+}
+
+size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)
+{
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    if (threads < 1) threads = 1;
+    size_t bytes = 0;
+    for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
+        const gemm_kernel_set *ks = kernels_for((gemm_variant)v);
+        if (!ks) continue;
+        gemm_blocks b = blocks_for(ks, M, N, K);
+        size_t s = N == 1 ? 2 * floats_bytes_aligned(K) : floats_bytes_aligned(b.mc * b.kc) + floats_bytes_aligned(b.kc * b.nc);
+        size_t strips = strip_slot_bytes(ks, M, N, K) * (size_t)threads;
+        if (threads > 1 && strips > s) s = strips;
+        if (s > bytes) bytes = s;
+    }
+    return bytes;
 }

@@ -10,6 +10,10 @@
  * gemm_f32_reference is the plain triple loop every faster variant is tested against; gemm_f32 picks the
  * fastest variant this CPU supports and may use the parallel runner. A constant B (a weight) can be packed
  * once with gemm_f32_pack_b and multiplied with gemm_f32_prepacked, which skips re-packing it on every call.
+ *
+ * gemm_f32_fused serves convolutions: A is a constant packed once (gemm_f32_pack_a), B may be produced panel
+ * by panel by the caller (an unfolded image never needs to exist whole), and an epilogue adds a bias per row
+ * and clamps (Relu, Clip) each tile while it is still in cache, instead of separate passes over C.
  */
 #ifndef KILN_KERNELS_GEMM_H
 #define KILN_KERNELS_GEMM_H
@@ -74,5 +78,57 @@ void gemm_f32_pack_b(gemm_variant variant, int64_t K, int64_t N, bool trans_b, c
 /* gemm_f32 with B taken from `packed` (args->B, ldb and trans_b are ignored; args->K and N must match it). */
 void gemm_f32_prepacked(const gemm_args *args, const gemm_packed_b *packed, void *scratch,
                         const parallel_runner *parallel);
+
+/* op(A) [M,K] rearranged once into the micro-kernel's A panels, in the K blocks gemm_f32 uses for this K.
+ * It remembers the source, which must stay alive: matrix-vector products read A in place. */
+typedef struct gemm_packed_a {
+    gemm_variant variant; /* never AUTO */
+    int64_t M, K;
+    const float *panels;
+    const float *A;
+    int64_t lda;
+    bool trans_a;
+} gemm_packed_a;
+
+size_t gemm_f32_pack_a_bytes(gemm_variant variant, int64_t M, int64_t K);
+void gemm_f32_pack_a(gemm_variant variant, int64_t M, int64_t K, bool trans_a, const float *A, int64_t lda,
+                     void *memory, gemm_packed_a *packed);
+
+/* Writes one B micro-panel: rows k0 .. k0+kc-1 and columns j0 .. j0+count-1 of op(B), k-major with `width`
+ * floats per row (dst[k * width + j]); columns count .. width-1 must be zero. */
+typedef void (*gemm_b_panel_fn)(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int count, int width,
+                                float *dst);
+
+/* The activation an epilogue applies: CLAMP is min(max(v, lo), hi) (Relu, Clip; NaN passes through),
+ * SIGMOID 1 / (1 + e^-v), SILU v * sigmoid(v) (Swish, as exporters write Sigmoid then Mul). */
+typedef enum gemm_activation { GEMM_ACT_NONE = 0, GEMM_ACT_CLAMP, GEMM_ACT_SIGMOID, GEMM_ACT_SILU } gemm_activation;
+
+/* What happens to each finished tile of C: C[i, j] += row_bias[i] (when row_bias is given), then the
+ * activation. */
+typedef struct gemm_epilogue {
+    const float *row_bias;
+    gemm_activation act;
+    float lo, hi; /* GEMM_ACT_CLAMP's bounds */
+} gemm_epilogue;
+
+/* The activation over n contiguous floats in place (the fast vmath set where there is one). */
+void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_t n);
+
+/* The operands of gemm_f32_fused beyond gemm_args: `a`, when given, replaces args->A (args->M and K must
+ * match it); B comes from b_panel(b_ctx, ...) when b_panel is set (else from args->B); `epilogue` may be
+ * NULL. */
+typedef struct gemm_fused {
+    const gemm_packed_a *a;
+    gemm_b_panel_fn b_panel;
+    const void *b_ctx;
+    const gemm_epilogue *epilogue;
+} gemm_fused;
+
+/* Scratch gemm_f32_fused needs on up to `threads` threads: unlike gemm_f32 it blocks M == 1 products too (B
+ * may exist only as panels), and with a pre-packed A each thread packs its own B, in its own slot. */
+size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads);
+/* gemm_f32 with the operands and epilogue of `fused`, in fused->a's variant (AUTO without it). `scratch`
+ * holds gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(parallel)) bytes. */
+void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel);
 
 #endif

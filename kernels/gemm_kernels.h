@@ -32,6 +32,11 @@ typedef void (*gemv_fn)(int64_t K, int64_t n, const float *x, const float *m, in
  * micro-panel (a vector per row of op(A)) or B micro-panel (a vector per column of op(B)). */
 typedef void (*gemm_pack_fn)(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst);
 
+/* The fused epilogue on one finished tile (see gemm_epilogue in gemm.h): C[i, 0:nr] += bias[i] when bias is
+ * given, then the activation. NULL in a set means gemm.c's plain loops. */
+typedef void (*gemm_tile_epilogue_fn)(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo,
+                                      float hi);
+
 typedef struct gemm_kernel_set {
     const char *name;
     int mr, nr;          /* micro-tile: registers hold an mr x nr block of C */
@@ -39,6 +44,7 @@ typedef struct gemm_kernel_set {
     gemm_microkernel_fn microkernel;
     gemm_pack_fn pack_a, pack_b;
     gemv_fn vecmat, matvec;
+    gemm_tile_epilogue_fn epilogue;
 } gemm_kernel_set;
 
 extern const gemm_kernel_set gemm_kernels_portable;

@@ -4,10 +4,13 @@
  *
  * The operators only describe the problem: input shapes and attributes become a conv_shape (window sizes
  * from conv_geometry.c), and kernels/conv.c picks the algorithm (im2col + GEMM, a plain GEMM for pointwise
- * kernels, direct loops for depthwise) and how to spread it over threads. Weights are used where they lie:
- * ONNX's (M, C/group, k...) layout already is the row-major GEMM operand (and the transposed operand for
- * ConvTranspose), so nothing is rearranged or copied at load.
+ * kernels, direct loops for depthwise) and how to spread it over threads. ONNX's (M, C/group, k...) weight
+ * layout already is the row-major GEMM operand, but a constant forward weight is packed once at load into
+ * the GEMM's panels (counted as pre-packed memory), which every run would otherwise redo.
  */
+#include <math.h>
+#include <string.h>
+
 #include "kernels/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/op.h"
@@ -15,6 +18,10 @@
 typedef struct conv_params {
     conv_attrs attrs;
     int64_t groups;
+    bool has_packed;
+    conv_packed_filters packed; /* the constant weight of a forward, non-depthwise convolution */
+    gemm_activation act;        /* FusedConv: the fused activation, with a clamp's bounds */
+    float lo, hi;
 } conv_params;
 
 static const kiln_dtype DTYPES_FLOAT32[] = {KILN_FLOAT32, KILN_UNDEFINED};
@@ -33,7 +40,50 @@ static kiln_status conv_init_with(op_init_ctx *ctx, unsigned features)
     return KILN_OK;
 }
 
-static kiln_status conv_init(op_init_ctx *ctx) { return conv_init_with(ctx, 0); }
+/* A constant forward weight (M, C/group, k...) packed for the GEMM, unless it is depthwise (no GEMM). */
+static kiln_status pack_constant_filters(op_init_ctx *ctx, conv_params *p)
+{
+    const kiln_tensor *w = ctx->constants[1];
+    if (!w || w->dtype != KILN_FLOAT32 || w->rank < 3 || !w->data || tensor_numel(w) == 0) return KILN_OK;
+    int64_t out_channels = w->dims[0], per_group_k = tensor_numel(w) / out_channels;
+    bool depthwise = w->dims[1] == 1 && out_channels == p->groups;
+    if (depthwise || out_channels % p->groups != 0) return KILN_OK;
+    size_t bytes = conv_f32_pack_filters_bytes(out_channels, per_group_k, p->groups);
+    void *memory = bytes && bytes < SIZE_MAX ? op_alloc_prepacked(ctx, bytes) : NULL;
+    if (!memory) return bytes == SIZE_MAX ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
+    conv_f32_pack_filters(out_channels, per_group_k, p->groups, w->data, memory, &p->packed);
+    p->has_packed = true;
+    return KILN_OK;
+}
+
+static kiln_status conv_init(op_init_ctx *ctx)
+{
+    KILN_TRY(conv_init_with(ctx, 0));
+    return pack_constant_filters(ctx, ctx->params);
+}
+
+/* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then the activation named by `activation`: "Relu" or
+ * "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid" or "SiLU" (x * sigmoid(x)). */
+static kiln_status fused_conv_init(op_init_ctx *ctx)
+{
+    conv_params *p = ctx->params;
+    KILN_TRY(conv_init(ctx));
+    const graph_attr *act = graph_node_attr(ctx->node, "activation");
+    if (!act || act->type != ATTR_STRING) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'activation' is required");
+    if (strcmp(act->s, "Sigmoid") == 0 || strcmp(act->s, "SiLU") == 0) {
+        p->act = strcmp(act->s, "Sigmoid") == 0 ? GEMM_ACT_SIGMOID : GEMM_ACT_SILU;
+        return KILN_OK;
+    }
+    if (strcmp(act->s, "Relu") != 0 && strcmp(act->s, "Clip") != 0)
+        return kiln_fail(KILN_ERR_MALFORMED, "activation '%s' is not one of Relu, Clip, Sigmoid, SiLU", act->s);
+    const graph_attr *bounds = graph_node_attr(ctx->node, "activation_params");
+    if (!bounds || bounds->type != ATTR_FLOATS || bounds->count != 2 || isnan(bounds->floats[0]) ||
+        isnan(bounds->floats[1]))
+        return kiln_fail(KILN_ERR_MALFORMED, "activation_params must be two bounds [lo, hi]");
+    p->act = GEMM_ACT_CLAMP;
+    p->lo = bounds->floats[0], p->hi = bounds->floats[1];
+    return KILN_OK;
+}
 static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with(ctx, CONV_ATTR_OUTPUT_PADDING); }
 
 static const kiln_tensor *bias_input(const op_ctx *ctx) { return ctx->n_inputs > 2 ? ctx->inputs[2] : NULL; }
@@ -72,6 +122,7 @@ static kiln_status conv_transpose_infer_shape(op_ctx *ctx) { return conv_shape_w
 
 static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
 {
+    const conv_params *p = ctx->params;
     conv_shape s;
     int spatial = 0;
     KILN_TRY(describe_conv(ctx, transpose, &s, &spatial));
@@ -79,11 +130,13 @@ static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
     const kiln_tensor *b = bias_input(ctx);
     const float *x = ctx->inputs[0]->data, *w = ctx->inputs[1]->data, *bias = b ? b->data : NULL;
     float *y = ctx->outputs[0]->data;
-    if (transpose)
+    if (transpose) {
         conv_transpose_f32(&s, conv_transpose_f32_choose(&s), x, w, bias, y, ctx->scratch, ctx->scratch_bytes,
                            ctx->parallel);
-    else
-        conv_f32(&s, conv_f32_choose(&s), x, w, bias, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
+        return KILN_OK;
+    }
+    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL, .act = p->act, .lo = p->lo, .hi = p->hi};
+    conv_f32(&s, conv_f32_choose(&s), x, w, bias, &extras, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
     return KILN_OK;
 }
 
@@ -92,6 +145,7 @@ static kiln_status conv_transpose_eval(op_ctx *ctx) { return conv_eval_with(ctx,
 
 const op_def ops_conv[] = {
     {"", "Conv", 1, 18, sizeof(conv_params), conv_init, conv_infer_shape, conv_eval, 0},
+    {"ai.kiln", "FusedConv", 1, 1, sizeof(conv_params), fused_conv_init, conv_infer_shape, conv_eval, 0},
     {"", "ConvTranspose", 1, 18, sizeof(conv_params), conv_transpose_init, conv_transpose_infer_shape, conv_transpose_eval, 0},
     OP_TABLE_END,
 };

@@ -6,10 +6,12 @@
  * reduces what is inside: a maximum, or a sum of x or |x|^p that is then divided or rooted. A global pool is
  * the same loop with a single window covering the whole spatial volume, so there is one code path to trust.
  * Window sizes, padding and ceil_mode come from conv_geometry.c, shared with the convolutions. Channel planes
- * are independent and split across threads.
+ * are independent and split across threads. Float32 MaxPool without indices uses the AVX-512 plane kernel
+ * of kernels/x86/conv_avx512.c where the CPU has it (tests compare it with the loop here).
  */
 #include <math.h>
 
+#include "core/platform/platform.h"
 #include "kernels/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/op.h"
@@ -257,6 +259,34 @@ DEFINE_MAX_POOL(uint8_t, u8, 0, INTEGER_IS_NAN)
 DEFINE_SUM_POOL(float, f32)
 DEFINE_SUM_POOL(double, f64)
 
+/* float32 GlobalAveragePool: each plane is one contiguous run, summed in double with four independent
+ * partial sums (the window loop above adds one element per double-add latency). */
+static void global_average_f32(void *arg, int64_t begin, int64_t end)
+{
+    const pool_job *j = arg;
+    int64_t n = conv_volume(j->w.in);
+    for (int64_t plane = begin; plane < end; plane++) {
+        const float *x = (const float *)j->x + plane * n;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4) s0 += x[i], s1 += x[i + 1], s2 += x[i + 2], s3 += x[i + 3];
+        for (; i < n; i++) s0 += x[i];
+        ((float *)j->y)[plane] = n ? (float)((s0 + s1 + s2 + s3) / (double)n) : 0.0f;
+    }
+}
+
+#if defined(KILN_HAVE_X86_KERNELS)
+/* float32 MaxPool without indices, plane by plane with AVX-512 where the window shape allows, else the loop above. */
+static void max_pool_f32_avx512(void *arg, int64_t begin, int64_t end)
+{
+    const pool_job *j = arg;
+    int64_t in_vol = conv_volume(j->w.in), out_vol = conv_volume(j->w.out);
+    for (int64_t plane = begin; plane < end; plane++)
+        if (!conv_max_pool_plane_avx512(&j->w, (const float *)j->x + plane * in_vol, (float *)j->y + plane * out_vol))
+            max_pool_f32(arg, plane, plane + 1);
+}
+#endif
+
 /* init admitted only these (kind, dtype) pairs */
 static parallel_fn pool_kernel(pool_kind kind, kiln_dtype dtype)
 {
@@ -279,7 +309,12 @@ static kiln_status pool_eval(op_ctx *ctx)
     if (ctx->n_outputs > 1 && ctx->outputs[1]) job.indices = ctx->outputs[1]->data;
     int64_t work = conv_volume(job.w.out) * conv_volume(job.w.kernel);
     int64_t grain = work >= 32768 ? 1 : 32768 / (work > 0 ? work : 1);
-    parallel_for(ctx->parallel, x->dims[0] * x->dims[1], grain, pool_kernel(p->kind, x->dtype), &job);
+    parallel_fn kernel = pool_kernel(p->kind, x->dtype);
+    if (p->global && p->kind == POOL_AVERAGE && x->dtype == KILN_FLOAT32) kernel = global_average_f32;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (kernel == max_pool_f32 && !job.indices && platform_cpu_features()->avx512f) kernel = max_pool_f32_avx512;
+#endif
+    parallel_for(ctx->parallel, x->dims[0] * x->dims[1], grain, kernel, &job);
     return KILN_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <stdbool.h>
 
+#include "kernels/gemm.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
 
@@ -28,9 +29,10 @@ static inline __m512 scale_add(__m512 acc, __m512 alpha, __m512 beta, bool read_
     return read_c ? _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, c), r) : r;
 }
 
-/* The body shared by every row count; `rows` is a constant after inlining, so the accumulator arrays live
- * in registers. */
-static inline __attribute__((always_inline)) void tile(const int rows, int64_t kc, const float *a,
+/* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
+ * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
+ * one vector: half the FMAs of masking a full-width tile. */
+static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
                                                        const float *b, float *c, int64_t ldc, int nr, float alpha,
                                                        float beta)
 {
@@ -39,12 +41,12 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++, b += NR) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + LANES);
+        __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             __m512 ai = _mm512_set1_ps(a[i * kc + k]);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+            if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
     }
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
@@ -53,13 +55,14 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
         _mm512_mask_storeu_ps(c, m0, scale_add(acc0[i], va, vb, read_c, m0, c));
-        _mm512_mask_storeu_ps(c + LANES, m1, scale_add(acc1[i], va, vb, read_c, m1, c + LANES));
+        if (vecs > 1) _mm512_mask_storeu_ps(c + LANES, m1, scale_add(acc1[i], va, vb, read_c, m1, c + LANES));
     }
 }
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        tile(r, kc, a, b, c, ldc, nr, alpha, beta);                                                          \
+        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta);                                       \
+        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta);                                                  \
         break;
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
@@ -206,6 +209,55 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* e^x as vmath_avx2.c computes it (Cephes' reduction and degree-6 polynomial, 2^n applied in two halves so
+ * that denormal results and overflow come out as expf's), sixteen lanes at a time. NaN lanes are the
+ * caller's to restore. */
+static inline __m512 exp_avx512(__m512 x)
+{
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.8f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i ni = _mm512_cvtps_epi32(n), half = _mm512_srai_epi32(ni, 1), bias = _mm512_set1_epi32(127);
+    __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(half, bias), 23));
+    __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, half), bias), 23));
+    return _mm512_mul_ps(_mm512_mul_ps(p, lo), hi);
+}
+
+/* The activation on one vector (gemm_activation's values); NaN passes through every one. */
+static inline __m512 activate(__m512 v, int act, __m512 lo, __m512 hi)
+{
+    /* max/min return their second operand when either is NaN */
+    if (act == GEMM_ACT_CLAMP) return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+    if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return v;
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    __m512 r = act == GEMM_ACT_SILU ? _mm512_mul_ps(v, s) : s;
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
+{
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int i = 0; i < mr; i++, c += ldc) {
+        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        for (int j = 0; j < nr; j += LANES) {
+            __mmask16 m = lane_mask(nr - j);
+            __m512 v = _mm512_maskz_loadu_ps(m, c + j);
+            if (bias) v = _mm512_add_ps(v, b);
+            _mm512_mask_storeu_ps(c + j, m, activate(v, act, vlo, vhi));
+        }
+    }
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_rows(src, stride, step, count, MR, kc, dst);
@@ -228,4 +280,5 @@ const gemm_kernel_set gemm_kernels_avx512 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .epilogue = tile_epilogue,
 };

@@ -197,6 +197,67 @@ static void multiple_threads(void **state)
     pool_free(pool);
 }
 
+/* B's panels produced by a callback, as a convolution's unfolded input is: here, read from a plain op(B). */
+typedef struct panel_source {
+    const float *B;
+    int64_t ldb;
+} panel_source;
+
+static void panel_from_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int count, int width, float *dst)
+{
+    const panel_source *src = ctx;
+    for (int64_t k = 0; k < kc; k++)
+        for (int j = 0; j < width; j++) dst[k * width + j] = j < count ? src->B[(k0 + k) * src->ldb + j0 + j] : 0.0f;
+}
+
+/* gemm_f32_fused: pre-packed A, B from the callback or from memory, row bias and each activation, on one and three
+ * threads (with scratch of exactly the advertised size), against the reference followed by the epilogue. */
+static void fused_products(void **state)
+{
+    (void)state;
+    random_seed(6);
+    thread_pool *pool;
+    assert_int_equal(pool_create(3, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    const int64_t sizes[][3] = {{64, 3136, 60}, {512, 49, 200}, {256, 196, 300}, {7, 1, 30}, {1, 500, 40},
+                                {37, 1000, 300}, {300, 45, 600}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (int variant = 0; variant < 4; variant++) {
+            int64_t M = sizes[t][0], N = sizes[t][1], K = sizes[t][2];
+            const parallel_runner *run = variant & 1 ? &runner : NULL;
+            float *A = random_floats(M * K, -1, 1), *B = random_floats(K * N, -1, 1), *bias = random_floats(M, -1, 1);
+            float *C = random_floats(M * N, -1, 1), *want = random_floats(M * N, -1, 1);
+            gemm_args g = {M, N, K, false, false, A, K, B, N, want, N, 1.0f, 0.0f};
+            gemm_f32_reference(&g);
+            static const gemm_activation acts[] = {GEMM_ACT_NONE, GEMM_ACT_CLAMP, GEMM_ACT_SILU, GEMM_ACT_SIGMOID};
+            gemm_epilogue ep = {bias, acts[variant], -0.5f, 0.75f};
+            for (int64_t i = 0; i < M * N; i++) {
+                float v = want[i] + bias[i / N];
+                if (ep.act == GEMM_ACT_CLAMP) v = v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v;
+                if (ep.act == GEMM_ACT_SIGMOID) v = 1.0f / (1.0f + expf(-v));
+                if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
+                want[i] = v;
+            }
+            void *packed_memory = malloc(gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, M, K));
+            gemm_packed_a packed;
+            gemm_f32_pack_a(GEMM_VARIANT_AUTO, M, K, false, A, K, packed_memory, &packed);
+            panel_source source = {B, N};
+            gemm_fused fused = {&packed, variant % 3 == 0 ? panel_from_matrix : NULL, &source, &ep};
+            size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(run));
+            void *scratch = mem_aligned_alloc(bytes);
+            g.C = C;
+            gemm_f32_fused(&g, &fused, scratch, run);
+            for (int64_t i = 0; i < M * N; i++)
+                if (!(fabs(C[i] - want[i]) <= 1e-5 * (double)(K + 1)))
+                    fail_msg("M=%lld N=%lld K=%lld variant %d: C[%lld] = %g, expected %g", (long long)M, (long long)N,
+                             (long long)K, variant, (long long)i, C[i], want[i]);
+            mem_aligned_free(scratch);
+            free(packed_memory);
+            free(A), free(B), free(bias), free(C), free(want);
+        }
+    pool_free(pool);
+}
+
 /* beta == 0 must not read C: NaN there must not leak into the result. */
 static void beta_zero_ignores_c(void **state)
 {
@@ -258,6 +319,7 @@ int main(void)
         cmocka_unit_test(matrix_vector_shapes),
         cmocka_unit_test(shapes_crossing_cache_blocks),
         cmocka_unit_test(multiple_threads),
+        cmocka_unit_test(fused_products),
         cmocka_unit_test(beta_zero_ignores_c),
         cmocka_unit_test(empty_dimensions),
         cmocka_unit_test(scratch_independent_of_threads),

@@ -113,6 +113,17 @@ static sizes problem_sizes(const conv_shape *s, bool transpose)
                    s->batch * s->out_channels * conv_volume(s->win.out)};
 }
 
+/* What a fused activation makes of v, computed plainly. */
+static float activated(const conv_extras *e, float v)
+{
+    switch (e->act) {
+    case GEMM_ACT_CLAMP: return v < e->lo ? e->lo : v > e->hi ? e->hi : v;
+    case GEMM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case GEMM_ACT_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
 /* Runs the fast path with scratch sized for `planned` threads on `runner` and compares with the reference. */
 static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose, int planned, const parallel_runner *runner)
 {
@@ -120,6 +131,17 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
     float *x = random_floats(n.x, -1, 1), *w = random_floats(n.w, -1, 1), *bias = random_floats(s->out_channels, -1, 1);
     float *want = random_floats(n.y, -1, 1), *got = random_floats(n.y, -1, 1);
     bool with_bias = random_int(0, 1) == 1;
+    /* forward convolutions also run with filters packed at load and a fused activation */
+    conv_extras extras = {.act = transpose ? GEMM_ACT_NONE : (gemm_activation)random_int(0, 3), .lo = -0.25f, .hi = 0.5f};
+    conv_packed_filters packed;
+    void *packed_memory = NULL;
+    int64_t per_group_k = s->in_channels / s->groups * conv_volume(s->win.kernel);
+    if (!transpose && algo != CONV_ALGO_DEPTHWISE && random_int(0, 1) == 1) {
+        packed_memory = malloc(conv_f32_pack_filters_bytes(s->out_channels, per_group_k, s->groups) + 1);
+        assert_non_null(packed_memory);
+        conv_f32_pack_filters(s->out_channels, per_group_k, s->groups, w, packed_memory, &packed);
+        extras.packed = &packed;
+    }
     size_t scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(s, algo, planned)
                                      : conv_f32_scratch_bytes(s, algo, planned);
     void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
@@ -129,15 +151,17 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
         conv_transpose_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
     } else {
         conv_f32_reference(s, x, w, with_bias ? bias : NULL, want);
-        conv_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
+        for (int64_t i = 0; i < n.y; i++) want[i] = activated(&extras, want[i]);
+        conv_f32(s, algo, x, w, with_bias ? bias : NULL, &extras, got, scratch, scratch_bytes, runner);
     }
     double diff = max_abs_diff(want, got, n.y);
     if (diff > 1e-3)
-        fail_msg("algo %d transpose %d: N=%lld C=%lld M=%lld g=%lld in=%lldx%lldx%lld out=%lldx%lldx%lld differs by %g",
-                 (int)algo, (int)transpose, (long long)s->batch, (long long)s->in_channels, (long long)s->out_channels,
+        fail_msg("activation %d packed %d bias %d algo %d transpose %d: N=%lld C=%lld M=%lld g=%lld in=%lldx%lldx%lld out=%lldx%lldx%lld differs by %g",
+                 (int)extras.act, extras.packed != NULL, (int)with_bias, (int)algo, (int)transpose, (long long)s->batch, (long long)s->in_channels, (long long)s->out_channels,
                  (long long)s->groups, (long long)s->win.in[0], (long long)s->win.in[1], (long long)s->win.in[2],
                  (long long)s->win.out[0], (long long)s->win.out[1], (long long)s->win.out[2], diff);
     free(scratch);
+    free(packed_memory);
     free(x), free(w), free(bias), free(want), free(got);
 }
 
@@ -382,6 +406,159 @@ static void conv_node(test_run *r, int opset, const char *op, kiln_dtype dtype, 
     if (n_outputs > 1) tr_output(r, "z", KILN_INT64);
 }
 
+/* The AVX-512 depthwise plane against the reference on planes wider than a vector (the random problems
+ * above stay small): strides 1 and 2, dilations, asymmetric padding, with and without a clamp. */
+static void depthwise_avx512_plane_matches_reference(void **state)
+{
+    (void)state;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (!platform_cpu_features()->avx512f) skip();
+    for (int trial = 0; trial < 300; trial++) {
+        conv_shape s = {.batch = 1, .in_channels = 1, .out_channels = 1, .groups = 1};
+        conv_window *w = &s.win;
+        identity_window(w);
+        for (int d = 1; d < CONV_SPATIAL; d++) {
+            w->in[d] = random_int(1, d == 2 ? 160 : 12);
+            w->kernel[d] = random_int(1, 5);
+            w->stride[d] = random_int(1, 2);
+            w->dilation[d] = random_int(1, 2);
+            w->pad[d] = random_int(0, 3);
+            int64_t extent = (w->kernel[d] - 1) * w->dilation[d] + 1, pad_end = random_int(0, 3);
+            if (w->in[d] + w->pad[d] + pad_end < extent) w->in[d] = extent;
+            w->out[d] = (w->in[d] + w->pad[d] + pad_end - extent) / w->stride[d] + 1;
+        }
+        int64_t in_vol = conv_volume(w->in), out_vol = conv_volume(w->out);
+        float *x = random_floats(in_vol, -1, 1), *k = random_floats(conv_volume(w->kernel), -1, 1);
+        float *want = random_floats(out_vol, -1, 1), *got = random_floats(out_vol, -1, 1), bias = 0.125f;
+        conv_extras extras = {.act = random_int(0, 1) == 1 ? GEMM_ACT_CLAMP : GEMM_ACT_NONE, .lo = -0.5f, .hi = 0.75f};
+        conv_f32_reference(&s, x, k, &bias, want);
+        for (int64_t i = 0; i < out_vol; i++) want[i] = activated(&extras, want[i]);
+        assert_true(conv_depthwise_plane_avx512(w, x, k, bias, &extras, got));
+        double diff = max_abs_diff(want, got, out_vol);
+        if (diff > 1e-4)
+            fail_msg("in %lldx%lld kernel %lldx%lld stride %lld,%lld dilation %lld,%lld pad %lld,%lld: differs by %g",
+                     (long long)w->in[1], (long long)w->in[2], (long long)w->kernel[1], (long long)w->kernel[2],
+                     (long long)w->stride[1], (long long)w->stride[2], (long long)w->dilation[1], (long long)w->dilation[2],
+                     (long long)w->pad[1], (long long)w->pad[2], diff);
+        free(x), free(k), free(want), free(got);
+    }
+#else
+    skip();
+#endif
+}
+
+/* The AVX-512 gather that fills im2col panels against the plain one: rows that start and end in the padding,
+ * strides 1 and 2, counts around the vector width, and a row wholly in the padding (NULL). */
+static void gather_row_variants_agree(void **state)
+{
+    (void)state;
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (!platform_cpu_features()->avx512f) skip();
+    float row[100], want[80], got[80];
+    for (int i = 0; i < 100; i++) row[i] = (float)i + 1.0f;
+    for (int trial = 0; trial < 2000; trial++) {
+        int64_t width = random_int(1, 100), stride = random_int(1, 2), count = random_int(0, 40);
+        int64_t col = random_int(-5, width + 2);
+        const float *src = random_int(0, 9) == 0 ? NULL : row;
+        for (int i = 0; i < 80; i++) want[i] = got[i] = -7.0f;
+        conv_gather_row(src, col, width, stride, count, want);
+        conv_gather_row_avx512(src, col, width, stride, count, got);
+        for (int i = 0; i < 80; i++)
+            if (want[i] != got[i])
+                fail_msg("width %lld stride %lld count %lld col %lld: dst[%d] = %g, expected %g", (long long)width,
+                         (long long)stride, (long long)count, (long long)col, i, got[i], want[i]);
+    }
+#else
+    skip();
+#endif
+}
+
+/* MaxPool without indices (the AVX-512 plane kernel where the CPU has it) against MaxPool with indices (always
+ * the portable loop) on random windows, ceil mode, padding and NaN inputs. */
+static void max_pool_fast_path_matches_loop(void **state)
+{
+    (void)state;
+    for (int trial = 0; trial < 60; trial++) {
+        int64_t x_dims[4] = {1, random_int(1, 3), random_int(1, 20), random_int(1, 90)};
+        int64_t k[2] = {random_int(1, 3), random_int(1, 4)}, st[2] = {random_int(1, 2), random_int(1, 2)};
+        int64_t pads[4] = {random_int(0, k[0] - 1), random_int(0, k[1] - 1), random_int(0, k[0] - 1), random_int(0, k[1] - 1)};
+        if (x_dims[2] + pads[0] + pads[2] < k[0]) x_dims[2] = k[0];
+        if (x_dims[3] + pads[1] + pads[3] < k[1]) x_dims[3] = k[1];
+        int64_t n = x_dims[1] * x_dims[2] * x_dims[3];
+        float *x = random_floats(n, -1, 1);
+        if (random_int(0, 3) == 0) x[random_int(0, n - 1)] = NAN;
+        pbw attrs = {0};
+        tm_attr_ints(&attrs, "kernel_shape", k, 2);
+        tm_attr_ints(&attrs, "strides", st, 2);
+        tm_attr_ints(&attrs, "pads", pads, 4);
+        tm_attr_int(&attrs, "ceil_mode", random_int(0, 1));
+        test_run fast, loop;
+        conv_node(&fast, 12, "MaxPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 1);
+        conv_node(&loop, 12, "MaxPool", KILN_FLOAT32, 4, x_dims, x, &attrs, 2);
+        assert_int_equal(tr_run(&fast, 1), KILN_OK);
+        assert_int_equal(tr_run(&loop, 1), KILN_OK);
+        int64_t out = tensor_numel(&fast.out[0]);
+        assert_int_equal(out, tensor_numel(&loop.out[0]));
+        const float *a = fast.out[0].data, *b = loop.out[0].data;
+        for (int64_t i = 0; i < out; i++)
+            if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) fail_msg("output %lld: %g, expected %g", (long long)i, a[i], b[i]);
+        tr_free(&fast), tr_free(&loop);
+        pbw_free(&attrs);
+        free(x);
+    }
+}
+
+/* Conv followed by Relu, by Clip with Constant-node bounds, by Sigmoid, and by Sigmoid and Mul (SiLU) load
+ * as one ai.kiln::FusedConv and compute what the separate operators would. A Conv output that is also a graph
+ * output is not fused. */
+static void conv_activation_fusion(void **state)
+{
+    (void)state;
+    int64_t x_dims[4] = {1, 3, 20, 21}, w_dims[4] = {40, 3, 3, 3}, b_dims[1] = {40}, scalar[1] = {0};
+    float *x = random_floats(3 * 20 * 21, -1, 1), *w = random_floats(40 * 27, -1, 1), *b = random_floats(40, -1, 1);
+    float lo = -0.1f, hi = 0.3f;
+    for (int variant = 0; variant < 5; variant++) {
+        pbw attrs = {0}, lo_attr = {0}, hi_attr = {0};
+        tm_attr_ints(&attrs, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+        test_run r;
+        tr_init(&r, 13);
+        tr_input(&r, "x", KILN_FLOAT32, 4, x_dims, x);
+        tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, w_dims, w);
+        tm_initializer(&r.tm, "b", KILN_FLOAT32, 1, b_dims, b);
+        tm_node(&r.tm, "Conv", LIST("x", "w", "b"), LIST("c"), &attrs);
+        if (variant == 1) {
+            tm_attr_tensor(&lo_attr, "value", KILN_FLOAT32, 0, scalar, &lo);
+            tm_attr_tensor(&hi_attr, "value", KILN_FLOAT32, 0, scalar, &hi);
+            tm_node(&r.tm, "Constant", NULL, LIST("lo"), &lo_attr);
+            tm_node(&r.tm, "Constant", NULL, LIST("hi"), &hi_attr);
+            tm_node(&r.tm, "Clip", LIST("c", "lo", "hi"), LIST("y"), NULL);
+        } else if (variant == 3) {
+            tm_node(&r.tm, "Sigmoid", LIST("c"), LIST("s"), NULL);
+            tm_node(&r.tm, "Mul", LIST("s", "c"), LIST("y"), NULL);
+        } else {
+            tm_node(&r.tm, variant == 4 ? "Sigmoid" : "Relu", LIST("c"), LIST("y"), NULL);
+        }
+        tr_output(&r, "y", KILN_FLOAT32);
+        if (variant == 2) tr_output(&r, "c", KILN_FLOAT32); /* a second reader: no fusion */
+        assert_int_equal(tr_run(&r, 1), KILN_OK);
+        conv_shape s = {.batch = 1, .in_channels = 3, .out_channels = 40, .groups = 1};
+        identity_window(&s.win);
+        s.win.in[1] = s.win.out[1] = 20, s.win.in[2] = s.win.out[2] = 21, s.win.kernel[1] = s.win.kernel[2] = 3;
+        s.win.pad[1] = s.win.pad[2] = 1;
+        int64_t n = 40 * 20 * 21;
+        float *want = malloc((size_t)n * sizeof *want);
+        conv_f32_reference(&s, x, w, b, want);
+        conv_extras act = {.act = variant >= 3 ? (variant == 3 ? GEMM_ACT_SILU : GEMM_ACT_SIGMOID) : GEMM_ACT_CLAMP,
+                           .lo = variant == 1 ? lo : 0.0f, .hi = variant == 1 ? hi : INFINITY};
+        for (int64_t i = 0; i < n; i++) want[i] = activated(&act, want[i]);
+        assert_true(max_abs_diff(want, r.out[0].data, n) < 1e-4);
+        free(want);
+        tr_free(&r);
+        pbw_free(&attrs), pbw_free(&lo_attr), pbw_free(&hi_attr);
+    }
+    free(x), free(w), free(b);
+}
+
 /* Conv with SAME_LOWER, strides, dilations, groups and bias, two threads, against the reference on the
  * window worked out by hand. */
 static void conv_operator_end_to_end(void **state)
@@ -621,6 +798,10 @@ int main(void)
         cmocka_unit_test(ceil_mode_never_starts_a_window_in_the_end_padding),
         cmocka_unit_test(transpose_output_shape_and_same),
         cmocka_unit_test(geometry_rejects_mismatches),
+        cmocka_unit_test(depthwise_avx512_plane_matches_reference),
+        cmocka_unit_test(conv_activation_fusion),
+        cmocka_unit_test(max_pool_fast_path_matches_loop),
+        cmocka_unit_test(gather_row_variants_agree),
         cmocka_unit_test(conv_operator_end_to_end),
         cmocka_unit_test(bad_attributes_fail_at_load),
         cmocka_unit_test(bad_shapes_fail_cleanly),

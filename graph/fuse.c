@@ -1,0 +1,179 @@
+/*
+ * fuse.c — operator fusion before type inference: a Conv whose only reader is a Relu, a Clip or a Sigmoid,
+ * or whose output y is read just by Sigmoid and by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish),
+ * becomes one ai.kiln::FusedConv node that applies the activation while its outputs are still in cache,
+ * instead of separate passes over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
+ *
+ * The pass runs on the sorted graph before any op is resolved, so it decides from op types and constant
+ * values alone, and it leaves every check to the ops' init: FusedConv's init is Conv's. It only fuses what
+ * it can prove equivalent: the Conv's output has exactly those readers, is not a graph output, and no subgraph
+ * exists that could read it by name; a Clip's bounds must be known float32 scalars (initializers or
+ * Constant nodes). The fused node keeps the Conv's name, inputs and attributes, takes over the activation's
+ * output, and gains the attributes `activation` ("Relu", "Clip", "Sigmoid" or "SiLU") and `activation_params`
+ * ([lo, hi], the clamp of the first two).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/tensor.h"
+#include "graph/passes.h"
+
+static bool is_onnx_op(const graph_node *n, const char *op_type)
+{
+    return !n->removed && n->domain[0] == '\0' && strcmp(n->op_type, op_type) == 0;
+}
+
+static bool graph_has_subgraphs(const graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i].n_attrs; a++) {
+            attr_type t = g->nodes[i].attrs[a].type;
+            if (t == ATTR_GRAPH || t == ATTR_GRAPHS) return true;
+        }
+    return false;
+}
+
+/* Each value's live readers, when it has one or two and is not a graph output (else count is 0): enough
+ * to recognise a Conv output read once (by Relu, Clip, Sigmoid) or twice (by Sigmoid and Mul, a SiLU). */
+typedef struct value_readers {
+    int count;
+    int node[2];
+} value_readers;
+
+static value_readers *count_readers(const graph *g)
+{
+    value_readers *readers = mem_calloc((size_t)g->n_values + 1, sizeof *readers);
+    if (!readers) return NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0) continue;
+            value_readers *r = &readers[v];
+            if (r->count < 2) r->node[r->count] = i;
+            r->count++;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (readers[v].count > 2 || g->values[v].is_output) readers[v].count = 0;
+    return readers;
+}
+
+/* A float32 scalar known at load: an initializer, or the output of a Constant node. */
+static bool known_scalar(const graph *g, int v, float *out)
+{
+    const kiln_tensor *t = g->values[v].constant;
+    int p = g->values[v].producer;
+    if (!t && p >= 0 && is_onnx_op(&g->nodes[p], "Constant") && g->nodes[p].n_attrs == 1 &&
+        g->nodes[p].attrs[0].type == ATTR_TENSOR && strcmp(g->nodes[p].attrs[0].name, "value") == 0)
+        t = g->nodes[p].attrs[0].t;
+    if (!t || t->dtype != KILN_FLOAT32 || !t->data || tensor_numel(t) != 1) return false;
+    *out = *(const float *)t->data;
+    return true;
+}
+
+/* Whether `act` is an activation FusedConv takes (Relu, Clip with bounds known at load, Sigmoid), and the
+ * clamp [lo, hi] of the first two. */
+static bool activation_bounds(const graph *g, const graph_node *act, float *lo, float *hi)
+{
+    *lo = -INFINITY, *hi = INFINITY;
+    if (is_onnx_op(act, "Sigmoid")) return act->n_inputs == 1 && act->n_outputs == 1;
+    if (is_onnx_op(act, "Relu")) {
+        *lo = 0.0f;
+        return act->n_inputs == 1 && act->n_outputs == 1;
+    }
+    if (!is_onnx_op(act, "Clip") || act->n_outputs != 1 || act->n_inputs < 1) return false;
+    if (act->opset < 11) {
+        for (int a = 0; a < act->n_attrs; a++) {
+            const graph_attr *attr = &act->attrs[a];
+            if (attr->type != ATTR_FLOAT) return false;
+            if (strcmp(attr->name, "min") == 0) *lo = attr->f;
+            else if (strcmp(attr->name, "max") == 0) *hi = attr->f;
+            else return false;
+        }
+        return act->n_inputs == 1;
+    }
+    if (act->n_inputs > 3 || act->n_attrs != 0) return false;
+    if (act->n_inputs > 1 && act->inputs[1] >= 0 && !known_scalar(g, act->inputs[1], lo)) return false;
+    if (act->n_inputs > 2 && act->inputs[2] >= 0 && !known_scalar(g, act->inputs[2], hi)) return false;
+    return !isnan(*lo) && !isnan(*hi);
+}
+
+/* The Conv node's attributes plus the two that describe the activation, in region memory. */
+static kiln_status add_activation_attrs(graph *g, graph_node *conv, const char *name, float lo, float hi)
+{
+    graph_attr *attrs = region_alloc(g->mem, (size_t)conv->n_attrs + 2, sizeof *attrs);
+    float *params = region_alloc(g->mem, 2, sizeof *params);
+    if (!attrs || !params) return KILN_ERR_OUT_OF_MEMORY;
+    if (conv->n_attrs) memcpy(attrs, conv->attrs, (size_t)conv->n_attrs * sizeof *attrs);
+    params[0] = lo, params[1] = hi;
+    attrs[conv->n_attrs] = (graph_attr){.name = "activation", .type = ATTR_STRING, .s = name, .s_len = strlen(name)};
+    attrs[conv->n_attrs + 1] = (graph_attr){.name = "activation_params", .type = ATTR_FLOATS, .count = 2, .floats = params};
+    conv->attrs = attrs;
+    conv->n_attrs += 2;
+    return KILN_OK;
+}
+
+/* The activation node reading conv's output y, and the node whose output the fused node takes over:
+ * y -> Relu/Clip/Sigmoid, or y -> Sigmoid -> Mul(y, sigmoid) (SiLU). Returns the name of the fused activation,
+ * or NULL. */
+static const char *match_activation(const graph *g, const value_readers *readers, int y, float *lo, float *hi,
+                                    int *removed, int *n_removed, int *last)
+{
+    const value_readers *r = &readers[y];
+    if (r->count == 1) {
+        const graph_node *act = &g->nodes[r->node[0]];
+        /* activation_bounds checks the arity before anything reads outputs[0] */
+        if (!activation_bounds(g, act, lo, hi) || act->inputs[0] != y || act->outputs[0] < 0) return NULL;
+        removed[0] = *last = r->node[0], *n_removed = 1;
+        return act->op_type;
+    }
+    if (r->count != 2) return NULL;
+    for (int s = 0; s < 2; s++) {
+        const graph_node *sig = &g->nodes[r->node[s]], *mul = &g->nodes[r->node[1 - s]];
+        if (!is_onnx_op(sig, "Sigmoid") || sig->n_inputs != 1 || sig->n_outputs != 1 || sig->outputs[0] < 0) continue;
+        int sv = sig->outputs[0];
+        if (readers[sv].count != 1 || readers[sv].node[0] != r->node[1 - s]) continue;
+        if (!is_onnx_op(mul, "Mul") || mul->n_inputs != 2 || mul->n_outputs != 1 || mul->outputs[0] < 0) continue;
+        bool operands = (mul->inputs[0] == y && mul->inputs[1] == sv) || (mul->inputs[0] == sv && mul->inputs[1] == y);
+        if (!operands) continue;
+        removed[0] = r->node[s], removed[1] = *last = r->node[1 - s], *n_removed = 2;
+        *lo = -INFINITY, *hi = INFINITY;
+        return "SiLU";
+    }
+    return NULL;
+}
+
+kiln_status graph_fuse_activations(graph *g)
+{
+    if (graph_has_subgraphs(g)) return KILN_OK;
+    value_readers *readers = count_readers(g);
+    if (!readers) return KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        graph_node *conv = &g->nodes[i];
+        if (!is_onnx_op(conv, "Conv") || conv->n_outputs != 1 || conv->outputs[0] < 0) continue;
+        float lo, hi;
+        int removed[2], n_removed = 0, last = -1;
+        const char *name = match_activation(g, readers, conv->outputs[0], &lo, &hi, removed, &n_removed, &last);
+        if (!name) continue;
+        st = add_activation_attrs(g, conv, name, lo, hi);
+        if (st != KILN_OK) break;
+        g->values[conv->outputs[0]].producer = -1;
+        for (int k = 0; k < n_removed; k++) {
+            graph_node *gone = &g->nodes[removed[k]];
+            if (gone->outputs[0] >= 0) g->values[gone->outputs[0]].producer = -1;
+            gone->removed = true;
+        }
+        conv->outputs[0] = g->nodes[last].outputs[0];
+        g->values[conv->outputs[0]].producer = i;
+        conv->domain = GRAPH_KILN_DOMAIN;
+        conv->op_type = "FusedConv";
+        conv->opset = 1;
+    }
+    mem_free(readers);
+    return st;
+}
