@@ -2,8 +2,10 @@
 """The speed table of issue 7: kiln against onnxruntime on the same model files, 1 and 2 threads, interleaved.
 
 Models: resnet18, mobilenet_v2, efficientnet_b0 and squeezenet1_1 from the exported zoo (tests/models/export_zoo.sh;
---zoo DIR), the text_classifier transformer encoder at sequence 128, the 30-64-32-2 MLP at batch 1 and 256, and an
-LSTM when tests/models/data/lstm exists (its row says "absent" otherwise). Every (model, threads) pair runs
+--zoo DIR), the text_classifier transformer encoder at sequence 128, the 30-64-32-2 MLP at batch 1 and 256, the lstm_tagger fixture (a small
+bidirectional 2-layer PyTorch LSTM), and the bench-time exports of bench/make_bench_models.py (--bench-models
+DIR): a 2-layer hidden-128 LSTM over 32 steps and a 4-layer hidden-256 BERT-like encoder at sequence 128 (rows
+say "absent" when a file is missing). Every (model, threads) pair runs
 --rounds rounds; each round runs kiln (`kiln bench --json`) then onnxruntime (bench/ort_bench.js, onnxruntime-node)
 back to back, so both see the same machine state, and the figure kept for each is the median of its per-round p50s.
 The ratio is kiln / onnxruntime (below 1: kiln is faster). The closing lines check the issue's targets: ratio <= 1
@@ -13,7 +15,7 @@ GFLOP/s kiln reaches on resnet18 (3.64 GFLOP per image).
 onnxruntime-node adds a fixed per-call overhead (tens of microseconds) that matters only for the small models.
 The machine may be shared: run the whole suite under `flock /tmp/kiln-bench.lock` and read ratios, not absolutes.
 
-usage: speed_suite.py --kiln build/kiln [--zoo build/model-zoo] [--threads 1,2] [--seconds 2] [--rounds 3]
+usage: speed_suite.py --kiln build/kiln [--zoo build/model-zoo] [--bench-models DIR] [--threads 1,2] [--seconds 2] [--rounds 3]
                       [--ort-path .cache/npm/node_modules] [--only NAME,...]
 """
 import argparse
@@ -36,7 +38,9 @@ MODELS = [
     ("encoder_seq128", "text_classifier/model.onnx", "data", ["batch=1", "sequence=128"], 1.0),
     ("mlp_batch1", "mlp/model.onnx", "data", ["batch=1"], 0.5),
     ("mlp_batch256", "mlp/model.onnx", "data", ["batch=256"], None),
-    ("lstm", "lstm/model.onnx", "data", [], 0.5),
+    ("lstm_tagger", "lstm_tagger/model.onnx", "data", [], 0.5),
+    ("lstm_2x128", "lstm/model.onnx", "bench", [], 0.5),
+    ("bert_4x256", "bert_encoder/model.onnx", "bench", [], 1.0),
 ]
 
 
@@ -53,6 +57,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kiln", required=True)
     parser.add_argument("--zoo", default=os.path.join(HERE, "..", "build", "model-zoo"))
+    parser.add_argument("--bench-models", default="/tmp/kiln-bench-models", help="bench/make_bench_models.py's OUTDIR")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -60,7 +65,7 @@ def main():
     parser.add_argument("--ort-path", default=os.path.join(HERE, "..", ".cache", "npm", "node_modules"))
     args = parser.parse_args()
     env = dict(os.environ, NODE_PATH=os.path.abspath(args.ort_path))
-    roots = {"zoo": args.zoo, "data": DATA}
+    roots = {"zoo": args.zoo, "data": DATA, "bench": args.bench_models}
     only = set(filter(None, args.only.split(",")))
     thread_counts = [int(t) for t in args.threads.split(",")]
     results = {}
