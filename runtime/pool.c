@@ -3,13 +3,17 @@
  *
  * One job at a time (a session runs one node at a time): the caller publishes the job, bumps a generation
  * counter and wakes the workers; everyone, the caller included, then claims chunks from an atomic counter
- * until none are left; the caller waits until every worker has reported back. Chunks are claimed
- * dynamically so a slow core does not hold up the rest. No allocation happens per job.
+ * until none are left. Chunks are claimed dynamically so a slow core does not hold up the rest. No
+ * allocation happens per job.
+ *
+ * A worker *joins* a job before touching it, and only while the job is open. When the caller has claimed
+ * its last chunk every chunk is taken, so it closes the job and waits for the workers that joined — not for
+ * all of them: on a busy machine a worker the OS has not scheduled yet would otherwise hold every job up
+ * (2 threads were then slower than 1). A worker that wakes after the job closed just waits for the next.
  *
  * Before sleeping on a condition variable, a thread polls for POOL_POLL_NS: waking a sleeping thread took
  * ~45 us per job on an idle 2-vCPU VM (2 us when polling), which would swamp kernels that call parallel_for
- * several times per node (GEMM does twice per cache block). Polling costs at most that long of one core
- * after the last job of a run.
+ * several times per node. Polling costs at most that long of one core after the last job of a run.
  */
 #include "runtime/pool.h"
 
@@ -29,7 +33,8 @@ struct thread_pool {
     platform_cond *wake;     /* workers wait here for a new generation */
     platform_cond *finished; /* the caller waits here for workers to finish */
     uint64_t generation;
-    int busy_workers;
+    bool open;        /* workers may still join the current job */
+    int busy_workers; /* workers that joined it and have not finished */
     /* copies of generation and busy_workers that threads poll without the mutex */
     atomic_int_fast64_t published_generation, unfinished_workers;
     bool stopping;
@@ -50,11 +55,11 @@ static void run_chunks(thread_pool *p)
     }
 }
 
-/* Returns when *value == wanted or after POOL_POLL_NS, whichever comes first. */
-static void poll_until(atomic_int_fast64_t *value, int64_t wanted)
+/* Returns when (*value == target) == equal, or after POOL_POLL_NS, whichever comes first. */
+static void poll_for(atomic_int_fast64_t *value, int64_t target, bool equal)
 {
     uint64_t deadline = platform_now_ns() + POOL_POLL_NS;
-    while (atomic_load(value) != wanted && platform_now_ns() < deadline) continue;
+    while ((atomic_load(value) == target) != equal && platform_now_ns() < deadline) continue;
 }
 
 static void worker_main(void *arg)
@@ -65,12 +70,14 @@ static void worker_main(void *arg)
     for (;;) {
         if (!p->stopping && p->generation == seen) {
             platform_mutex_unlock(p->mutex);
-            poll_until(&p->published_generation, (int64_t)seen + 1); /* every job waits for all workers */
+            poll_for(&p->published_generation, (int64_t)seen, false); /* a new job */
             platform_mutex_lock(p->mutex);
         }
         while (!p->stopping && p->generation == seen) platform_cond_wait(p->wake, p->mutex);
         if (p->stopping) break;
         seen = p->generation;
+        if (!p->open) continue; /* woke too late: the caller has taken every chunk of that job */
+        p->busy_workers++;
         platform_mutex_unlock(p->mutex);
         run_chunks(p);
         platform_mutex_lock(p->mutex);
@@ -92,15 +99,22 @@ static void pool_run(void *impl, int64_t n, int64_t grain, parallel_fn fn, void 
     p->n = n;
     p->chunk = chunk;
     atomic_store(&p->next, 0);
-    p->busy_workers = p->threads - 1;
-    atomic_store(&p->unfinished_workers, p->busy_workers);
+    p->open = true;
+    p->busy_workers = 0;
     p->generation++;
     atomic_store(&p->published_generation, (int64_t)p->generation);
     platform_cond_broadcast(p->wake);
     platform_mutex_unlock(p->mutex);
     run_chunks(p);
-    poll_until(&p->unfinished_workers, 0);
+    /* every chunk is claimed: no one else may join; wait for those that did */
     platform_mutex_lock(p->mutex);
+    p->open = false;
+    if (p->busy_workers > 0) {
+        atomic_store(&p->unfinished_workers, p->busy_workers);
+        platform_mutex_unlock(p->mutex);
+        poll_for(&p->unfinished_workers, 0, true);
+        platform_mutex_lock(p->mutex);
+    }
     while (p->busy_workers > 0) platform_cond_wait(p->finished, p->mutex);
     platform_mutex_unlock(p->mutex);
 }
