@@ -7,27 +7,11 @@
  */
 #include "serve/tfserving.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/tensor.h"
-
-static bool fail(char *error, size_t size, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static bool fail(char *error, size_t size, const char *fmt, ...)
-{
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(error, size, fmt, args);
-    va_end(args);
-    return false;
-}
 
 typedef struct tfs_state {
     const model_version *v;
@@ -42,7 +26,7 @@ static bool nesting_dims(tfs_state *ts, const json_value *value, int *rank, int6
     json_value v = *value;
     while (v.type == JSON_ARRAY) {
         if (*rank == KILN_MAX_RANK)
-            return fail(ts->error, ts->error_size, "%s: nested deeper than %d dims", what, KILN_MAX_RANK);
+            return v2_fail(ts->error, ts->error_size, "%s: nested deeper than %d dims", what, KILN_MAX_RANK);
         dims[(*rank)++] = (int64_t)v.length;
         if (v.length == 0) break;
         json_value first;
@@ -64,12 +48,12 @@ static bool prepare_input(tfs_state *ts, int index, kiln_tensor *t, const char *
         char have[160], expected[160];
         shape_format(have, sizeof have, t->rank, t->dims);
         shape_format(expected, sizeof expected, want->rank, want->dims);
-        return fail(ts->error, ts->error_size, "%s: the values have shape %s; the model wants %s (?: any size)", what,
+        return v2_fail(ts->error, ts->error_size, "%s: the values have shape %s; the model wants %s (?: any size)", what,
                     have, expected);
     }
     size_t bytes = tensor_bytes(t);
     t->data = region_alloc(&ts->req->mem, bytes ? bytes : 1, 1);
-    return t->data || fail(ts->error, ts->error_size, "out of memory");
+    return t->data || v2_fail(ts->error, ts->error_size, "out of memory");
 }
 
 /* A one-element array holding `value`, so a scalar can go through the array decoder. */
@@ -81,7 +65,7 @@ static json_value wrap(const json_value *value)
 static const json_value *member(tfs_state *ts, const json_value *object, const char *name, const char *what)
 {
     const json_value *v = object->type == JSON_OBJECT ? json_get(object, name) : NULL;
-    if (!v) fail(ts->error, ts->error_size, "%s has no value for input '%s'", what, name);
+    if (!v) v2_fail(ts->error, ts->error_size, "%s has no value for input '%s'", what, name);
     return v;
 }
 
@@ -133,12 +117,12 @@ static bool read_rows(tfs_state *ts, int index, const json_value *instances, boo
 static bool read_instances(tfs_state *ts, const json_value *instances)
 {
     if (instances->type != JSON_ARRAY || instances->length == 0)
-        return fail(ts->error, ts->error_size, "'instances' must be a non-empty array of rows");
+        return v2_fail(ts->error, ts->error_size, "'instances' must be a non-empty array of rows");
     json_value first;
     json_array_at(instances, 0, &first);
     bool named = first.type == JSON_OBJECT;
     if (!named && ts->v->n_inputs != 1)
-        return fail(ts->error, ts->error_size,
+        return v2_fail(ts->error, ts->error_size,
                     "model '%s' has %d inputs: each instance must be an object {\"input name\": value, ...}",
                     ts->v->model_name, ts->v->n_inputs);
     for (int i = 0; i < ts->v->n_inputs; i++)
@@ -150,7 +134,7 @@ static bool read_columns(tfs_state *ts, const json_value *inputs)
 {
     if (ts->v->n_inputs == 1 && inputs->type != JSON_OBJECT) return read_column(ts, 0, inputs);
     if (inputs->type != JSON_OBJECT)
-        return fail(ts->error, ts->error_size, "model '%s' has %d inputs: 'inputs' must be an object by input name",
+        return v2_fail(ts->error, ts->error_size, "model '%s' has %d inputs: 'inputs' must be an object by input name",
                     ts->v->model_name, ts->v->n_inputs);
     for (int i = 0; i < ts->v->n_inputs; i++) {
         const json_value *value = member(ts, inputs, ts->v->inputs[i].name, "'inputs'");
@@ -169,9 +153,9 @@ static bool check_rows(tfs_state *ts)
     req->rows = req->inputs[0].dims[0];
     for (int i = 1; i < v->n_inputs; i++)
         if (req->inputs[i].dims[0] != req->rows)
-            return fail(ts->error, ts->error_size, "inputs disagree on the number of rows");
+            return v2_fail(ts->error, ts->error_size, "inputs disagree on the number of rows");
     if (req->rows < 1 || req->rows > v->max_batch_size)
-        return fail(ts->error, ts->error_size, "%lld rows; model '%s' takes 1 to %d", (long long)req->rows,
+        return v2_fail(ts->error, ts->error_size, "%lld rows; model '%s' takes 1 to %d", (long long)req->rows,
                     v->model_name, v->max_batch_size);
     return true;
 }
@@ -184,14 +168,14 @@ bool tfs_parse_predict_request(const model_version *v, const uint8_t *body, size
     tfs_state ts = {.v = v, .req = req, .error = error, .error_size = error_size};
     json_value root;
     if (json_parse(body, length, &req->mem, &root) != KILN_OK)
-        return fail(error, error_size, "the request is not valid JSON: %s", kiln_last_error());
+        return v2_fail(error, error_size, "the request is not valid JSON: %s", kiln_last_error());
     const json_value *instances = json_get(&root, "instances"), *inputs = json_get(&root, "inputs");
     if (root.type != JSON_OBJECT || (!instances == !inputs))
-        return fail(error, error_size, "the request must be an object with either 'instances' or 'inputs'");
+        return v2_fail(error, error_size, "the request must be an object with either 'instances' or 'inputs'");
     req->inputs = region_alloc(&req->mem, (size_t)v->n_inputs + 1, sizeof *req->inputs);
     req->outputs = region_alloc(&req->mem, (size_t)v->n_outputs + 1, sizeof *req->outputs);
     req->binary = region_alloc(&req->mem, (size_t)v->n_outputs + 1, sizeof *req->binary);
-    if (!req->inputs || !req->outputs || !req->binary) return fail(error, error_size, "out of memory");
+    if (!req->inputs || !req->outputs || !req->binary) return v2_fail(error, error_size, "out of memory");
     for (int k = 0; k < v->n_outputs; k++) req->outputs[k] = k;
     req->n_outputs = v->n_outputs;
     *columnar = inputs != NULL;

@@ -45,13 +45,7 @@ static bool datatype_parse(const json_value *v, kiln_dtype *out)
     return false;
 }
 
-static bool fail(char *error, size_t size, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static bool fail(char *error, size_t size, const char *fmt, ...)
+bool v2_fail(char *error, size_t size, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
@@ -93,7 +87,7 @@ static bool bad_element(decoder *dec, const json_value *v, const char *expected)
 {
     char found[64];
     describe_value(v, found, sizeof found);
-    return fail(dec->error, dec->error_size, "%s: element %lld: expected %s, found %s", dec->what,
+    return v2_fail(dec->error, dec->error_size, "%s: element %lld: expected %s, found %s", dec->what,
                 (long long)dec->next, expected, found);
 }
 
@@ -160,7 +154,7 @@ static bool decode_number(decoder *dec, const json_value *v, void *to)
     case KILN_STRING: {
         if (v->type != JSON_STRING) return bad_element(dec, v, "a string");
         char *copy = region_strndup(dec->strings, v->data, v->length);
-        if (!copy) return fail(dec->error, dec->error_size, "out of memory");
+        if (!copy) return v2_fail(dec->error, dec->error_size, "out of memory");
         *(const char **)to = copy;
         return true;
     }
@@ -200,14 +194,14 @@ static bool decode_nested(decoder *dec, const json_value *v, int depth)
     const kiln_tensor *t = dec->t;
     if (depth == t->rank) {
         if (v->type == JSON_ARRAY)
-            return fail(dec->error, dec->error_size, "%s: 'data' is nested deeper than the shape's %d dims",
+            return v2_fail(dec->error, dec->error_size, "%s: 'data' is nested deeper than the shape's %d dims",
                         dec->what, t->rank);
         return decode_scalar(dec, v);
     }
     if (v->type != JSON_ARRAY || (int64_t)v->length != t->dims[depth]) {
         char shape[160];
         format_dims(shape, sizeof shape, t->rank, t->dims);
-        return fail(dec->error, dec->error_size,
+        return v2_fail(dec->error, dec->error_size,
                     "%s: nested 'data' does not follow shape %s (at depth %d: %s where %lld elements were expected)",
                     dec->what, shape, depth, v->type == JSON_ARRAY ? "an array of another length" : "a scalar",
                     (long long)t->dims[depth]);
@@ -226,7 +220,7 @@ static bool decode_flat(decoder *dec, const json_value *data)
         json_value element;
         json_array_at(data, i, &element);
         if (element.type == JSON_ARRAY)
-            return fail(dec->error, dec->error_size,
+            return v2_fail(dec->error, dec->error_size,
                         "%s: 'data' mixes arrays and values (give it flat, or nested exactly as the shape)",
                         dec->what);
         if (!decode_scalar(dec, &element)) return false;
@@ -240,7 +234,7 @@ bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, reg
     decoder dec = {.t = t, .strings = strings, .out = out, .element_size = kiln_dtype_size(t->dtype), .count = tensor_numel(t),
                    .what = what, .error = error, .error_size = error_size};
     if (data->type != JSON_ARRAY)
-        return fail(error, error_size, "%s: 'data' must be an array, not %s", what,
+        return v2_fail(error, error_size, "%s: 'data' must be an array, not %s", what,
                     json_type_name((json_type)data->type));
     json_value first = {0};
     if (data->length) json_array_at(data, 0, &first);
@@ -249,7 +243,7 @@ bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, reg
     if (dec.next != dec.count) {
         char shape[160];
         format_dims(shape, sizeof shape, t->rank, t->dims);
-        return fail(error, error_size, "%s: 'data' holds %lld values but shape %s needs %lld", what,
+        return v2_fail(error, error_size, "%s: 'data' holds %lld values but shape %s needs %lld", what,
                     (long long)dec.next, shape, (long long)dec.count);
     }
     return true;
@@ -284,27 +278,27 @@ static bool check_shape(parse_state *ps, const served_tensor *want, const kiln_t
     char have[160], expected[160];
     format_dims(have, sizeof have, got->rank, got->dims);
     format_dims(expected, sizeof expected, want->rank, want->dims);
-    return fail(ps->error, ps->error_size, "%s: shape %s does not match the model's %s (-1: any size)", what, have,
+    return v2_fail(ps->error, ps->error_size, "%s: shape %s does not match the model's %s (-1: any size)", what, have,
                 expected);
 }
 
 static bool read_shape(parse_state *ps, const json_value *shape, kiln_tensor *t, const char *what)
 {
     if (!shape || shape->type != JSON_ARRAY)
-        return fail(ps->error, ps->error_size, "%s: 'shape' must be an array of dims", what);
+        return v2_fail(ps->error, ps->error_size, "%s: 'shape' must be an array of dims", what);
     if (shape->length > KILN_MAX_RANK)
-        return fail(ps->error, ps->error_size, "%s: 'shape' has %zu dims; kiln handles at most %d", what,
+        return v2_fail(ps->error, ps->error_size, "%s: 'shape' has %zu dims; kiln handles at most %d", what,
                     shape->length, KILN_MAX_RANK);
     t->rank = (int)shape->length;
     for (size_t d = 0; d < shape->length; d++) {
         json_value dim;
         json_array_at(shape, d, &dim);
         if (json_to_int64(&dim, &t->dims[d]) != KILN_OK || t->dims[d] < 0)
-            return fail(ps->error, ps->error_size, "%s: 'shape' must hold non-negative integers", what);
+            return v2_fail(ps->error, ps->error_size, "%s: 'shape' must hold non-negative integers", what);
     }
     int64_t numel;
     if (shape_numel_checked(t->rank, t->dims, &numel) != KILN_OK)
-        return fail(ps->error, ps->error_size, "%s: 'shape' describes too many elements", what);
+        return v2_fail(ps->error, ps->error_size, "%s: 'shape' describes too many elements", what);
     return true;
 }
 
@@ -314,7 +308,7 @@ static bool binary_size(parse_state *ps, const json_value *params, int64_t *size
     *size = -1;
     if (!p) return true;
     if (json_to_int64(p, size) != KILN_OK || *size < 0)
-        return fail(ps->error, ps->error_size, "%s: 'binary_data_size' must be a non-negative integer", what);
+        return v2_fail(ps->error, ps->error_size, "%s: 'binary_data_size' must be a non-negative integer", what);
     return true;
 }
 
@@ -323,28 +317,28 @@ static bool binary_size(parse_state *ps, const json_value *params, int64_t *size
 static bool bind_binary_strings(parse_state *ps, kiln_tensor *t, int64_t size, const char *what)
 {
     if ((uint64_t)size > ps->length - ps->binary_offset)
-        return fail(ps->error, ps->error_size, "%s: the body ends before its %lld bytes of binary data", what,
+        return v2_fail(ps->error, ps->error_size, "%s: the body ends before its %lld bytes of binary data", what,
                     (long long)size);
     const uint8_t *at = ps->body + ps->binary_offset, *end = at + size;
     ps->binary_offset += (size_t)size;
     int64_t n = tensor_numel(t);
     const char **elements = region_alloc(&ps->req->mem, n ? (size_t)n : 1, sizeof *elements);
-    if (!elements) return fail(ps->error, ps->error_size, "out of memory");
+    if (!elements) return v2_fail(ps->error, ps->error_size, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         if (end - at < 4)
-            return fail(ps->error, ps->error_size, "%s: binary data ends at element %lld of %lld", what, (long long)i,
+            return v2_fail(ps->error, ps->error_size, "%s: binary data ends at element %lld of %lld", what, (long long)i,
                         (long long)n);
         uint32_t length = (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
         at += 4;
         if ((uint64_t)(end - at) < length)
-            return fail(ps->error, ps->error_size, "%s: element %lld's %u bytes run past 'binary_data_size'", what,
+            return v2_fail(ps->error, ps->error_size, "%s: element %lld's %u bytes run past 'binary_data_size'", what,
                         (long long)i, length);
         elements[i] = region_strndup(&ps->req->mem, (const char *)at, length);
-        if (!elements[i]) return fail(ps->error, ps->error_size, "out of memory");
+        if (!elements[i]) return v2_fail(ps->error, ps->error_size, "out of memory");
         at += length;
     }
     if (at != end)
-        return fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but the %lld elements take %lld bytes",
+        return v2_fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but the %lld elements take %lld bytes",
                     what, (long long)size, (long long)n, (long long)(size - (end - at)));
     t->data = (void *)elements;
     return true;
@@ -356,17 +350,17 @@ static bool bind_binary(parse_state *ps, kiln_tensor *t, int64_t size, const cha
     if (t->dtype == KILN_STRING) return bind_binary_strings(ps, t, size, what);
     size_t expected = tensor_bytes(t);
     if ((uint64_t)size != expected)
-        return fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but shape and datatype need %zu bytes",
+        return v2_fail(ps->error, ps->error_size, "%s: 'binary_data_size' is %lld but shape and datatype need %zu bytes",
                     what, (long long)size, expected);
     if (ps->length - ps->binary_offset < expected)
-        return fail(ps->error, ps->error_size, "%s: the body ends before its %zu bytes of binary data", what,
+        return v2_fail(ps->error, ps->error_size, "%s: the body ends before its %zu bytes of binary data", what,
                     expected);
     const uint8_t *at = ps->body + ps->binary_offset;
     ps->binary_offset += expected;
     size_t align = kiln_dtype_size(t->dtype);
     if (align > 1 && (uintptr_t)at % align != 0) {
         void *copy = region_alloc(&ps->req->mem, expected ? expected : 1, 1);
-        if (!copy) return fail(ps->error, ps->error_size, "out of memory");
+        if (!copy) return v2_fail(ps->error, ps->error_size, "out of memory");
         memcpy(copy, at, expected);
         at = copy;
     }
@@ -378,13 +372,13 @@ static bool read_datatype(parse_state *ps, const json_value *datatype, const ser
 {
     kiln_dtype dtype;
     if (!datatype || datatype->type != JSON_STRING)
-        return fail(ps->error, ps->error_size, "%s: 'datatype' must be a string such as \"FP32\"", what);
+        return v2_fail(ps->error, ps->error_size, "%s: 'datatype' must be a string such as \"FP32\"", what);
     if (!datatype_parse(datatype, &dtype))
-        return fail(ps->error, ps->error_size,
+        return v2_fail(ps->error, ps->error_size,
                     "%s: unknown datatype \"%.*s\" (BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES)", what,
                     (int)(datatype->length < 32 ? datatype->length : 32), (const char *)datatype->data);
     if (dtype != want->dtype)
-        return fail(ps->error, ps->error_size, "%s: datatype %s does not match the model's %s", what,
+        return v2_fail(ps->error, ps->error_size, "%s: datatype %s does not match the model's %s", what,
                     v2_datatype_name(dtype), v2_datatype_name(want->dtype));
     return true;
 }
@@ -392,20 +386,20 @@ static bool read_datatype(parse_state *ps, const json_value *datatype, const ser
 static bool read_input(parse_state *ps, const json_value *in)
 {
     const model_version *v = ps->v;
-    if (in->type != JSON_OBJECT) return fail(ps->error, ps->error_size, "each of 'inputs' must be an object");
+    if (in->type != JSON_OBJECT) return v2_fail(ps->error, ps->error_size, "each of 'inputs' must be an object");
     const json_value *name = json_get(in, "name");
-    if (!name || name->type != JSON_STRING) return fail(ps->error, ps->error_size, "an input has no 'name' string");
+    if (!name || name->type != JSON_STRING) return v2_fail(ps->error, ps->error_size, "an input has no 'name' string");
     int index = model_version_input_index(v, name->data, name->length);
     if (index < 0) {
         char names[256];
         list_names(v->inputs, v->n_inputs, names, sizeof names);
-        return fail(ps->error, ps->error_size, "model '%s' has no input '%.*s' (its inputs: %s)", v->model_name,
+        return v2_fail(ps->error, ps->error_size, "model '%s' has no input '%.*s' (its inputs: %s)", v->model_name,
                     (int)(name->length < 64 ? name->length : 64), (const char *)name->data, names);
     }
     const served_tensor *want = &v->inputs[index];
     char what[160];
     snprintf(what, sizeof what, "input '%s'", want->name);
-    if (ps->seen[index]) return fail(ps->error, ps->error_size, "%s is given twice", what);
+    if (ps->seen[index]) return v2_fail(ps->error, ps->error_size, "%s is given twice", what);
     ps->seen[index] = true;
     kiln_tensor *t = &ps->req->inputs[index];
     if (!read_datatype(ps, json_get(in, "datatype"), want, what)) return false;
@@ -415,13 +409,13 @@ static bool read_input(parse_state *ps, const json_value *in)
     if (!binary_size(ps, json_get(in, "parameters"), &size, what)) return false;
     const json_value *data = json_get(in, "data");
     if (size >= 0) {
-        if (data) return fail(ps->error, ps->error_size, "%s: has both 'data' and 'binary_data_size'", what);
+        if (data) return v2_fail(ps->error, ps->error_size, "%s: has both 'data' and 'binary_data_size'", what);
         return bind_binary(ps, t, size, what);
     }
-    if (!data) return fail(ps->error, ps->error_size, "%s: has no 'data' (nor 'binary_data_size')", what);
+    if (!data) return v2_fail(ps->error, ps->error_size, "%s: has no 'data' (nor 'binary_data_size')", what);
     size_t bytes = tensor_bytes(t);
     t->data = region_alloc(&ps->req->mem, bytes ? bytes : 1, 1);
-    if (!t->data) return fail(ps->error, ps->error_size, "out of memory");
+    if (!t->data) return v2_fail(ps->error, ps->error_size, "out of memory");
     return v2_decode_data(data, t, t->data, &ps->req->mem, what, ps->error, ps->error_size);
 }
 
@@ -429,7 +423,7 @@ static bool read_inputs(parse_state *ps, const json_value *inputs)
 {
     const model_version *v = ps->v;
     if (!inputs || inputs->type != JSON_ARRAY)
-        return fail(ps->error, ps->error_size, "the request has no 'inputs' array");
+        return v2_fail(ps->error, ps->error_size, "the request has no 'inputs' array");
     for (size_t i = 0; i < inputs->length; i++) {
         json_value in;
         json_array_at(inputs, i, &in);
@@ -437,10 +431,10 @@ static bool read_inputs(parse_state *ps, const json_value *inputs)
     }
     for (int i = 0; i < v->n_inputs; i++)
         if (!ps->seen[i])
-            return fail(ps->error, ps->error_size, "model '%s' needs input '%s', which the request lacks",
+            return v2_fail(ps->error, ps->error_size, "model '%s' needs input '%s', which the request lacks",
                         v->model_name, v->inputs[i].name);
     if (ps->binary_offset != ps->length)
-        return fail(ps->error, ps->error_size, "the body has %zu bytes after the JSON that no input claims",
+        return v2_fail(ps->error, ps->error_size, "the body has %zu bytes after the JSON that no input claims",
                     ps->length - ps->binary_offset);
     return true;
 }
@@ -455,10 +449,10 @@ static bool read_rows(parse_state *ps)
     req->rows = req->inputs[0].dims[0];
     for (int i = 1; i < v->n_inputs; i++)
         if (req->inputs[i].dims[0] != req->rows)
-            return fail(ps->error, ps->error_size, "inputs '%s' and '%s' disagree on the batch size (%lld and %lld)",
+            return v2_fail(ps->error, ps->error_size, "inputs '%s' and '%s' disagree on the batch size (%lld and %lld)",
                         v->inputs[0].name, v->inputs[i].name, (long long)req->rows, (long long)req->inputs[i].dims[0]);
     if (req->rows < 1 || req->rows > v->max_batch_size)
-        return fail(ps->error, ps->error_size, "the batch size is %lld; model '%s' takes 1 to %d", (long long)req->rows,
+        return v2_fail(ps->error, ps->error_size, "the batch size is %lld; model '%s' takes 1 to %d", (long long)req->rows,
                     v->model_name, v->max_batch_size);
     return true;
 }
@@ -468,7 +462,7 @@ static bool read_bool_parameter(parse_state *ps, const json_value *params, const
     const json_value *p = json_get(params, key);
     if (!p) return true;
     if (p->type != JSON_TRUE && p->type != JSON_FALSE)
-        return fail(ps->error, ps->error_size, "parameter '%s' must be true or false", key);
+        return v2_fail(ps->error, ps->error_size, "parameter '%s' must be true or false", key);
     *out = p->type == JSON_TRUE;
     return true;
 }
@@ -479,10 +473,10 @@ static bool read_outputs(parse_state *ps, const json_value *outputs, bool binary
     infer_request *req = ps->req;
     size_t n = outputs ? outputs->length : (size_t)v->n_outputs;
     if (outputs && outputs->type != JSON_ARRAY)
-        return fail(ps->error, ps->error_size, "'outputs' must be an array of {\"name\": ...}");
+        return v2_fail(ps->error, ps->error_size, "'outputs' must be an array of {\"name\": ...}");
     req->outputs = region_alloc(&req->mem, n + 1, sizeof *req->outputs);
     req->binary = region_alloc(&req->mem, n + 1, sizeof *req->binary);
-    if (!req->outputs || !req->binary) return fail(ps->error, ps->error_size, "out of memory");
+    if (!req->outputs || !req->binary) return v2_fail(ps->error, ps->error_size, "out of memory");
     for (size_t i = 0; i < n; i++) {
         req->binary[i] = binary_default;
         if (!outputs) {
@@ -493,18 +487,18 @@ static bool read_outputs(parse_state *ps, const json_value *outputs, bool binary
         json_array_at(outputs, i, &out);
         const json_value *name = json_get(&out, "name");
         if (!name || name->type != JSON_STRING)
-            return fail(ps->error, ps->error_size, "each of 'outputs' must be an object with a 'name' string");
+            return v2_fail(ps->error, ps->error_size, "each of 'outputs' must be an object with a 'name' string");
         int index = model_version_output_index(v, name->data, name->length);
         if (index < 0) {
             char names[256];
             list_names(v->outputs, v->n_outputs, names, sizeof names);
-            return fail(ps->error, ps->error_size, "model '%s' has no output '%.*s' (its outputs: %s)",
+            return v2_fail(ps->error, ps->error_size, "model '%s' has no output '%.*s' (its outputs: %s)",
                         v->model_name, (int)(name->length < 64 ? name->length : 64), (const char *)name->data,
                         names);
         }
         for (size_t k = 0; k < i; k++)
             if (req->outputs[k] == index)
-                return fail(ps->error, ps->error_size, "output '%s' is requested twice", v->outputs[index].name);
+                return v2_fail(ps->error, ps->error_size, "output '%s' is requested twice", v->outputs[index].name);
         req->outputs[i] = index;
         if (!read_bool_parameter(ps, json_get(&out, "parameters"), "binary_data", &req->binary[i])) return false;
     }
@@ -515,21 +509,21 @@ static bool read_outputs(parse_state *ps, const json_value *outputs, bool binary
 static bool parse_document(parse_state *ps, const json_value *root)
 {
     infer_request *req = ps->req;
-    if (root->type != JSON_OBJECT) return fail(ps->error, ps->error_size, "the request must be a JSON object");
+    if (root->type != JSON_OBJECT) return v2_fail(ps->error, ps->error_size, "the request must be a JSON object");
     const json_value *id = json_get(root, "id");
     if (id) {
-        if (id->type != JSON_STRING) return fail(ps->error, ps->error_size, "'id' must be a string");
+        if (id->type != JSON_STRING) return v2_fail(ps->error, ps->error_size, "'id' must be a string");
         req->id = id->data;
         req->id_length = id->length;
     }
     const json_value *params = json_get(root, "parameters");
     if (params && params->type != JSON_OBJECT)
-        return fail(ps->error, ps->error_size, "'parameters' must be an object");
+        return v2_fail(ps->error, ps->error_size, "'parameters' must be an object");
     bool binary_output = false;
     if (!read_bool_parameter(ps, params, "binary_data_output", &binary_output)) return false;
     req->inputs = region_alloc(&req->mem, (size_t)ps->v->n_inputs + 1, sizeof *req->inputs);
     ps->seen = region_alloc(&req->mem, (size_t)ps->v->n_inputs + 1, sizeof *ps->seen);
-    if (!req->inputs || !ps->seen) return fail(ps->error, ps->error_size, "out of memory");
+    if (!req->inputs || !ps->seen) return v2_fail(ps->error, ps->error_size, "out of memory");
     return read_inputs(ps, json_get(root, "inputs")) && read_rows(ps) &&
            read_outputs(ps, json_get(root, "outputs"), binary_output);
 }
@@ -543,7 +537,7 @@ bool v2_parse_infer_request(const model_version *v, const uint8_t *body, size_t 
                       .error = error, .error_size = error_size};
     json_value root;
     if (json_parse(body, json_length, &req->mem, &root) != KILN_OK)
-        return fail(error, error_size, "the request is not valid JSON: %s", kiln_last_error());
+        return v2_fail(error, error_size, "the request is not valid JSON: %s", kiln_last_error());
     return parse_document(&ps, &root);
 }
 

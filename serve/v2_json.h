@@ -61,6 +61,12 @@ void v2_write_error(json_writer *out, const char *message);
  * tensor in errors. Shared with the TF-Serving front end. */
 bool v2_decode_data(const json_value *data, const kiln_tensor *t, void *out, region *strings, const char *what,
                     char *error, size_t error_size);
+/* Formats a request error into error[size] and returns false, so parsers can `return v2_fail(...)`. */
+bool v2_fail(char *error, size_t size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* Writes element i of t as a JSON value. */
 void v2_write_element(json_writer *out, const kiln_tensor *t, int64_t i);
 
