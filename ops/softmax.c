@@ -68,7 +68,10 @@ KILN_FLOAT_TYPES(DEFINE_SOFTMAX_ROW)
  * softmax_row_float: exponentials below 1.7e-38 are 0). */
 static void softmax_row_float_vmath(const void *xv, void *yv, int64_t n, int64_t stride, softmax_kind kind)
 {
-    (void)stride, (void)kind;
+    if (n < 8) { /* shorter than a vector (a classifier's few classes): the plain row is faster */
+        softmax_row_float(xv, yv, n, stride, kind);
+        return;
+    }
     vmath_fast_f32()->softmax(yv, xv, n);
 }
 
