@@ -24,7 +24,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: kiln run MODEL [INPUT ...] [options]\n"
             "\n"
-            "Runs MODEL once and prints its outputs, or writes them with -o.\n"
+            "Runs MODEL once and prints its outputs (floats to 7 significant digits, for reading), or\n"
+            "writes them with -o (exact values).\n"
             "\n"
             "INPUT files are NumPy .npy or ONNX TensorProto .pb, one per graph input, in the order\n"
             "'kiln info MODEL' lists them (initializers are not inputs).\n"
