@@ -525,9 +525,10 @@ static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, con
     int threads = parallel_threads(parallel);
     if (threads < 2 || !fused->a) return false;
     int64_t col_tiles = ceil_div(g->N, ks->nr), row_tiles = ceil_div(g->M, ks->mr);
-    /* the busiest strip's share of the tiles, splitting each way */
-    double by_columns = (double)ceil_div(col_tiles, threads) / (double)col_tiles;
-    double by_rows = (double)ceil_div(row_tiles, threads) / (double)row_tiles;
+    /* the busiest strip's share of C, splitting each way: whole tiles per strip, so 49 columns in tiles of
+     * 32 give one thread 32 of them (65%), not half */
+    double by_columns = (double)min64(g->N, ceil_div(col_tiles, threads) * ks->nr) / (double)g->N;
+    double by_rows = (double)min64(g->M, ceil_div(row_tiles, threads) * ks->mr) / (double)g->M;
     bool columns = by_columns <= 0.55 || by_columns <= by_rows;
     if ((columns ? col_tiles : row_tiles) < threads) return false;
     gemm_strips job = {ks, g, fused, scratch, strip_slot_bytes(ks, g->M, g->N, g->K), columns,
