@@ -23,9 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double exact_powers_of_ten[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#include "core/decimal.h"
 
 static bool is_space(char c) { return c == ' ' || c == '\t'; }
 
@@ -113,11 +111,7 @@ static bool parse_decimal(const char *s, size_t len, decimal *d)
 /* The correctly rounded double of d when Clinger's fast path applies. */
 static bool fast_double(const decimal *d, double *out)
 {
-    if (d->inexact || d->mantissa > (UINT64_C(1) << 53) || d->exponent < -22 || d->exponent > 22) return false;
-    double v = (double)d->mantissa;
-    v = d->exponent < 0 ? v / exact_powers_of_ten[-d->exponent] : v * exact_powers_of_ten[d->exponent];
-    *out = d->negative ? -v : v;
-    return true;
+    return !d->inexact && decimal_fast_double(d->mantissa, d->exponent, d->negative, out);
 }
 
 /* Whether rounding the double v to float32 could differ from rounding the exact decimal: v lies exactly
@@ -281,7 +275,7 @@ size_t number_format_float(float f, char *buf)
     for (int attempt = 0; attempt < 2; attempt++) {
         int k = 8 - exponent;
         if (k < -22 || k > 22) break;
-        double scaled = k >= 0 ? a * exact_powers_of_ten[k] : a / exact_powers_of_ten[-k];
+        double scaled = k >= 0 ? a * decimal_powers_of_ten[k] : a / decimal_powers_of_ten[-k];
         if (scaled < 1e8) { /* log10 overestimated the exponent */
             exponent--;
             continue;

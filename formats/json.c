@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/error.h"
 
 /* ---- numbers ------------------------------------------------------------------------------------------- */
@@ -97,8 +98,6 @@ static bool locale_copy(const char *text, size_t len, char *buf, size_t capacity
 static bool fast_decimal(const char *text, size_t len, bool as_float, double *out)
 {
     static const float float_powers[] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
-    static const double double_powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                           1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     size_t i = text[0] == '-';
     if (i >= len || !is_digit(text[i]) || (text[i] == '0' && i + 1 < len && is_digit(text[i + 1]))) return false;
     uint64_t m = 0;
@@ -136,13 +135,7 @@ static bool fast_decimal(const char *text, size_t len, bool as_float, double *ou
 #else
     (void)float_powers;
 #endif
-    if (!as_float && m < (UINT64_C(1) << 53) && e >= -22 && e <= 22) {
-        double d = (double)m;
-        d = e < 0 ? d / double_powers[-e] : d * double_powers[e];
-        *out = negative ? -d : d;
-        return true;
-    }
-    return false;
+    return !as_float && decimal_fast_double(m, e, negative, out);
 }
 
 /* Converts a number's text with strtod (as_float false) or strtof; false if it is not exactly a number. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "formats/json.h"
 
 void jw_init(json_writer *w) { memset(w, 0, sizeof *w); }
@@ -220,14 +221,11 @@ static size_t format_special(double v, char *buf)
     return n;
 }
 
-static const double exact_powers_of_ten[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                             1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
 /* Whether m * 10^-k (k may be negative) certainly reads back as the float x (> 0): 1 yes, 0 no, -1 too close
  * to tell in double arithmetic. */
 static int reads_back_as(uint64_t m, int k, float x)
 {
-    double value = k >= 0 ? (double)m / exact_powers_of_ten[k] : (double)m * exact_powers_of_ten[-k];
+    double value = k >= 0 ? (double)m / decimal_powers_of_ten[k] : (double)m * decimal_powers_of_ten[-k];
     double half_ulp = ((double)nextafterf(x, INFINITY) - (double)x) / 2;
     double below = (double)x - ((double)x - (double)nextafterf(x, 0)) / 2, above = (double)x + half_ulp;
     double slack = value * 0x1p-50; /* the division's rounding, with room to spare */
@@ -274,9 +272,9 @@ static size_t format_float32_fast(float v, char *buf)
     for (int d = 7; d <= 9; d++) {
         int k = d - 1 - exponent10; /* m = x * 10^k has d digits */
         if (k > 22 || k < -22) return 0;
-        double scaled = k >= 0 ? (double)x * exact_powers_of_ten[k] : (double)x / exact_powers_of_ten[-k];
+        double scaled = k >= 0 ? (double)x * decimal_powers_of_ten[k] : (double)x / decimal_powers_of_ten[-k];
         uint64_t m = (uint64_t)llround(scaled);
-        if (m < (uint64_t)exact_powers_of_ten[d - 1] || m >= (uint64_t)exact_powers_of_ten[d])
+        if (m < (uint64_t)decimal_powers_of_ten[d - 1] || m >= (uint64_t)decimal_powers_of_ten[d])
             return 0; /* log10 was off by one near a power of ten */
         int ok = reads_back_as(m, k, x);
         if (ok < 0) return 0;
