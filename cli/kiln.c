@@ -34,7 +34,8 @@ static void print_help(FILE *out)
     fprintf(out,
             "\n"
             "Run 'kiln <command> --help' for a command's options.\n"
-            "Models: ONNX (opsets 1-18 of the default domain; external data and model-local functions).\n"
+            "Models: ONNX (opsets 1-18 of the default domain, ai.onnx.ml; external data, model-local\n"
+            "functions, control flow), XGBoost JSON/UBJSON and LightGBM text, told apart by content.\n"
             "Tensors: NumPy .npy or ONNX TensorProto .pb files.\n"
             "Exit status: 0 success, 1 failure (reason on stderr), 2 bad command line.\n");
 }
