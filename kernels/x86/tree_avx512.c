@@ -18,15 +18,11 @@
 #include <stddef.h>
 
 #include "kernels/tree_fast.h"
+#include "kernels/x86/tree_simd.h"
 
 #define LANES 16
 /* Levels whose splits are looked up by permutes (at most 2^7 = 128 per level, eight registers). */
 #define PERMUTE_LEVELS 8
-
-typedef struct walk_rules {
-    bool tiny;         /* |x| <= 1e-35 counts as 0 */
-    bool zero_missing; /* splits may count 0 as missing */
-} walk_rules;
 
 /* Lanes that go left at splits {thr, test} for input values v. */
 static inline __mmask16 goes_left(__m512 thr, __m512i test, __m512 v, walk_rules rules)
@@ -240,31 +236,6 @@ static inline void walk_trees_with(const tree_fast *f, const tree_fast_tree *tre
         for (k1 = k0 + 1; k1 < n && trees[k1].layout == trees[k0].layout && trees[k1].depth == trees[k0].depth;) k1++;
         walk_tree_run(f, trees + k0, k1 - k0, &rv, first, slots, rules);
     }
-}
-
-/* ---- entry points: one specialised copy per input rule ------------------------------------------------ */
-
-static inline void walk_rows_with(const tree_fast *f, const tree_fast_tree *t, const float *x, int64_t stride, int n,
-                                  int32_t *slots, walk_rules rules)
-{
-    if (t->layout == TREE_LAYOUT_IMPLICIT) walk_implicit(f, t, x, stride, n, slots, rules);
-    else walk_explicit(f, t, x, stride, n, slots, rules);
-}
-
-static void walk_rows(const tree_fast *f, const tree_fast_tree *t, const float *x, int64_t stride, int n,
-                      int32_t *slots)
-{
-    if (f->zero_tiny_inputs || f->zero_missing)
-        walk_rows_with(f, t, x, stride, n, slots, (walk_rules){f->zero_tiny_inputs, f->zero_missing});
-    else walk_rows_with(f, t, x, stride, n, slots, (walk_rules){false, false});
-}
-
-static void walk_trees(const tree_fast *f, const tree_fast_tree *trees, int n, const float *row, int32_t first,
-                       int32_t *slots)
-{
-    if (f->zero_tiny_inputs || f->zero_missing)
-        walk_trees_with(f, trees, n, row, first, slots, (walk_rules){f->zero_tiny_inputs, f->zero_missing});
-    else walk_trees_with(f, trees, n, row, first, slots, (walk_rules){false, false});
 }
 
 /* Row offsets of 32 rows live in 32-bit lanes. */
