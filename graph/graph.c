@@ -128,10 +128,15 @@ const graph_attr *graph_node_attr(const graph_node *node, const char *name)
     return NULL;
 }
 
+const char *graph_node_name(const graph *g, const graph_node *node)
+{
+    if (!node->name[0] && node->n_outputs > 0 && node->outputs[0] >= 0) return g->values[node->outputs[0]].name;
+    return node->name;
+}
+
 const char *graph_node_label(const graph *g, const graph_node *node, char *buf, size_t size)
 {
-    const char *name = node->name;
-    if (!name[0] && node->n_outputs > 0 && node->outputs[0] >= 0) name = g->values[node->outputs[0]].name;
+    const char *name = graph_node_name(g, node);
     if (node->domain[0])
         snprintf(buf, size, "node '%s' (%s::%s)", name, node->domain, node->op_type);
     else

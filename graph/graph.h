@@ -163,7 +163,9 @@ kiln_status graph_intern_symbol(graph *g, const char *name, int *id);
 
 const graph_attr *graph_node_attr(const graph_node *node, const char *name);
 
-/* "node 'conv1' (Conv)" for messages; falls back to the first output name when the node has no name. */
+/* The node's name, or its first output's when it has none (exporters often leave names empty). */
+const char *graph_node_name(const graph *g, const graph_node *node);
+/* "node 'conv1' (Conv)" for messages, named as graph_node_name says. */
 const char *graph_node_label(const graph *g, const graph_node *node, char *buf, size_t size);
 
 /* Finds the values a freshly read subgraph takes from its enclosing scopes (sub->captures), and makes

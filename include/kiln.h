@@ -191,6 +191,7 @@ typedef struct kiln_session_options {
     int threads;    /* threads used inside one run, including the caller's; default 1 */
     int raw_scores; /* tree and linear models: output margins before the objective's transform
                      * (sigmoid, softmax, exp); default 0 */
+    int profile;    /* time every node of every run (see kiln_session_profile); default 0 */
 } kiln_session_options;
 
 KILN_API void kiln_session_options_init(kiln_session_options *options);
@@ -214,6 +215,20 @@ KILN_API kiln_status kiln_session_run(kiln_session *session);
 KILN_API kiln_status kiln_session_output(const kiln_session *session, int index, kiln_tensor *out);
 /* Bytes of the session's current arena (the planned working memory of one run). */
 KILN_API size_t kiln_session_arena_bytes(const kiln_session *session);
+
+/* Where the time of a profiling session went, node by node (options.profile set at creation). The nodes
+ * are those of the optimised graph: fused nodes (domain "ai.kiln") stand for the ones they replaced. */
+typedef struct kiln_node_profile {
+    const char *name;    /* the node's name, or its first output's when it has none */
+    const char *domain;  /* "" for the default ONNX domain */
+    const char *op_type;
+    uint64_t runs;       /* runs that executed the node since the session was created */
+    uint64_t total_ns;   /* wall time inside the node over those runs */
+} kiln_node_profile;
+
+/* Number of entries kiln_session_profile reports; 0 when the session does not profile. */
+KILN_API int kiln_session_profile_count(const kiln_session *session);
+KILN_API kiln_status kiln_session_profile(const kiln_session *session, int index, kiln_node_profile *out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/platform/platform.h"
 #include "core/value.h"
 #include "ops/op.h"
 #include "runtime/model.h"
@@ -33,6 +34,7 @@ struct kiln_session {
     size_t io_capacity;
     region strings; /* the bytes of string outputs, reset before each run (see region_reset) */
     bool has_run;
+    uint64_t *node_ns, *node_runs; /* per graph node, when profiling */
 };
 
 void kiln_session_options_init(kiln_session_options *o)
@@ -58,8 +60,14 @@ kiln_status kiln_session_create(const kiln_model *model, const kiln_session_opti
     s->bound = mem_calloc((size_t)n_inputs + 1, sizeof *s->bound);
     s->is_bound = mem_calloc((size_t)n_inputs + 1, sizeof *s->is_bound);
     s->tensors = mem_calloc((size_t)model->graph->n_values + 1, sizeof *s->tensors);
-    kiln_status st = s->bound && s->is_bound && s->tensors ? pool_create(s->options.threads, &s->pool)
-                                                            : KILN_ERR_OUT_OF_MEMORY;
+    bool profiled = true;
+    if (s->options.profile) {
+        s->node_ns = mem_calloc((size_t)model->graph->n_nodes + 1, sizeof *s->node_ns);
+        s->node_runs = mem_calloc((size_t)model->graph->n_nodes + 1, sizeof *s->node_runs);
+        profiled = s->node_ns && s->node_runs;
+    }
+    kiln_status st = s->bound && s->is_bound && s->tensors && profiled ? pool_create(s->options.threads, &s->pool)
+                                                                        : KILN_ERR_OUT_OF_MEMORY;
     if (st != KILN_OK) {
         kiln_session_free(s);
         return st;
@@ -80,6 +88,8 @@ void kiln_session_free(kiln_session *s)
     mem_free(s->tensors);
     mem_free(s->io);
     region_free(&s->strings);
+    mem_free(s->node_ns);
+    mem_free(s->node_runs);
     mem_free(s);
 }
 
@@ -198,7 +208,12 @@ static kiln_status run_step(kiln_session *s, const plan_step *step)
         .parallel = &s->runner,
         .strings = &s->strings,
     };
+    uint64_t start = s->node_ns ? platform_now_ns() : 0;
     kiln_status st = n->op->eval(&ctx);
+    if (s->node_ns) {
+        s->node_ns[step->node] += platform_now_ns() - start;
+        s->node_runs[step->node]++;
+    }
     if (st != KILN_OK) {
         char label[256];
         return kiln_fail_prefix(st, "%s", graph_node_label(s->plan->graph, n, label, sizeof label));
@@ -224,6 +239,26 @@ kiln_status kiln_session_run(kiln_session *s)
             s->tensors[v].data = s->tensors[p->slots[v].alias_of].data;
     for (int i = 0; i < p->n_steps; i++) KILN_TRY(run_step(s, &p->steps[i]));
     s->has_run = true;
+    return KILN_OK;
+}
+
+int kiln_session_profile_count(const kiln_session *s)
+{
+    return s && s->node_ns ? s->model->graph->n_nodes : 0;
+}
+
+kiln_status kiln_session_profile(const kiln_session *s, int index, kiln_node_profile *out)
+{
+    kiln_clear_error();
+    if (!s || !out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_session_profile: NULL argument");
+    int count = kiln_session_profile_count(s);
+    if (index < 0 || index >= count)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile index %d is out of range (the session has %d entries)",
+                         index, count);
+    const graph *g = s->model->graph;
+    const graph_node *n = &g->nodes[index];
+    *out = (kiln_node_profile){.name = graph_node_name(g, n), .domain = n->domain, .op_type = n->op_type,
+                               .runs = s->node_runs[index], .total_ns = s->node_ns[index]};
     return KILN_OK;
 }
 

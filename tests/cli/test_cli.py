@@ -127,6 +127,11 @@ def main():
               "bench --json: keys %s" % list(bench))
         check(bench["runs"] > 0 and bench["min_us"] <= bench["p50_us"] <= bench["p90_us"] <= bench["p99_us"],
               "bench --json: percentiles ordered")
+        # bench --profile: the JSON line stays alone on stdout; the table (on stderr) names the MLP's operators
+        proc = run(kiln, "bench", model, "--json", "--profile", "--seconds", "0.2", "--shape", "batch=8")
+        check(proc.returncode == 0 and len(proc.stdout.strip().splitlines()) == 1, "bench --profile --json: one line")
+        check("profile:" in proc.stderr and "Gemm" in proc.stderr and "slowest nodes" in proc.stderr,
+              "bench --profile: operator table on stderr")
 
         # errors: one line, right exit code
         one_line_error(run(kiln, "run", model), 2, "has 1 input but 0 files", "run without inputs")

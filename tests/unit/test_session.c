@@ -66,6 +66,42 @@ static void steady_state_runs_allocate_nothing(void **state)
     kiln_model_free(model);
 }
 
+/* Profiling counts each executed node once per run; views (Flatten) run nothing. */
+static void a_profiling_session_times_each_node_it_runs(void **state)
+{
+    (void)state;
+    kiln_model *model = copy_model();
+    kiln_session_options opts;
+    kiln_session_options_init(&opts);
+    kiln_session *plain, *profiled;
+    assert_int_equal(kiln_session_create(model, &opts, &plain), KILN_OK);
+    assert_int_equal(kiln_session_profile_count(plain), 0);
+    opts.profile = 1;
+    assert_int_equal(kiln_session_create(model, &opts, &profiled), KILN_OK);
+    float data[8] = {0};
+    assert_int_equal(kiln_session_set_input(profiled, 0, KILN_FLOAT32, 2, (int64_t[]){2, 4}, data), KILN_OK);
+    for (int i = 0; i < 3; i++) assert_int_equal(kiln_session_run(profiled), KILN_OK);
+    int count = kiln_session_profile_count(profiled), ran = 0;
+    assert_true(count >= 1);
+    for (int i = 0; i < count; i++) {
+        kiln_node_profile p;
+        assert_int_equal(kiln_session_profile(profiled, i, &p), KILN_OK);
+        assert_true(p.runs == 0 || p.runs == 3);
+        if (p.runs) {
+            ran++;
+            assert_string_equal(p.op_type, "Dropout");
+            assert_string_equal(p.name, "d"); /* unnamed: its output's name */
+        }
+    }
+    assert_int_equal(ran, 1);
+    kiln_node_profile p;
+    assert_int_equal(kiln_session_profile(profiled, count, &p), KILN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kiln_session_profile(plain, 0, &p), KILN_ERR_INVALID_ARGUMENT);
+    kiln_session_free(plain);
+    kiln_session_free(profiled);
+    kiln_model_free(model);
+}
+
 static void sessions_share_a_model_and_own_threads(void **state)
 {
     (void)state;
@@ -150,6 +186,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(steady_state_runs_allocate_nothing),
         cmocka_unit_test(sessions_share_a_model_and_own_threads),
+        cmocka_unit_test(a_profiling_session_times_each_node_it_runs),
         cmocka_unit_test(output_before_run_is_an_error),
         cmocka_unit_test(a_reused_plan_reads_the_new_input_buffer),
     };
