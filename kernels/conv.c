@@ -29,6 +29,7 @@
 #include "core/mem.h"
 #include "core/platform/platform.h"
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 
 /* Whole-task parallelism is worth its extra scratch up to this much. */
 #define TASK_SCRATCH_LIMIT ((size_t)64 << 20)
@@ -311,7 +312,7 @@ static void run_task(const conv_run *r, int64_t task, char *slot, const parallel
         if (r->gather_avx512 && s->win.stride[2] <= 2) unfolded.gather = conv_gather_row_avx512;
 #endif
         gemm_epilogue ep = {ts.bias, r->extras.act, r->extras.lo, r->extras.hi};
-        gemm_fused fused = {.a = r->extras.packed ? &r->extras.packed->group[g] : NULL,
+        gemm_fused fused = {.a = r->extras.packed && r->extras.packed->group ? &r->extras.packed->group[g] : NULL,
                             .b_panel = t->algo == CONV_ALGO_IM2COL ? im2col_panel : NULL, .b_ctx = &unfolded,
                             .epilogue = ts.bias || ep.act != GEMM_ACT_NONE ? &ep : NULL};
         gemm_f32_fused(&ga, &fused, gemm_scratch, parallel);
@@ -458,15 +459,17 @@ static row_taps_fn depthwise_row_taps(void)
     return conv_row_taps;
 }
 
-conv_algo conv_f32_choose(const conv_shape *s)
+conv_algo conv_f32_choose(const conv_shape *s, const conv_packed_filters *packed)
 {
     if (s->groups == s->in_channels && s->groups == s->out_channels) return CONV_ALGO_DEPTHWISE;
+    if (packed && packed->winograd && conv_winograd_applies(s)) return CONV_ALGO_WINOGRAD;
     return is_pointwise(&s->win) ? CONV_ALGO_POINTWISE : CONV_ALGO_IM2COL;
 }
 
 size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads)
 {
     if (algo == CONV_ALGO_DEPTHWISE) return 0;
+    if (algo == CONV_ALGO_WINOGRAD) return conv_winograd_scratch_bytes(s, threads);
     task_plan t = plan_tasks(s, algo, false);
     return plan_scratch_bytes(&t, threads);
 }
@@ -480,6 +483,10 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
 #if defined(KILN_HAVE_X86_KERNELS)
     r.gather_avx512 = platform_cpu_features()->avx512f;
 #endif
+    if (algo == CONV_ALGO_WINOGRAD) {
+        conv_winograd_f32(s, extras->packed->winograd, x, bias, extras, y, scratch, scratch_bytes, parallel);
+        return;
+    }
     if (algo == CONV_ALGO_DEPTHWISE) r.extras.packed = NULL;
     if (algo == CONV_ALGO_DEPTHWISE) {
         r.row_taps = depthwise_row_taps();

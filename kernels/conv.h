@@ -43,6 +43,7 @@ typedef enum conv_algo {
     CONV_ALGO_POINTWISE, /* 1x1 kernel, stride 1, no padding: the input already is the GEMM operand */
     CONV_ALGO_DEPTHWISE, /* one 1-channel filter per channel (forward only): direct loops, as a GEMM would
                           * have a single row */
+    CONV_ALGO_WINOGRAD,  /* 3x3, stride 1, with filters transformed at load: F(2x2, 3x3) (kernels/winograd.h) */
 } conv_algo;
 
 /* The indices i in [0, count) for which offset + i*step lies in [0, limit) form the range [*begin, *end)
@@ -72,11 +73,15 @@ static inline void conv_split_tap(const conv_window *w, int64_t tap, int64_t k[C
 /* Elements in a 3-D spatial block (dims is one of conv_window's arrays). */
 static inline int64_t conv_volume(const int64_t *dims) { return dims[0] * dims[1] * dims[2]; }
 
-/* A forward convolution's filters packed once, at load, into the GEMM's A panels: each group's
- * (M/groups) x (C/groups * kernel volume) block of w is one gemm_packed_a. w must stay alive. */
+typedef struct conv_winograd_filters conv_winograd_filters; /* kernels/winograd.h */
+
+/* A forward convolution's filters packed once, at load: for im2col/pointwise GEMMs, each group's
+ * (M/groups) x (C/groups * kernel volume) block of w is one gemm_packed_a (w must stay alive); or, for a 3x3
+ * kernel Winograd takes, its transformed filters instead (group NULL). */
 typedef struct conv_packed_filters {
     int64_t groups;
     gemm_packed_a *group;
+    const conv_winograd_filters *winograd;
 } conv_packed_filters;
 
 /* Bytes conv_f32_pack_filters needs for w of shape (out_channels, per_group_k / kernel volume, kernel...). */
@@ -93,8 +98,8 @@ typedef struct conv_extras {
     float lo, hi; /* GEMM_ACT_CLAMP's bounds */
 } conv_extras;
 
-/* The algorithm conv_f32 uses for this shape. */
-conv_algo conv_f32_choose(const conv_shape *s);
+/* The algorithm conv_f32 uses for this shape, given the filters packed at load (NULL when none). */
+conv_algo conv_f32_choose(const conv_shape *s, const conv_packed_filters *packed);
 /* Scratch conv_f32 needs with `algo` to use up to `threads` threads. With less, it uses fewer threads. */
 size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads);
 /* y = conv(x, w) + bias (bias may be NULL), then what `extras` asks (NULL: nothing). `algo` must be

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 #include "ops/conv_geometry.h"
 #include "ops/op.h"
 
@@ -40,6 +41,25 @@ static kiln_status conv_init_with(op_init_ctx *ctx, unsigned features)
     return KILN_OK;
 }
 
+/* A 4-D constant weight that Winograd can take (3x3, stride 1, ...), transformed for it instead of packed
+ * for im2col: every 2-D input then runs by Winograd, except outputs narrower than 3 (im2col on w as it is). */
+static bool pack_winograd_filters(op_init_ctx *ctx, conv_params *p, const kiln_tensor *w, kiln_status *st)
+{
+    const conv_attrs *a = &p->attrs;
+    int64_t ones[2] = {1, 1};
+    if (w->rank != 4 || (a->n_strides && a->n_strides != 2) || (a->n_dilations && a->n_dilations != 2) ||
+        (a->n_kernel && (a->n_kernel != 2 || a->kernel[0] != w->dims[2] || a->kernel[1] != w->dims[3])) ||
+        !conv_winograd_filters_apply(w->dims[0], w->dims[1], w->dims + 2, a->n_strides ? a->strides : ones,
+                                     a->n_dilations ? a->dilations : ones, 2, p->groups))
+        return false;
+    size_t bytes = conv_winograd_filters_bytes(w->dims[0], w->dims[1]);
+    void *memory = bytes < SIZE_MAX ? op_alloc_prepacked(ctx, bytes) : NULL;
+    if (!memory) return false; /* im2col then, which needs no memory of its own */
+    *st = conv_winograd_pack_filters(w->dims[0], w->dims[1], w->data, memory, &p->packed.winograd);
+    p->has_packed = *st == KILN_OK;
+    return true;
+}
+
 /* A constant forward weight (M, C/group, k...) packed for the GEMM, unless it is depthwise (no GEMM). */
 static kiln_status pack_constant_filters(op_init_ctx *ctx, conv_params *p)
 {
@@ -48,6 +68,8 @@ static kiln_status pack_constant_filters(op_init_ctx *ctx, conv_params *p)
     int64_t out_channels = w->dims[0], per_group_k = tensor_numel(w) / out_channels;
     bool depthwise = w->dims[1] == 1 && out_channels == p->groups;
     if (depthwise || out_channels % p->groups != 0) return KILN_OK;
+    kiln_status st = KILN_OK;
+    if (pack_winograd_filters(ctx, p, w, &st)) return st;
     size_t bytes = conv_f32_pack_filters_bytes(out_channels, per_group_k, p->groups);
     void *memory = bytes && bytes < SIZE_MAX ? op_alloc_prepacked(ctx, bytes) : NULL;
     if (!memory) return bytes == SIZE_MAX ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
@@ -86,6 +108,12 @@ static kiln_status fused_conv_init(op_init_ctx *ctx)
 }
 static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with(ctx, CONV_ATTR_OUTPUT_PADDING); }
 
+static const conv_packed_filters *packed_filters(const op_ctx *ctx)
+{
+    const conv_params *p = ctx->params;
+    return p->has_packed ? &p->packed : NULL;
+}
+
 static const kiln_tensor *bias_input(const op_ctx *ctx) { return ctx->n_inputs > 2 ? ctx->inputs[2] : NULL; }
 
 /* The convolution the current input shapes describe; shape() and eval() both derive it. */
@@ -111,7 +139,7 @@ static kiln_status conv_shape_with(op_ctx *ctx, bool transpose)
     if (numel == 0) return KILN_OK;
     int threads = ctx->threads > 0 ? ctx->threads : 1;
     ctx->scratch_bytes = transpose ? conv_transpose_f32_scratch_bytes(&s, conv_transpose_f32_choose(&s), threads)
-                                   : conv_f32_scratch_bytes(&s, conv_f32_choose(&s), threads);
+                                   : conv_f32_scratch_bytes(&s, conv_f32_choose(&s, packed_filters(ctx)), threads);
     if (ctx->scratch_bytes > KILN_MAX_ELEMENTS)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the convolution needs too much working memory");
     return KILN_OK;
@@ -135,8 +163,8 @@ static kiln_status conv_eval_with(op_ctx *ctx, bool transpose)
                            ctx->parallel);
         return KILN_OK;
     }
-    conv_extras extras = {.packed = p->has_packed ? &p->packed : NULL, .act = p->act, .lo = p->lo, .hi = p->hi};
-    conv_f32(&s, conv_f32_choose(&s), x, w, bias, &extras, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
+    conv_extras extras = {.packed = packed_filters(ctx), .act = p->act, .lo = p->lo, .hi = p->hi};
+    conv_f32(&s, conv_f32_choose(&s, extras.packed), x, w, bias, &extras, y, ctx->scratch, ctx->scratch_bytes, ctx->parallel);
     return KILN_OK;
 }
 

@@ -175,7 +175,7 @@ static void check_random_problems(conv_algo algo, bool transpose)
     for (int trial = 0; trial < 150; trial++) {
         conv_shape s = random_conv_shape(algo, transpose);
         if (algo != CONV_ALGO_IM2COL)
-            assert_int_equal(transpose ? conv_transpose_f32_choose(&s) : conv_f32_choose(&s), algo);
+            assert_int_equal(transpose ? conv_transpose_f32_choose(&s) : conv_f32_choose(&s, NULL), algo);
         check_fast_path(&s, algo, transpose, 1, NULL);
         check_fast_path(&s, algo, transpose, 1, &runner);
         check_fast_path(&s, algo, transpose, 3, &runner);
