@@ -189,27 +189,52 @@ static block_layout layout_of(const conv_shape *s)
     return b;
 }
 
-size_t conv_winograd_scratch_bytes(const conv_shape *s, int threads)
+/* How a run shares its work among threads. With enough tile rows, each worker takes a band of rows and runs
+ * its blocks alone, in its own scratch: nothing crosses cores and there is no barrier inside the
+ * convolution. Otherwise (small planes) the threads share each block: channels for the transforms, points
+ * for the GEMMs. */
+typedef struct sharing {
+    int workers;    /* threads that take part */
+    bool by_rows;   /* bands of rows, else shared blocks */
+    size_t slot;    /* by rows: one worker's scratch */
+} sharing;
+
+static size_t slot_bytes(const block_layout *b, int gemm_workers)
+{
+    return b->v_bytes + b->m_bytes + (size_t)gemm_workers * b->gemm_bytes;
+}
+
+static sharing share(const conv_shape *s, int threads, size_t scratch_bytes)
 {
     block_layout b = layout_of(s);
+    int64_t tiles_h = (s->win.out[1] + 1) / 2;
     int workers = threads < 1 ? 1 : threads > WINOGRAD_POINTS ? WINOGRAD_POINTS : threads;
-    return b.v_bytes + b.m_bytes + (size_t)workers * b.gemm_bytes;
+    sharing by_rows = {.workers = workers, .by_rows = true, .slot = slot_bytes(&b, 1)};
+    if (workers > 1 && tiles_h / workers >= b.rows && (size_t)workers * by_rows.slot <= scratch_bytes) return by_rows;
+    while (workers > 1 && slot_bytes(&b, workers) > scratch_bytes) workers--;
+    return (sharing){.workers = workers, .slot = slot_bytes(&b, workers)};
+}
+
+size_t conv_winograd_scratch_bytes(const conv_shape *s, int threads)
+{
+    sharing h = share(s, threads, SIZE_MAX);
+    return h.by_rows ? (size_t)h.workers * h.slot : h.slot;
 }
 
 typedef struct winograd_run {
     const conv_shape *s;
     const conv_winograd_filters *f;
     winograd_plane g;
+    block_layout b;
     winograd_input_fn input;
     winograd_output_fn output;
     const float *x, *bias; /* this image */
     float *y;
-    conv_extras extras;
+    gemm_activation act;
     float lo, hi;
-    float *v, *m;
-    char *gemm_scratch;
-    size_t gemm_bytes;
-    int workers;
+    float *v, *m;            /* this worker's (or the shared) block buffers */
+    char *gemm_scratch;      /* then one GEMM scratch per point worker */
+    int point_workers;
     int64_t ty0, ty1, tiles; /* the current block */
 } winograd_run;
 
@@ -226,11 +251,11 @@ static void multiply_points(void *arg, int64_t begin, int64_t end)
     const winograd_run *r = arg;
     int64_t M = r->s->out_channels, C = r->s->in_channels;
     for (int64_t w = begin; w < end; w++)
-        for (int64_t p = w * WINOGRAD_POINTS / r->workers; p < (w + 1) * WINOGRAD_POINTS / r->workers; p++) {
+        for (int64_t p = w * WINOGRAD_POINTS / r->point_workers; p < (w + 1) * WINOGRAD_POINTS / r->point_workers; p++) {
             gemm_args ga = {.M = M, .N = r->tiles, .K = C, .B = r->v + p * C * r->tiles, .ldb = r->tiles,
                             .C = r->m + p * M * r->tiles, .ldc = r->tiles, .alpha = 1.0f, .beta = 0.0f};
             gemm_fused fused = {.a = &r->f->point[p]};
-            gemm_f32_fused(&ga, &fused, r->gemm_scratch + (size_t)w * r->gemm_bytes, NULL);
+            gemm_f32_fused(&ga, &fused, r->gemm_scratch + (size_t)w * r->b.gemm_bytes, NULL);
         }
 }
 
@@ -242,8 +267,8 @@ static void output_channels(void *arg, int64_t begin, int64_t end)
     for (int64_t m = begin; m < end; m++) {
         float *y = r->y + m * plane;
         r->output(&r->g, r->m + m * r->tiles, stride, r->ty0, r->ty1, r->bias ? r->bias[m] : 0.0f, r->lo, r->hi, y);
-        if (r->extras.act == GEMM_ACT_SIGMOID || r->extras.act == GEMM_ACT_SILU)
-            gemm_activate_f32(r->extras.act, 0.0f, 0.0f, y + row0 * r->g.out_w, (row1 - row0) * r->g.out_w);
+        if (r->act == GEMM_ACT_SIGMOID || r->act == GEMM_ACT_SILU)
+            gemm_activate_f32(r->act, 0.0f, 0.0f, y + row0 * r->g.out_w, (row1 - row0) * r->g.out_w);
     }
 }
 
@@ -252,33 +277,62 @@ static int64_t grain_for(int64_t floats_per_item)
     return floats_per_item >= 16384 ? 1 : 16384 / (floats_per_item > 0 ? floats_per_item : 1);
 }
 
+/* Tile rows [row_begin, row_end) of the current image, block by block; `parallel` shares each block. */
+static void run_blocks(winograd_run *r, int64_t row_begin, int64_t row_end, const parallel_runner *parallel)
+{
+    for (r->ty0 = row_begin; r->ty0 < row_end; r->ty0 = r->ty1) {
+        r->ty1 = r->ty0 + r->b.rows < row_end ? r->ty0 + r->b.rows : row_end;
+        r->tiles = (r->ty1 - r->ty0) * r->g.tiles_w;
+        parallel_for(parallel, r->s->in_channels, grain_for(16 * r->tiles), input_channels, r);
+        parallel_for(parallel, r->point_workers, 1, multiply_points, r);
+        parallel_for(parallel, r->s->out_channels, grain_for(16 * r->tiles), output_channels, r);
+    }
+}
+
+typedef struct row_bands {
+    const winograd_run *image;
+    char *scratch;
+    size_t slot;
+    int workers;
+} row_bands;
+
+/* Worker w runs band w of the tile rows alone, in slot w of the scratch. */
+static void run_band(void *arg, int64_t begin, int64_t end)
+{
+    const row_bands *bands = arg;
+    int64_t tiles_h = (bands->image->g.out_h + 1) / 2;
+    for (int64_t w = begin; w < end; w++) {
+        winograd_run r = *bands->image;
+        char *slot = bands->scratch + (size_t)w * bands->slot;
+        r.v = (float *)slot, r.m = (float *)(slot + r.b.v_bytes), r.gemm_scratch = slot + r.b.v_bytes + r.b.m_bytes;
+        r.point_workers = 1;
+        run_blocks(&r, w * tiles_h / bands->workers, (w + 1) * tiles_h / bands->workers, NULL);
+    }
+}
+
 void conv_winograd_f32(const conv_shape *s, const conv_winograd_filters *filters, const float *x, const float *bias,
                        const conv_extras *extras, float *y, void *scratch, size_t scratch_bytes,
                        const parallel_runner *parallel)
 {
-    block_layout b = layout_of(s);
-    winograd_run r = {.s = s, .f = filters, .g = plane_of(s), .bias = bias, .lo = -INFINITY, .hi = INFINITY,
-                      .input = winograd_input_reference, .output = winograd_output_reference};
-    if (extras) r.extras = *extras;
-    if (r.extras.act == GEMM_ACT_CLAMP) r.lo = r.extras.lo, r.hi = r.extras.hi;
+    winograd_run r = {.s = s, .f = filters, .g = plane_of(s), .b = layout_of(s), .bias = bias, .lo = -INFINITY,
+                      .hi = INFINITY, .input = winograd_input_reference, .output = winograd_output_reference};
+    if (extras) r.act = extras->act;
+    if (r.act == GEMM_ACT_CLAMP) r.lo = extras->lo, r.hi = extras->hi;
 #if defined(KILN_HAVE_X86_KERNELS)
     if (platform_cpu_features()->avx512f) r.input = winograd_input_avx512, r.output = winograd_output_avx512;
 #endif
-    r.v = scratch, r.m = (float *)((char *)scratch + b.v_bytes);
-    r.gemm_scratch = (char *)scratch + b.v_bytes + b.m_bytes, r.gemm_bytes = b.gemm_bytes;
-    size_t room = scratch_bytes > b.v_bytes + b.m_bytes ? scratch_bytes - b.v_bytes - b.m_bytes : 0;
-    int workers = parallel_threads(parallel) < WINOGRAD_POINTS ? parallel_threads(parallel) : WINOGRAD_POINTS;
-    while (workers > 1 && (size_t)workers * b.gemm_bytes > room) workers--;
-    r.workers = workers;
+    sharing h = share(s, parallel_threads(parallel), scratch_bytes);
+    r.v = scratch, r.m = (float *)((char *)scratch + r.b.v_bytes);
+    r.gemm_scratch = (char *)scratch + r.b.v_bytes + r.b.m_bytes;
+    r.point_workers = h.by_rows ? 1 : h.workers;
     int64_t tiles_h = (r.g.out_h + 1) / 2, in_plane = r.g.in_h * r.g.in_w, out_plane = r.g.out_h * r.g.out_w;
     for (int64_t n = 0; n < s->batch; n++) {
         r.x = x + n * s->in_channels * in_plane, r.y = y + n * s->out_channels * out_plane;
-        for (r.ty0 = 0; r.ty0 < tiles_h; r.ty0 = r.ty1) {
-            r.ty1 = r.ty0 + b.rows < tiles_h ? r.ty0 + b.rows : tiles_h;
-            r.tiles = (r.ty1 - r.ty0) * r.g.tiles_w;
-            parallel_for(parallel, s->in_channels, grain_for(16 * r.tiles), input_channels, &r);
-            parallel_for(parallel, workers, 1, multiply_points, &r);
-            parallel_for(parallel, s->out_channels, grain_for(16 * r.tiles), output_channels, &r);
+        if (h.by_rows) {
+            row_bands bands = {&r, scratch, h.slot, h.workers};
+            parallel_for(parallel, h.workers, 1, run_band, &bands);
+        } else {
+            run_blocks(&r, 0, tiles_h, parallel);
         }
     }
 }

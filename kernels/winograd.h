@@ -11,8 +11,10 @@
  * roundings of the direct sum (tests/unit/test_ops_conv.c compares with conv_f32_reference).
  *
  * A run goes through the image in blocks of whole tile rows, sized so that the block's transformed input
- * and products stay in cache: input transform (channels shared out over threads), 16 GEMMs (points shared
- * out, each GEMM single-threaded), output transform with bias and activation (channels shared out).
+ * and products stay in cache: input transform, 16 GEMMs, output transform with bias and activation. With
+ * threads, a plane tall enough gives each thread a band of tile rows to run alone in its own scratch (no
+ * data crosses cores, no barrier inside); smaller planes share each block instead: channels for the
+ * transforms, points for the GEMMs (each GEMM single-threaded).
  * The tile transforms have a plain reference here and AVX-512 versions (kernels/x86/winograd_avx512.c) that
  * work on 16 neighbouring tiles at once.
  */
