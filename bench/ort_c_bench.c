@@ -58,12 +58,12 @@ typedef void (*ort_fn)(void); /* an OrtApi entry this program does not call */
  * struct OrtApi is a table of function pointers that onnxruntime only ever appends to, so an entry's index is
  * fixed forever: the members below sit at the indices of the 1.30 header (API version 30), the gaps filled with
  * ort_fn placeholders, and every member used is pinned to its index by ORT_API_INDEX below. The indices were
- * counted in the header's struct OrtApi and cross-checked two ways: the header's own count (onnxruntime's
- * onnxruntime_c_api.cc asserts that ReleaseCustomOpDomain, the last version-1 entry, is index 101 — this count
- * gives 101 too), and at run time by check_api_table() (CreateStatus/GetErrorCode/GetErrorMessage/ReleaseStatus
- * round trip) plus `--verbose`, whose shapes, names and error texts only come out right if the indices are
- * (e.g. resnet18: input f32 [1,3,224,224], output f32 [1,1000]; a missing model file: CreateSession's message
- * names the file).
+ * counted in that header's struct OrtApi and checked against onnxruntime's own asserts in onnxruntime_c_api.cc
+ * (ReleaseCustomOpDomain, the last version-1 entry, is 101; ReleaseModelMetadata is 118: the count gives both),
+ * then at run time: check_api_table() below (a status made and read back through entries 0, 1, 2 and 93),
+ * onnxruntime's error texts coming back from bad calls (a missing model file, a wrong input shape), and
+ * `--verbose` reporting version 1.30.0, the right shapes (resnet18: input f32 [1,3,224,224], output f32 [1,1000])
+ * and output values equal to `kiln run`'s on the same inputs.
  */
 typedef struct ort_api {
     OrtStatus *(*CreateStatus)(int code, const char *msg);
@@ -465,7 +465,7 @@ static void release_outputs(io *x)
     for (size_t k = 0; k < x->n_outputs; k++) ort->ReleaseValue(x->outputs[k]);
 }
 
-/* Runs back to back for o->seconds (at least once); returns the sorted latencies in us and their count. */
+/* Runs back to back for `seconds` (at least once); returns the sorted latencies in us and their count. */
 static double *time_runs(OrtSession *session, io *x, double seconds, size_t *runs)
 {
     size_t n = 0, capacity = 1024;
