@@ -10,7 +10,7 @@
 // each time.
 //
 // Times include the Node binding's fixed per-call overhead (tens of microseconds): fine for CNNs, but for
-// tiny models compare against onnxruntime's C API as well.
+// tiny models compare against onnxruntime's C API as well (bench/ort_c_bench.c).
 'use strict';
 const ort = require('onnxruntime-node');
 

@@ -6,22 +6,33 @@ Models: resnet18, mobilenet_v2, efficientnet_b0 and squeezenet1_1 from the expor
 bidirectional 2-layer PyTorch LSTM), and the bench-time exports of bench/make_bench_models.py (--bench-models
 DIR): a 2-layer hidden-128 LSTM over 32 steps and a 4-layer hidden-256 BERT-like encoder at sequence 128 (rows
 say "absent" when a file is missing). Every (model, threads) pair runs
---rounds rounds; each round runs kiln (`kiln bench --json`) then onnxruntime (bench/ort_bench.js, onnxruntime-node)
-back to back, so both see the same machine state, and the figure kept for each is the median of its per-round p50s.
-The ratio is kiln / onnxruntime (below 1: kiln is faster). The closing lines check the issue's targets: ratio <= 1
-on the CNNs and the encoder, <= 0.5 on the batch-1 MLP and the LSTM, resnet18 1T / 2T >= 1.8, and report the
-GFLOP/s kiln reaches on resnet18 (3.64 GFLOP per image).
+--rounds rounds; each round runs kiln (`kiln bench --json`), onnxruntime through onnxruntime-node
+(bench/ort_bench.js) and onnxruntime through its C API (bench/ort_c_bench.c) back to back, so all see the same
+machine state, and the figure kept for each is the median of its per-round p50s. The ratios are kiln / onnxruntime
+(below 1: kiln is faster).
 
-onnxruntime-node adds a fixed per-call overhead (tens of microseconds) that matters only for the small models.
+The Node binding adds a fixed cost to every call (~8 us here), which dominates the small models (the batch-1 MLP
+takes under 1 us in kiln). The C API column takes it away: ort_c_bench.c is compiled on the fly into a temporary
+directory and dlopen()s the libonnxruntime.so.1 inside the same npm package (--ort-lib, default derived from
+--ort-path), so both onnxruntime columns time one build. Without that library the suite says so and runs without
+the C column.
+
+The closing lines check the issue's targets against the C API figure where there is one (else the Node one; each
+line names which, and shows the other): ratio <= 1 on the CNNs and the encoder, <= 0.5 on the batch-1 MLP and the
+LSTM, resnet18 1T / 2T >= 1.8, and report the GFLOP/s kiln reaches on resnet18 (3.64 GFLOP per image).
+
 The machine may be shared: run the whole suite under `flock /tmp/kiln-bench.lock` and read ratios, not absolutes.
 
 usage: speed_suite.py --kiln build/kiln [--zoo build/model-zoo] [--bench-models DIR] [--threads 1,2] [--seconds 2] [--rounds 3]
-                      [--ort-path .cache/npm/node_modules] [--only NAME,...]
+                      [--ort-path .cache/npm/node_modules] [--ort-lib libonnxruntime.so.1] [--only NAME,...]
 """
 import argparse
 import os
+import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 
 from compare_onnxruntime import run_json
 
@@ -44,13 +55,39 @@ MODELS = [
 ]
 
 
-def measure(kiln, model, shapes, threads, seconds, rounds, env):
+def default_ort_lib(ort_path):
+    """onnxruntime's shared library inside the onnxruntime-node package, for this machine's architecture."""
+    arch = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    return os.path.join(ort_path, "onnxruntime-node", "bin", "napi-v6", "linux", arch, "libonnxruntime.so.1")
+
+
+def compile_ort_c_bench(workdir):
+    """bench/ort_c_bench.c built into workdir; None (and the compiler's complaint printed) if it does not build."""
+    exe = os.path.join(workdir, "ort_c_bench")
+    cmd = [os.environ.get("CC", "cc"), "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(HERE, ".."),
+           os.path.join(HERE, "ort_c_bench.c"), "-o", exe, "-ldl"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        print("onnxruntime C API: cannot run %s (%s); no ort C column" % (cmd[0], e))
+        return None
+    if out.returncode != 0:
+        print("onnxruntime C API: ort_c_bench.c does not build; no ort C column\n%s" % out.stderr.strip())
+        return None
+    return exe
+
+
+def measure(kiln, ort_c, model, shapes, threads, seconds, rounds, env):
+    """Median p50s of kiln, onnxruntime-node and (with an ort_c_bench command) onnxruntime's C API; None if absent."""
     common = ["--threads", str(threads), "--seconds", str(seconds)] + [a for s in shapes for a in ("--shape", s)]
-    kiln_p50, ort_p50 = [], []
+    kiln_p50, ort_p50, ort_c_p50 = [], [], []
     for _ in range(rounds):
         kiln_p50.append(run_json([kiln, "bench", model, "--json"] + common)["p50_us"])
         ort_p50.append(run_json(["node", os.path.join(HERE, "ort_bench.js"), model] + common, env)["p50_us"])
-    return statistics.median(kiln_p50), statistics.median(ort_p50)
+        if ort_c:
+            ort_c_p50.append(run_json(ort_c + [model] + common)["p50_us"])
+    return (statistics.median(kiln_p50), statistics.median(ort_p50),
+            statistics.median(ort_c_p50) if ort_c_p50 else None)
 
 
 def main():
@@ -63,13 +100,33 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated model names")
     parser.add_argument("--ort-path", default=os.path.join(HERE, "..", ".cache", "npm", "node_modules"))
+    parser.add_argument("--ort-lib", help="libonnxruntime.so.1 for the C API column (default: onnxruntime-node's)")
     args = parser.parse_args()
     env = dict(os.environ, NODE_PATH=os.path.abspath(args.ort_path))
+    ort_lib = os.path.abspath(args.ort_lib or default_ort_lib(args.ort_path))
+    with tempfile.TemporaryDirectory(prefix="kiln-ort-c-") as workdir:
+        ort_c = None
+        if not os.path.exists(ort_lib):
+            print("onnxruntime C API: no %s; no ort C column, targets use onnxruntime-node" % ort_lib)
+        else:
+            exe = compile_ort_c_bench(workdir)
+            ort_c = [exe, "--lib", ort_lib] if exe else None
+        return run_suite(args, env, ort_c)
+
+
+def ratio(k, o):
+    return "%10.2f" % (k / o) if o else "%10s" % "-"
+
+
+def run_suite(args, env, ort_c):
     roots = {"zoo": args.zoo, "data": DATA, "bench": args.bench_models}
     only = set(filter(None, args.only.split(",")))
     thread_counts = [int(t) for t in args.threads.split(",")]
     results = {}
-    print("%-16s %7s %11s %11s %9s" % ("model", "threads", "kiln p50", "ort p50", "kiln/ort"))
+    print("ort: onnxruntime through onnxruntime-node (its binding's fixed cost per call included); "
+          "ort C: through its C API")
+    print("%-16s %7s %11s %11s %11s %10s %10s" % ("model", "threads", "kiln p50", "ort p50", "ort C p50", "kiln/ort",
+                                                  "kiln/ort C"))
     for name, rel, root, shapes, _ in MODELS:
         if only and name not in only:
             continue
@@ -78,14 +135,18 @@ def main():
             print("%-16s %7s %11s" % (name, "-", "absent (%s)" % path))
             continue
         for threads in thread_counts:
-            k, o = measure(args.kiln, path, shapes, threads, args.seconds, args.rounds, env)
-            results[(name, threads)] = (k, o)
-            print("%-16s %7d %9.1fus %9.1fus %9.2f" % (name, threads, k, o, k / o), flush=True)
+            k, o, c = measure(args.kiln, ort_c, path, shapes, threads, args.seconds, args.rounds, env)
+            results[(name, threads)] = (k, o, c)
+            ort_c_p50 = "%9.1fus" % c if c else "%11s" % "-"
+            print("%-16s %7d %9.1fus %9.1fus %s %s %s" % (name, threads, k, o, ort_c_p50, ratio(k, o), ratio(k, c)),
+                  flush=True)
     print()
     for name, _, _, _, target in MODELS:
         if target is not None and (name, 1) in results:
-            k, o = results[(name, 1)]
-            print("target %-16s 1T kiln/ort %.2f <= %.1f: %s" % (name, k / o, target, "met" if k / o <= target else "NOT met"))
+            k, o, c = results[(name, 1)]
+            used, r, other = ("ort C API", k / c, "ort-node %.2f" % (k / o)) if c else ("ort-node", k / o, "no C API")
+            print("target %-16s 1T kiln/%s %.2f <= %.1f: %s (%s)" %
+                  (name, used, r, target, "met" if r <= target else "NOT met", other))
     if ("resnet18", 1) in results and ("resnet18", 2) in results:
         one, two = results[("resnet18", 1)][0], results[("resnet18", 2)][0]
         print("target resnet18 2T speedup %.2fx >= 1.8: %s" % (one / two, "met" if one / two >= 1.8 else "NOT met"))
