@@ -1,5 +1,8 @@
 /*
- * fuse.c — operator fusion before type inference: a Conv whose only reader is a Relu, a Clip or a Sigmoid,
+ * fuse.c — operator fusion before type inference. First, a BatchNormalization in inference form whose input is
+ * a Conv's or Gemm's output read by nothing else, with constant weight, bias and statistics, is folded into
+ * that node's weight and bias (computed in double, rounded once), as every deployment runtime does: the
+ * normalisation then costs nothing at run time. Then a Conv whose only reader is a Relu, a Clip or a Sigmoid,
  * or whose output y is read just by Sigmoid and by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish),
  * becomes one ai.kiln::FusedConv node that applies the activation while its outputs are still in cache,
  * instead of separate passes over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
@@ -13,6 +16,7 @@
  * ([lo, hi], the clamp of the first two).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -147,6 +151,134 @@ static const char *match_activation(const graph *g, const value_readers *readers
     return NULL;
 }
 
+/* ---- BatchNormalization folded into the Conv or Gemm before it ----------------------------------------- */
+
+/* The float32 contents of constant v when it has `count` elements, else NULL. */
+static const float *constant_floats(const graph *g, int v, int64_t count)
+{
+    const kiln_tensor *t = v >= 0 ? g->values[v].constant : NULL;
+    if (!t || t->dtype != KILN_FLOAT32 || !t->data || tensor_numel(t) != count) return NULL;
+    return t->data;
+}
+
+/* A BatchNormalization in inference form reading y as its only reader: its per-channel factor
+ * s = scale / sqrt(var + epsilon) and shift beta - mean * s, in double (channels of `channels`). */
+typedef struct batch_norm_fold {
+    int bn; /* its node */
+    const float *scale, *beta, *mean, *var;
+    double epsilon;
+} batch_norm_fold;
+
+static bool match_batch_norm(const graph *g, const value_readers *readers, int y, int64_t channels,
+                             batch_norm_fold *f)
+{
+    if (readers[y].count != 1) return false;
+    const graph_node *bn = &g->nodes[readers[y].node[0]];
+    if (!is_onnx_op(bn, "BatchNormalization") || bn->n_inputs != 5 || bn->inputs[0] != y || bn->outputs[0] < 0)
+        return false;
+    for (int k = 1; k < bn->n_outputs; k++)
+        if (bn->outputs[k] >= 0) return false; /* training outputs asked for */
+    const graph_attr *training = graph_node_attr(bn, "training_mode"), *eps = graph_node_attr(bn, "epsilon");
+    if ((training && (training->type != ATTR_INT || training->i != 0)) || (eps && eps->type != ATTR_FLOAT)) return false;
+    *f = (batch_norm_fold){.bn = readers[y].node[0], .epsilon = eps ? eps->f : 1e-5};
+    f->scale = constant_floats(g, bn->inputs[1], channels), f->beta = constant_floats(g, bn->inputs[2], channels);
+    f->mean = constant_floats(g, bn->inputs[3], channels), f->var = constant_floats(g, bn->inputs[4], channels);
+    return f->scale && f->beta && f->mean && f->var;
+}
+
+/* A new float32 constant of the given shape in the graph's memory, named after `base`; -1 when the name is taken. */
+static int add_constant(graph *g, const char *base, const char *suffix, int rank, const int64_t *dims, float **data,
+                        kiln_status *st)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    if (graph_find_value(g, name) >= 0) return -1;
+    kiln_tensor *t = region_alloc(g->mem, 1, sizeof *t);
+    int64_t numel = 1;
+    for (int d = 0; d < rank; d++) numel *= dims[d];
+    *data = region_alloc(g->mem, (size_t)numel + 1, sizeof(float));
+    int v = -1;
+    *st = t && *data ? graph_intern_value(g, name, &v) : KILN_ERR_OUT_OF_MEMORY;
+    if (*st != KILN_OK) return -1;
+    tensor_set_shape(t, KILN_FLOAT32, rank, dims);
+    t->data = *data;
+    graph_value *value = &g->values[v];
+    value->kind = VALUE_TENSOR, value->dtype = KILN_FLOAT32, value->rank = rank, value->constant = t;
+    for (int d = 0; d < rank; d++) value->dims[d] = dims[d];
+    return v;
+}
+
+/* The weight (`channels` output channels; channel c's values at w[(o * channels + c) * inner + i]) and bias
+ * (absent: zeros) of a linear node followed by the normalisation f, as one weight and bias:
+ * w' = w * s, b' = (b - mean) * s + beta. Rewires the node to them and to f's output, unless the new
+ * names are taken (then nothing changes). */
+static kiln_status fold_into(graph *g, graph_node *node, int weight_input, int bias_input, int64_t outer,
+                             int64_t channels, int64_t inner, const float *bias, const batch_norm_fold *f)
+{
+    const kiln_tensor *w = g->values[node->inputs[weight_input]].constant;
+    const char *base = g->values[node->outputs[0]].name;
+    float *w_data, *b_data;
+    kiln_status st = KILN_OK;
+    int w_value = add_constant(g, base, "/folded_batchnorm_weight", w->rank, w->dims, &w_data, &st);
+    int b_value = w_value < 0 ? -1 : add_constant(g, base, "/folded_batchnorm_bias", 1, &channels, &b_data, &st);
+    if (b_value < 0) return st;
+    int *inputs = node->n_inputs > bias_input ? node->inputs : region_alloc(g->mem, (size_t)bias_input + 1, sizeof *inputs);
+    if (!inputs) return KILN_ERR_OUT_OF_MEMORY;
+    for (int c = 0; c < channels; c++) {
+        double s = (double)f->scale[c] / sqrt((double)f->var[c] + f->epsilon);
+        b_data[c] = (float)(((bias ? (double)bias[c] : 0.0) - (double)f->mean[c]) * s + (double)f->beta[c]);
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (o * channels + c) * inner + i;
+                w_data[at] = (float)((double)((const float *)w->data)[at] * s);
+            }
+    }
+    if (inputs != node->inputs) memcpy(inputs, node->inputs, (size_t)node->n_inputs * sizeof *inputs);
+    inputs[weight_input] = w_value, inputs[bias_input] = b_value;
+    node->inputs = inputs, node->n_inputs = bias_input + 1;
+    g->values[node->outputs[0]].producer = -1;
+    node->outputs[0] = g->nodes[f->bn].outputs[0];
+    g->values[node->outputs[0]].producer = (int)(node - g->nodes);
+    g->nodes[f->bn].removed = true;
+    return KILN_OK;
+}
+
+/* Conv(x, w[, b]) -> BatchNormalization: the normalisation goes into w and b (output channels: w's dim 0). */
+static kiln_status fold_conv_batch_norm(graph *g, const value_readers *readers, graph_node *conv)
+{
+    const kiln_tensor *w = conv->n_inputs >= 2 && conv->inputs[1] >= 0 ? g->values[conv->inputs[1]].constant : NULL;
+    if (!w || w->dtype != KILN_FLOAT32 || w->rank < 3 || !w->data || w->dims[0] < 1) return KILN_OK;
+    int64_t channels = w->dims[0];
+    const float *bias = NULL;
+    if (conv->n_inputs > 2 && conv->inputs[2] >= 0 && !(bias = constant_floats(g, conv->inputs[2], channels)))
+        return KILN_OK;
+    batch_norm_fold f;
+    if (!match_batch_norm(g, readers, conv->outputs[0], channels, &f)) return KILN_OK;
+    return fold_into(g, conv, 1, 2, 1, channels, tensor_numel(w) / channels, bias, &f);
+}
+
+/* Gemm(a, b[, c]) -> BatchNormalization with alpha, beta and transA as they come but c absent or one value per
+ * column: the normalisation goes into b's columns (rows when transB) and c. */
+static kiln_status fold_gemm_batch_norm(graph *g, const value_readers *readers, graph_node *gemm)
+{
+    const kiln_tensor *b = gemm->n_inputs >= 2 && gemm->inputs[1] >= 0 ? g->values[gemm->inputs[1]].constant : NULL;
+    if (!b || b->dtype != KILN_FLOAT32 || b->rank != 2 || !b->data) return KILN_OK;
+    const graph_attr *trans_b = graph_node_attr(gemm, "transB"), *beta = graph_node_attr(gemm, "beta");
+    if ((trans_b && trans_b->type != ATTR_INT) || (beta && (beta->type != ATTR_FLOAT || beta->f != 1.0f)))
+        return KILN_OK;
+    bool transposed = trans_b && trans_b->i != 0;
+    int64_t channels = b->dims[transposed ? 0 : 1], other = b->dims[transposed ? 1 : 0];
+    const float *bias = NULL;
+    if (gemm->n_inputs > 2 && gemm->inputs[2] >= 0 && !(bias = constant_floats(g, gemm->inputs[2], channels)))
+        return KILN_OK;
+    batch_norm_fold f;
+    if (channels < 1 || !match_batch_norm(g, readers, gemm->outputs[0], channels, &f)) return KILN_OK;
+    return transposed ? fold_into(g, gemm, 1, 2, 1, channels, other, bias, &f)
+                      : fold_into(g, gemm, 1, 2, other, channels, 1, bias, &f);
+}
+
+/* ---- the pass -------------------------------------------------------------------------------------------- */
+
 kiln_status graph_fuse_activations(graph *g)
 {
     if (graph_has_subgraphs(g)) return KILN_OK;
@@ -154,8 +286,15 @@ kiln_status graph_fuse_activations(graph *g)
     if (!readers) return KILN_ERR_OUT_OF_MEMORY;
     kiln_status st = KILN_OK;
     for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        graph_node *gemm = &g->nodes[i];
+        if (is_onnx_op(gemm, "Gemm") && gemm->n_outputs == 1 && gemm->outputs[0] >= 0)
+            st = fold_gemm_batch_norm(g, readers, gemm);
+    }
+    for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
         graph_node *conv = &g->nodes[i];
         if (!is_onnx_op(conv, "Conv") || conv->n_outputs != 1 || conv->outputs[0] < 0) continue;
+        st = fold_conv_batch_norm(g, readers, conv);
+        if (st != KILN_OK) break;
         float lo, hi;
         int removed[2], n_removed = 0, last = -1;
         const char *name = match_activation(g, readers, conv->outputs[0], &lo, &hi, removed, &n_removed, &last);

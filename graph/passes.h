@@ -2,7 +2,8 @@
  * passes.h — what happens to a graph between reading a file and planning a run, in order:
  *
  *   graph_check_and_sort   every input defined, no cycles, nodes in topological order
- *   graph_fuse_activations a Conv followed by its Relu or Clip becomes one ai.kiln::FusedConv node
+ *   graph_fuse_activations BatchNormalization folded into the Conv or Gemm before it; a Conv followed by its
+ *                          Relu, Clip, Sigmoid or SiLU becomes one ai.kiln::FusedConv node
  *   graph_infer_types      each node's op is found and its init checks attributes and dtypes;
  *                          every problem is collected, not just the first
  *   graph_mark_plan_values which values decide shapes and must be computed while planning

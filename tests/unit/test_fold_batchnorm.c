@@ -1,0 +1,185 @@
+/*
+ * test_fold_batchnorm.c — BatchNormalization folded into the Conv or Gemm before it (graph/fuse.c).
+ *
+ * Each case runs twice: as written, where the pass must fold (no BatchNormalization left, and a Relu after
+ * it then fuses into the Conv), and with the linear node's output also declared as a graph output, which
+ * the pass must leave alone so that onnx's BatchNormalization runs. The two must agree within float32
+ * rounding, on every weight layout (Conv with and without bias, Gemm with transB 0 and 1, with and without
+ * C). Near-misses stay unfolded: training mode, and a scale that is an input rather than a constant.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kiln.h"
+#include "testlib.h"
+
+enum { CHANNELS = 5 };
+
+static bool model_has_op(const kiln_model *m, const char *op_type)
+{
+    for (int i = 0; i < kiln_model_op_type_count(m); i++) {
+        const char *domain, *type;
+        int nodes;
+        assert_int_equal(kiln_model_op_type(m, i, &domain, &type, &nodes), KILN_OK);
+        if (strcmp(type, op_type) == 0) return true;
+    }
+    return false;
+}
+
+/* The normalisation's four vectors, var kept positive. */
+typedef struct norm_params {
+    float scale[CHANNELS], beta[CHANNELS], mean[CHANNELS], var[CHANNELS];
+} norm_params;
+
+static void add_batch_norm(test_run *r, const norm_params *n, const char *in, const char *out, bool training)
+{
+    int64_t c = CHANNELS;
+    tm_initializer(&r->tm, "scale", KILN_FLOAT32, 1, &c, n->scale);
+    tm_initializer(&r->tm, "beta", KILN_FLOAT32, 1, &c, n->beta);
+    tm_initializer(&r->tm, "mean", KILN_FLOAT32, 1, &c, n->mean);
+    tm_initializer(&r->tm, "var", KILN_FLOAT32, 1, &c, n->var);
+    pbw attrs = {0};
+    tm_attr_float(&attrs, "epsilon", 1e-3f);
+    if (training) tm_attr_int(&attrs, "training_mode", 1);
+    tm_node(&r->tm, "BatchNormalization", LIST(in, "scale", "beta", "mean", "var"), LIST(out), &attrs);
+    pbw_free(&attrs);
+}
+
+/* x [2, 3, 6, 7] -> Conv 3x3 (5 filters, bias or not) -> BatchNormalization -> Relu -> y */
+static void run_conv(test_run *r, bool bias, bool show_conv, const norm_params *n, const float *x, const float *w,
+                     const float *b)
+{
+    tr_init(r, 15);
+    int64_t xd[4] = {2, 3, 6, 7}, wd[4] = {CHANNELS, 3, 3, 3}, bd = CHANNELS;
+    tr_input(r, "x", KILN_FLOAT32, 4, xd, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show_conv) tr_output(r, "conv", KILN_FLOAT32);
+    tm_initializer(&r->tm, "w", KILN_FLOAT32, 4, wd, w);
+    if (bias) tm_initializer(&r->tm, "b", KILN_FLOAT32, 1, &bd, b);
+    tm_node(&r->tm, "Conv", bias ? LIST("x", "w", "b") : LIST("x", "w"), LIST("conv"), NULL);
+    add_batch_norm(r, n, "conv", "normalised", false);
+    tm_node(&r->tm, "Relu", LIST("normalised"), LIST("y"), NULL);
+    assert_int_equal(tr_run(r, 1), KILN_OK);
+}
+
+/* x [4, 6] -> Gemm (to 5 features; b as [6, 5] or, transposed, [5, 6]; C or not) -> BatchNormalization -> y */
+static void run_gemm(test_run *r, bool trans_b, bool with_c, bool show_gemm, const norm_params *n, const float *x,
+                     const float *w, const float *c)
+{
+    tr_init(r, 15);
+    int64_t xd[2] = {4, 6}, wd[2] = {trans_b ? CHANNELS : 6, trans_b ? 6 : CHANNELS}, cd = CHANNELS;
+    tr_input(r, "x", KILN_FLOAT32, 2, xd, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show_gemm) tr_output(r, "linear", KILN_FLOAT32);
+    tm_initializer(&r->tm, "w", KILN_FLOAT32, 2, wd, w);
+    if (with_c) tm_initializer(&r->tm, "c", KILN_FLOAT32, 1, &cd, c);
+    pbw attrs = {0};
+    tm_attr_int(&attrs, "transB", trans_b);
+    tm_attr_float(&attrs, "alpha", 0.5f);
+    tm_node(&r->tm, "Gemm", with_c ? LIST("x", "w", "c") : LIST("x", "w"), LIST("linear"), &attrs);
+    pbw_free(&attrs);
+    add_batch_norm(r, n, "linear", "y", false);
+    assert_int_equal(tr_run(r, 1), KILN_OK);
+}
+
+static norm_params random_norm(void)
+{
+    norm_params n;
+    for (int c = 0; c < CHANNELS; c++) {
+        n.scale[c] = (float)random_int(-20, 20) / 8.0f, n.beta[c] = (float)random_int(-20, 20) / 8.0f;
+        n.mean[c] = (float)random_int(-20, 20) / 8.0f, n.var[c] = (float)random_int(1, 40) / 8.0f;
+    }
+    return n;
+}
+
+static void conv_batch_norm_is_folded_and_matches(void **state)
+{
+    (void)state;
+    random_seed(21);
+    norm_params n = random_norm();
+    float *x = random_floats(2 * 3 * 6 * 7, -2, 2), *w = random_floats(CHANNELS * 27, -1, 1);
+    float *b = random_floats(CHANNELS, -1, 1);
+    for (int bias = 0; bias < 2; bias++) {
+        test_run folded, plain;
+        run_conv(&folded, bias, false, &n, x, w, b);
+        run_conv(&plain, bias, true, &n, x, w, b);
+        assert_false(model_has_op(folded.model, "BatchNormalization"));
+        assert_true(model_has_op(folded.model, "FusedConv")); /* the Relu joined the folded Conv */
+        assert_true(model_has_op(plain.model, "BatchNormalization"));
+        assert_true(max_abs_diff(folded.out[0].data, plain.out[0].data, 2 * CHANNELS * 4 * 5) < 1e-5);
+        tr_free(&folded);
+        tr_free(&plain);
+    }
+    free(x), free(w), free(b);
+}
+
+static void gemm_batch_norm_is_folded_and_matches(void **state)
+{
+    (void)state;
+    random_seed(22);
+    norm_params n = random_norm();
+    float *x = random_floats(4 * 6, -2, 2), *w = random_floats(6 * CHANNELS, -1, 1), *c = random_floats(CHANNELS, -1, 1);
+    for (int variant = 0; variant < 4; variant++) {
+        bool trans_b = variant & 1, with_c = variant & 2;
+        test_run folded, plain;
+        run_gemm(&folded, trans_b, with_c, false, &n, x, w, c);
+        run_gemm(&plain, trans_b, with_c, true, &n, x, w, c);
+        assert_false(model_has_op(folded.model, "BatchNormalization"));
+        assert_true(model_has_op(plain.model, "BatchNormalization"));
+        assert_true(max_abs_diff(folded.out[0].data, plain.out[0].data, 4 * CHANNELS) < 1e-5);
+        tr_free(&folded);
+        tr_free(&plain);
+    }
+    free(x), free(w), free(c);
+}
+
+static void near_misses_stay_unfolded(void **state)
+{
+    (void)state;
+    norm_params n = random_norm();
+    float x[2 * 3 * 6 * 7] = {0}, w[CHANNELS * 27] = {0};
+    /* training mode: onnx computes batch statistics, nothing to fold */
+    test_run r;
+    tr_init(&r, 15);
+    int64_t xd[4] = {2, 3, 6, 7}, wd[4] = {CHANNELS, 3, 3, 3}, c = CHANNELS;
+    tr_input(&r, "x", KILN_FLOAT32, 4, xd, x);
+    tr_output(&r, "y", KILN_FLOAT32);
+    tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, wd, w);
+    tm_node(&r.tm, "Conv", LIST("x", "w"), LIST("conv"), NULL);
+    add_batch_norm(&r, &n, "conv", "y", true);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_true(model_has_op(r.model, "BatchNormalization"));
+    tr_free(&r);
+    /* a scale that arrives at run time */
+    tr_init(&r, 15);
+    tr_input(&r, "x", KILN_FLOAT32, 4, xd, x);
+    tr_input(&r, "scale", KILN_FLOAT32, 1, &c, n.scale);
+    tr_output(&r, "y", KILN_FLOAT32);
+    tm_initializer(&r.tm, "w", KILN_FLOAT32, 4, wd, w);
+    tm_initializer(&r.tm, "beta", KILN_FLOAT32, 1, &c, n.beta);
+    tm_initializer(&r.tm, "mean", KILN_FLOAT32, 1, &c, n.mean);
+    tm_initializer(&r.tm, "var", KILN_FLOAT32, 1, &c, n.var);
+    tm_node(&r.tm, "Conv", LIST("x", "w"), LIST("conv"), NULL);
+    tm_node(&r.tm, "BatchNormalization", LIST("conv", "scale", "beta", "mean", "var"), LIST("y"), NULL);
+    assert_int_equal(tr_load(&r), KILN_OK);
+    assert_true(model_has_op(r.model, "BatchNormalization"));
+    tr_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(conv_batch_norm_is_folded_and_matches),
+        cmocka_unit_test(gemm_batch_norm_is_folded_and_matches),
+        cmocka_unit_test(near_misses_stay_unfolded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
