@@ -1,11 +1,13 @@
 /*
- * fuse.c — operator fusion before type inference. First, a BatchNormalization in inference form whose input is
- * a Conv's or Gemm's output read by nothing else, with constant weight, bias and statistics, is folded into
- * that node's weight and bias (computed in double, rounded once), as every deployment runtime does: the
- * normalisation then costs nothing at run time. Then a Conv whose only reader is a Relu, a Clip or a Sigmoid,
- * or whose output y is read just by Sigmoid and by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish),
- * becomes one ai.kiln::FusedConv node that applies the activation while its outputs are still in cache,
- * instead of separate passes over the whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
+ * fuse.c — operator fusion before type inference, in three steps:
+ *   - Transpose(Transpose(x)) becomes one Transpose, or an Identity (a view) when the two cancel;
+ *   - a BatchNormalization in inference form whose input is a Conv's or Gemm's output read by nothing else,
+ *     with constant weight, bias and statistics, is folded into that node's weight and bias (computed in
+ *     double, rounded once), as every deployment runtime does: the normalisation then costs nothing;
+ *   - a Conv whose only reader is a Relu, a Clip or a Sigmoid, or whose output y is read just by Sigmoid and
+ *     by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish), becomes one ai.kiln::FusedConv node that
+ *     applies the activation while its outputs are still in cache, instead of separate passes over the
+ *     whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
  *
  * The pass runs on the sorted graph before any op is resolved, so it decides from op types and constant
  * values alone, and it leaves every check to the ops' init: FusedConv's init is Conv's. It only fuses what
@@ -277,14 +279,58 @@ static kiln_status fold_gemm_batch_norm(graph *g, const value_readers *readers, 
                       : fold_into(g, gemm, 1, 2, other, channels, 1, bias, &f);
 }
 
+/* ---- transposes composed ------------------------------------------------------------------------------------ */
+
+/* The explicit `perm` of a Transpose node, or NULL. */
+static const graph_attr *transpose_perm(const graph_node *n)
+{
+    const graph_attr *perm = is_onnx_op(n, "Transpose") && n->n_inputs == 1 && n->n_outputs == 1
+                                 ? graph_node_attr(n, "perm") : NULL;
+    if (!perm || perm->type != ATTR_INTS || perm->count < 1 || perm->count > KILN_MAX_RANK) return NULL;
+    for (int i = 0; i < perm->count; i++)
+        if (perm->ints[i] < 0 || perm->ints[i] >= perm->count) return NULL; /* init reports it */
+    return perm;
+}
+
+/* Transpose(Transpose(x, p), q) reads x with the one permutation p[q[i]], and a Transpose that permutes
+ * nothing becomes an Identity (a view): each pair of layout changes costs one copy, or none. The inner
+ * Transpose stays for its other readers; dead-node removal drops it when there are none. */
+static kiln_status compose_transposes(graph *g, graph_node *outer)
+{
+    const graph_attr *q = transpose_perm(outer);
+    if (!q) return KILN_OK;
+    int inner_node = g->values[outer->inputs[0]].producer;
+    const graph_attr *p = inner_node >= 0 ? transpose_perm(&g->nodes[inner_node]) : NULL;
+    int64_t composed[KILN_MAX_RANK];
+    bool identity = true;
+    for (int i = 0; i < q->count; i++) {
+        composed[i] = p && p->count == q->count ? p->ints[q->ints[i]] : q->ints[i];
+        identity &= composed[i] == i;
+    }
+    if (p && p->count == q->count) outer->inputs[0] = g->nodes[inner_node].inputs[0];
+    if (identity) {
+        outer->op_type = "Identity", outer->n_attrs = 0;
+        return KILN_OK;
+    }
+    if (!p || p->count != q->count) return KILN_OK;
+    graph_attr *attrs = region_alloc(g->mem, 1, sizeof *attrs);
+    int64_t *ints = region_alloc(g->mem, (size_t)q->count, sizeof *ints);
+    if (!attrs || !ints) return KILN_ERR_OUT_OF_MEMORY;
+    memcpy(ints, composed, (size_t)q->count * sizeof *ints);
+    *attrs = (graph_attr){.name = "perm", .type = ATTR_INTS, .count = q->count, .ints = ints};
+    outer->attrs = attrs, outer->n_attrs = 1;
+    return KILN_OK;
+}
+
 /* ---- the pass -------------------------------------------------------------------------------------------- */
 
 kiln_status graph_fuse_activations(graph *g)
 {
     if (graph_has_subgraphs(g)) return KILN_OK;
-    value_readers *readers = count_readers(g);
-    if (!readers) return KILN_ERR_OUT_OF_MEMORY;
     kiln_status st = KILN_OK;
+    for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) st = compose_transposes(g, &g->nodes[i]);
+    value_readers *readers = st == KILN_OK ? count_readers(g) : NULL;
+    if (!readers) return st == KILN_OK ? KILN_ERR_OUT_OF_MEMORY : st;
     for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
         graph_node *gemm = &g->nodes[i];
         if (is_onnx_op(gemm, "Gemm") && gemm->n_outputs == 1 && gemm->outputs[0] >= 0)

@@ -1,6 +1,12 @@
 /*
- * test_fold_batchnorm.c — BatchNormalization folded into the Conv or Gemm before it (graph/fuse.c).
+ * test_fuse.c — graph/fuse.c's rewrites before type inference (the Conv activation fusion is tested with the
+ * convolutions, in test_ops_conv.c).
  *
+ * Transposes: two in a row become one Transpose with the composed permutation, or nothing when they cancel;
+ * the results must equal the permutation computed here index by index, also when the inner Transpose's
+ * output is a graph output too (it must then stay).
+ *
+ * BatchNormalization folded into the Conv or Gemm before it:
  * Each case runs twice: as written, where the pass must fold (no BatchNormalization left, and a Relu after
  * it then fuses into the Conv), and with the linear node's output also declared as a graph output, which
  * the pass must leave alone so that onnx's BatchNormalization runs. The two must agree within float32
@@ -174,9 +180,59 @@ static void near_misses_stay_unfolded(void **state)
     tr_free(&r);
 }
 
+/* x [2, 3, 4] -> Transpose(p) -> Transpose(q) -> y; `show_inner` also declares the first result an output. */
+static void run_transposes(test_run *r, const int64_t *p, const int64_t *q, bool show_inner, const float *x)
+{
+    tr_init(r, 13);
+    int64_t xd[3] = {2, 3, 4};
+    tr_input(r, "x", KILN_FLOAT32, 3, xd, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show_inner) tr_output(r, "inner", KILN_FLOAT32);
+    pbw first = {0}, second = {0};
+    tm_attr_ints(&first, "perm", p, 3);
+    tm_attr_ints(&second, "perm", q, 3);
+    tm_node(&r->tm, "Transpose", LIST("x"), LIST("inner"), &first);
+    tm_node(&r->tm, "Transpose", LIST("inner"), LIST("y"), &second);
+    pbw_free(&first), pbw_free(&second);
+    assert_int_equal(tr_run(r, 1), KILN_OK);
+}
+
+static void transpose_pairs_compose(void **state)
+{
+    (void)state;
+    static const int64_t perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    int64_t xd[3] = {2, 3, 4};
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = (float)i;
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++)
+            for (int show = 0; show < 2; show++) {
+                const int64_t *p = perms[a], *q = perms[b];
+                test_run r;
+                run_transposes(&r, p, q, show, x);
+                /* y[i0, i1, i2] = x at the index whose axis p[q[k]] is i_k */
+                int64_t yd[3] = {xd[p[q[0]]], xd[p[q[1]]], xd[p[q[2]]]};
+                assert_shape(&r.out[0], 3, yd);
+                const float *y = r.out[0].data;
+                for (int64_t i0 = 0; i0 < yd[0]; i0++)
+                    for (int64_t i1 = 0; i1 < yd[1]; i1++)
+                        for (int64_t i2 = 0; i2 < yd[2]; i2++) {
+                            int64_t at[3], out[3] = {i0, i1, i2};
+                            for (int k = 0; k < 3; k++) at[p[q[k]]] = out[k];
+                            assert_true(y[(i0 * yd[1] + i1) * yd[2] + i2] == x[(at[0] * 3 + at[1]) * 4 + at[2]]);
+                        }
+                bool cancel = p[q[0]] == 0 && p[q[1]] == 1 && p[q[2]] == 2, p_moves = a != 0;
+                /* the pair leaves one Transpose, none when it cancels; a shown inner one stays unless it moves
+                 * nothing (an Identity then) */
+                assert_int_equal(model_has_op(r.model, "Transpose"), !cancel || (show && p_moves));
+                tr_free(&r);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(transpose_pairs_compose),
         cmocka_unit_test(conv_batch_norm_is_folded_and_matches),
         cmocka_unit_test(gemm_batch_norm_is_folded_and_matches),
         cmocka_unit_test(near_misses_stay_unfolded),
