@@ -281,14 +281,17 @@ static kiln_status fold_gemm_batch_norm(graph *g, const value_readers *readers, 
 
 /* ---- transposes composed ------------------------------------------------------------------------------------ */
 
-/* The explicit `perm` of a Transpose node, or NULL. */
+/* The explicit `perm` of a Transpose node when it is a permutation, or NULL. */
 static const graph_attr *transpose_perm(const graph_node *n)
 {
-    const graph_attr *perm = is_onnx_op(n, "Transpose") && n->n_inputs == 1 && n->n_outputs == 1
-                                 ? graph_node_attr(n, "perm") : NULL;
+    bool wired = is_onnx_op(n, "Transpose") && n->n_inputs == 1 && n->n_outputs == 1 && n->inputs[0] >= 0;
+    const graph_attr *perm = wired ? graph_node_attr(n, "perm") : NULL;
     if (!perm || perm->type != ATTR_INTS || perm->count < 1 || perm->count > KILN_MAX_RANK) return NULL;
-    for (int i = 0; i < perm->count; i++)
-        if (perm->ints[i] < 0 || perm->ints[i] >= perm->count) return NULL; /* init reports it */
+    bool seen[KILN_MAX_RANK] = {false};
+    for (int i = 0; i < perm->count; i++) {
+        if (perm->ints[i] < 0 || perm->ints[i] >= perm->count || seen[perm->ints[i]]) return NULL; /* init reports it */
+        seen[perm->ints[i]] = true;
+    }
     return perm;
 }
 
