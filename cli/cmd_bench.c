@@ -250,10 +250,10 @@ static int print_profile(FILE *out, const kiln_session *session, const kiln_node
     for (int k = 0; k < n_ops; k++)
         fprintf(out, "%-28s %6d %12.1f %6.1f%%\n", ops[k].op_type, per_op[k], (double)ops[k].total_ns / per_run,
                 100.0 * (double)ops[k].total_ns / whole);
-    fprintf(out, "\n%-40s %-20s %12s %7s\n", "slowest nodes", "operator", "us/run", "share");
+    fprintf(out, "\n%12s %7s  %-20s %s\n", "us/run", "share", "operator", "slowest nodes");
     for (int i = 0; i < n_ran && i < PROFILE_TOP_NODES; i++)
-        fprintf(out, "%-40.40s %-20.20s %12.1f %6.1f%%\n", nodes[i].name, nodes[i].op_type,
-                (double)nodes[i].total_ns / per_run, 100.0 * (double)nodes[i].total_ns / whole);
+        fprintf(out, "%12.1f %6.1f%%  %-20s %s\n", (double)nodes[i].total_ns / per_run,
+                100.0 * (double)nodes[i].total_ns / whole, nodes[i].op_type, nodes[i].name);
     free(nodes), free(ops), free(per_op);
     return EXIT_OK;
 }
