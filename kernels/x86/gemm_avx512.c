@@ -259,9 +259,31 @@ static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bi
     }
 }
 
+/* Rows [i0, i0 + 4) of a k-major A panel for k in [k0, k0 + 4) from four rows of a row-major A: one 4 x 4
+ * transpose in SSE registers (rows past `count` read as zeros). */
+static inline void pack_a_quad(const float *src, int64_t stride, int count, int i0, int64_t k0, float *dst)
+{
+    __m128 r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = i0 + i < count ? _mm_loadu_ps(src + (i0 + i) * stride + k0) : _mm_setzero_ps();
+    _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+    for (int k = 0; k < 4; k++) _mm_storeu_ps(dst + (k0 + k) * MR + i0, r[k]);
+}
+
+/* A row-major op(A) (step 1) is the usual case and the expensive one for a k-major panel: each k gathers
+ * one value from each of MR rows. Transposing 4 x 4 blocks in registers does it with vector loads and
+ * stores; the rest (a transposed A, whose panel rows are contiguous already, and the last k < 4) goes
+ * through the plain loops. */
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
-    gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
+    if (step != 1 || kc < 4) {
+        gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
+        return;
+    }
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4)
+        for (int i0 = 0; i0 < MR; i0 += 4) pack_a_quad(src, stride, count, i0, k, dst);
+    if (k < kc) gemm_pack_interleaved(src + k, stride, 1, count, MR, kc - k, dst + k * MR);
 }
 
 static void pack_b(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
