@@ -220,7 +220,7 @@ static void fused_products(void **state)
     assert_int_equal(pool_create(3, &pool), KILN_OK);
     parallel_runner runner = pool_runner(pool);
     const int64_t sizes[][3] = {{64, 3136, 60}, {512, 49, 200}, {256, 196, 300}, {7, 1, 30}, {1, 500, 40},
-                                {37, 1000, 300}, {300, 45, 600}};
+                                {37, 1000, 300}, {300, 45, 600}, {1152, 1, 48}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
         for (int variant = 0; variant < 4; variant++) {
             int64_t M = sizes[t][0], N = sizes[t][1], K = sizes[t][2];
