@@ -4,9 +4,9 @@
  * tile so that compilers vectorise them for whatever SIMD the target has, without intrinsics.
  *
  * The 4 x 8 tile keeps 32 accumulators, eight 4-lane registers, which leaves room for the operands even in
- * SSE2's 16 registers. Unlike the x86 kernels, this set packs A k-major (a[k * MR + i], like B) so that the
- * innermost loops run over contiguous lanes: compilers vectorise that shape reliably (measured with SSE2:
- * 31 GFLOP/s against 6 for row-major A panels or wider tiles, which they vectorise along k or spill).
+ * SSE2's 16 registers. A is packed k-major (a[k * MR + i], like B), so the innermost loops run over
+ * contiguous lanes: compilers vectorise that shape reliably (measured with SSE2: 31 GFLOP/s against 6 for
+ * row-major A panels or wider tiles, which they vectorise along k or spill).
  */
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"

@@ -41,11 +41,11 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, b += NR) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i * kc + k);
+            __m256 ai = _mm256_broadcast_ss(a + i);
             acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
         }
@@ -213,7 +213,7 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
 
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
-    gemm_pack_rows(src, stride, step, count, MR, kc, dst);
+    gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
 }
 
 static void pack_b(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
