@@ -30,6 +30,12 @@ typedef void (*gemm_microkernel_fn)(int64_t kc, const float *a, const float *b, 
 typedef void (*gemv_fn)(int64_t K, int64_t n, const float *x, const float *m, int64_t ldm, float *y, int64_t incy,
                         float alpha, float beta);
 
+/* y[0:nr] = alpha * x[0:K] * P + beta * y[0:nr], P one B micro-panel K deep (P[k, j] = b[k * NR + j]);
+ * beta == 0 never reads y. A row vector times a matrix packed at load: the panels lie one after another, so
+ * the whole matrix arrives as a single stream, the order memory delivers fastest. */
+typedef void (*gemm_vecpanel_fn)(int64_t K, const float *x, const float *b, float *y, int nr, float alpha,
+                                 float beta);
+
 /* Packs `count` vectors of length kc (element k of vector i at src[i * stride + k * step]) into one A
  * micro-panel (a vector per row of op(A)) or B micro-panel (a vector per column of op(B)). */
 typedef void (*gemm_pack_fn)(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst);
@@ -46,6 +52,7 @@ typedef struct gemm_kernel_set {
     gemm_microkernel_fn microkernel;
     gemm_pack_fn pack_a, pack_b;
     gemv_fn vecmat, matvec;
+    gemm_vecpanel_fn vecpanel;
     gemm_tile_epilogue_fn epilogue;
 } gemm_kernel_set;
 

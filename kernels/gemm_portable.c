@@ -75,6 +75,14 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    float acc[NR] = {0};
+    for (int64_t k = 0; k < K; k++, b += NR)
+        for (int j = 0; j < NR; j++) acc[j] += x[k] * b[j];
+    for (int j = 0; j < nr; j++) store_scaled(&y[j], acc[j], alpha, beta);
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
@@ -97,4 +105,5 @@ const gemm_kernel_set gemm_kernels_portable = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
 };

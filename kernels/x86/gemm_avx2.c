@@ -211,6 +211,28 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* Two k steps at a time into separate sums, so that two FMA chains overlap. */
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    __m256 even0 = _mm256_setzero_ps(), even1 = even0, odd0 = even0, odd1 = even0;
+    int64_t k = 0;
+    for (; k + 2 <= K; k += 2, b += 2 * NR) {
+        __m256 x0 = _mm256_broadcast_ss(x + k), x1 = _mm256_broadcast_ss(x + k + 1);
+        even0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), even0);
+        even1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + LANES), even1);
+        odd0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + NR), odd0);
+        odd1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + NR + LANES), odd1);
+    }
+    if (k < K) {
+        __m256 x0 = _mm256_broadcast_ss(x + k);
+        even0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), even0);
+        even1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + LANES), even1);
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    store_lanes(y, _mm256_add_ps(even0, odd0), va, vb, beta != 0.0f, nr);
+    store_lanes(y + LANES, _mm256_add_ps(even1, odd1), va, vb, beta != 0.0f, nr - LANES);
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
@@ -233,4 +255,5 @@ const gemm_kernel_set gemm_kernels_avx2 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
 };

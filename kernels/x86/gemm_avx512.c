@@ -209,6 +209,31 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* Four k steps at a time into separate sums: the FMA latency, not the loads, would bound a single chain. */
+enum { VECPANEL_STEPS = 4 };
+
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    __m512 lo[VECPANEL_STEPS], hi[VECPANEL_STEPS];
+    for (int s = 0; s < VECPANEL_STEPS; s++) lo[s] = hi[s] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + VECPANEL_STEPS <= K; k += VECPANEL_STEPS, b += VECPANEL_STEPS * NR)
+        for (int s = 0; s < VECPANEL_STEPS; s++) {
+            __m512 xk = _mm512_set1_ps(x[k + s]);
+            lo[s] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + s * NR), lo[s]);
+            hi[s] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + s * NR + LANES), hi[s]);
+        }
+    for (; k < K; k++, b += NR) {
+        __m512 xk = _mm512_set1_ps(x[k]);
+        lo[0] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b), lo[0]);
+        hi[0] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + LANES), hi[0]);
+    }
+    __m512 sum_lo = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
+    __m512 sum_hi = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
+    store_scaled(y, 1, nr < LANES ? nr : LANES, sum_lo, alpha, beta);
+    if (nr > LANES) store_scaled(y + LANES, 1, nr - LANES, sum_hi, alpha, beta);
+}
+
 /* e^x as vmath_avx2.c computes it (Cephes' reduction and degree-6 polynomial, 2^n applied in two halves so
  * that denormal results and overflow come out as expf's), sixteen lanes at a time. NaN lanes are the
  * caller's to restore. */
@@ -280,5 +305,6 @@ const gemm_kernel_set gemm_kernels_avx512 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
     .epilogue = tile_epilogue,
 };

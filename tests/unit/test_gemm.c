@@ -1,9 +1,9 @@
 /*
  * test_gemm.c — every GEMM variant against the double-accumulating reference: random shapes (odd sizes,
  * sizes that cross the cache blocks, M or N of 1 for the matrix-vector paths), both transposes, alpha and
- * beta, leading dimensions wider than the rows, pre-packed B, and a multi-thread runner. Scratch is
- * allocated at exactly the size gemm_f32_scratch_bytes asks for, so the sanitizer build catches any
- * packing that strays past it.
+ * beta, leading dimensions wider than the rows, pre-packed B (whose M == 1 products read the panels), and a
+ * multi-thread runner. Scratch is allocated at exactly the size gemm_f32_scratch_bytes asks for, so the
+ * sanitizer build catches any packing that strays past it.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -274,6 +274,14 @@ static void beta_zero_ignores_c(void **state)
             gemm_args g = {M, N, K, false, false, A, K, B, N, C, N, 1.0f, 0.0f};
             gemm_f32_with_variant((gemm_variant)v, &g, scratch, NULL);
             for (int64_t i = 0; i < M * N; i++) assert_false(isnan(C[i]));
+            /* and through pre-packed B (M == 1 reads the panels) */
+            void *memory = malloc(gemm_f32_pack_b_bytes((gemm_variant)v, K, N));
+            gemm_packed_b packed;
+            gemm_f32_pack_b((gemm_variant)v, K, N, false, B, N, memory, &packed);
+            for (int64_t i = 0; i < M * N; i++) C[i] = NAN;
+            gemm_f32_prepacked(&g, &packed, scratch, NULL);
+            for (int64_t i = 0; i < M * N; i++) assert_false(isnan(C[i]));
+            free(memory);
         }
         mem_aligned_free(scratch);
         free(A);
