@@ -568,6 +568,96 @@ static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, con
     return true;
 }
 
+/* ---- few columns: the product turned around ---------------------------------------------------------- */
+
+/* Whether the set's columns kernel (rows of C along the vector lanes) beats the micro-kernel (columns along
+ * them) for this shape, counting vector multiply-adds, the scalar stores that write its tiles transposed and
+ * the repacking of A. With 49 columns the micro-kernel pays for 64; with 196 it wastes too little to win. */
+static bool columns_pay(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    if (!ks->columns) return false;
+    double by_columns = (double)M * (double)ceil_div(N, ks->lanes) * (double)K;
+    double by_rows = (double)N * (double)ceil_div(M, ks->lanes) * (double)K + (double)M * (double)N +
+                     (double)M * (double)K / ks->lanes;
+    return by_rows < 0.9 * by_columns;
+}
+
+static size_t columns_slot_bytes(const gemm_kernel_set *ks, int64_t K) { return floats_bytes_aligned(K * ks->tw); }
+
+/* Rows r0 .. r0+rows-1 (rows <= TW) of pre-packed A, out of its MR-row panels and K slices into the columns
+ * kernel's layout at[k * TW + i], rows past `rows` zero. */
+static void repack_a_rows(const gemm_kernel_set *ks, const gemm_packed_a *a, int64_t r0, int rows, float *at)
+{
+    int64_t kc_max = blocks_for(ks, a->M, 1, a->K).kc, padded = padded_rows(ks, a->M);
+    for (int64_t pc = 0; pc < a->K; pc += kc_max) {
+        int64_t kc = min64(kc_max, a->K - pc);
+        ks->widen_panels(a->panels + padded * pc + r0 * kc, (int)ceil_div(rows, ks->mr), kc, at + pc * ks->tw);
+    }
+}
+
+/* The part of the A panels of rows r1 .. r1+TW-1 that tile t of a block's T tiles prefetches (NULL past M).
+ * The panels lie in K slices, far apart; the tiles take the slices in turn, each slice split evenly among
+ * its tiles (with fewer tiles than slices, some slices go without). */
+static const float *prefetch_share(const gemm_kernel_set *ks, const gemm_packed_a *a, int64_t r1, int64_t t,
+                                   int64_t tiles, int64_t *floats)
+{
+    *floats = 0;
+    if (r1 >= a->M) return NULL;
+    int64_t kc_max = blocks_for(ks, a->M, 1, a->K).kc, slices = ceil_div(a->K, kc_max);
+    int64_t s = t * slices / tiles, first = ceil_div(s * tiles, slices), count = ceil_div((s + 1) * tiles, slices) - first;
+    int64_t pc = s * kc_max, kc = min64(kc_max, a->K - pc);
+    int64_t length = ceil_div(min64(ks->tw, a->M - r1), ks->mr) * ks->mr * kc, share = ceil_div(length, count);
+    int64_t start = (t - first) * share;
+    if (start >= length) return NULL;
+    *floats = min64(share, length - start);
+    return a->panels + padded_rows(ks, a->M) * pc + r1 * kc + start;
+}
+
+typedef struct gemm_columns_job {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    const gemm_fused *fused;
+    char *scratch;
+    size_t slot_bytes;
+    int64_t blocks, blocks_per_strip; /* TW-row blocks of C, and per strip (one per thread) */
+} gemm_columns_job;
+
+/* Strip p: its blocks of TW rows, each repacked into slot p and then multiplied TR columns at a time. */
+static void run_column_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_columns_job *job = arg;
+    const gemm_kernel_set *ks = job->ks;
+    const gemm_args *g = job->g;
+    const gemm_epilogue *ep = job->fused->epilogue;
+    for (int64_t p = begin; p < end; p++) {
+        float *at = (float *)(void *)(job->scratch + (size_t)p * job->slot_bytes);
+        int64_t last = min64(job->blocks, (p + 1) * job->blocks_per_strip);
+        for (int64_t block = p * job->blocks_per_strip; block < last; block++) {
+            int64_t r0 = block * ks->tw;
+            int rows = (int)min64(ks->tw, g->M - r0);
+            repack_a_rows(ks, job->fused->a, r0, rows, at);
+            const float *bias = ep && ep->row_bias ? ep->row_bias + r0 : NULL;
+            int64_t tiles = ceil_div(g->N, ks->tr), next_row = block + 1 < last ? r0 + ks->tw : g->M;
+            for (int64_t t = 0; t < tiles; t++) {
+                int64_t j0 = t * ks->tr, ahead_floats;
+                const float *ahead = prefetch_share(ks, job->fused->a, next_row, t, tiles, &ahead_floats);
+                ks->columns(g->K, at, g->B + j0, g->ldb, g->C + r0 * g->ldc + j0, g->ldc, rows,
+                            (int)min64(ks->tr, g->N - j0), g->alpha, bias, ep ? (int)ep->act : GEMM_ACT_NONE,
+                            ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f, ahead, ahead_floats);
+            }
+        }
+    }
+}
+
+static void gemm_fused_columns(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused, void *scratch,
+                               const parallel_runner *parallel)
+{
+    int threads = parallel_threads(parallel);
+    int64_t blocks = ceil_div(g->M, ks->tw);
+    gemm_columns_job job = {ks, g, fused, scratch, columns_slot_bytes(ks, g->K), blocks, ceil_div(blocks, threads)};
+    parallel_for(parallel, threads, 1, run_column_strips, &job);
+}
+
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel)
 {
     gemm_args g = *args;
@@ -591,6 +681,10 @@ void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratc
         if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
         return;
     }
+    if (fused->a && !fused->b_panel && !g.trans_b && g.beta == 0.0f && columns_pay(ks, g.M, g.N, g.K)) {
+        gemm_fused_columns(ks, &g, fused, scratch, parallel);
+        return;
+    }
     if (gemm_fused_strips(ks, &g, fused, scratch, parallel)) return;
     gemm_sources src = {.a_panels = fused->a ? fused->a->panels : NULL, .b_panel = fused->b_panel,
                         .b_ctx = fused->b_ctx, .epilogue = fused->epilogue, .a_rows_padded = padded_rows(ks, g.M)};
@@ -609,6 +703,8 @@ size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads
         size_t s = N == 1 ? 2 * floats_bytes_aligned(K) : floats_bytes_aligned(b.mc * b.kc) + floats_bytes_aligned(b.kc * b.nc);
         size_t strips = strip_slot_bytes(ks, M, N, K) * (size_t)threads;
         if (threads > 1 && strips > s) s = strips;
+        size_t columns = columns_pay(ks, M, N, K) ? columns_slot_bytes(ks, K) * (size_t)threads : 0;
+        if (columns > s) s = columns;
         if (s > bytes) bytes = s;
     }
     return bytes;

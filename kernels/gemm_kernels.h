@@ -45,6 +45,21 @@ typedef void (*gemm_pack_fn)(const float *src, int64_t stride, int64_t step, int
 typedef void (*gemm_tile_epilogue_fn)(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo,
                                       float hi);
 
+/* The product turned around, for C with few columns (a pointwise convolution over a 7 x 7 image): C's rows
+ * run along the vector lanes and its columns are the broadcasts, so 49 columns cost 49 broadcasts instead of
+ * 4 vectors of 16 with 15 lanes wasted. Computes C[0:rows, 0:cols] = act(alpha * A B + bias) for rows <= TW
+ * and cols <= TR (the set's tw and tr), where A is given transposed and k-major, at[k * TW + i] (rows past
+ * `rows` zero), B is read in place (B[k, j] = b[k * ldb + j]), and bias (per row of C) may be NULL.
+ * `ahead` (ahead_floats long, or NULL) is memory the next calls will need: the kernel prefetches it while it
+ * computes, as the A panels the caller repacks next would otherwise arrive only when asked for. */
+typedef void (*gemm_columns_fn)(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc,
+                                int rows, int cols, float alpha, const float *bias, int act, float lo, float hi,
+                                const float *ahead, int64_t ahead_floats);
+
+/* Lays `count` consecutive A micro-panels (MR rows, kc deep, one after another) side by side in the columns
+ * kernel's layout, at[k * TW + q * MR + i] = panel q's a[k * MR + i]; panels count .. TW/MR-1 are zero. */
+typedef void (*gemm_widen_panels_fn)(const float *panels, int count, int64_t kc, float *at);
+
 typedef struct gemm_kernel_set {
     const char *name;
     int mr, nr;          /* micro-tile: registers hold an mr x nr block of C */
@@ -54,6 +69,11 @@ typedef struct gemm_kernel_set {
     gemv_fn vecmat, matvec;
     gemm_vecpanel_fn vecpanel;
     gemm_tile_epilogue_fn epilogue;
+    gemm_columns_fn columns; /* or NULL; the next four matter only with it */
+    gemm_widen_panels_fn widen_panels;
+    int lanes;               /* floats per vector register */
+    int tw, tr;              /* the columns kernel's tile: TW rows of C (whole vectors, a multiple of MR) x TR
+                              * columns */
 } gemm_kernel_set;
 
 extern const gemm_kernel_set gemm_kernels_portable;

@@ -283,6 +283,91 @@ static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bi
     }
 }
 
+/* The columns kernel (see gemm_columns_fn): TW = 3 vectors of rows x TR = 7 columns, 21 accumulators, so
+ * that 49 = 7 x 7 columns (and 196, 784, 3136: every feature map of a 224 x 224 network) fill whole tiles.
+ * Each k step loads 3 vectors of A^T and broadcasts 7 values of B's row k, read in place. */
+enum { TW = 3 * LANES, TR = 7 };
+
+/* One k step of the columns kernel: 3 (or fewer) vectors of A^T against `cols` broadcasts of B's row k. */
+static inline __attribute__((always_inline)) void columns_step(const int vecs, const int cols, __m512 (*acc)[3],
+                                                               const float *at, const float *b)
+{
+    __m512 a0 = _mm512_loadu_ps(at), a1 = vecs > 1 ? _mm512_loadu_ps(at + LANES) : a0;
+    __m512 a2 = vecs > 2 ? _mm512_loadu_ps(at + 2 * LANES) : a0;
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++) {
+        __m512 bj = _mm512_set1_ps(b[j]);
+        acc[j][0] = _mm512_fmadd_ps(bj, a0, acc[j][0]);
+        if (vecs > 1) acc[j][1] = _mm512_fmadd_ps(bj, a1, acc[j][1]);
+        if (vecs > 2) acc[j][2] = _mm512_fmadd_ps(bj, a2, acc[j][2]);
+    }
+}
+
+/* The sums of one tile into tile[j * TW + i]. The first k steps also prefetch `ahead` into L2, a line or a
+ * few each, so that the memory the next calls need arrives while this one computes. */
+static inline __attribute__((always_inline)) void columns_sums(const int vecs, const int cols, int64_t K,
+                                                               const float *at, const float *b, int64_t ldb,
+                                                               const float *ahead, int64_t ahead_floats,
+                                                               float *tile)
+{
+    __m512 acc[TR][3];
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++)
+        for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_setzero_ps();
+    int64_t lines = ahead ? (ahead_floats + LANES - 1) / LANES : 0, per_step = (lines + K - 1) / K, k = 0;
+    for (int64_t line = 0; line < lines; k++, at += TW, b += ldb) {
+        for (int64_t l = 0; l < per_step && line < lines; l++, line++)
+            _mm_prefetch((const char *)(ahead + line * LANES), _MM_HINT_T1);
+        columns_step(vecs, cols, acc, at, b);
+    }
+#pragma GCC unroll 2
+    for (; k < K; k++, at += TW, b += ldb) columns_step(vecs, cols, acc, at, b);
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++)
+        for (int v = 0; v < vecs; v++) _mm512_store_ps(tile + j * TW + v * LANES, acc[j][v]);
+}
+
+#define COLUMNS_CASE(n)                                                                                      \
+    case n:                                                                                                  \
+        if (vecs == 1) columns_sums(1, n, K, at, b, ldb, ahead, ahead_floats, tile);                         \
+        else if (vecs == 2) columns_sums(2, n, K, at, b, ldb, ahead, ahead_floats, tile);                    \
+        else columns_sums(3, n, K, at, b, ldb, ahead, ahead_floats, tile);                                   \
+        break;
+
+static void columns(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc, int rows,
+                    int cols, float alpha, const float *bias, int act, float lo, float hi, const float *ahead,
+                    int64_t ahead_floats)
+{
+    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] */
+    int vecs = (rows + LANES - 1) / LANES;
+    switch (cols) {
+        COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
+        COLUMNS_CASE(7)
+    default: return;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int v = 0; v < vecs; v++) {
+        __mmask16 mask = lane_mask(rows - v * LANES);
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps();
+        for (int j = 0; j < cols; j++) {
+            float *t = tile + j * TW + v * LANES;
+            _mm512_store_ps(t, activate(_mm512_fmadd_ps(va, _mm512_load_ps(t), vb), act, vlo, vhi));
+        }
+    }
+    for (int i = 0; i < rows; i++, c += ldc)
+        for (int j = 0; j < cols; j++) c[j] = tile[j * TW + i];
+}
+
+static void widen_panels(const float *panels, int count, int64_t kc, float *at)
+{
+    const __mmask16 row = lane_mask(MR);
+    for (int64_t k = 0; k < kc; k++, at += TW)
+        for (int q = 0; q < TW / MR; q++) {
+            __m512 v = q < count ? _mm512_maskz_loadu_ps(row, panels + q * MR * kc + k * MR) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(at + q * MR, row, v);
+        }
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
@@ -307,4 +392,9 @@ const gemm_kernel_set gemm_kernels_avx512 = {
     .matvec = matvec,
     .vecpanel = vecpanel,
     .epilogue = tile_epilogue,
+    .lanes = LANES,
+    .tw = TW,
+    .tr = TR,
+    .columns = columns,
+    .widen_panels = widen_panels,
 };
