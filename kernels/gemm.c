@@ -251,19 +251,27 @@ static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, f
         for (int i = 0; i < mr; i++) gemm_activate_f32(ep->act, ep->lo, ep->hi, c + i * ldc, nr);
 }
 
+/* The part of the epilogue a micro-kernel applies on its registers (the bias, the clamp); the rest, an
+ * activation needing e^x, runs on the stored tile. */
+static bool micro_kernel_takes_all(const gemm_epilogue *ep) { return ep->act == GEMM_ACT_NONE || ep->act == GEMM_ACT_CLAMP; }
+
 static void compute_round(void *arg, int64_t begin, int64_t end)
 {
     const gemm_round *r = arg;
     const gemm_kernel_set *ks = r->ks;
     const gemm_args *g = r->g;
     const gemm_epilogue *ep = r->last_k ? r->src->epilogue : NULL;
+    gemm_epilogue rest = ep ? (gemm_epilogue){NULL, ep->act, ep->lo, ep->hi} : (gemm_epilogue){0};
     for (int64_t t = begin; t < end; t++) {
-        int64_t ir = t / r->col_tiles, jr = t % r->col_tiles;
+        int64_t ir = t / r->col_tiles, jr = t % r->col_tiles, row = r->ic + ir * ks->mr;
         int mr = (int)min64(ks->mr, r->mc - ir * ks->mr), nr = (int)min64(ks->nr, r->nc - jr * ks->nr);
-        float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
+        float *c = g->C + row * g->ldc + r->jc + jr * ks->nr;
+        gemm_tile_ops ops = {0};
+        if (ep)
+            ops = (gemm_tile_ops){ep->row_bias ? ep->row_bias + row : NULL, ep->act == GEMM_ACT_CLAMP, ep->lo, ep->hi};
         ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
-                        mr, nr, g->alpha, r->beta);
-        if (ep) apply_epilogue(ks, ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
+                        mr, nr, g->alpha, r->beta, ep ? &ops : NULL);
+        if (ep && !micro_kernel_takes_all(ep)) apply_epilogue(ks, &rest, c, g->ldc, row, mr, nr);
     }
 }
 

@@ -13,8 +13,11 @@
 
 enum { MR = 4, NR = 8, VECMAT_CHUNK = 1024, DOT_LANES = 8 };
 
+/* gemm_tile_ops' clamp: NaN fails both comparisons and passes through. */
+static float clamp(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+                        float alpha, float beta, const gemm_tile_ops *ops)
 {
     float acc[MR][NR] = {{0}};
     for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
@@ -26,6 +29,10 @@ static void microkernel(int64_t kc, const float *a, const float *b, float *c, in
             for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j];
         else
             for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j] + beta * row[j];
+        if (ops && ops->bias)
+            for (int j = 0; j < nr; j++) row[j] += ops->bias[i];
+        if (ops && ops->clamp)
+            for (int j = 0; j < nr; j++) row[j] = clamp(row[j], ops->lo, ops->hi);
     }
 }
 

@@ -19,23 +19,28 @@ static __m256i lane_mask(int count)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static inline void store_lanes(float *c, __m256 acc, __m256 alpha, __m256 beta, bool read_c, int count)
+/* c[0:count] = alpha * acc + beta * c, then the tile ops (bias already broadcast) when given. */
+static inline void store_lanes(float *c, __m256 acc, __m256 alpha, __m256 beta, bool read_c, int count,
+                               const gemm_tile_ops *ops, __m256 bias)
 {
+    if (count <= 0) return;
+    __m256i mask = lane_mask(count);
+    bool whole = count >= LANES;
     __m256 r = _mm256_mul_ps(alpha, acc);
-    if (count >= LANES) {
-        if (read_c) r = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c), r);
-        _mm256_storeu_ps(c, r);
-    } else if (count > 0) {
-        __m256i mask = lane_mask(count);
-        if (read_c) r = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c, mask), r);
-        _mm256_maskstore_ps(c, mask, r);
+    if (read_c) r = _mm256_fmadd_ps(beta, whole ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask), r);
+    if (ops) {
+        r = _mm256_add_ps(r, bias);
+        /* max/min return their second operand when either is NaN */
+        if (ops->clamp) r = _mm256_min_ps(_mm256_set1_ps(ops->hi), _mm256_max_ps(_mm256_set1_ps(ops->lo), r));
     }
+    if (whole) _mm256_storeu_ps(c, r);
+    else _mm256_maskstore_ps(c, mask, r);
 }
 
 /* `rows` is a constant after inlining, so the accumulator arrays live in registers. */
 static inline __attribute__((always_inline)) void tile(const int rows, int64_t kc, const float *a,
                                                        const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta)
+                                                       float beta, const gemm_tile_ops *ops)
 {
     __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
@@ -54,18 +59,19 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
     bool read_c = beta != 0.0f;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
-        store_lanes(c, acc0[i], va, vb, read_c, nr);
-        store_lanes(c + LANES, acc1[i], va, vb, read_c, nr - LANES);
+        __m256 bias = _mm256_set1_ps(ops && ops->bias ? ops->bias[i] : 0.0f);
+        store_lanes(c, acc0[i], va, vb, read_c, nr, ops, bias);
+        store_lanes(c + LANES, acc1[i], va, vb, read_c, nr - LANES, ops, bias);
     }
 }
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        tile(r, kc, a, b, c, ldc, nr, alpha, beta);                                                          \
+        tile(r, kc, a, b, c, ldc, nr, alpha, beta, ops);                                                     \
         break;
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+                        float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
@@ -76,7 +82,7 @@ static void microkernel(int64_t kc, const float *a, const float *b, float *c, in
 static void store_vector(float *y, int64_t incy, int count, __m256 sum, float alpha, float beta)
 {
     if (incy == 1) {
-        store_lanes(y, sum, _mm256_set1_ps(alpha), _mm256_set1_ps(beta), beta != 0.0f, count);
+        store_lanes(y, sum, _mm256_set1_ps(alpha), _mm256_set1_ps(beta), beta != 0.0f, count, NULL, sum);
         return;
     }
     float lanes[LANES];
@@ -229,8 +235,8 @@ static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr
         even1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + LANES), even1);
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    store_lanes(y, _mm256_add_ps(even0, odd0), va, vb, beta != 0.0f, nr);
-    store_lanes(y + LANES, _mm256_add_ps(even1, odd1), va, vb, beta != 0.0f, nr - LANES);
+    store_lanes(y, _mm256_add_ps(even0, odd0), va, vb, beta != 0.0f, nr, NULL, va);
+    store_lanes(y + LANES, _mm256_add_ps(even1, odd1), va, vb, beta != 0.0f, nr - LANES, NULL, va);
 }
 
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)

@@ -29,12 +29,34 @@ static inline __m512 scale_add(__m512 acc, __m512 alpha, __m512 beta, bool read_
     return read_c ? _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, c), r) : r;
 }
 
+/* The tile's store with gemm_tile_ops on the registers: + bias[i], then the clamp (max/min return their
+ * second operand when either is NaN, so NaN passes through). */
+static inline __attribute__((always_inline)) void tile_ops_store(const int rows, const int vecs, const __m512 *acc0,
+                                                                 const __m512 *acc1, float *c, int64_t ldc,
+                                                                 __mmask16 m0, __mmask16 m1, __m512 va, __m512 vb,
+                                                                 bool read_c, const gemm_tile_ops *ops)
+{
+    __m512 lo = _mm512_set1_ps(ops->lo), hi = _mm512_set1_ps(ops->hi);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++, c += ldc) {
+        __m512 bias = _mm512_set1_ps(ops->bias ? ops->bias[i] : 0.0f);
+        __m512 v0 = _mm512_add_ps(scale_add(acc0[i], va, vb, read_c, m0, c), bias);
+        if (ops->clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+        _mm512_mask_storeu_ps(c, m0, v0);
+        if (vecs > 1) {
+            __m512 v1 = _mm512_add_ps(scale_add(acc1[i], va, vb, read_c, m1, c + LANES), bias);
+            if (ops->clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
+            _mm512_mask_storeu_ps(c + LANES, m1, v1);
+        }
+    }
+}
+
 /* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
  * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
  * one vector: half the FMAs of masking a full-width tile. */
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
                                                        const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta)
+                                                       float beta, const gemm_tile_ops *ops)
 {
     __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
@@ -52,6 +74,10 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     bool read_c = beta != 0.0f;
+    if (ops) {
+        tile_ops_store(rows, vecs, acc0, acc1, c, ldc, m0, m1, va, vb, read_c, ops);
+        return;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
         _mm512_mask_storeu_ps(c, m0, scale_add(acc0[i], va, vb, read_c, m0, c));
@@ -61,12 +87,12 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta);                                       \
-        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta);                                                  \
+        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta, ops);                                  \
+        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta, ops);                                             \
         break;
 
 static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+                        float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)

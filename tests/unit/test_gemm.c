@@ -210,8 +210,9 @@ static void panel_from_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j
         for (int j = 0; j < width; j++) dst[k * width + j] = j < count ? src->B[(k0 + k) * src->ldb + j0 + j] : 0.0f;
 }
 
-/* One gemm_f32_fused product (pre-packed A, B from the callback or from memory, row bias, activation) with
- * scratch of exactly the advertised size, against the reference followed by the epilogue. */
+/* One gemm_f32_fused product (pre-packed A, B from the callback or from memory, row bias, activation) in
+ * every kernel set, with scratch of exactly the advertised size, against the reference followed by the
+ * epilogue. */
 static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bool b_from_callback,
                         const parallel_runner *run)
 {
@@ -227,21 +228,25 @@ static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bo
         if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
         want[i] = v;
     }
-    void *packed_memory = malloc(gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, M, K));
-    gemm_packed_a packed;
-    gemm_f32_pack_a(GEMM_VARIANT_AUTO, M, K, false, A, K, packed_memory, &packed);
-    panel_source source = {B, N};
-    gemm_fused fused = {&packed, b_from_callback ? panel_from_matrix : NULL, &source, &ep};
     size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(run));
     void *scratch = mem_aligned_alloc(bytes);
-    g.C = C;
-    gemm_f32_fused(&g, &fused, scratch, run);
-    for (int64_t i = 0; i < M * N; i++)
-        if (!(fabs(C[i] - want[i]) <= 1e-5 * (double)(K + 1)))
-            fail_msg("M=%lld N=%lld K=%lld act %d, %d threads: C[%lld] = %g, expected %g", (long long)M, (long long)N,
-                     (long long)K, (int)act, parallel_threads(run), (long long)i, C[i], want[i]);
+    for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
+        if (!gemm_variant_available((gemm_variant)v)) continue;
+        void *packed_memory = malloc(gemm_f32_pack_a_bytes((gemm_variant)v, M, K));
+        gemm_packed_a packed;
+        gemm_f32_pack_a((gemm_variant)v, M, K, false, A, K, packed_memory, &packed);
+        panel_source source = {B, N};
+        gemm_fused fused = {&packed, b_from_callback ? panel_from_matrix : NULL, &source, &ep};
+        g.C = C;
+        gemm_f32_fused(&g, &fused, scratch, run);
+        for (int64_t i = 0; i < M * N; i++)
+            if (!(fabs(C[i] - want[i]) <= 1e-5 * (double)(K + 1)))
+                fail_msg("%s: M=%lld N=%lld K=%lld act %d, %d threads: C[%lld] = %g, expected %g",
+                         gemm_variant_name((gemm_variant)v), (long long)M, (long long)N, (long long)K, (int)act,
+                         parallel_threads(run), (long long)i, C[i], want[i]);
+        free(packed_memory);
+    }
     mem_aligned_free(scratch);
-    free(packed_memory);
     free(A), free(B), free(bias), free(C), free(want);
 }
 
