@@ -38,6 +38,9 @@
  * worth splitting sooner. */
 #define GEMM_PARALLEL_MIN_WORK (1 << 19)
 #define GEMV_PARALLEL_MIN_WORK (1 << 17)
+/* Products with at most this many MR-row tiles read B where it lies instead of packing it: packing costs
+ * a copy of B for every product, which only pays when many row tiles reuse the packed panels. */
+#define B_IN_PLACE_ROW_TILES 3
 /* Matrix-vector products are split across threads in strips of this many outputs. */
 #define GEMV_STRIP 64
 
@@ -184,6 +187,8 @@ typedef struct gemm_round {
     const float *b_packed;
     int64_t b_panel_stride; /* floats between consecutive B micro-panels */
     int64_t a_panels, a_pack_panels, b_panels, col_tiles;
+    bool b_in_place;      /* whole-width tiles read op(B) where it lies; only a narrower last one is packed */
+    int64_t b_first_panel; /* the panel pack_round's first B panel is */
 } gemm_round;
 
 static void pack_round(void *arg, int64_t begin, int64_t end)
@@ -195,7 +200,7 @@ static void pack_round(void *arg, int64_t begin, int64_t end)
             pack_a_panel(r->ks, g, r->ic, r->mc, r->pc, r->kc, u, r->a_pack_into);
             continue;
         }
-        int64_t p = u - r->a_pack_panels;
+        int64_t p = u - r->a_pack_panels + r->b_first_panel;
         if (r->src->b_panel) {
             int64_t j0 = r->jc + p * r->ks->nr;
             r->src->b_panel(r->src->b_ctx, r->pc, r->kc, r->src->b_col0 + j0, (int)min64(r->ks->nr, r->jc + r->nc - j0), r->ks->nr,
@@ -269,8 +274,11 @@ static void compute_round(void *arg, int64_t begin, int64_t end)
         gemm_tile_ops ops = {0};
         if (ep)
             ops = (gemm_tile_ops){ep->row_bias ? ep->row_bias + row : NULL, ep->act == GEMM_ACT_CLAMP, ep->lo, ep->hi};
-        ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
-                        mr, nr, g->alpha, r->beta, ep ? &ops : NULL);
+        const float *b = r->b_packed + jr * r->b_panel_stride;
+        int64_t ldb = ks->nr;
+        if (r->b_in_place && nr == ks->nr) b = g->B + r->pc * g->ldb + r->jc + jr * ks->nr, ldb = g->ldb;
+        ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, b, ldb, c, g->ldc, mr, nr, g->alpha, r->beta,
+                        ep ? &ops : NULL);
         if (ep && !micro_kernel_takes_all(ep)) apply_epilogue(ks, &rest, c, g->ldc, row, mr, nr);
     }
 }
@@ -283,6 +291,7 @@ static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const ge
                          const parallel_runner *parallel)
 {
     gemm_blocks blocks = blocks_for(ks, g->M, g->N, g->K);
+    bool b_in_place = !src->b_panels && !src->b_panel && !g->trans_b && ceil_div(g->M, ks->mr) <= B_IN_PLACE_ROW_TILES;
     float *a_buf = scratch;
     float *b_buf = (float *)((char *)scratch + floats_bytes_aligned(blocks.mc * blocks.kc));
     gemm_round r = {.ks = ks, .g = g, .src = src};
@@ -301,6 +310,11 @@ static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const ge
                 r.b_panel_stride = r.kc * ks->nr;
             }
             int64_t b_panels = src->b_panels ? 0 : r.col_tiles;
+            r.b_in_place = b_in_place, r.b_first_panel = 0;
+            if (b_in_place) { /* pack only a last panel narrower than NR */
+                r.b_first_panel = r.col_tiles - 1;
+                b_panels = r.nc % ks->nr ? 1 : 0;
+            }
             for (r.ic = 0; r.ic < g->M; r.ic += blocks.mc) {
                 r.mc = min64(blocks.mc, g->M - r.ic);
                 r.a_panels = ceil_div(r.mc, ks->mr);

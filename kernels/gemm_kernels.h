@@ -31,10 +31,11 @@ typedef struct gemm_tile_ops {
     float lo, hi;
 } gemm_tile_ops;
 
-/* C[0:mr, 0:nr] = alpha * (A micro-panel x B micro-panel) + beta * C, then `ops` when not NULL; beta == 0
- * never reads C. */
-typedef void (*gemm_microkernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr,
-                                    int nr, float alpha, float beta, const gemm_tile_ops *ops);
+/* C[0:mr, 0:nr] = alpha * (A micro-panel x B) + beta * C, then `ops` when not NULL; beta == 0 never reads
+ * C. B's k-th row of NR floats is at b + k * ldb: ldb is NR for a packed micro-panel, and the row stride of
+ * op(B) when gemm.c lets the kernel read a whole-width tile of B where it lies. */
+typedef void (*gemm_microkernel_fn)(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
+                                    int mr, int nr, float alpha, float beta, const gemm_tile_ops *ops);
 
 /* y[j * incy] = alpha * sum_k x[k] * M(k, j) + beta * y[j * incy] for j in [0, n); beta == 0 never reads y.
  * vecmat reads M(k, j) = m[k * ldm + j] (a row vector times a row-major matrix); matvec reads

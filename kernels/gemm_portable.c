@@ -16,11 +16,11 @@ enum { MR = 4, NR = 8, VECMAT_CHUNK = 1024, DOT_LANES = 8 };
 /* gemm_tile_ops' clamp: NaN fails both comparisons and passes through. */
 static float clamp(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta, const gemm_tile_ops *ops)
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     float acc[MR][NR] = {{0}};
-    for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < mr; i++) {

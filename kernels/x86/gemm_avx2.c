@@ -39,14 +39,14 @@ static inline void store_lanes(float *c, __m256 acc, __m256 alpha, __m256 beta, 
 
 /* `rows` is a constant after inlining, so the accumulator arrays live in registers. */
 static inline __attribute__((always_inline)) void tile(const int rows, int64_t kc, const float *a,
-                                                       const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta, const gemm_tile_ops *ops)
+                                                       const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
+                                                       float alpha, float beta, const gemm_tile_ops *ops)
 {
     __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
@@ -67,11 +67,11 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        tile(r, kc, a, b, c, ldc, nr, alpha, beta, ops);                                                     \
+        tile(r, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                                                \
         break;
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta, const gemm_tile_ops *ops)
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)

@@ -55,14 +55,14 @@ static inline __attribute__((always_inline)) void tile_ops_store(const int rows,
  * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
  * one vector: half the FMAs of masking a full-width tile. */
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
-                                                       const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta, const gemm_tile_ops *ops)
+                                                       const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
+                                                       float alpha, float beta, const gemm_tile_ops *ops)
 {
     __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, a += MR, b += NR) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
@@ -87,12 +87,12 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta, ops);                                  \
-        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta, ops);                                             \
+        if (nr > LANES) tile(r, 2, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                             \
+        else tile(r, 1, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                                        \
         break;
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta, const gemm_tile_ops *ops)
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
