@@ -21,7 +21,8 @@
  *
  * A row vector times a matrix (M == 1) or a matrix times a column (N == 1) skips all of this: packing would
  * touch every element of the matrix once more than the arithmetic does, so those go to the kernels'
- * matrix-vector routines, which read the matrix in place.
+ * matrix-vector routines, which read the matrix in place — or, for a row vector times a B packed at load,
+ * read the packed panels front to back.
  */
 #include "kernels/gemm.h"
 
@@ -37,6 +38,9 @@
  * worth splitting sooner. */
 #define GEMM_PARALLEL_MIN_WORK (1 << 19)
 #define GEMV_PARALLEL_MIN_WORK (1 << 17)
+/* Products with at most this many MR-row tiles read B where it lies instead of packing it: packing costs
+ * a copy of B for every product, which only pays when many row tiles reuse the packed panels. */
+#define B_IN_PLACE_ROW_TILES 3
 /* Matrix-vector products are split across threads in strips of this many outputs. */
 #define GEMV_STRIP 64
 
@@ -183,6 +187,8 @@ typedef struct gemm_round {
     const float *b_packed;
     int64_t b_panel_stride; /* floats between consecutive B micro-panels */
     int64_t a_panels, a_pack_panels, b_panels, col_tiles;
+    bool b_in_place;      /* whole-width tiles read op(B) where it lies; only a narrower last one is packed */
+    int64_t b_first_panel; /* the panel pack_round's first B panel is */
 } gemm_round;
 
 static void pack_round(void *arg, int64_t begin, int64_t end)
@@ -194,7 +200,7 @@ static void pack_round(void *arg, int64_t begin, int64_t end)
             pack_a_panel(r->ks, g, r->ic, r->mc, r->pc, r->kc, u, r->a_pack_into);
             continue;
         }
-        int64_t p = u - r->a_pack_panels;
+        int64_t p = u - r->a_pack_panels + r->b_first_panel;
         if (r->src->b_panel) {
             int64_t j0 = r->jc + p * r->ks->nr;
             r->src->b_panel(r->src->b_ctx, r->pc, r->kc, r->src->b_col0 + j0, (int)min64(r->ks->nr, r->jc + r->nc - j0), r->ks->nr,
@@ -250,19 +256,30 @@ static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, f
         for (int i = 0; i < mr; i++) gemm_activate_f32(ep->act, ep->lo, ep->hi, c + i * ldc, nr);
 }
 
+/* The part of the epilogue a micro-kernel applies on its registers (the bias, the clamp); the rest, an
+ * activation needing e^x, runs on the stored tile. */
+static bool micro_kernel_takes_all(const gemm_epilogue *ep) { return ep->act == GEMM_ACT_NONE || ep->act == GEMM_ACT_CLAMP; }
+
 static void compute_round(void *arg, int64_t begin, int64_t end)
 {
     const gemm_round *r = arg;
     const gemm_kernel_set *ks = r->ks;
     const gemm_args *g = r->g;
     const gemm_epilogue *ep = r->last_k ? r->src->epilogue : NULL;
+    gemm_epilogue rest = ep ? (gemm_epilogue){NULL, ep->act, ep->lo, ep->hi} : (gemm_epilogue){0};
     for (int64_t t = begin; t < end; t++) {
-        int64_t ir = t / r->col_tiles, jr = t % r->col_tiles;
+        int64_t ir = t / r->col_tiles, jr = t % r->col_tiles, row = r->ic + ir * ks->mr;
         int mr = (int)min64(ks->mr, r->mc - ir * ks->mr), nr = (int)min64(ks->nr, r->nc - jr * ks->nr);
-        float *c = g->C + (r->ic + ir * ks->mr) * g->ldc + r->jc + jr * ks->nr;
-        ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, r->b_packed + jr * r->b_panel_stride, c, g->ldc,
-                        mr, nr, g->alpha, r->beta);
-        if (ep) apply_epilogue(ks, ep, c, g->ldc, r->ic + ir * ks->mr, mr, nr);
+        float *c = g->C + row * g->ldc + r->jc + jr * ks->nr;
+        gemm_tile_ops ops = {0};
+        if (ep)
+            ops = (gemm_tile_ops){ep->row_bias ? ep->row_bias + row : NULL, ep->act == GEMM_ACT_CLAMP, ep->lo, ep->hi};
+        const float *b = r->b_packed + jr * r->b_panel_stride;
+        int64_t ldb = ks->nr;
+        if (r->b_in_place && nr == ks->nr) b = g->B + r->pc * g->ldb + r->jc + jr * ks->nr, ldb = g->ldb;
+        ks->microkernel(r->kc, r->a_packed + ir * ks->mr * r->kc, b, ldb, c, g->ldc, mr, nr, g->alpha, r->beta,
+                        ep ? &ops : NULL);
+        if (ep && !micro_kernel_takes_all(ep)) apply_epilogue(ks, &rest, c, g->ldc, row, mr, nr);
     }
 }
 
@@ -274,6 +291,7 @@ static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const ge
                          const parallel_runner *parallel)
 {
     gemm_blocks blocks = blocks_for(ks, g->M, g->N, g->K);
+    bool b_in_place = !src->b_panels && !src->b_panel && !g->trans_b && ceil_div(g->M, ks->mr) <= B_IN_PLACE_ROW_TILES;
     float *a_buf = scratch;
     float *b_buf = (float *)((char *)scratch + floats_bytes_aligned(blocks.mc * blocks.kc));
     gemm_round r = {.ks = ks, .g = g, .src = src};
@@ -292,6 +310,11 @@ static void gemm_blocked(const gemm_kernel_set *ks, const gemm_args *g, const ge
                 r.b_panel_stride = r.kc * ks->nr;
             }
             int64_t b_panels = src->b_panels ? 0 : r.col_tiles;
+            r.b_in_place = b_in_place, r.b_first_panel = 0;
+            if (b_in_place) { /* pack only a last panel narrower than NR */
+                r.b_first_panel = r.col_tiles - 1;
+                b_panels = r.nc % ks->nr ? 1 : 0;
+            }
             for (r.ic = 0; r.ic < g->M; r.ic += blocks.mc) {
                 r.mc = min64(blocks.mc, g->M - r.ic);
                 r.a_panels = ceil_div(r.mc, ks->mr);
@@ -361,6 +384,34 @@ static void gemm_matrix_vector(const gemm_kernel_set *ks, const gemm_args *g, vo
     parallel_for(parallel, ceil_div(j.n, GEMV_STRIP), 1, gemv_strips, &j);
 }
 
+/* M == 1 against pre-packed B: y = a * B panel by panel, reading the packed matrix front to back (a
+ * transposed B in place would be read as n row streams and horizontal sums, an untransposed one as strips
+ * of rows whose every 4 KB restarts the prefetchers: 1280 -> 1000 with the weight out of cache took 400 us
+ * that way, 300 through the panels). */
+typedef struct vecpanel_job {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    const float *x, *panels;
+} vecpanel_job;
+
+static void vecpanel_range(void *arg, int64_t begin, int64_t end)
+{
+    const vecpanel_job *j = arg;
+    const gemm_kernel_set *ks = j->ks;
+    int64_t K = j->g->K;
+    for (int64_t p = begin; p < end; p++) {
+        int nr = (int)min64(ks->nr, j->g->N - p * ks->nr);
+        ks->vecpanel(K, j->x, j->panels + p * K * ks->nr, j->g->C + p * ks->nr, nr, j->g->alpha, j->g->beta);
+    }
+}
+
+static void gemm_vector_panels(const gemm_kernel_set *ks, const gemm_args *g, const float *panels, void *scratch,
+                               const parallel_runner *parallel)
+{
+    vecpanel_job j = {ks, g, contiguous_vector(g->A, g->trans_a ? g->lda : 1, g->K, scratch), panels};
+    parallel_for(parallel, ceil_div(g->N, ks->nr), ceil_div(GEMV_STRIP, ks->nr), vecpanel_range, &j);
+}
+
 /* ---- entry points -------------------------------------------------------------------------------------- */
 
 /* K == 0: the product is empty, so C = beta * C (and beta == 0 writes zeros without reading). */
@@ -381,7 +432,9 @@ static void gemm_run(const gemm_kernel_set *ks, const gemm_args *g, const gemm_s
         return;
     }
     parallel = runner_for(g->M, g->N, g->K, parallel);
-    if (is_matrix_vector(g->M, g->N))
+    if (g->M == 1 && src->b_panels)
+        gemm_vector_panels(ks, g, src->b_panels, scratch, parallel);
+    else if (is_matrix_vector(g->M, g->N))
         gemm_matrix_vector(ks, g, scratch, parallel);
     else
         gemm_blocked(ks, g, src, scratch, parallel);
@@ -545,6 +598,96 @@ static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, con
     return true;
 }
 
+/* ---- few columns: the product turned around ---------------------------------------------------------- */
+
+/* Whether the set's columns kernel (rows of C along the vector lanes) beats the micro-kernel (columns along
+ * them) for this shape, counting vector multiply-adds, the scalar stores that write its tiles transposed and
+ * the repacking of A. With 49 columns the micro-kernel pays for 64; with 196 it wastes too little to win. */
+static bool columns_pay(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
+{
+    if (!ks->columns) return false;
+    double by_columns = (double)M * (double)ceil_div(N, ks->lanes) * (double)K;
+    double by_rows = (double)N * (double)ceil_div(M, ks->lanes) * (double)K + (double)M * (double)N +
+                     (double)M * (double)K / ks->lanes;
+    return by_rows < 0.9 * by_columns;
+}
+
+static size_t columns_slot_bytes(const gemm_kernel_set *ks, int64_t K) { return floats_bytes_aligned(K * ks->tw); }
+
+/* Rows r0 .. r0+rows-1 (rows <= TW) of pre-packed A, out of its MR-row panels and K slices into the columns
+ * kernel's layout at[k * TW + i], rows past `rows` zero. */
+static void repack_a_rows(const gemm_kernel_set *ks, const gemm_packed_a *a, int64_t r0, int rows, float *at)
+{
+    int64_t kc_max = blocks_for(ks, a->M, 1, a->K).kc, padded = padded_rows(ks, a->M);
+    for (int64_t pc = 0; pc < a->K; pc += kc_max) {
+        int64_t kc = min64(kc_max, a->K - pc);
+        ks->widen_panels(a->panels + padded * pc + r0 * kc, (int)ceil_div(rows, ks->mr), kc, at + pc * ks->tw);
+    }
+}
+
+/* The part of the A panels of rows r1 .. r1+TW-1 that tile t of a block's T tiles prefetches (NULL past M).
+ * The panels lie in K slices, far apart; the tiles take the slices in turn, each slice split evenly among
+ * its tiles (with fewer tiles than slices, some slices go without). */
+static const float *prefetch_share(const gemm_kernel_set *ks, const gemm_packed_a *a, int64_t r1, int64_t t,
+                                   int64_t tiles, int64_t *floats)
+{
+    *floats = 0;
+    if (r1 >= a->M) return NULL;
+    int64_t kc_max = blocks_for(ks, a->M, 1, a->K).kc, slices = ceil_div(a->K, kc_max);
+    int64_t s = t * slices / tiles, first = ceil_div(s * tiles, slices), count = ceil_div((s + 1) * tiles, slices) - first;
+    int64_t pc = s * kc_max, kc = min64(kc_max, a->K - pc);
+    int64_t length = ceil_div(min64(ks->tw, a->M - r1), ks->mr) * ks->mr * kc, share = ceil_div(length, count);
+    int64_t start = (t - first) * share;
+    if (start >= length) return NULL;
+    *floats = min64(share, length - start);
+    return a->panels + padded_rows(ks, a->M) * pc + r1 * kc + start;
+}
+
+typedef struct gemm_columns_job {
+    const gemm_kernel_set *ks;
+    const gemm_args *g;
+    const gemm_fused *fused;
+    char *scratch;
+    size_t slot_bytes;
+    int64_t blocks, blocks_per_strip; /* TW-row blocks of C, and per strip (one per thread) */
+} gemm_columns_job;
+
+/* Strip p: its blocks of TW rows, each repacked into slot p and then multiplied TR columns at a time. */
+static void run_column_strips(void *arg, int64_t begin, int64_t end)
+{
+    const gemm_columns_job *job = arg;
+    const gemm_kernel_set *ks = job->ks;
+    const gemm_args *g = job->g;
+    const gemm_epilogue *ep = job->fused->epilogue;
+    for (int64_t p = begin; p < end; p++) {
+        float *at = (float *)(void *)(job->scratch + (size_t)p * job->slot_bytes);
+        int64_t last = min64(job->blocks, (p + 1) * job->blocks_per_strip);
+        for (int64_t block = p * job->blocks_per_strip; block < last; block++) {
+            int64_t r0 = block * ks->tw;
+            int rows = (int)min64(ks->tw, g->M - r0);
+            repack_a_rows(ks, job->fused->a, r0, rows, at);
+            const float *bias = ep && ep->row_bias ? ep->row_bias + r0 : NULL;
+            int64_t tiles = ceil_div(g->N, ks->tr), next_row = block + 1 < last ? r0 + ks->tw : g->M;
+            for (int64_t t = 0; t < tiles; t++) {
+                int64_t j0 = t * ks->tr, ahead_floats;
+                const float *ahead = prefetch_share(ks, job->fused->a, next_row, t, tiles, &ahead_floats);
+                ks->columns(g->K, at, g->B + j0, g->ldb, g->C + r0 * g->ldc + j0, g->ldc, rows,
+                            (int)min64(ks->tr, g->N - j0), g->alpha, bias, ep ? (int)ep->act : GEMM_ACT_NONE,
+                            ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f, ahead, ahead_floats);
+            }
+        }
+    }
+}
+
+static void gemm_fused_columns(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused, void *scratch,
+                               const parallel_runner *parallel)
+{
+    int threads = parallel_threads(parallel);
+    int64_t blocks = ceil_div(g->M, ks->tw);
+    gemm_columns_job job = {ks, g, fused, scratch, columns_slot_bytes(ks, g->K), blocks, ceil_div(blocks, threads)};
+    parallel_for(parallel, threads, 1, run_column_strips, &job);
+}
+
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel)
 {
     gemm_args g = *args;
@@ -568,6 +711,10 @@ void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratc
         if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
         return;
     }
+    if (fused->a && !fused->b_panel && !g.trans_b && g.beta == 0.0f && columns_pay(ks, g.M, g.N, g.K)) {
+        gemm_fused_columns(ks, &g, fused, scratch, parallel);
+        return;
+    }
     if (gemm_fused_strips(ks, &g, fused, scratch, parallel)) return;
     gemm_sources src = {.a_panels = fused->a ? fused->a->panels : NULL, .b_panel = fused->b_panel,
                         .b_ctx = fused->b_ctx, .epilogue = fused->epilogue, .a_rows_padded = padded_rows(ks, g.M)};
@@ -586,6 +733,8 @@ size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads
         size_t s = N == 1 ? 2 * floats_bytes_aligned(K) : floats_bytes_aligned(b.mc * b.kc) + floats_bytes_aligned(b.kc * b.nc);
         size_t strips = strip_slot_bytes(ks, M, N, K) * (size_t)threads;
         if (threads > 1 && strips > s) s = strips;
+        size_t columns = columns_pay(ks, M, N, K) ? columns_slot_bytes(ks, K) * (size_t)threads : 0;
+        if (columns > s) s = columns;
         if (s > bytes) bytes = s;
     }
     return bytes;

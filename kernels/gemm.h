@@ -60,8 +60,9 @@ const char *gemm_variant_name(gemm_variant variant);
 void gemm_f32_with_variant(gemm_variant variant, const gemm_args *args, void *scratch,
                            const parallel_runner *parallel);
 
-/* op(B) [K,N] rearranged once into the panels the micro-kernel reads. It also remembers the source, which
- * must stay alive: matrix-vector products (M == 1) read B in place, faster than through panels. */
+/* op(B) [K,N] rearranged once into the panels the micro-kernel reads (a row vector times it, M == 1, reads
+ * them too). It also remembers the source, which must stay alive: a product with one column (N == 1) reads
+ * B in place, faster than through panels padded to NR columns. */
 typedef struct gemm_packed_b {
     gemm_variant variant; /* the kernels the panels were laid out for (never AUTO) */
     int64_t K, N;

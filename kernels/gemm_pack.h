@@ -3,10 +3,10 @@
  * instruction set with the panel size (MR or NR) as a constant: contiguous runs then become full-width
  * vector moves instead of memcpy calls.
  *
- * Both copy `count` source vectors of length kc, element k of vector i being src[i * stride + k * step]:
- *   gemm_pack_rows        A micro-panel, one row per vector:   dst[i * kc + k]
- *   gemm_pack_interleaved B micro-panel, k-major:              dst[k * width + i]
- * Vectors count..size-1 are zero-filled so that kernels may compute whole tiles.
+ * gemm_pack_interleaved copies `count` source vectors of length kc, element k of vector i being
+ * src[i * stride + k * step], k-major: dst[k * width + i]. Both micro-panels (A with width MR, a vector per
+ * row; B with width NR, a vector per column) have this layout. Vectors count..width-1 are zero-filled so
+ * that kernels may compute whole tiles.
  */
 #ifndef KILN_KERNELS_GEMM_PACK_H
 #define KILN_KERNELS_GEMM_PACK_H
@@ -16,23 +16,6 @@
 /* Transposing copies go this many k at a time across all the vectors, so that every source line fetched is
  * used for all its elements before it can be evicted. */
 enum { GEMM_PACK_K_BLOCK = 16 };
-
-static inline void gemm_pack_rows(const float *src, int64_t stride, int64_t step, int count, const int height,
-                                  int64_t kc, float *dst)
-{
-    if (step == 1) { /* op(A) row-major: every row is one contiguous run */
-        for (int i = 0; i < count; i++)
-            for (int64_t k = 0; k < kc; k++) dst[i * kc + k] = src[i * stride + k];
-    } else {
-        for (int64_t k0 = 0; k0 < kc; k0 += GEMM_PACK_K_BLOCK) {
-            int64_t kn = kc - k0 < GEMM_PACK_K_BLOCK ? kc - k0 : GEMM_PACK_K_BLOCK;
-            for (int i = 0; i < count; i++)
-                for (int64_t k = k0; k < k0 + kn; k++) dst[i * kc + k] = src[i * stride + k * step];
-        }
-    }
-    for (int i = count; i < height; i++)
-        for (int64_t k = 0; k < kc; k++) dst[i * kc + k] = 0.0f;
-}
 
 static inline void gemm_pack_interleaved(const float *src, int64_t stride, int64_t step, int count,
                                          const int width, int64_t kc, float *dst)

@@ -4,20 +4,23 @@
  * tile so that compilers vectorise them for whatever SIMD the target has, without intrinsics.
  *
  * The 4 x 8 tile keeps 32 accumulators, eight 4-lane registers, which leaves room for the operands even in
- * SSE2's 16 registers. Unlike the x86 kernels, this set packs A k-major (a[k * MR + i], like B) so that the
- * innermost loops run over contiguous lanes: compilers vectorise that shape reliably (measured with SSE2:
- * 31 GFLOP/s against 6 for row-major A panels or wider tiles, which they vectorise along k or spill).
+ * SSE2's 16 registers. A is packed k-major (a[k * MR + i], like B), so the innermost loops run over
+ * contiguous lanes: compilers vectorise that shape reliably (measured with SSE2: 31 GFLOP/s against 6 for
+ * row-major A panels or wider tiles, which they vectorise along k or spill).
  */
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
 
 enum { MR = 4, NR = 8, VECMAT_CHUNK = 1024, DOT_LANES = 8 };
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+/* gemm_tile_ops' clamp: NaN fails both comparisons and passes through. */
+static float clamp(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     float acc[MR][NR] = {{0}};
-    for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < mr; i++) {
@@ -26,6 +29,10 @@ static void microkernel(int64_t kc, const float *a, const float *b, float *c, in
             for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j];
         else
             for (int j = 0; j < nr; j++) row[j] = alpha * acc[i][j] + beta * row[j];
+        if (ops && ops->bias)
+            for (int j = 0; j < nr; j++) row[j] += ops->bias[i];
+        if (ops && ops->clamp)
+            for (int j = 0; j < nr; j++) row[j] = clamp(row[j], ops->lo, ops->hi);
     }
 }
 
@@ -75,6 +82,14 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    float acc[NR] = {0};
+    for (int64_t k = 0; k < K; k++, b += NR)
+        for (int j = 0; j < NR; j++) acc[j] += x[k] * b[j];
+    for (int j = 0; j < nr; j++) store_scaled(&y[j], acc[j], alpha, beta);
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
@@ -97,4 +112,5 @@ const gemm_kernel_set gemm_kernels_portable = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
 };

@@ -39,26 +39,16 @@ typedef struct packed_weight {
     gemm_packed_b b;
 } packed_weight;
 
-/* A transposed B ([N,K]) is first copied as [K,N]: panels are the same either way, and a row vector times
- * B (M == 1, which gemm runs on the unpacked matrix) then keeps its sums in registers across each row of B
- * instead of ending every output with a horizontal sum of a dot product. */
+/* Packed whether transposed or not: the panels are the same either way, and gemm multiplies a row vector
+ * (M == 1) by them too, reading the packed matrix front to back. */
 static kiln_status pack_constant_b(op_init_ctx *ctx, bool trans_b, packed_weight *out)
 {
     const kiln_tensor *b = ctx->constants[1];
     if (!b || b->dtype != KILN_FLOAT32 || b->rank != 2 || !b->data || tensor_numel(b) == 0) return KILN_OK;
     int64_t K = trans_b ? b->dims[1] : b->dims[0], N = trans_b ? b->dims[0] : b->dims[1];
-    const float *source = b->data;
-    if (trans_b) {
-        float *copy = op_alloc_prepacked(ctx, (size_t)(K * N) * sizeof(float) + sizeof(float));
-        if (!copy) return KILN_ERR_OUT_OF_MEMORY;
-        copy = (float *)(void *)((char *)copy + (sizeof(float) - (uintptr_t)copy % sizeof(float)) % sizeof(float));
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t j = 0; j < N; j++) copy[k * N + j] = source[j * K + k];
-        source = copy;
-    }
     void *memory = op_alloc_prepacked(ctx, gemm_f32_pack_b_bytes(GEMM_VARIANT_AUTO, K, N));
     if (!memory) return KILN_ERR_OUT_OF_MEMORY;
-    gemm_f32_pack_b(GEMM_VARIANT_AUTO, K, N, false, source, N, memory, &out->b);
+    gemm_f32_pack_b(GEMM_VARIANT_AUTO, K, N, trans_b, b->data, b->dims[1], memory, &out->b);
     out->present = true;
     return KILN_OK;
 }

@@ -19,33 +19,38 @@ static __m256i lane_mask(int count)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-static inline void store_lanes(float *c, __m256 acc, __m256 alpha, __m256 beta, bool read_c, int count)
+/* c[0:count] = alpha * acc + beta * c, then the tile ops (bias already broadcast) when given. */
+static inline void store_lanes(float *c, __m256 acc, __m256 alpha, __m256 beta, bool read_c, int count,
+                               const gemm_tile_ops *ops, __m256 bias)
 {
+    if (count <= 0) return;
+    __m256i mask = lane_mask(count);
+    bool whole = count >= LANES;
     __m256 r = _mm256_mul_ps(alpha, acc);
-    if (count >= LANES) {
-        if (read_c) r = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c), r);
-        _mm256_storeu_ps(c, r);
-    } else if (count > 0) {
-        __m256i mask = lane_mask(count);
-        if (read_c) r = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c, mask), r);
-        _mm256_maskstore_ps(c, mask, r);
+    if (read_c) r = _mm256_fmadd_ps(beta, whole ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask), r);
+    if (ops) {
+        r = _mm256_add_ps(r, bias);
+        /* max/min return their second operand when either is NaN */
+        if (ops->clamp) r = _mm256_min_ps(_mm256_set1_ps(ops->hi), _mm256_max_ps(_mm256_set1_ps(ops->lo), r));
     }
+    if (whole) _mm256_storeu_ps(c, r);
+    else _mm256_maskstore_ps(c, mask, r);
 }
 
 /* `rows` is a constant after inlining, so the accumulator arrays live in registers. */
 static inline __attribute__((always_inline)) void tile(const int rows, int64_t kc, const float *a,
-                                                       const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta)
+                                                       const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
+                                                       float alpha, float beta, const gemm_tile_ops *ops)
 {
     __m256 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, b += NR) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + LANES);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i * kc + k);
+            __m256 ai = _mm256_broadcast_ss(a + i);
             acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
         }
@@ -54,18 +59,19 @@ static inline __attribute__((always_inline)) void tile(const int rows, int64_t k
     bool read_c = beta != 0.0f;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
-        store_lanes(c, acc0[i], va, vb, read_c, nr);
-        store_lanes(c + LANES, acc1[i], va, vb, read_c, nr - LANES);
+        __m256 bias = _mm256_set1_ps(ops && ops->bias ? ops->bias[i] : 0.0f);
+        store_lanes(c, acc0[i], va, vb, read_c, nr, ops, bias);
+        store_lanes(c + LANES, acc1[i], va, vb, read_c, nr - LANES, ops, bias);
     }
 }
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        tile(r, kc, a, b, c, ldc, nr, alpha, beta);                                                          \
+        tile(r, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                                                \
         break;
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
@@ -76,7 +82,7 @@ static void microkernel(int64_t kc, const float *a, const float *b, float *c, in
 static void store_vector(float *y, int64_t incy, int count, __m256 sum, float alpha, float beta)
 {
     if (incy == 1) {
-        store_lanes(y, sum, _mm256_set1_ps(alpha), _mm256_set1_ps(beta), beta != 0.0f, count);
+        store_lanes(y, sum, _mm256_set1_ps(alpha), _mm256_set1_ps(beta), beta != 0.0f, count, NULL, sum);
         return;
     }
     float lanes[LANES];
@@ -211,9 +217,31 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* Two k steps at a time into separate sums, so that two FMA chains overlap. */
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    __m256 even0 = _mm256_setzero_ps(), even1 = even0, odd0 = even0, odd1 = even0;
+    int64_t k = 0;
+    for (; k + 2 <= K; k += 2, b += 2 * NR) {
+        __m256 x0 = _mm256_broadcast_ss(x + k), x1 = _mm256_broadcast_ss(x + k + 1);
+        even0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), even0);
+        even1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + LANES), even1);
+        odd0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + NR), odd0);
+        odd1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(b + NR + LANES), odd1);
+    }
+    if (k < K) {
+        __m256 x0 = _mm256_broadcast_ss(x + k);
+        even0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b), even0);
+        even1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + LANES), even1);
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    store_lanes(y, _mm256_add_ps(even0, odd0), va, vb, beta != 0.0f, nr, NULL, va);
+    store_lanes(y + LANES, _mm256_add_ps(even1, odd1), va, vb, beta != 0.0f, nr - LANES, NULL, va);
+}
+
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
-    gemm_pack_rows(src, stride, step, count, MR, kc, dst);
+    gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
 }
 
 static void pack_b(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
@@ -233,4 +261,5 @@ const gemm_kernel_set gemm_kernels_avx2 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
 };

@@ -3,9 +3,8 @@
  *
  * The micro-tile is 12 rows x 2 vectors of 16 floats: 24 accumulators, two B vectors and one broadcast A
  * value fit the 32 zmm registers, and each k step issues 24 FMAs against 2 vector loads and 12 broadcasts
- * (one from each row of the packed A panel), enough independent FMAs to cover their latency on every
- * AVX-512 core. Measured on Zen 4, 12 x 32 ran the same speed as 8 x 32 and 14 x 32. A panels are k-major
- * (a[k * MR + i], see gemm_kernels.h), so the broadcasts of one k step share a cache line. Tiles with fewer rows (the bottom
+ * (the 12 values of one k step of the k-major A panel), enough independent FMAs to cover their latency on every
+ * AVX-512 core. Measured on Zen 4, 12 x 32 ran the same speed as 8 x 32 and 14 x 32. Tiles with fewer rows (the bottom
  * edge, and small M) call a copy specialised for their row count, so a 1-row product does not pay for 12;
  * narrow right-edge tiles store through a lane mask.
  */
@@ -30,22 +29,44 @@ static inline __m512 scale_add(__m512 acc, __m512 alpha, __m512 beta, bool read_
     return read_c ? _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, c), r) : r;
 }
 
+/* The tile's store with gemm_tile_ops on the registers: + bias[i], then the clamp (max/min return their
+ * second operand when either is NaN, so NaN passes through). */
+static inline __attribute__((always_inline)) void tile_ops_store(const int rows, const int vecs, const __m512 *acc0,
+                                                                 const __m512 *acc1, float *c, int64_t ldc,
+                                                                 __mmask16 m0, __mmask16 m1, __m512 va, __m512 vb,
+                                                                 bool read_c, const gemm_tile_ops *ops)
+{
+    __m512 lo = _mm512_set1_ps(ops->lo), hi = _mm512_set1_ps(ops->hi);
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++, c += ldc) {
+        __m512 bias = _mm512_set1_ps(ops->bias ? ops->bias[i] : 0.0f);
+        __m512 v0 = _mm512_add_ps(scale_add(acc0[i], va, vb, read_c, m0, c), bias);
+        if (ops->clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+        _mm512_mask_storeu_ps(c, m0, v0);
+        if (vecs > 1) {
+            __m512 v1 = _mm512_add_ps(scale_add(acc1[i], va, vb, read_c, m1, c + LANES), bias);
+            if (ops->clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
+            _mm512_mask_storeu_ps(c + LANES, m1, v1);
+        }
+    }
+}
+
 /* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
  * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
  * one vector: half the FMAs of masking a full-width tile. */
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
-                                                       const float *b, float *c, int64_t ldc, int nr, float alpha,
-                                                       float beta)
+                                                       const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
+                                                       float alpha, float beta, const gemm_tile_ops *ops)
 {
     __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, b += NR) {
+    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[k * MR + i]);
+            __m512 ai = _mm512_set1_ps(a[i]);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
             if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
@@ -53,6 +74,10 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     bool read_c = beta != 0.0f;
+    if (ops) {
+        tile_ops_store(rows, vecs, acc0, acc1, c, ldc, m0, m1, va, vb, read_c, ops);
+        return;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
         _mm512_mask_storeu_ps(c, m0, scale_add(acc0[i], va, vb, read_c, m0, c));
@@ -62,12 +87,12 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
 
 #define TILE_CASE(r)                                                                                         \
     case r:                                                                                                  \
-        if (nr > LANES) tile(r, 2, kc, a, b, c, ldc, nr, alpha, beta);                                       \
-        else tile(r, 1, kc, a, b, c, ldc, nr, alpha, beta);                                                  \
+        if (nr > LANES) tile(r, 2, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                             \
+        else tile(r, 1, kc, a, b, ldb, c, ldc, nr, alpha, beta, ops);                                        \
         break;
 
-static void microkernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                        float alpha, float beta)
+static void microkernel(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int mr,
+                        int nr, float alpha, float beta, const gemm_tile_ops *ops)
 {
     switch (mr) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
@@ -210,6 +235,31 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
+/* Four k steps at a time into separate sums: the FMA latency, not the loads, would bound a single chain. */
+enum { VECPANEL_STEPS = 4 };
+
+static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr, float alpha, float beta)
+{
+    __m512 lo[VECPANEL_STEPS], hi[VECPANEL_STEPS];
+    for (int s = 0; s < VECPANEL_STEPS; s++) lo[s] = hi[s] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + VECPANEL_STEPS <= K; k += VECPANEL_STEPS, b += VECPANEL_STEPS * NR)
+        for (int s = 0; s < VECPANEL_STEPS; s++) {
+            __m512 xk = _mm512_set1_ps(x[k + s]);
+            lo[s] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + s * NR), lo[s]);
+            hi[s] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + s * NR + LANES), hi[s]);
+        }
+    for (; k < K; k++, b += NR) {
+        __m512 xk = _mm512_set1_ps(x[k]);
+        lo[0] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b), lo[0]);
+        hi[0] = _mm512_fmadd_ps(xk, _mm512_loadu_ps(b + LANES), hi[0]);
+    }
+    __m512 sum_lo = _mm512_add_ps(_mm512_add_ps(lo[0], lo[1]), _mm512_add_ps(lo[2], lo[3]));
+    __m512 sum_hi = _mm512_add_ps(_mm512_add_ps(hi[0], hi[1]), _mm512_add_ps(hi[2], hi[3]));
+    store_scaled(y, 1, nr < LANES ? nr : LANES, sum_lo, alpha, beta);
+    if (nr > LANES) store_scaled(y + LANES, 1, nr - LANES, sum_hi, alpha, beta);
+}
+
 /* e^x as vmath_avx2.c computes it (Cephes' reduction and degree-6 polynomial, 2^n applied in two halves so
  * that denormal results and overflow come out as expf's), sixteen lanes at a time. NaN lanes are the
  * caller's to restore. */
@@ -259,6 +309,91 @@ static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bi
     }
 }
 
+/* The columns kernel (see gemm_columns_fn): TW = 3 vectors of rows x TR = 7 columns, 21 accumulators, so
+ * that 49 = 7 x 7 columns (and 196, 784, 3136: every feature map of a 224 x 224 network) fill whole tiles.
+ * Each k step loads 3 vectors of A^T and broadcasts 7 values of B's row k, read in place. */
+enum { TW = 3 * LANES, TR = 7 };
+
+/* One k step of the columns kernel: 3 (or fewer) vectors of A^T against `cols` broadcasts of B's row k. */
+static inline __attribute__((always_inline)) void columns_step(const int vecs, const int cols, __m512 (*acc)[3],
+                                                               const float *at, const float *b)
+{
+    __m512 a0 = _mm512_loadu_ps(at), a1 = vecs > 1 ? _mm512_loadu_ps(at + LANES) : a0;
+    __m512 a2 = vecs > 2 ? _mm512_loadu_ps(at + 2 * LANES) : a0;
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++) {
+        __m512 bj = _mm512_set1_ps(b[j]);
+        acc[j][0] = _mm512_fmadd_ps(bj, a0, acc[j][0]);
+        if (vecs > 1) acc[j][1] = _mm512_fmadd_ps(bj, a1, acc[j][1]);
+        if (vecs > 2) acc[j][2] = _mm512_fmadd_ps(bj, a2, acc[j][2]);
+    }
+}
+
+/* The sums of one tile into tile[j * TW + i]. The first k steps also prefetch `ahead` into L2, a line or a
+ * few each, so that the memory the next calls need arrives while this one computes. */
+static inline __attribute__((always_inline)) void columns_sums(const int vecs, const int cols, int64_t K,
+                                                               const float *at, const float *b, int64_t ldb,
+                                                               const float *ahead, int64_t ahead_floats,
+                                                               float *tile)
+{
+    __m512 acc[TR][3];
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++)
+        for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_setzero_ps();
+    int64_t lines = ahead ? (ahead_floats + LANES - 1) / LANES : 0, per_step = (lines + K - 1) / K, k = 0;
+    for (int64_t line = 0; line < lines; k++, at += TW, b += ldb) {
+        for (int64_t l = 0; l < per_step && line < lines; l++, line++)
+            _mm_prefetch((const char *)(ahead + line * LANES), _MM_HINT_T1);
+        columns_step(vecs, cols, acc, at, b);
+    }
+#pragma GCC unroll 2
+    for (; k < K; k++, at += TW, b += ldb) columns_step(vecs, cols, acc, at, b);
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; j++)
+        for (int v = 0; v < vecs; v++) _mm512_store_ps(tile + j * TW + v * LANES, acc[j][v]);
+}
+
+#define COLUMNS_CASE(n)                                                                                      \
+    case n:                                                                                                  \
+        if (vecs == 1) columns_sums(1, n, K, at, b, ldb, ahead, ahead_floats, tile);                         \
+        else if (vecs == 2) columns_sums(2, n, K, at, b, ldb, ahead, ahead_floats, tile);                    \
+        else columns_sums(3, n, K, at, b, ldb, ahead, ahead_floats, tile);                                   \
+        break;
+
+static void columns(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc, int rows,
+                    int cols, float alpha, const float *bias, int act, float lo, float hi, const float *ahead,
+                    int64_t ahead_floats)
+{
+    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] */
+    int vecs = (rows + LANES - 1) / LANES;
+    switch (cols) {
+        COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
+        COLUMNS_CASE(7)
+    default: return;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int v = 0; v < vecs; v++) {
+        __mmask16 mask = lane_mask(rows - v * LANES);
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps();
+        for (int j = 0; j < cols; j++) {
+            float *t = tile + j * TW + v * LANES;
+            _mm512_store_ps(t, activate(_mm512_fmadd_ps(va, _mm512_load_ps(t), vb), act, vlo, vhi));
+        }
+    }
+    for (int i = 0; i < rows; i++, c += ldc)
+        for (int j = 0; j < cols; j++) c[j] = tile[j * TW + i];
+}
+
+static void widen_panels(const float *panels, int count, int64_t kc, float *at)
+{
+    const __mmask16 row = lane_mask(MR);
+    for (int64_t k = 0; k < kc; k++, at += TW)
+        for (int q = 0; q < TW / MR; q++) {
+            __m512 v = q < count ? _mm512_maskz_loadu_ps(row, panels + q * MR * kc + k * MR) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(at + q * MR, row, v);
+        }
+}
+
 /* Rows [i0, i0 + 4) of a k-major A panel for k in [k0, k0 + 4) from four rows of a row-major A: one 4 x 4
  * transpose in SSE registers (rows past `count` read as zeros). */
 static inline void pack_a_quad(const float *src, int64_t stride, int count, int i0, int64_t k0, float *dst)
@@ -303,5 +438,11 @@ const gemm_kernel_set gemm_kernels_avx512 = {
     .pack_b = pack_b,
     .vecmat = vecmat,
     .matvec = matvec,
+    .vecpanel = vecpanel,
     .epilogue = tile_epilogue,
+    .lanes = LANES,
+    .tw = TW,
+    .tr = TR,
+    .columns = columns,
+    .widen_panels = widen_panels,
 };

@@ -1,9 +1,9 @@
 /*
  * test_gemm.c — every GEMM variant against the double-accumulating reference: random shapes (odd sizes,
  * sizes that cross the cache blocks, M or N of 1 for the matrix-vector paths), both transposes, alpha and
- * beta, leading dimensions wider than the rows, pre-packed B, and a multi-thread runner. Scratch is
- * allocated at exactly the size gemm_f32_scratch_bytes asks for, so the sanitizer build catches any
- * packing that strays past it.
+ * beta, leading dimensions wider than the rows, pre-packed B (whose M == 1 products read the panels), and a
+ * multi-thread runner. Scratch is allocated at exactly the size gemm_f32_scratch_bytes asks for, so the
+ * sanitizer build catches any packing that strays past it.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -210,8 +210,49 @@ static void panel_from_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j
         for (int j = 0; j < width; j++) dst[k * width + j] = j < count ? src->B[(k0 + k) * src->ldb + j0 + j] : 0.0f;
 }
 
-/* gemm_f32_fused: pre-packed A, B from the callback or from memory, row bias and each activation, on one and three
- * threads (with scratch of exactly the advertised size), against the reference followed by the epilogue. */
+/* One gemm_f32_fused product (pre-packed A, B from the callback or from memory, row bias, activation) in
+ * every kernel set, with scratch of exactly the advertised size, against the reference followed by the
+ * epilogue. */
+static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bool b_from_callback,
+                        const parallel_runner *run)
+{
+    float *A = random_floats(M * K, -1, 1), *B = random_floats(K * N, -1, 1), *bias = random_floats(M, -1, 1);
+    float *C = random_floats(M * N, -1, 1), *want = random_floats(M * N, -1, 1);
+    gemm_args g = {M, N, K, false, false, A, K, B, N, want, N, 1.0f, 0.0f};
+    gemm_f32_reference(&g);
+    gemm_epilogue ep = {bias, act, -0.5f, 0.75f};
+    for (int64_t i = 0; i < M * N; i++) {
+        float v = want[i] + bias[i / N];
+        if (ep.act == GEMM_ACT_CLAMP) v = v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v;
+        if (ep.act == GEMM_ACT_SIGMOID) v = 1.0f / (1.0f + expf(-v));
+        if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
+        want[i] = v;
+    }
+    size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(run));
+    void *scratch = mem_aligned_alloc(bytes);
+    for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
+        if (!gemm_variant_available((gemm_variant)v)) continue;
+        void *packed_memory = malloc(gemm_f32_pack_a_bytes((gemm_variant)v, M, K));
+        gemm_packed_a packed;
+        gemm_f32_pack_a((gemm_variant)v, M, K, false, A, K, packed_memory, &packed);
+        panel_source source = {B, N};
+        gemm_fused fused = {&packed, b_from_callback ? panel_from_matrix : NULL, &source, &ep};
+        g.C = C;
+        gemm_f32_fused(&g, &fused, scratch, run);
+        for (int64_t i = 0; i < M * N; i++)
+            if (!(fabs(C[i] - want[i]) <= 1e-5 * (double)(K + 1)))
+                fail_msg("%s: M=%lld N=%lld K=%lld act %d, %d threads: C[%lld] = %g, expected %g",
+                         gemm_variant_name((gemm_variant)v), (long long)M, (long long)N, (long long)K, (int)act,
+                         parallel_threads(run), (long long)i, C[i], want[i]);
+        free(packed_memory);
+    }
+    mem_aligned_free(scratch);
+    free(A), free(B), free(bias), free(C), free(want);
+}
+
+static const gemm_activation every_activation[] = {GEMM_ACT_NONE, GEMM_ACT_CLAMP, GEMM_ACT_SILU, GEMM_ACT_SIGMOID};
+
+/* gemm_f32_fused on one and three threads, B from the callback or from memory, each activation. */
 static void fused_products(void **state)
 {
     (void)state;
@@ -222,39 +263,28 @@ static void fused_products(void **state)
     const int64_t sizes[][3] = {{64, 3136, 60}, {512, 49, 200}, {256, 196, 300}, {7, 1, 30}, {1, 500, 40},
                                 {37, 1000, 300}, {300, 45, 600}, {1152, 1, 48}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
-        for (int variant = 0; variant < 4; variant++) {
-            int64_t M = sizes[t][0], N = sizes[t][1], K = sizes[t][2];
-            const parallel_runner *run = variant & 1 ? &runner : NULL;
-            float *A = random_floats(M * K, -1, 1), *B = random_floats(K * N, -1, 1), *bias = random_floats(M, -1, 1);
-            float *C = random_floats(M * N, -1, 1), *want = random_floats(M * N, -1, 1);
-            gemm_args g = {M, N, K, false, false, A, K, B, N, want, N, 1.0f, 0.0f};
-            gemm_f32_reference(&g);
-            static const gemm_activation acts[] = {GEMM_ACT_NONE, GEMM_ACT_CLAMP, GEMM_ACT_SILU, GEMM_ACT_SIGMOID};
-            gemm_epilogue ep = {bias, acts[variant], -0.5f, 0.75f};
-            for (int64_t i = 0; i < M * N; i++) {
-                float v = want[i] + bias[i / N];
-                if (ep.act == GEMM_ACT_CLAMP) v = v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v;
-                if (ep.act == GEMM_ACT_SIGMOID) v = 1.0f / (1.0f + expf(-v));
-                if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
-                want[i] = v;
-            }
-            void *packed_memory = malloc(gemm_f32_pack_a_bytes(GEMM_VARIANT_AUTO, M, K));
-            gemm_packed_a packed;
-            gemm_f32_pack_a(GEMM_VARIANT_AUTO, M, K, false, A, K, packed_memory, &packed);
-            panel_source source = {B, N};
-            gemm_fused fused = {&packed, variant % 3 == 0 ? panel_from_matrix : NULL, &source, &ep};
-            size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(run));
-            void *scratch = mem_aligned_alloc(bytes);
-            g.C = C;
-            gemm_f32_fused(&g, &fused, scratch, run);
-            for (int64_t i = 0; i < M * N; i++)
-                if (!(fabs(C[i] - want[i]) <= 1e-5 * (double)(K + 1)))
-                    fail_msg("M=%lld N=%lld K=%lld variant %d: C[%lld] = %g, expected %g", (long long)M, (long long)N,
-                             (long long)K, variant, (long long)i, C[i], want[i]);
-            mem_aligned_free(scratch);
-            free(packed_memory);
-            free(A), free(B), free(bias), free(C), free(want);
-        }
+        for (int variant = 0; variant < 4; variant++)
+            check_fused(sizes[t][0], sizes[t][1], sizes[t][2], every_activation[variant], variant % 3 == 0,
+                        variant & 1 ? &runner : NULL);
+    pool_free(pool);
+}
+
+/* Pointwise-convolution shapes with few columns, where gemm_f32_fused may turn the product around (rows of C
+ * along the vector lanes): row counts around the kernels' tiles (12, 16, 48), columns around 7-column tiles,
+ * K from 1 to several K slices. */
+static void fused_few_columns(void **state)
+{
+    (void)state;
+    random_seed(7);
+    thread_pool *pool;
+    assert_int_equal(pool_create(3, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    const int64_t rows[] = {5, 16, 47, 48, 100, 160, 1152}, columns[] = {2, 7, 13, 49, 50}, depths[] = {1, 24, 600};
+    int n = 0;
+    for (size_t m = 0; m < sizeof rows / sizeof rows[0]; m++)
+        for (size_t j = 0; j < sizeof columns / sizeof columns[0]; j++)
+            for (size_t k = 0; k < sizeof depths / sizeof depths[0]; k++, n++)
+                check_fused(rows[m], columns[j], depths[k], every_activation[n % 4], false, n % 5 == 0 ? &runner : NULL);
     pool_free(pool);
 }
 
@@ -274,6 +304,14 @@ static void beta_zero_ignores_c(void **state)
             gemm_args g = {M, N, K, false, false, A, K, B, N, C, N, 1.0f, 0.0f};
             gemm_f32_with_variant((gemm_variant)v, &g, scratch, NULL);
             for (int64_t i = 0; i < M * N; i++) assert_false(isnan(C[i]));
+            /* and through pre-packed B (M == 1 reads the panels) */
+            void *memory = malloc(gemm_f32_pack_b_bytes((gemm_variant)v, K, N));
+            gemm_packed_b packed;
+            gemm_f32_pack_b((gemm_variant)v, K, N, false, B, N, memory, &packed);
+            for (int64_t i = 0; i < M * N; i++) C[i] = NAN;
+            gemm_f32_prepacked(&g, &packed, scratch, NULL);
+            for (int64_t i = 0; i < M * N; i++) assert_false(isnan(C[i]));
+            free(memory);
         }
         mem_aligned_free(scratch);
         free(A);
@@ -320,6 +358,7 @@ int main(void)
         cmocka_unit_test(shapes_crossing_cache_blocks),
         cmocka_unit_test(multiple_threads),
         cmocka_unit_test(fused_products),
+        cmocka_unit_test(fused_few_columns),
         cmocka_unit_test(beta_zero_ignores_c),
         cmocka_unit_test(empty_dimensions),
         cmocka_unit_test(scratch_independent_of_threads),
