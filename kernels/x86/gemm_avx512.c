@@ -14,6 +14,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
+#include "kernels/x86/activation_avx512.h"
 
 enum { MR = 12, NR = 32, LANES = 16 };
 
@@ -209,52 +210,29 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
-/* e^x as vmath_avx2.c computes it (Cephes' reduction and degree-6 polynomial, 2^n applied in two halves so
- * that denormal results and overflow come out as expf's), sixteen lanes at a time. NaN lanes are the
- * caller's to restore. */
-static inline __m512 exp_avx512(__m512 x)
-{
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.8f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i ni = _mm512_cvtps_epi32(n), half = _mm512_srai_epi32(ni, 1), bias = _mm512_set1_epi32(127);
-    __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(half, bias), 23));
-    __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, half), bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(p, lo), hi);
-}
-
-/* The activation on one vector (gemm_activation's values); NaN passes through every one. */
-static inline __m512 activate(__m512 v, int act, __m512 lo, __m512 hi)
-{
-    /* max/min return their second operand when either is NaN */
-    if (act == GEMM_ACT_CLAMP) return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-    if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return v;
-    __m512 one = _mm512_set1_ps(1.0f);
-    __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    __m512 r = act == GEMM_ACT_SILU ? _mm512_mul_ps(v, s) : s;
-    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-}
-
+/* Bias and activation over the tile, ACT_WIDTH vectors at a time (taken across rows: a tile row holds at
+ * most two). */
 static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
 {
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int i = 0; i < mr; i++, c += ldc) {
-        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
-        for (int j = 0; j < nr; j += LANES) {
-            __mmask16 m = lane_mask(nr - j);
-            __m512 v = _mm512_maskz_loadu_ps(m, c + j);
-            if (bias) v = _mm512_add_ps(v, b);
-            _mm512_mask_storeu_ps(c + j, m, activate(v, act, vlo, vhi));
+    int vecs = (nr + LANES - 1) / LANES, total = mr * vecs, i = 0, jv = 0; /* (i, jv): the next vector's slot */
+    for (int first = 0; first < total; first += ACT_WIDTH) {
+        int count = total - first < ACT_WIDTH ? total - first : ACT_WIDTH;
+        __m512 v[ACT_WIDTH];
+        float *at[ACT_WIDTH];
+        __mmask16 mask[ACT_WIDTH];
+        for (int k = 0; k < ACT_WIDTH; k++) {
+            if (k >= count) { /* spare lanes redo the first vector, never stored */
+                at[k] = at[0], mask[k] = mask[0], v[k] = v[0];
+                continue;
+            }
+            at[k] = c + i * ldc + jv * LANES, mask[k] = lane_mask(nr - jv * LANES);
+            v[k] = _mm512_maskz_loadu_ps(mask[k], at[k]);
+            if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i]));
+            if (++jv == vecs) jv = 0, i++;
         }
+        activate_avx512(v, act, vlo, vhi);
+        for (int k = 0; k < count; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
     }
 }
 
