@@ -63,13 +63,15 @@ static inline __attribute__((always_inline)) void sigmoid_avx512(__m512 *v)
     }
 }
 
+/* min(max(v, lo), hi); max/min return their second operand when either is NaN, so NaN passes through. */
+static inline __m512 clamp_avx512(__m512 v, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
+
 /* v[k] = the activation `act` (a gemm_activation) of v[k] for k < ACT_WIDTH; lo and hi are GEMM_ACT_CLAMP's
  * bounds. */
 static inline __attribute__((always_inline)) void activate_avx512(__m512 *v, int act, __m512 lo, __m512 hi)
 {
     if (act == GEMM_ACT_CLAMP) {
-        /* max/min return their second operand when either is NaN: NaN passes through the clamp */
-        for (int k = 0; k < ACT_WIDTH; k++) v[k] = _mm512_min_ps(hi, _mm512_max_ps(lo, v[k]));
+        for (int k = 0; k < ACT_WIDTH; k++) v[k] = clamp_avx512(v[k], lo, hi);
         return;
     }
     if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;

@@ -210,11 +210,11 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
-/* Bias and activation over the tile, ACT_WIDTH vectors at a time (taken across rows: a tile row holds at
- * most two). */
-static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
+/* Bias, then the sigmoid-based activations, ACT_WIDTH vectors at a time (taken across rows: a tile row holds
+ * at most two). */
+static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const float *bias, int act)
 {
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    __m512 unused = _mm512_setzero_ps();
     int vecs = (nr + LANES - 1) / LANES, total = mr * vecs, i = 0, jv = 0; /* (i, jv): the next vector's slot */
     for (int first = 0; first < total; first += ACT_WIDTH) {
         int count = total - first < ACT_WIDTH ? total - first : ACT_WIDTH;
@@ -231,8 +231,28 @@ static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bi
             if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i]));
             if (++jv == vecs) jv = 0, i++;
         }
-        activate_avx512(v, act, vlo, vhi);
+        activate_avx512(v, act, unused, unused);
         for (int k = 0; k < count; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
+    }
+}
+
+static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
+{
+    if (act == GEMM_ACT_SIGMOID || act == GEMM_ACT_SILU) {
+        tile_epilogue_sigmoid(c, ldc, mr, nr, bias, act);
+        return;
+    }
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    bool clamp = act == GEMM_ACT_CLAMP;
+    for (int i = 0; i < mr; i++, c += ldc) {
+        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        for (int j = 0; j < nr; j += LANES) {
+            __mmask16 m = lane_mask(nr - j);
+            __m512 v = _mm512_maskz_loadu_ps(m, c + j);
+            if (bias) v = _mm512_add_ps(v, b);
+            if (clamp) v = clamp_avx512(v, vlo, vhi);
+            _mm512_mask_storeu_ps(c + j, m, v);
+        }
     }
 }
 
