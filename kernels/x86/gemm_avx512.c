@@ -210,30 +210,32 @@ static void matvec(int64_t K, int64_t n, const float *x, const float *m, int64_t
     }
 }
 
-/* Bias, then the sigmoid-based activations, ACT_WIDTH vectors at a time (taken across rows: a tile row holds
- * at most two). */
+/* Bias, then the sigmoid-based activations, in groups of ACT_WIDTH vectors: ACT_WIDTH along a long row, or
+ * the same columns of several rows (a GEMM tile row holds at most two vectors). Slots past the tile's
+ * bottom edge or right edge are masked off entirely: they read nothing, store nothing. */
 static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const float *bias, int act)
 {
     __m512 unused = _mm512_setzero_ps();
-    int vecs = (nr + LANES - 1) / LANES, total = mr * vecs, i = 0, jv = 0; /* (i, jv): the next vector's slot */
-    for (int first = 0; first < total; first += ACT_WIDTH) {
-        int count = total - first < ACT_WIDTH ? total - first : ACT_WIDTH;
-        __m512 v[ACT_WIDTH];
-        float *at[ACT_WIDTH];
-        __mmask16 mask[ACT_WIDTH];
-        for (int k = 0; k < ACT_WIDTH; k++) {
-            if (k >= count) { /* spare lanes redo the first vector, never stored */
-                at[k] = at[0], mask[k] = mask[0], v[k] = v[0];
-                continue;
+    int vecs = (nr + LANES - 1) / LANES;
+    int row_shift = vecs >= 4 ? 0 : vecs == 1 ? 2 : 1; /* log2 of the rows in a group (ACT_WIDTH is 4) */
+    int per_row = ACT_WIDTH >> row_shift;               /* vectors per row in a group */
+    for (int i0 = 0; i0 < mr; i0 += 1 << row_shift)
+        for (int j0 = 0; j0 < nr; j0 += per_row * LANES) {
+            __m512 v[ACT_WIDTH];
+            float *at[ACT_WIDTH];
+            __mmask16 mask[ACT_WIDTH];
+#pragma GCC unroll 4
+            for (int k = 0; k < ACT_WIDTH; k++) {
+                int i = i0 + (k >> (2 - row_shift)), j = j0 + (k & (per_row - 1)) * LANES;
+                mask[k] = i < mr ? lane_mask(nr - j) : 0;
+                at[k] = c + (i < mr ? i : mr - 1) * ldc + j;
+                v[k] = _mm512_maskz_loadu_ps(mask[k], at[k]);
+                if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i < mr ? i : mr - 1]));
             }
-            at[k] = c + i * ldc + jv * LANES, mask[k] = lane_mask(nr - jv * LANES);
-            v[k] = _mm512_maskz_loadu_ps(mask[k], at[k]);
-            if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i]));
-            if (++jv == vecs) jv = 0, i++;
+            activate_avx512(v, act, unused, unused);
+#pragma GCC unroll 4
+            for (int k = 0; k < ACT_WIDTH; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
         }
-        activate_avx512(v, act, unused, unused);
-        for (int k = 0; k < count; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
-    }
 }
 
 static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
