@@ -797,6 +797,29 @@ static void max_pool_int8_indices(void **state)
 }
 
 /* AveragePool over a 1x4 row, kernel 3, stride 2, pads (1, 1), ceil_mode: windows [-1,1], [1,3], [3,5]. */
+/* GlobalAveragePool against a plain double sum, on planes shorter and longer than its partial sums. */
+static void global_average_pool_sums(void **state)
+{
+    (void)state;
+    const int64_t planes[][2] = {{1, 1}, {3, 5}, {4, 4}, {7, 7}, {13, 17}, {56, 56}};
+    for (int t = 0; t < 6; t++) {
+        int64_t x_dims[4] = {2, 3, planes[t][0], planes[t][1]}, plane = planes[t][0] * planes[t][1];
+        float *x = random_floats(6 * plane, -1, 1);
+        test_run r;
+        conv_node(&r, 13, "GlobalAveragePool", KILN_FLOAT32, 4, x_dims, x, NULL, 1);
+        assert_int_equal(tr_load(&r), KILN_OK);
+        assert_int_equal(tr_run(&r, 1), KILN_OK);
+        assert_shape(&r.out[0], 4, (int64_t[]){2, 3, 1, 1});
+        for (int64_t c = 0; c < 6; c++) {
+            double sum = 0;
+            for (int64_t i = 0; i < plane; i++) sum += x[c * plane + i];
+            assert_float_equal(((const float *)r.out[0].data)[c], (float)(sum / (double)plane), 1e-6);
+        }
+        tr_free(&r);
+        free(x);
+    }
+}
+
 static void average_pool_divisors(void **state)
 {
     (void)state;
@@ -877,6 +900,7 @@ int main(void)
         cmocka_unit_test(empty_batch_gives_empty_output),
         cmocka_unit_test(max_pool_int8_indices),
         cmocka_unit_test(average_pool_divisors),
+        cmocka_unit_test(global_average_pool_sums),
         cmocka_unit_test(lp_pools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
