@@ -240,6 +240,7 @@ typedef struct conv_run {
     const conv_shape *s;
     row_taps_fn row_taps;  /* depthwise only */
     bool depthwise_avx512; /* depthwise: try conv_depthwise_plane_avx512 first */
+    int64_t band_rows;     /* depthwise in blocks of sixteen channels: output rows per task (0: per plane) */
     bool gather_avx512;    /* im2col panels: conv_gather_row_avx512 for strides 1 and 2 */
     task_plan t;
     const float *x, *w, *bias;
@@ -442,6 +443,79 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
     }
 }
 
+/* Depthwise with conv_depthwise_rows_avx512: tasks are (image, block of sixteen channels, band of output
+ * rows), each worker taking a contiguous share with its own slot of scratch (the band's input laid out
+ * channel-last). Blocks and bands both split the work, so that early layers with few channels and large
+ * planes still give every thread some. */
+typedef struct block_tasks {
+    int64_t bands, blocks, total;
+} block_tasks;
+
+static block_tasks depthwise_block_tasks(const conv_shape *s, int64_t band_rows)
+{
+    block_tasks b = {(s->win.out[1] + band_rows - 1) / band_rows, (s->in_channels + 15) / 16, 0};
+    b.total = s->batch * b.blocks * b.bands;
+    return b;
+}
+
+#if defined(KILN_HAVE_X86_KERNELS)
+static void depthwise_block_task(const conv_run *r, const block_tasks *bt, int64_t task, float *slot)
+{
+    const conv_shape *s = r->s;
+    int64_t band = task % bt->bands, block = task / bt->bands % bt->blocks, n = task / bt->bands / bt->blocks;
+    int64_t c0 = block * 16, oh0 = band * r->band_rows;
+    int64_t oh1 = oh0 + r->band_rows < s->win.out[1] ? oh0 + r->band_rows : s->win.out[1];
+    int channels = s->in_channels - c0 < 16 ? (int)(s->in_channels - c0) : 16;
+    int64_t first = n * s->in_channels + c0;
+    conv_depthwise_rows_avx512(&s->win, channels, r->x + first * conv_volume(s->win.in),
+                               r->w + c0 * conv_volume(s->win.kernel), r->bias ? r->bias + c0 : NULL, &r->extras, oh0,
+                               oh1, slot, r->y + first * conv_volume(s->win.out));
+}
+
+/* Worker k takes tasks [k*total/workers, (k+1)*total/workers) with slot k. */
+static void depthwise_block_worker(void *arg, int64_t begin, int64_t end)
+{
+    const conv_run *r = arg;
+    block_tasks bt = depthwise_block_tasks(r->s, r->band_rows);
+    for (int64_t k = begin; k < end; k++) {
+        float *slot = (float *)(r->scratch + (size_t)k * r->slot_bytes);
+        for (int64_t task = k * bt.total / r->workers; task < (k + 1) * bt.total / r->workers; task++)
+            depthwise_block_task(r, &bt, task, slot);
+    }
+}
+#endif
+
+/* One worker's scratch for the depthwise convolution: 0 when it runs plane by plane, which needs none. */
+static size_t depthwise_slot_bytes(const conv_shape *s)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx512f) return conv_depthwise_avx512_scratch_bytes(&s->win);
+#endif
+    (void)s;
+    return 0;
+}
+
+/* The depthwise convolution in blocks of sixteen channels when there is scratch for one worker at least;
+ * false, having done nothing, otherwise. */
+static bool depthwise_in_blocks(conv_run *r, size_t scratch_bytes, const parallel_runner *parallel)
+{
+#if defined(KILN_HAVE_X86_KERNELS)
+    size_t slot = depthwise_slot_bytes(r->s);
+    if (slot == 0 || !r->scratch || scratch_bytes < slot) return false;
+    r->band_rows = conv_depthwise_avx512_band_rows(&r->s->win);
+    r->slot_bytes = slot;
+    int64_t total = depthwise_block_tasks(r->s, r->band_rows).total, workers = parallel_threads(parallel);
+    if ((size_t)workers > scratch_bytes / slot) workers = (int64_t)(scratch_bytes / slot);
+    if (workers > total) workers = total;
+    r->workers = (int)workers;
+    parallel_for(parallel, workers, 1, depthwise_block_worker, r);
+    return true;
+#else
+    (void)r, (void)scratch_bytes, (void)parallel;
+    return false;
+#endif
+}
+
 /* ---- entry points ------------------------------------------------------------------------------------ */
 
 static bool is_pointwise(const conv_window *w)
@@ -468,7 +542,10 @@ conv_algo conv_f32_choose(const conv_shape *s, const conv_packed_filters *packed
 
 size_t conv_f32_scratch_bytes(const conv_shape *s, conv_algo algo, int threads)
 {
-    if (algo == CONV_ALGO_DEPTHWISE) return 0;
+    if (algo == CONV_ALGO_DEPTHWISE) {
+        size_t total;
+        return mem_mul_ok(depthwise_slot_bytes(s), (size_t)(threads > 0 ? threads : 1), &total) ? total : SIZE_MAX;
+    }
     if (algo == CONV_ALGO_WINOGRAD) return conv_winograd_scratch_bytes(s, threads);
     task_plan t = plan_tasks(s, algo, false);
     return plan_scratch_bytes(&t, threads);
@@ -493,6 +570,7 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
 #if defined(KILN_HAVE_X86_KERNELS)
         r.depthwise_avx512 = platform_cpu_features()->avx512f;
 #endif
+        if (depthwise_in_blocks(&r, scratch_bytes, parallel)) return;
         int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
         parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
         return;

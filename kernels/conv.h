@@ -131,6 +131,17 @@ void conv_gather_row(const float *row, int64_t col, int64_t width, int64_t strid
  * take (3-D, strides above 2, wide rows). */
 bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const float *kernel, float bias,
                                  const conv_extras *extras, float *y);
+/* The 2-D depthwise convolution sixteen channels at a time (kernels/x86/conv_avx512.c). Work is cut into bands
+ * of conv_depthwise_avx512_band_rows output rows (0: the shape is not taken: 3-D, row strides above 2,
+ * rows too wide); each call needs conv_depthwise_avx512_scratch_bytes of 64-byte aligned scratch.
+ * conv_depthwise_rows_avx512 computes output rows [oh0, oh1) (at most a band) of `channels` (1 to 16)
+ * consecutive channels: x, kernel, bias (NULL for none) and y point at the first channel's input plane,
+ * filter, bias and output plane; bias and extras->act are applied. */
+int64_t conv_depthwise_avx512_band_rows(const conv_window *w);
+size_t conv_depthwise_avx512_scratch_bytes(const conv_window *w);
+void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float *x, const float *kernel,
+                                const float *bias, const conv_extras *extras, int64_t oh0, int64_t oh1, float *scratch,
+                                float *y);
 /* im2col_panel (conv.c) for 2-D windows with row strides 1 or 2 and panels up to 32 wide: rows k0 .. k0+kc-1
  * and columns j0 .. j0+count-1 of x's unfolded matrix, `width` floats per row, zero beyond count. False,
  * having done nothing, for other shapes. */

@@ -259,12 +259,11 @@ DEFINE_MAX_POOL(uint8_t, u8, 0, INTEGER_IS_NAN)
 DEFINE_SUM_POOL(float, f32)
 DEFINE_SUM_POOL(double, f64)
 
-/* float32 GlobalAveragePool: each plane is one contiguous run, summed in double with four independent
- * partial sums (the window loop above adds one element per double-add latency). */
-/* Sums in double, in SUM_LANES independent partial sums: the compiler keeps them in vector registers (as
- * many lanes as the target has), so the reduction runs at the speed of the loads instead of one add's latency
- * per element. */
-enum { SUM_LANES = 16 };
+/* float32 GlobalAveragePool: each plane is one contiguous run, summed in double (the window loop above adds
+ * one element per double-add latency). The sum runs in SUM_CHAINS independent double partial sums: each is its own chain, so the compiler
+ * vectorises the loop without reassociating anything (four scalar chains ran at one element a cycle, and
+ * EfficientNet's squeeze-excitation blocks average every depthwise output). */
+enum { SUM_CHAINS = 16 };
 
 static void global_average_f32(void *arg, int64_t begin, int64_t end)
 {
@@ -272,13 +271,12 @@ static void global_average_f32(void *arg, int64_t begin, int64_t end)
     int64_t n = conv_volume(j->w.in);
     for (int64_t plane = begin; plane < end; plane++) {
         const float *x = (const float *)j->x + plane * n;
-        double lanes[SUM_LANES] = {0};
+        double part[SUM_CHAINS] = {0}, sum = 0.0;
         int64_t i = 0;
-        for (; i + SUM_LANES <= n; i += SUM_LANES)
-            for (int l = 0; l < SUM_LANES; l++) lanes[l] += (double)x[i + l];
-        double sum = 0.0;
+        for (; i + SUM_CHAINS <= n; i += SUM_CHAINS)
+            for (int k = 0; k < SUM_CHAINS; k++) part[k] += x[i + k];
         for (; i < n; i++) sum += x[i];
-        for (int l = 0; l < SUM_LANES; l++) sum += lanes[l];
+        for (int k = 0; k < SUM_CHAINS; k++) sum += part[k];
         ((float *)j->y)[plane] = n ? (float)(sum / (double)n) : 0.0f;
     }
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "kernels/conv.h"
+#include "kernels/x86/activation_avx512.h"
 
 /* Kernels taller than MAX_ROWS, rows wider than MAX_WIDTH go to the portable path. */
 enum { LANES = 16, MAX_ROWS = 7, GROUP = 4, MAX_WIDTH = 1 << 20 };
@@ -308,4 +309,219 @@ bool conv_max_pool_plane_avx512(const conv_window *w, const float *x, float *y)
                     .in_w = w->in[2], .outside = _mm512_set1_ps(-INFINITY)};
     plane_rows(w, x, NULL, true, &pr, y);
     return true;
+}
+
+/* ---- depthwise convolution, sixteen channels to a vector ------------------------------------------------ */
+
+/* Output rows per band are as many as keep the band's input under DW_BAND_BYTES (in L2 beside the planes
+ * being read and written); a shape whose single output row needs more than DW_MAX_BAND_BYTES, or whose
+ * filter has more than DW_MAX_TAPS taps, goes to the portable path. */
+enum { DW_BAND_BYTES = 128 << 10, DW_MAX_BAND_BYTES = 1 << 20, DW_MAX_TAPS = 1024, VEC_BYTES = LANES * 4 };
+
+/* Columns of a band row: input column iw sits at iw + pad, and the last column any output reads is
+ * (out_w - 1) * stride + (kernel_w - 1) * dilation. */
+static int64_t dw_band_width(const conv_window *w)
+{
+    return (w->out[2] - 1) * w->stride[2] + (w->kernel[2] - 1) * w->dilation[2] + 1;
+}
+
+/* Input rows that `out_rows` consecutive output rows read. */
+static int64_t dw_band_input_rows(const conv_window *w, int64_t out_rows)
+{
+    return (out_rows - 1) * w->stride[1] + (w->kernel[1] - 1) * w->dilation[1] + 1;
+}
+
+static bool dw_supported(const conv_window *w)
+{
+    bool planar = w->in[0] == 1 && w->out[0] == 1 && w->kernel[0] == 1 && w->pad[0] == 0;
+    if (!planar || (w->stride[2] != 1 && w->stride[2] != 2) || w->pad[1] < 0 || w->pad[2] < 0) return false;
+    for (int d = 1; d < CONV_SPATIAL; d++)
+        if (w->in[d] > MAX_WIDTH || w->out[d] < 1 || w->out[d] > MAX_WIDTH || w->kernel[d] > MAX_WIDTH ||
+            w->stride[d] > MAX_WIDTH || w->dilation[d] > MAX_WIDTH || w->pad[d] > MAX_WIDTH)
+            return false;
+    if (w->kernel[1] * w->kernel[2] > DW_MAX_TAPS) return false;
+    return dw_band_input_rows(w, 1) * dw_band_width(w) * VEC_BYTES <= DW_MAX_BAND_BYTES;
+}
+
+int64_t conv_depthwise_avx512_band_rows(const conv_window *w)
+{
+    if (!dw_supported(w)) return 0;
+    int64_t rows_that_fit = DW_BAND_BYTES / (dw_band_width(w) * VEC_BYTES);
+    int64_t band = (rows_that_fit - dw_band_input_rows(w, 1)) / w->stride[1] + 1;
+    return band < 1 ? 1 : band > w->out[1] ? w->out[1] : band;
+}
+
+size_t conv_depthwise_avx512_scratch_bytes(const conv_window *w)
+{
+    int64_t band = conv_depthwise_avx512_band_rows(w);
+    if (band == 0) return 0;
+    int64_t vectors = w->kernel[1] * w->kernel[2] + dw_band_input_rows(w, band) * dw_band_width(w) + LANES;
+    return (size_t)vectors * VEC_BYTES;
+}
+
+/* r[i] lane j <- r[j] lane i: unpacks interleave pairs of rows, then pairs of pairs, then 128-bit lanes are
+ * gathered from four rows in two steps. */
+static inline __attribute__((always_inline)) void transpose16(__m512 *r)
+{
+    __m512 t[LANES];
+    for (int i = 0; i < LANES; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* r[4q + m], 128-bit lane l: rows 4q .. 4q+3 at column 4l + m */
+    for (int i = 0; i < LANES; i += 4)
+        for (int h = 0; h < 2; h++) {
+            __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+            r[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+/* One band row: input row `row` of `channels` planes (`plane` floats apart) laid out channel-last, 16 floats
+ * per column, with the padding columns zero. */
+static void dw_fill_row(const float *row, int64_t plane, int channels, const conv_window *w, int64_t width,
+                        float *dst)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t left = w->pad[2] < width ? w->pad[2] : width;
+    int64_t inside = width - left < w->in[2] ? width - left : w->in[2];
+    for (int64_t col = 0; col < left; col++) _mm512_store_ps(dst + col * LANES, zero);
+    for (int64_t iw = 0; iw < inside; iw += LANES) {
+        int64_t n = inside - iw < LANES ? inside - iw : LANES;
+        __mmask16 mask = lane_range(0, n);
+        __m512 v[LANES];
+        for (int c = 0; c < LANES; c++) v[c] = c < channels ? _mm512_maskz_loadu_ps(mask, row + c * plane + iw) : zero;
+        transpose16(v);
+        /* all sixteen columns, also those past the row's inside: the right padding is written after them, and
+         * the scratch has a spare row of vectors at its end (a store count known at compile time keeps the
+         * vectors in registers; a variable one became a memcpy) */
+        for (int k = 0; k < LANES; k++) _mm512_store_ps(dst + (left + iw + k) * LANES, v[k]);
+    }
+    for (int64_t col = left + inside; col < width; col++) _mm512_store_ps(dst + col * LANES, zero);
+}
+
+/* What the tiles of one band share: the filters channel-last (16 floats per tap), strides in floats. */
+typedef struct dw_band {
+    const float *taps;
+    __m512 bias;
+    int64_t kernel_h, kernel_w;
+    int64_t tap_step;  /* between kernel columns: dilation * 16 */
+    int64_t line_step; /* between kernel rows: dilation * band width * 16 */
+    int64_t row_step;  /* between output rows: stride * band width * 16 */
+} dw_band;
+
+/* acc[r * n + j] = bias + the filter over output j of the tile's row r (rows 1 or 2, n <= 16 / rows);
+ * stride, rows and n are constants after inlining, so the accumulators live in registers and each tap is one
+ * load of the filter and n * rows FMAs reading the band directly. */
+static inline __attribute__((always_inline)) void dw_tile(const int64_t stride, const int rows, const int n,
+                                                         const dw_band *b, const float *src, __m512 *acc)
+{
+    __m512 sum[LANES];
+#pragma GCC unroll 16
+    for (int j = 0; j < rows * n; j++) sum[j] = b->bias;
+    const float *tap = b->taps;
+    for (int64_t kh = 0; kh < b->kernel_h; kh++, src += b->line_step) {
+        const float *at = src;
+        for (int64_t kw = 0; kw < b->kernel_w; kw++, at += b->tap_step, tap += LANES) {
+            __m512 weight = _mm512_load_ps(tap);
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < n; j++)
+                    sum[r * n + j] = _mm512_fmadd_ps(_mm512_load_ps(at + r * b->row_step + j * stride * LANES), weight,
+                                                     sum[r * n + j]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < rows * n; j++) acc[j] = sum[j];
+}
+
+#define DW_TILE_CASE(stride, rows, n)                                                                        \
+    case n: dw_tile(stride, rows, n, b, src, acc); break;
+#define DW_TILE_CASES_8(stride, rows)                                                                        \
+    DW_TILE_CASE(stride, rows, 1) DW_TILE_CASE(stride, rows, 2) DW_TILE_CASE(stride, rows, 3)                \
+    DW_TILE_CASE(stride, rows, 4) DW_TILE_CASE(stride, rows, 5) DW_TILE_CASE(stride, rows, 6)                \
+    DW_TILE_CASE(stride, rows, 7) DW_TILE_CASE(stride, rows, 8)
+#define DW_TILE_CASES_16(stride, rows)                                                                       \
+    DW_TILE_CASES_8(stride, rows) DW_TILE_CASE(stride, rows, 9) DW_TILE_CASE(stride, rows, 10)               \
+    DW_TILE_CASE(stride, rows, 11) DW_TILE_CASE(stride, rows, 12) DW_TILE_CASE(stride, rows, 13)             \
+    DW_TILE_CASE(stride, rows, 14) DW_TILE_CASE(stride, rows, 15) DW_TILE_CASE(stride, rows, 16)
+
+/* dw_tile with its constants chosen: one copy per (stride, rows, n). */
+static void dw_tile_any(int64_t stride, int rows, int n, const dw_band *b, const float *src, __m512 *acc)
+{
+    if (stride == 1 && rows == 1) switch (n) { DW_TILE_CASES_16(1, 1) default: break; }
+    else if (stride == 1) switch (n) { DW_TILE_CASES_8(1, 2) default: break; }
+    else if (rows == 1) switch (n) { DW_TILE_CASES_16(2, 1) default: break; }
+    else switch (n) { DW_TILE_CASES_8(2, 2) default: break; }
+}
+
+/* The activation on the tile's `count` outputs, then back to channel planes: after the transpose acc[c]
+ * holds channel c's outputs, stored to y + c * plane. */
+static void dw_store_tile(__m512 *acc, int count, int channels, const conv_extras *e, int64_t plane, float *y)
+{
+    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
+    for (int k = 0; k < count; k += ACT_WIDTH) activate_avx512(acc + k, e->act, lo, hi);
+    transpose16(acc);
+    __mmask16 mask = lane_range(0, count);
+    for (int c = 0; c < channels; c++) _mm512_mask_storeu_ps(y + c * plane, mask, acc[c]);
+}
+
+/* Output rows [oh0, oh1) from the band holding their input: rows of at most 8 outputs two at a time (both
+ * are contiguous in each output plane), longer rows in even chunks of at most 16. */
+static void dw_band_outputs(const conv_window *w, const dw_band *b, int channels, const conv_extras *e,
+                            int64_t oh0, int64_t oh1, const float *band, float *y)
+{
+    int64_t out_w = w->out[2], plane = conv_volume(w->out), chunks = (out_w + LANES - 1) / LANES;
+    /* a tile fills the first rows * n; the rest, transposed into lanes that are not stored, only need a value */
+    __m512 acc[LANES];
+    for (int j = 0; j < LANES; j++) acc[j] = _mm512_setzero_ps();
+    for (int64_t oh = oh0; oh < oh1;) {
+        const float *src = band + (oh - oh0) * b->row_step;
+        if (2 * out_w <= LANES && oh + 1 < oh1) {
+            dw_tile_any(w->stride[2], 2, (int)out_w, b, src, acc);
+            dw_store_tile(acc, 2 * (int)out_w, channels, e, plane, y + oh * out_w);
+            oh += 2;
+            continue;
+        }
+        for (int64_t k = 0; k < chunks; k++) {
+            int64_t ow0 = out_w * k / chunks, n = out_w * (k + 1) / chunks - ow0;
+            dw_tile_any(w->stride[2], 1, (int)n, b, src + ow0 * w->stride[2] * LANES, acc);
+            dw_store_tile(acc, (int)n, channels, e, plane, y + oh * out_w + ow0);
+        }
+        oh++;
+    }
+}
+
+void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float *x, const float *kernel,
+                                const float *bias, const conv_extras *extras, int64_t oh0, int64_t oh1, float *scratch,
+                                float *y)
+{
+    int64_t taps = w->kernel[1] * w->kernel[2], width = dw_band_width(w), in_plane = conv_volume(w->in);
+    /* the filters channel-last, zero for the channels past `channels` */
+    for (int64_t t = 0; t < taps; t++)
+        for (int c = 0; c < LANES; c++) scratch[t * LANES + c] = c < channels ? kernel[c * taps + t] : 0.0f;
+    float *band = scratch + taps * LANES;
+    int64_t ih0 = oh0 * w->stride[1] - w->pad[1], rows = dw_band_input_rows(w, oh1 - oh0);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ih = ih0 + r;
+        float *dst = band + r * width * LANES;
+        if (ih >= 0 && ih < w->in[1]) dw_fill_row(x + ih * w->in[2], in_plane, channels, w, width, dst);
+        else
+            for (int64_t col = 0; col < width; col++) _mm512_store_ps(dst + col * LANES, _mm512_setzero_ps());
+    }
+    _Alignas(64) float lanes[LANES] = {0};
+    for (int c = 0; c < channels && bias; c++) lanes[c] = bias[c];
+    dw_band b = {.taps = scratch, .bias = _mm512_load_ps(lanes), .kernel_h = w->kernel[1], .kernel_w = w->kernel[2],
+                 .tap_step = w->dilation[2] * LANES, .line_step = w->dilation[1] * width * LANES,
+                 .row_step = w->stride[1] * width * LANES};
+    dw_band_outputs(w, &b, channels, extras, oh0, oh1, band, y);
 }

@@ -14,6 +14,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/gemm_pack.h"
+#include "kernels/x86/activation_avx512.h"
 
 enum { MR = 12, NR = 32, LANES = 16 };
 
@@ -260,51 +261,50 @@ static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr
     if (nr > LANES) store_scaled(y + LANES, 1, nr - LANES, sum_hi, alpha, beta);
 }
 
-/* e^x as vmath_avx2.c computes it (Cephes' reduction and degree-6 polynomial, 2^n applied in two halves so
- * that denormal results and overflow come out as expf's), sixteen lanes at a time. NaN lanes are the
- * caller's to restore. */
-static inline __m512 exp_avx512(__m512 x)
+/* Bias, then the sigmoid-based activations, in groups of ACT_WIDTH vectors: ACT_WIDTH along a long row, or
+ * the same columns of several rows (a GEMM tile row holds at most two vectors). Slots past the tile's
+ * bottom edge or right edge are masked off entirely: they read nothing, store nothing. */
+static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const float *bias, int act)
 {
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.8f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i ni = _mm512_cvtps_epi32(n), half = _mm512_srai_epi32(ni, 1), bias = _mm512_set1_epi32(127);
-    __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(half, bias), 23));
-    __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, half), bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(p, lo), hi);
-}
-
-/* The activation on one vector (gemm_activation's values); NaN passes through every one. */
-static inline __m512 activate(__m512 v, int act, __m512 lo, __m512 hi)
-{
-    /* max/min return their second operand when either is NaN */
-    if (act == GEMM_ACT_CLAMP) return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-    if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return v;
-    __m512 one = _mm512_set1_ps(1.0f);
-    __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    __m512 r = act == GEMM_ACT_SILU ? _mm512_mul_ps(v, s) : s;
-    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+    __m512 unused = _mm512_setzero_ps();
+    int vecs = (nr + LANES - 1) / LANES;
+    int row_shift = vecs >= 4 ? 0 : vecs == 1 ? 2 : 1; /* log2 of the rows in a group (ACT_WIDTH is 4) */
+    int per_row = ACT_WIDTH >> row_shift;               /* vectors per row in a group */
+    for (int i0 = 0; i0 < mr; i0 += 1 << row_shift)
+        for (int j0 = 0; j0 < nr; j0 += per_row * LANES) {
+            __m512 v[ACT_WIDTH];
+            float *at[ACT_WIDTH];
+            __mmask16 mask[ACT_WIDTH];
+#pragma GCC unroll 4
+            for (int k = 0; k < ACT_WIDTH; k++) {
+                int i = i0 + (k >> (2 - row_shift)), j = j0 + (k & (per_row - 1)) * LANES;
+                mask[k] = i < mr ? lane_mask(nr - j) : 0;
+                at[k] = c + (i < mr ? i : mr - 1) * ldc + j;
+                v[k] = _mm512_maskz_loadu_ps(mask[k], at[k]);
+                if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i < mr ? i : mr - 1]));
+            }
+            activate_avx512(v, act, unused, unused);
+#pragma GCC unroll 4
+            for (int k = 0; k < ACT_WIDTH; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
+        }
 }
 
 static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
 {
+    if (act == GEMM_ACT_SIGMOID || act == GEMM_ACT_SILU) {
+        tile_epilogue_sigmoid(c, ldc, mr, nr, bias, act);
+        return;
+    }
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    bool clamp = act == GEMM_ACT_CLAMP;
     for (int i = 0; i < mr; i++, c += ldc) {
         __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
         for (int j = 0; j < nr; j += LANES) {
             __mmask16 m = lane_mask(nr - j);
             __m512 v = _mm512_maskz_loadu_ps(m, c + j);
             if (bias) v = _mm512_add_ps(v, b);
-            _mm512_mask_storeu_ps(c + j, m, activate(v, act, vlo, vhi));
+            if (clamp) v = clamp_avx512(v, vlo, vhi);
+            _mm512_mask_storeu_ps(c + j, m, v);
         }
     }
 }
@@ -371,14 +371,21 @@ static void columns(int64_t K, const float *at, const float *b, int64_t ldb, flo
         COLUMNS_CASE(7)
     default: return;
     }
+    /* alpha, bias and the activation over the tile's vectors, ACT_WIDTH at a time (the last group repeats its
+     * final vector in the unused slots) */
     __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int v = 0; v < vecs; v++) {
-        __mmask16 mask = lane_mask(rows - v * LANES);
-        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps();
-        for (int j = 0; j < cols; j++) {
-            float *t = tile + j * TW + v * LANES;
-            _mm512_store_ps(t, activate(_mm512_fmadd_ps(va, _mm512_load_ps(t), vb), act, vlo, vhi));
+    int n = vecs * cols;
+    for (int q0 = 0; q0 < n; q0 += ACT_WIDTH) {
+        __m512 x[ACT_WIDTH];
+        float *t[ACT_WIDTH];
+        for (int k = 0; k < ACT_WIDTH; k++) {
+            int q = q0 + k < n ? q0 + k : n - 1, v = q % vecs;
+            __m512 vb = bias ? _mm512_maskz_loadu_ps(lane_mask(rows - v * LANES), bias + v * LANES) : _mm512_setzero_ps();
+            t[k] = tile + (q / vecs) * TW + v * LANES;
+            x[k] = _mm512_fmadd_ps(va, _mm512_load_ps(t[k]), vb);
         }
+        activate_avx512(x, act, vlo, vhi);
+        for (int k = 0; k < ACT_WIDTH && q0 + k < n; k++) _mm512_store_ps(t[k], x[k]);
     }
     for (int i = 0; i < rows; i++, c += ldc)
         for (int j = 0; j < cols; j++) c[j] = tile[j * TW + i];

@@ -268,6 +268,73 @@ static void large_task_splits_inside(void **state)
     pool_free(pool);
 }
 
+/* The sixteen-channel depthwise kernel (AVX-512) on the shapes the random problems above rarely reach:
+ * channel counts around its blocks of 16, planes from 1x1 to wider than a vector, 1x1 to 7x7 kernels, strides
+ * 1 and 2 (3 falls back to the plane-by-plane path), asymmetric and zero padding, dilations, bands of rows
+ * split across two threads, scratch for one and two. Other CPUs run the portable path on the same cases. */
+static void depthwise_blocks_match_reference(void **state)
+{
+    (void)state;
+    thread_pool *pool;
+    assert_int_equal(pool_create(2, &pool), KILN_OK);
+    parallel_runner runner = pool_runner(pool);
+    const int64_t channel_counts[] = {1, 15, 16, 17, 33};
+    for (int trial = 0; trial < 120; trial++) {
+        conv_shape s = {.batch = random_int(1, 2)};
+        s.in_channels = s.out_channels = s.groups = channel_counts[trial % 5];
+        conv_window *w = &s.win;
+        identity_window(w);
+        int64_t k = random_int(1, 7);
+        for (int d = 1; d < CONV_SPATIAL; d++) {
+            w->in[d] = trial % 4 == 0 ? random_int(1, 3) : random_int(1, trial % 3 == 0 ? 70 : 30);
+            w->kernel[d] = trial % 7 == 0 ? random_int(1, 7) : k;
+            w->stride[d] = random_int(1, trial % 10 == 0 ? 3 : 2);
+            w->dilation[d] = random_int(1, 2);
+            w->pad[d] = random_int(0, 3);
+            w->pad_end[d] = random_int(0, 3);
+            int64_t extent = (w->kernel[d] - 1) * w->dilation[d] + 1;
+            if (w->in[d] + w->pad[d] + w->pad_end[d] < extent) w->in[d] = extent;
+            w->out[d] = (w->in[d] + w->pad[d] + w->pad_end[d] - extent) / w->stride[d] + 1;
+        }
+        assert_int_equal(conv_f32_choose(&s, NULL), CONV_ALGO_DEPTHWISE);
+        check_fast_path(&s, CONV_ALGO_DEPTHWISE, false, 1, NULL);
+        check_fast_path(&s, CONV_ALGO_DEPTHWISE, false, 1, &runner);
+        check_fast_path(&s, CONV_ALGO_DEPTHWISE, false, 2, &runner);
+    }
+    pool_free(pool);
+}
+
+/* A fused activation keeps the reference's NaN and infinities through the depthwise kernels: NaN inputs
+ * spread to the outputs whose windows hold them, and outputs of +-inf are clamped or saturate. */
+static void depthwise_special_values(void **state)
+{
+    (void)state;
+    conv_shape s = {.batch = 1, .in_channels = 20, .out_channels = 20, .groups = 20};
+    identity_window(&s.win);
+    for (int d = 1; d < CONV_SPATIAL; d++)
+        s.win.in[d] = s.win.out[d] = 9, s.win.kernel[d] = 3, s.win.pad[d] = s.win.pad_end[d] = 1;
+    int64_t n = 20 * 81;
+    float *x = random_floats(n, -1, 1), *w = random_floats(20 * 9, -1, 1), *want = random_floats(n, 0, 1);
+    float *got = random_floats(n, 0, 1);
+    x[40] = NAN, x[81 + 5] = INFINITY, x[2 * 81 + 77] = -INFINITY, x[3 * 81] = 1e30f, x[4 * 81 + 10] = -1e30f;
+    for (int k = 0; k < 9; k++) w[k] = w[9 + k] = w[18 + k] = 1.0f; /* no inf * 0 beside the NaN */
+    size_t scratch_bytes = conv_f32_scratch_bytes(&s, CONV_ALGO_DEPTHWISE, 1);
+    void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64 + 64);
+    assert_non_null(scratch);
+    for (int act = GEMM_ACT_NONE; act <= GEMM_ACT_SILU; act++) {
+        conv_extras extras = {.act = (gemm_activation)act, .lo = 0.0f, .hi = 6.0f};
+        conv_f32_reference(&s, x, w, NULL, want);
+        for (int64_t i = 0; i < n; i++) want[i] = activated(&extras, want[i]);
+        conv_f32(&s, CONV_ALGO_DEPTHWISE, x, w, NULL, &extras, got, scratch, scratch_bytes, NULL);
+        for (int64_t i = 0; i < n; i++) {
+            bool same = isnan(want[i]) ? isnan(got[i]) : isinf(want[i]) ? got[i] == want[i] : fabsf(got[i] - want[i]) <= 1e-4f * (1 + fabsf(want[i]));
+            if (!same) fail_msg("activation %d output %lld: got %g, want %g", act, (long long)i, (double)got[i], (double)want[i]);
+        }
+    }
+    free(scratch);
+    free(x), free(w), free(want), free(got);
+}
+
 /* ---- geometry ---------------------------------------------------------------------------------------- */
 
 static conv_attrs attrs_2d(conv_auto_pad auto_pad, int64_t stride, int64_t dilation)
@@ -730,6 +797,29 @@ static void max_pool_int8_indices(void **state)
 }
 
 /* AveragePool over a 1x4 row, kernel 3, stride 2, pads (1, 1), ceil_mode: windows [-1,1], [1,3], [3,5]. */
+/* GlobalAveragePool against a plain double sum, on planes shorter and longer than its partial sums. */
+static void global_average_pool_sums(void **state)
+{
+    (void)state;
+    const int64_t planes[][2] = {{1, 1}, {3, 5}, {4, 4}, {7, 7}, {13, 17}, {56, 56}};
+    for (int t = 0; t < 6; t++) {
+        int64_t x_dims[4] = {2, 3, planes[t][0], planes[t][1]}, plane = planes[t][0] * planes[t][1];
+        float *x = random_floats(6 * plane, -1, 1);
+        test_run r;
+        conv_node(&r, 13, "GlobalAveragePool", KILN_FLOAT32, 4, x_dims, x, NULL, 1);
+        assert_int_equal(tr_load(&r), KILN_OK);
+        assert_int_equal(tr_run(&r, 1), KILN_OK);
+        assert_shape(&r.out[0], 4, (int64_t[]){2, 3, 1, 1});
+        for (int64_t c = 0; c < 6; c++) {
+            double sum = 0;
+            for (int64_t i = 0; i < plane; i++) sum += x[c * plane + i];
+            assert_float_equal(((const float *)r.out[0].data)[c], (float)(sum / (double)plane), 1e-6);
+        }
+        tr_free(&r);
+        free(x);
+    }
+}
+
 static void average_pool_divisors(void **state)
 {
     (void)state;
@@ -799,6 +889,8 @@ int main(void)
         cmocka_unit_test(transpose_output_shape_and_same),
         cmocka_unit_test(geometry_rejects_mismatches),
         cmocka_unit_test(depthwise_avx512_plane_matches_reference),
+        cmocka_unit_test(depthwise_blocks_match_reference),
+        cmocka_unit_test(depthwise_special_values),
         cmocka_unit_test(conv_activation_fusion),
         cmocka_unit_test(max_pool_fast_path_matches_loop),
         cmocka_unit_test(gather_row_variants_agree),
@@ -808,6 +900,7 @@ int main(void)
         cmocka_unit_test(empty_batch_gives_empty_output),
         cmocka_unit_test(max_pool_int8_indices),
         cmocka_unit_test(average_pool_divisors),
+        cmocka_unit_test(global_average_pool_sums),
         cmocka_unit_test(lp_pools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
