@@ -4,8 +4,9 @@
  *   - a BatchNormalization in inference form whose input is a Conv's or Gemm's output read by nothing else,
  *     with constant weight, bias and statistics, is folded into that node's weight and bias (computed in
  *     double, rounded once), as every deployment runtime does: the normalisation then costs nothing;
- *   - a Conv whose only reader is a Relu, a Clip or a Sigmoid, or whose output y is read just by Sigmoid and
- *     by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish), becomes one ai.kiln::FusedConv node that
+ *   - a Conv whose only reader is a Relu, a Clip, a Sigmoid, a HardSigmoid or a HardSwish, or whose output y
+ *     is read just by Sigmoid (or HardSigmoid) and by Mul(y, sigmoid(y)) (SiLU, as exporters write Swish; a
+ *     hard swish, as PaddlePaddle writes it), becomes one ai.kiln::FusedConv node that
  *     applies the activation while its outputs are still in cache, instead of separate passes over the
  *     whole tensor (onnxruntime's com.microsoft::FusedConv does the same).
  *
@@ -14,8 +15,8 @@
  * it can prove equivalent: the Conv's output has exactly those readers, is not a graph output, and no subgraph
  * exists that could read it by name; a Clip's bounds must be known float32 scalars (initializers or
  * Constant nodes). The fused node keeps the Conv's name, inputs and attributes, takes over the activation's
- * output, and gains the attributes `activation` ("Relu", "Clip", "Sigmoid" or "SiLU") and `activation_params`
- * ([lo, hi], the clamp of the first two).
+ * output, and gains the attributes `activation` ("Relu", "Clip", "Sigmoid", "SiLU", "HardSigmoid" or
+ * "HardSwish") and `activation_params` ([lo, hi], the clamp of the first two; [alpha, beta] of the hard ones).
  */
 #include <math.h>
 #include <stdio.h>
@@ -83,10 +84,30 @@ static bool known_scalar(const graph *g, int v, float *out)
 
 /* Whether `act` is an activation FusedConv takes (Relu, Clip with bounds known at load, Sigmoid), and the
  * clamp [lo, hi] of the first two. */
+/* HardSigmoid's alpha and beta (defaults 0.2 and 0.5) when its attributes are just those, finite. */
+static bool hard_sigmoid_params(const graph_node *act, float *alpha, float *beta)
+{
+    *alpha = 0.2f, *beta = 0.5f;
+    if (!is_onnx_op(act, "HardSigmoid") || act->n_inputs != 1 || act->n_outputs != 1) return false;
+    for (int a = 0; a < act->n_attrs; a++) {
+        const graph_attr *attr = &act->attrs[a];
+        if (attr->type != ATTR_FLOAT || !isfinite(attr->f)) return false;
+        if (strcmp(attr->name, "alpha") == 0) *alpha = attr->f;
+        else if (strcmp(attr->name, "beta") == 0) *beta = attr->f;
+        else return false;
+    }
+    return true;
+}
+
 static bool activation_bounds(const graph *g, const graph_node *act, float *lo, float *hi)
 {
     *lo = -INFINITY, *hi = INFINITY;
     if (is_onnx_op(act, "Sigmoid")) return act->n_inputs == 1 && act->n_outputs == 1;
+    if (is_onnx_op(act, "HardSigmoid")) return hard_sigmoid_params(act, lo, hi); /* lo, hi: alpha, beta */
+    if (is_onnx_op(act, "HardSwish")) {
+        *lo = 1.0f / 6.0f, *hi = 0.5f;
+        return act->n_inputs == 1 && act->n_outputs == 1 && act->n_attrs == 0;
+    }
     if (is_onnx_op(act, "Relu")) {
         *lo = 0.0f;
         return act->n_inputs == 1 && act->n_outputs == 1;
@@ -140,13 +161,20 @@ static const char *match_activation(const graph *g, const value_readers *readers
     if (r->count != 2) return NULL;
     for (int s = 0; s < 2; s++) {
         const graph_node *sig = &g->nodes[r->node[s]], *mul = &g->nodes[r->node[1 - s]];
-        if (!is_onnx_op(sig, "Sigmoid") || sig->n_inputs != 1 || sig->n_outputs != 1 || sig->outputs[0] < 0) continue;
+        float alpha, beta;
+        bool hard = hard_sigmoid_params(sig, &alpha, &beta);
+        if ((!hard && !is_onnx_op(sig, "Sigmoid")) || sig->n_inputs != 1 || sig->n_outputs != 1 || sig->outputs[0] < 0)
+            continue;
         int sv = sig->outputs[0];
         if (readers[sv].count != 1 || readers[sv].node[0] != r->node[1 - s]) continue;
         if (!is_onnx_op(mul, "Mul") || mul->n_inputs != 2 || mul->n_outputs != 1 || mul->outputs[0] < 0) continue;
         bool operands = (mul->inputs[0] == y && mul->inputs[1] == sv) || (mul->inputs[0] == sv && mul->inputs[1] == y);
         if (!operands) continue;
         removed[0] = r->node[s], removed[1] = *last = r->node[1 - s], *n_removed = 2;
+        if (hard) { /* x * HardSigmoid(x): a hard swish with this HardSigmoid's alpha and beta */
+            *lo = alpha, *hi = beta;
+            return "HardSwish";
+        }
         *lo = -INFINITY, *hi = INFINITY;
         return "SiLU";
     }

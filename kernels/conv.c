@@ -435,7 +435,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
 #if defined(KILN_HAVE_X86_KERNELS)
         if (r->depthwise_avx512 && conv_depthwise_plane_avx512(w, x, kernel, bias, &r->extras, y)) {
             /* the plane kernel clamps as it stores; the transcendental activations follow on the plane */
-            if (r->extras.act != GEMM_ACT_CLAMP) gemm_activate_f32(r->extras.act, 0.0f, 0.0f, y, out_vol);
+            if (r->extras.act != GEMM_ACT_CLAMP) gemm_activate_f32(r->extras.act, r->extras.lo, r->extras.hi, y, out_vol);
             continue;
         }
 #endif

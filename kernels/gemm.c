@@ -221,6 +221,16 @@ void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_
         }
         return;
     }
+    if (act == GEMM_ACT_HARD_SIGMOID || act == GEMM_ACT_HARD_SWISH) {
+        /* comparisons again: a NaN fails both and stays */
+        for (int64_t j = 0; j < n; j++) {
+            float h = lo * v[j] + hi;
+            h = h < 0.0f ? 0.0f : h;
+            h = h > 1.0f ? 1.0f : h;
+            v[j] = act == GEMM_ACT_HARD_SWISH ? v[j] * h : h;
+        }
+        return;
+    }
     if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;
     const gemm_kernel_set *ks = kernels_for(GEMM_VARIANT_AUTO);
     if (ks->epilogue) {

@@ -101,15 +101,24 @@ typedef void (*gemm_b_panel_fn)(const void *ctx, int64_t k0, int64_t kc, int64_t
                                 float *dst);
 
 /* The activation an epilogue applies: CLAMP is min(max(v, lo), hi) (Relu, Clip; NaN passes through),
- * SIGMOID 1 / (1 + e^-v), SILU v * sigmoid(v) (Swish, as exporters write Sigmoid then Mul). */
-typedef enum gemm_activation { GEMM_ACT_NONE = 0, GEMM_ACT_CLAMP, GEMM_ACT_SIGMOID, GEMM_ACT_SILU } gemm_activation;
+ * SIGMOID 1 / (1 + e^-v), SILU v * sigmoid(v) (Swish, as exporters write Sigmoid then Mul), HARD_SIGMOID
+ * max(0, min(1, alpha * v + beta)) and HARD_SWISH v * hard_sigmoid(v), with alpha and beta passed in the
+ * lo and hi fields (ONNX HardSwish is alpha 1/6, beta 1/2). */
+typedef enum gemm_activation {
+    GEMM_ACT_NONE = 0,
+    GEMM_ACT_CLAMP,
+    GEMM_ACT_SIGMOID,
+    GEMM_ACT_SILU,
+    GEMM_ACT_HARD_SIGMOID,
+    GEMM_ACT_HARD_SWISH
+} gemm_activation;
 
 /* What happens to each finished tile of C: C[i, j] += row_bias[i] (when row_bias is given), then the
  * activation. */
 typedef struct gemm_epilogue {
     const float *row_bias;
     gemm_activation act;
-    float lo, hi; /* GEMM_ACT_CLAMP's bounds */
+    float lo, hi; /* GEMM_ACT_CLAMP's bounds; the hard activations' alpha and beta */
 } gemm_epilogue;
 
 /* The activation over n contiguous floats in place (the fast vmath set where there is one). */

@@ -231,7 +231,8 @@ typedef struct winograd_run {
     const float *x, *bias; /* this image */
     float *y;
     gemm_activation act;
-    float lo, hi;
+    float lo, hi;             /* the clamp the output transform applies (a fused Relu or Clip; else none) */
+    float act_lo, act_hi;     /* the other activations' parameters, applied on the finished rows */
     float *v, *m;            /* this worker's (or the shared) block buffers */
     char *gemm_scratch;      /* then one GEMM scratch per point worker */
     int point_workers;
@@ -267,8 +268,8 @@ static void output_channels(void *arg, int64_t begin, int64_t end)
     for (int64_t m = begin; m < end; m++) {
         float *y = r->y + m * plane;
         r->output(&r->g, r->m + m * r->tiles, stride, r->ty0, r->ty1, r->bias ? r->bias[m] : 0.0f, r->lo, r->hi, y);
-        if (r->act == GEMM_ACT_SIGMOID || r->act == GEMM_ACT_SILU)
-            gemm_activate_f32(r->act, 0.0f, 0.0f, y + row0 * r->g.out_w, (row1 - row0) * r->g.out_w);
+        if (r->act != GEMM_ACT_NONE && r->act != GEMM_ACT_CLAMP)
+            gemm_activate_f32(r->act, r->act_lo, r->act_hi, y + row0 * r->g.out_w, (row1 - row0) * r->g.out_w);
     }
 }
 
@@ -316,7 +317,7 @@ void conv_winograd_f32(const conv_shape *s, const conv_winograd_filters *filters
 {
     winograd_run r = {.s = s, .f = filters, .g = plane_of(s), .b = layout_of(s), .bias = bias, .lo = -INFINITY,
                       .hi = INFINITY, .input = winograd_input_reference, .output = winograd_output_reference};
-    if (extras) r.act = extras->act;
+    if (extras) r.act = extras->act, r.act_lo = extras->lo, r.act_hi = extras->hi;
     if (r.act == GEMM_ACT_CLAMP) r.lo = extras->lo, r.hi = extras->hi;
 #if defined(KILN_HAVE_X86_KERNELS)
     if (platform_cpu_features()->avx512f) r.input = winograd_input_avx512, r.output = winograd_output_avx512;

@@ -85,25 +85,34 @@ static kiln_status conv_init(op_init_ctx *ctx)
 }
 
 /* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then the activation named by `activation`: "Relu" or
- * "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid" or "SiLU" (x * sigmoid(x)). */
+ * "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid", "SiLU" (x * sigmoid(x)), "HardSigmoid" or
+ * "HardSwish" (x * hard_sigmoid(x)), the last two with `activation_params` [alpha, beta]. */
 static kiln_status fused_conv_init(op_init_ctx *ctx)
 {
+    static const struct {
+        const char *name;
+        gemm_activation act;
+        bool has_params;
+    } known[] = {{"Relu", GEMM_ACT_CLAMP, true},         {"Clip", GEMM_ACT_CLAMP, true},
+                 {"Sigmoid", GEMM_ACT_SIGMOID, false},   {"SiLU", GEMM_ACT_SILU, false},
+                 {"HardSigmoid", GEMM_ACT_HARD_SIGMOID, true}, {"HardSwish", GEMM_ACT_HARD_SWISH, true}};
     conv_params *p = ctx->params;
     KILN_TRY(conv_init(ctx));
     const graph_attr *act = graph_node_attr(ctx->node, "activation");
     if (!act || act->type != ATTR_STRING) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'activation' is required");
-    if (strcmp(act->s, "Sigmoid") == 0 || strcmp(act->s, "SiLU") == 0) {
-        p->act = strcmp(act->s, "Sigmoid") == 0 ? GEMM_ACT_SIGMOID : GEMM_ACT_SILU;
-        return KILN_OK;
-    }
-    if (strcmp(act->s, "Relu") != 0 && strcmp(act->s, "Clip") != 0)
-        return kiln_fail(KILN_ERR_MALFORMED, "activation '%s' is not one of Relu, Clip, Sigmoid, SiLU", act->s);
-    const graph_attr *bounds = graph_node_attr(ctx->node, "activation_params");
-    if (!bounds || bounds->type != ATTR_FLOATS || bounds->count != 2 || isnan(bounds->floats[0]) ||
-        isnan(bounds->floats[1]))
-        return kiln_fail(KILN_ERR_MALFORMED, "activation_params must be two bounds [lo, hi]");
-    p->act = GEMM_ACT_CLAMP;
-    p->lo = bounds->floats[0], p->hi = bounds->floats[1];
+    size_t k = 0, count = sizeof known / sizeof known[0];
+    while (k < count && strcmp(act->s, known[k].name) != 0) k++;
+    if (k == count)
+        return kiln_fail(KILN_ERR_MALFORMED,
+                         "activation '%s' is not one of Relu, Clip, Sigmoid, SiLU, HardSigmoid, HardSwish", act->s);
+    p->act = known[k].act;
+    if (!known[k].has_params) return KILN_OK;
+    const graph_attr *params = graph_node_attr(ctx->node, "activation_params");
+    bool bounds = p->act == GEMM_ACT_CLAMP; /* else alpha and beta, which must be finite */
+    if (!params || params->type != ATTR_FLOATS || params->count != 2 || isnan(params->floats[0]) ||
+        isnan(params->floats[1]) || (!bounds && (!isfinite(params->floats[0]) || !isfinite(params->floats[1]))))
+        return kiln_fail(KILN_ERR_MALFORMED, "activation_params must be two numbers: [lo, hi] or [alpha, beta]");
+    p->lo = params->floats[0], p->hi = params->floats[1];
     return KILN_OK;
 }
 static kiln_status conv_transpose_init(op_init_ctx *ctx) { return conv_init_with(ctx, CONV_ATTR_OUTPUT_PADDING); }

@@ -80,12 +80,21 @@ static inline __attribute__((always_inline)) void sigmoid_avx512(__m512 *v)
 static inline __m512 clamp_avx512(__m512 v, __m512 lo, __m512 hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
 
 /* v[k] = the activation `act` (a gemm_activation) of v[k] for k < ACT_WIDTH; lo and hi are GEMM_ACT_CLAMP's
- * bounds. */
+ * bounds, or the hard activations' alpha and beta. */
 static inline __attribute__((always_inline)) void activate_avx512(__m512 *v, int act, __m512 lo, __m512 hi)
 {
     if (act == GEMM_ACT_CLAMP) {
         #pragma GCC unroll 4
         for (int k = 0; k < ACT_WIDTH; k++) v[k] = clamp_avx512(v[k], lo, hi);
+        return;
+    }
+    if (act == GEMM_ACT_HARD_SIGMOID || act == GEMM_ACT_HARD_SWISH) { /* lo, hi: alpha, beta */
+        __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+        #pragma GCC unroll 4
+        for (int k = 0; k < ACT_WIDTH; k++) {
+            __m512 h = clamp_avx512(_mm512_fmadd_ps(v[k], lo, hi), zero, one);
+            v[k] = act == GEMM_ACT_HARD_SWISH ? _mm512_mul_ps(v[k], h) : h;
+        }
         return;
     }
     if (act != GEMM_ACT_SIGMOID && act != GEMM_ACT_SILU) return;

@@ -261,12 +261,13 @@ static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr
     if (nr > LANES) store_scaled(y + LANES, 1, nr - LANES, sum_hi, alpha, beta);
 }
 
-/* Bias, then the sigmoid-based activations, in groups of ACT_WIDTH vectors: ACT_WIDTH along a long row, or
+/* Bias, then the activations beyond a clamp, in groups of ACT_WIDTH vectors: ACT_WIDTH along a long row, or
  * the same columns of several rows (a GEMM tile row holds at most two vectors). Slots past the tile's
  * bottom edge or right edge are masked off entirely: they read nothing, store nothing. */
-static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const float *bias, int act)
+static void tile_epilogue_grouped(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo,
+                                  float hi)
 {
-    __m512 unused = _mm512_setzero_ps();
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     int vecs = (nr + LANES - 1) / LANES;
     int row_shift = vecs >= 4 ? 0 : vecs == 1 ? 2 : 1; /* log2 of the rows in a group (ACT_WIDTH is 4) */
     int per_row = ACT_WIDTH >> row_shift;               /* vectors per row in a group */
@@ -283,7 +284,7 @@ static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const f
                 v[k] = _mm512_maskz_loadu_ps(mask[k], at[k]);
                 if (bias) v[k] = _mm512_add_ps(v[k], _mm512_set1_ps(bias[i < mr ? i : mr - 1]));
             }
-            activate_avx512(v, act, unused, unused);
+            activate_avx512(v, act, vlo, vhi);
 #pragma GCC unroll 4
             for (int k = 0; k < ACT_WIDTH; k++) _mm512_mask_storeu_ps(at[k], mask[k], v[k]);
         }
@@ -291,8 +292,8 @@ static void tile_epilogue_sigmoid(float *c, int64_t ldc, int mr, int nr, const f
 
 static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bias, int act, float lo, float hi)
 {
-    if (act == GEMM_ACT_SIGMOID || act == GEMM_ACT_SILU) {
-        tile_epilogue_sigmoid(c, ldc, mr, nr, bias, act);
+    if (act != GEMM_ACT_NONE && act != GEMM_ACT_CLAMP) {
+        tile_epilogue_grouped(c, ldc, mr, nr, bias, act, lo, hi);
         return;
     }
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);

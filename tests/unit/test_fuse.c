@@ -6,6 +6,9 @@
  * the results must equal the permutation computed here index by index, also when the inner Transpose's
  * output is a graph output too (it must then stay).
  *
+ * HardSigmoid and HardSwish, in the three ways exporters write them, fuse into the Conv before them and give
+ * the unfused graph's results.
+ *
  * BatchNormalization folded into the Conv or Gemm before it:
  * Each case runs twice: as written, where the pass must fold (no BatchNormalization left, and a Relu after
  * it then fuses into the Conv), and with the linear node's output also declared as a graph output, which
@@ -229,10 +232,55 @@ static void transpose_pairs_compose(void **state)
             }
 }
 
+/* x [1, 3, 9, 10] -> Conv 3x3 (pad 1) -> a hard activation as exporters write it -> y; spelling 0: HardSigmoid
+ * (alpha 0.3, beta 0.4), 1: HardSwish (opset 14), 2: Mul(c, HardSigmoid(c)) (PaddlePaddle's hard swish). */
+static void run_hard_activation(test_run *r, int spelling, bool show_conv, const float *x, const float *w)
+{
+    tr_init(r, 14);
+    int64_t xd[4] = {1, 3, 9, 10}, wd[4] = {CHANNELS, 3, 3, 3};
+    tr_input(r, "x", KILN_FLOAT32, 4, xd, x);
+    tr_output(r, "y", KILN_FLOAT32);
+    if (show_conv) tr_output(r, "c", KILN_FLOAT32);
+    tm_initializer(&r->tm, "w", KILN_FLOAT32, 4, wd, w);
+    pbw pads = {0}, hard = {0};
+    tm_attr_ints(&pads, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    tm_node(&r->tm, "Conv", LIST("x", "w"), LIST("c"), &pads);
+    if (spelling == 1) {
+        tm_node(&r->tm, "HardSwish", LIST("c"), LIST("y"), NULL);
+    } else {
+        tm_attr_float(&hard, "alpha", spelling == 0 ? 0.3f : 1.0f / 6.0f);
+        tm_attr_float(&hard, "beta", spelling == 0 ? 0.4f : 0.5f);
+        tm_node(&r->tm, "HardSigmoid", LIST("c"), LIST(spelling == 0 ? "y" : "gate"), &hard);
+        if (spelling == 2) tm_node(&r->tm, "Mul", LIST("c", "gate"), LIST("y"), NULL);
+    }
+    pbw_free(&pads), pbw_free(&hard);
+    assert_int_equal(tr_run(r, 1), KILN_OK);
+}
+
+static void hard_activations_fuse_into_the_conv(void **state)
+{
+    (void)state;
+    random_seed(23);
+    float *x = random_floats(3 * 9 * 10, -3, 3), *w = random_floats(CHANNELS * 27, -1, 1);
+    for (int spelling = 0; spelling < 3; spelling++) {
+        test_run fused, plain;
+        run_hard_activation(&fused, spelling, false, x, w);
+        run_hard_activation(&plain, spelling, true, x, w);
+        assert_true(model_has_op(fused.model, "FusedConv"));
+        assert_false(model_has_op(fused.model, spelling == 1 ? "HardSwish" : "HardSigmoid"));
+        assert_false(model_has_op(plain.model, "FusedConv"));
+        assert_true(max_abs_diff(fused.out[0].data, plain.out[0].data, CHANNELS * 9 * 10) < 1e-5);
+        tr_free(&fused);
+        tr_free(&plain);
+    }
+    free(x), free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(transpose_pairs_compose),
+        cmocka_unit_test(hard_activations_fuse_into_the_conv),
         cmocka_unit_test(conv_batch_norm_is_folded_and_matches),
         cmocka_unit_test(gemm_batch_norm_is_folded_and_matches),
         cmocka_unit_test(near_misses_stay_unfolded),

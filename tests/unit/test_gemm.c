@@ -221,13 +221,7 @@ static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bo
     gemm_args g = {M, N, K, false, false, A, K, B, N, want, N, 1.0f, 0.0f};
     gemm_f32_reference(&g);
     gemm_epilogue ep = {bias, act, -0.5f, 0.75f};
-    for (int64_t i = 0; i < M * N; i++) {
-        float v = want[i] + bias[i / N];
-        if (ep.act == GEMM_ACT_CLAMP) v = v < ep.lo ? ep.lo : v > ep.hi ? ep.hi : v;
-        if (ep.act == GEMM_ACT_SIGMOID) v = 1.0f / (1.0f + expf(-v));
-        if (ep.act == GEMM_ACT_SILU) v = v / (1.0f + expf(-v));
-        want[i] = v;
-    }
+    for (int64_t i = 0; i < M * N; i++) want[i] = test_activation(act, ep.lo, ep.hi, want[i] + bias[i / N]);
     size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(run));
     void *scratch = mem_aligned_alloc(bytes);
     for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
@@ -250,7 +244,9 @@ static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bo
     free(A), free(B), free(bias), free(C), free(want);
 }
 
-static const gemm_activation every_activation[] = {GEMM_ACT_NONE, GEMM_ACT_CLAMP, GEMM_ACT_SILU, GEMM_ACT_SIGMOID};
+static const gemm_activation every_activation[] = {GEMM_ACT_NONE,    GEMM_ACT_CLAMP,        GEMM_ACT_SILU,
+                                                   GEMM_ACT_SIGMOID, GEMM_ACT_HARD_SIGMOID, GEMM_ACT_HARD_SWISH};
+enum { ACTIVATIONS = sizeof every_activation / sizeof every_activation[0] };
 
 /* gemm_f32_fused on one and three threads, B from the callback or from memory, each activation. */
 static void fused_products(void **state)
@@ -263,7 +259,7 @@ static void fused_products(void **state)
     const int64_t sizes[][3] = {{64, 3136, 60}, {512, 49, 200}, {256, 196, 300}, {7, 1, 30}, {1, 500, 40},
                                 {37, 1000, 300}, {300, 45, 600}, {1152, 1, 48}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
-        for (int variant = 0; variant < 4; variant++)
+        for (int variant = 0; variant < ACTIVATIONS; variant++)
             check_fused(sizes[t][0], sizes[t][1], sizes[t][2], every_activation[variant], variant % 3 == 0,
                         variant & 1 ? &runner : NULL);
     pool_free(pool);
@@ -284,7 +280,7 @@ static void fused_few_columns(void **state)
     for (size_t m = 0; m < sizeof rows / sizeof rows[0]; m++)
         for (size_t j = 0; j < sizeof columns / sizeof columns[0]; j++)
             for (size_t k = 0; k < sizeof depths / sizeof depths[0]; k++, n++)
-                check_fused(rows[m], columns[j], depths[k], every_activation[n % 4], false, n % 5 == 0 ? &runner : NULL);
+                check_fused(rows[m], columns[j], depths[k], every_activation[n % ACTIVATIONS], false, n % 5 == 0 ? &runner : NULL);
     pool_free(pool);
 }
 

@@ -113,17 +113,6 @@ static sizes problem_sizes(const conv_shape *s, bool transpose)
                    s->batch * s->out_channels * conv_volume(s->win.out)};
 }
 
-/* What a fused activation makes of v, computed plainly. */
-static float activated(const conv_extras *e, float v)
-{
-    switch (e->act) {
-    case GEMM_ACT_CLAMP: return v < e->lo ? e->lo : v > e->hi ? e->hi : v;
-    case GEMM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
-    case GEMM_ACT_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
-
 /* Runs the fast path with scratch sized for `planned` threads on `runner` and compares with the reference. */
 static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose, int planned, const parallel_runner *runner)
 {
@@ -132,7 +121,8 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
     float *want = random_floats(n.y, -1, 1), *got = random_floats(n.y, -1, 1);
     bool with_bias = random_int(0, 1) == 1;
     /* forward convolutions also run with filters packed at load and a fused activation */
-    conv_extras extras = {.act = transpose ? GEMM_ACT_NONE : (gemm_activation)random_int(0, 3), .lo = -0.25f, .hi = 0.5f};
+    conv_extras extras = {.act = transpose ? GEMM_ACT_NONE : (gemm_activation)random_int(0, TEST_ACTIVATIONS - 1),
+                          .lo = -0.25f, .hi = 0.5f};
     conv_packed_filters packed;
     void *packed_memory = NULL;
     int64_t per_group_k = s->in_channels / s->groups * conv_volume(s->win.kernel);
@@ -151,7 +141,7 @@ static void check_fast_path(const conv_shape *s, conv_algo algo, bool transpose,
         conv_transpose_f32(s, algo, x, w, with_bias ? bias : NULL, got, scratch, scratch_bytes, runner);
     } else {
         conv_f32_reference(s, x, w, with_bias ? bias : NULL, want);
-        for (int64_t i = 0; i < n.y; i++) want[i] = activated(&extras, want[i]);
+        for (int64_t i = 0; i < n.y; i++) want[i] = test_activation(extras.act, extras.lo, extras.hi, want[i]);
         conv_f32(s, algo, x, w, with_bias ? bias : NULL, &extras, got, scratch, scratch_bytes, runner);
     }
     double diff = max_abs_diff(want, got, n.y);
@@ -324,7 +314,7 @@ static void depthwise_special_values(void **state)
     for (int act = GEMM_ACT_NONE; act <= GEMM_ACT_SILU; act++) {
         conv_extras extras = {.act = (gemm_activation)act, .lo = 0.0f, .hi = 6.0f};
         conv_f32_reference(&s, x, w, NULL, want);
-        for (int64_t i = 0; i < n; i++) want[i] = activated(&extras, want[i]);
+        for (int64_t i = 0; i < n; i++) want[i] = test_activation(extras.act, extras.lo, extras.hi, want[i]);
         conv_f32(&s, CONV_ALGO_DEPTHWISE, x, w, NULL, &extras, got, scratch, scratch_bytes, NULL);
         for (int64_t i = 0; i < n; i++) {
             bool same = isnan(want[i]) ? isnan(got[i]) : isinf(want[i]) ? got[i] == want[i] : fabsf(got[i] - want[i]) <= 1e-4f * (1 + fabsf(want[i]));
@@ -499,7 +489,7 @@ static void depthwise_avx512_plane_matches_reference(void **state)
         float *want = random_floats(out_vol, -1, 1), *got = random_floats(out_vol, -1, 1), bias = 0.125f;
         conv_extras extras = {.act = random_int(0, 1) == 1 ? GEMM_ACT_CLAMP : GEMM_ACT_NONE, .lo = -0.5f, .hi = 0.75f};
         conv_f32_reference(&s, x, k, &bias, want);
-        for (int64_t i = 0; i < out_vol; i++) want[i] = activated(&extras, want[i]);
+        for (int64_t i = 0; i < out_vol; i++) want[i] = test_activation(extras.act, extras.lo, extras.hi, want[i]);
         assert_true(conv_depthwise_plane_avx512(w, x, k, bias, &extras, got));
         double diff = max_abs_diff(want, got, out_vol);
         if (diff > 1e-4)
@@ -617,7 +607,7 @@ static void conv_activation_fusion(void **state)
         conv_f32_reference(&s, x, w, b, want);
         conv_extras act = {.act = variant >= 3 ? (variant == 3 ? GEMM_ACT_SILU : GEMM_ACT_SIGMOID) : GEMM_ACT_CLAMP,
                            .lo = variant == 1 ? lo : 0.0f, .hi = variant == 1 ? hi : INFINITY};
-        for (int64_t i = 0; i < n; i++) want[i] = activated(&act, want[i]);
+        for (int64_t i = 0; i < n; i++) want[i] = test_activation(act.act, act.lo, act.hi, want[i]);
         assert_true(max_abs_diff(want, r.out[0].data, n) < 1e-4);
         free(want);
         tr_free(&r);

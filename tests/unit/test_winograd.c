@@ -45,16 +45,6 @@ static conv_shape random_3x3_shape(void)
     return s;
 }
 
-static float activated(gemm_activation act, float v)
-{
-    switch (act) {
-    case GEMM_ACT_CLAMP: return v < -0.5f ? -0.5f : v > 1.0f ? 1.0f : v;
-    case GEMM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
-    case GEMM_ACT_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
-
 static void check_against_reference(const conv_shape *s, int planned, const parallel_runner *runner)
 {
     assert_true(conv_winograd_applies(s));
@@ -66,7 +56,8 @@ static void check_against_reference(const conv_shape *s, int planned, const para
     assert_non_null(memory);
     conv_packed_filters packed = {.groups = 1};
     assert_int_equal(conv_winograd_pack_filters(M, C, w, memory, &packed.winograd), KILN_OK);
-    conv_extras extras = {.packed = &packed, .act = (gemm_activation)random_int(0, 3), .lo = -0.5f, .hi = 1.0f};
+    conv_extras extras = {.packed = &packed, .act = (gemm_activation)random_int(0, TEST_ACTIVATIONS - 1),
+                          .lo = -0.5f, .hi = 1.0f};
     assert_int_equal(conv_f32_choose(s, &packed), CONV_ALGO_WINOGRAD);
     bool with_bias = random_int(0, 1) == 1;
     size_t scratch_bytes = conv_f32_scratch_bytes(s, CONV_ALGO_WINOGRAD, planned);
@@ -76,7 +67,7 @@ static void check_against_reference(const conv_shape *s, int planned, const para
     conv_f32(s, CONV_ALGO_WINOGRAD, x, w, with_bias ? bias : NULL, &extras, got, scratch, scratch_bytes, runner);
     /* sums of 9*C products of values in [-1, 1]: the transforms add a few roundings of partial sums */
     for (int64_t i = 0; i < ny; i++) {
-        float expect = activated(extras.act, want[i]);
+        float expect = test_activation(extras.act, extras.lo, extras.hi, want[i]);
         if (fabsf(got[i] - expect) > 1e-4f * (1.0f + fabsf(expect)))
             fail_msg("C=%lld M=%lld in=%lldx%lld pads %lld,%lld,%lld,%lld act %d: output %lld is %g, expected %g",
                      (long long)C, (long long)M, (long long)s->win.in[1], (long long)s->win.in[2],

@@ -398,6 +398,18 @@ void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims)
     for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
 }
 
+float test_activation(int act, float lo, float hi, float v)
+{
+    switch (act) {
+    case 1: return v < lo ? lo : v > hi ? hi : v;
+    case 2: return 1.0f / (1.0f + expf(-v));
+    case 3: return v / (1.0f + expf(-v));
+    case 4: return fmaxf(0.0f, fminf(1.0f, lo * v + hi));
+    case 5: return v * fmaxf(0.0f, fminf(1.0f, lo * v + hi));
+    default: return v;
+    }
+}
+
 void assert_close(const float *got, const double *want, int64_t n, double tolerance)
 {
     for (int64_t i = 0; i < n; i++) {

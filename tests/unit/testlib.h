@@ -158,6 +158,11 @@ void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims);
 /* Each got[i] is within tolerance * (1 + |want[i]|) of want[i]; a NaN matches a NaN and an infinity the
  * same infinity (a reference's empty mean or empty max). */
 void assert_close(const float *got, const double *want, int64_t n, double tolerance);
+/* A fused activation (a gemm_activation of kernels/gemm.h: 0 none, 1 clamp, 2 sigmoid, 3 SiLU, 4 hard sigmoid,
+ * 5 hard swish) computed plainly, from its definition: the oracle for every fused epilogue. lo and hi are
+ * the clamp's bounds, or the hard activations' alpha and beta. */
+float test_activation(int act, float lo, float hi, float v);
+enum { TEST_ACTIVATIONS = 6 };
 /* Max |a-b| over float32 arrays; infinite when one is NaN and the other is not. */
 double max_abs_diff(const float *a, const float *b, int64_t n);
 
