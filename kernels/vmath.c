@@ -9,6 +9,7 @@
 const vmath_set *vmath_fast_f32(void)
 {
 #if defined(KILN_HAVE_X86_KERNELS)
+    if (platform_cpu_features()->avx512f && platform_cpu_features()->avx2_fma) return &vmath_avx512;
     if (platform_cpu_features()->avx2_fma) return &vmath_avx2;
 #endif
     return NULL;

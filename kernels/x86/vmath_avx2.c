@@ -109,7 +109,7 @@ static inline __m256i first_lanes(int64_t k)
 }
 
 #define VMATH_ARRAY_FUNCTION(name, vector_fn)                                                               \
-    static void name(float *out, const float *in, int64_t n)                                                \
+    void name(float *out, const float *in, int64_t n)                                                       \
     {                                                                                                       \
         int64_t i = 0;                                                                                      \
         for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, vector_fn(_mm256_loadu_ps(in + i)));           \
