@@ -443,6 +443,7 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
     }
 }
 
+#if defined(KILN_HAVE_X86_KERNELS)
 /* Depthwise with conv_depthwise_rows_avx512: tasks are (image, block of sixteen channels, band of output
  * rows), each worker taking a contiguous share with its own slot of scratch (the band's input laid out
  * channel-last). Blocks and bands both split the work, so that early layers with few channels and large
@@ -458,7 +459,6 @@ static block_tasks depthwise_block_tasks(const conv_shape *s, int64_t band_rows)
     return b;
 }
 
-#if defined(KILN_HAVE_X86_KERNELS)
 static void depthwise_block_task(const conv_run *r, const block_tasks *bt, int64_t task, float *slot)
 {
     const conv_shape *s = r->s;
