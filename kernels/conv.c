@@ -8,7 +8,9 @@
  *              from cache, instead of being written, read back and packed.
  *   pointwise  a 1x1, stride-1, unpadded kernel makes x[n, g] itself the K x S operand: no unfolding
  *   depthwise  groups == C == M: each output channel is one small filter over one input channel; a GEMM
- *              would have a single row, so direct loops over rows of the output win
+ *              would have a single row, so direct loops win: with AVX-512, sixteen channels at a time
+ *              laid out channel-last in scratch (conv_depthwise_rows_avx512: a vector per output pixel,
+ *              no wasted lanes on 7- or 14-wide planes), else plane by plane along rows
  * The forward GEMMs add the bias and apply the clamp (a fused Relu or Clip) tile by tile while the tile is
  * in cache, and use filters packed once at load when the caller has them (conv_f32_pack_filters).
  * Transposed, per task: col (M/groups * kernel volume x input volume) = w[g]^T * x[n, g], then col2im adds
@@ -17,7 +19,8 @@
  * Threads: when there are at least as many tasks as threads (batches, grouped convolutions) or each task is
  * small, workers take whole tasks, each with its own slot of scratch and a single-threaded GEMM. Otherwise
  * tasks run one after another and the threads split the GEMM inside each (gemm_f32_fused's strips, each
- * thread unfolding the panels it multiplies); depthwise planes are shared out whole. Scratch is
+ * thread unfolding the panels it multiplies); depthwise work is shared out as (image, 16-channel block,
+ * band of output rows) tasks, or whole planes without AVX-512. Scratch is
  * requested for a planned thread count; a run that finds less than its threads would need uses fewer
  * threads instead of overrunning it.
  */
