@@ -350,7 +350,9 @@ static bool dw_supported(const conv_window *w)
             w->stride[d] > MAX_WIDTH || w->dilation[d] > MAX_WIDTH || w->pad[d] > MAX_WIDTH)
             return false;
     if (w->kernel[1] * w->kernel[2] > DW_MAX_TAPS) return false;
-    return dw_band_input_rows(w, 1) * dw_band_width(w) * VEC_BYTES <= DW_MAX_BAND_BYTES;
+    /* each factor bounded first, so that the product cannot overflow */
+    int64_t rows = dw_band_input_rows(w, 1), width = dw_band_width(w);
+    return rows <= MAX_WIDTH && width <= MAX_WIDTH && rows * width * VEC_BYTES <= DW_MAX_BAND_BYTES;
 }
 
 int64_t conv_depthwise_avx512_band_rows(const conv_window *w)
