@@ -449,13 +449,16 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
  * rows), each worker taking a contiguous share with its own slot of scratch (the band's input laid out
  * channel-last). Blocks and bands both split the work, so that early layers with few channels and large
  * planes still give every thread some. */
+enum { DEPTHWISE_BLOCK = 16 }; /* channels per call of conv_depthwise_rows_avx512 */
+
 typedef struct block_tasks {
     int64_t bands, blocks, total;
 } block_tasks;
 
 static block_tasks depthwise_block_tasks(const conv_shape *s, int64_t band_rows)
 {
-    block_tasks b = {(s->win.out[1] + band_rows - 1) / band_rows, (s->in_channels + 15) / 16, 0};
+    block_tasks b = {(s->win.out[1] + band_rows - 1) / band_rows,
+                     (s->in_channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK, 0};
     b.total = s->batch * b.blocks * b.bands;
     return b;
 }
@@ -465,9 +468,9 @@ static void depthwise_block_task(const conv_run *r, const block_tasks *bt, int64
 {
     const conv_shape *s = r->s;
     int64_t band = task % bt->bands, block = task / bt->bands % bt->blocks, n = task / bt->bands / bt->blocks;
-    int64_t c0 = block * 16, oh0 = band * r->band_rows;
+    int64_t c0 = block * DEPTHWISE_BLOCK, oh0 = band * r->band_rows;
     int64_t oh1 = oh0 + r->band_rows < s->win.out[1] ? oh0 + r->band_rows : s->win.out[1];
-    int channels = s->in_channels - c0 < 16 ? (int)(s->in_channels - c0) : 16;
+    int channels = s->in_channels - c0 < DEPTHWISE_BLOCK ? (int)(s->in_channels - c0) : DEPTHWISE_BLOCK;
     int64_t first = n * s->in_channels + c0;
     conv_depthwise_rows_avx512(&s->win, channels, r->x + first * conv_volume(s->win.in),
                                r->w + c0 * conv_volume(s->win.kernel), r->bias ? r->bias + c0 : NULL, &r->extras, oh0,
@@ -507,8 +510,11 @@ static bool depthwise_in_blocks(conv_run *r, size_t scratch_bytes, const paralle
     r->band_rows = conv_depthwise_avx512_band_rows(&r->s->win);
     r->slot_bytes = slot;
     int64_t total = depthwise_block_tasks(r->s, r->band_rows).total, workers = parallel_threads(parallel);
+    /* no more workers than scratch slots, tasks, or shares of GRAIN_ELEMENTS multiply-adds */
+    int64_t work = r->s->batch * r->s->in_channels * conv_volume(r->s->win.out) * conv_volume(r->s->win.kernel);
     if ((size_t)workers > scratch_bytes / slot) workers = (int64_t)(scratch_bytes / slot);
     if (workers > total) workers = total;
+    if (workers > 1 + work / GRAIN_ELEMENTS) workers = 1 + work / GRAIN_ELEMENTS;
     r->workers = (int)workers;
     parallel_for(parallel, workers, 1, depthwise_block_worker, r);
     return true;
