@@ -8,7 +8,9 @@
  *              from cache, instead of being written, read back and packed.
  *   pointwise  a 1x1, stride-1, unpadded kernel makes x[n, g] itself the K x S operand: no unfolding
  *   depthwise  groups == C == M: each output channel is one small filter over one input channel; a GEMM
- *              would have a single row, so direct loops over rows of the output win
+ *              would have a single row, so direct loops win: with AVX-512, sixteen channels at a time
+ *              laid out channel-last in scratch (conv_depthwise_rows_avx512: a vector per output pixel,
+ *              no wasted lanes on 7- or 14-wide planes), else plane by plane along rows
  * The forward GEMMs add the bias and apply the clamp (a fused Relu or Clip) tile by tile while the tile is
  * in cache, and use filters packed once at load when the caller has them (conv_f32_pack_filters).
  * Transposed, per task: col (M/groups * kernel volume x input volume) = w[g]^T * x[n, g], then col2im adds
@@ -17,7 +19,8 @@
  * Threads: when there are at least as many tasks as threads (batches, grouped convolutions) or each task is
  * small, workers take whole tasks, each with its own slot of scratch and a single-threaded GEMM. Otherwise
  * tasks run one after another and the threads split the GEMM inside each (gemm_f32_fused's strips, each
- * thread unfolding the panels it multiplies); depthwise planes are shared out whole. Scratch is
+ * thread unfolding the panels it multiplies); depthwise work is shared out as (image, 16-channel block,
+ * band of output rows) tasks, or whole planes without AVX-512. Scratch is
  * requested for a planned thread count; a run that finds less than its threads would need uses fewer
  * threads instead of overrunning it.
  */
@@ -448,13 +451,16 @@ static void depthwise_planes(void *arg, int64_t begin, int64_t end)
  * rows), each worker taking a contiguous share with its own slot of scratch (the band's input laid out
  * channel-last). Blocks and bands both split the work, so that early layers with few channels and large
  * planes still give every thread some. */
+enum { DEPTHWISE_BLOCK = 16 }; /* channels per call of conv_depthwise_rows_avx512 */
+
 typedef struct block_tasks {
     int64_t bands, blocks, total;
 } block_tasks;
 
 static block_tasks depthwise_block_tasks(const conv_shape *s, int64_t band_rows)
 {
-    block_tasks b = {(s->win.out[1] + band_rows - 1) / band_rows, (s->in_channels + 15) / 16, 0};
+    block_tasks b = {(s->win.out[1] + band_rows - 1) / band_rows,
+                     (s->in_channels + DEPTHWISE_BLOCK - 1) / DEPTHWISE_BLOCK, 0};
     b.total = s->batch * b.blocks * b.bands;
     return b;
 }
@@ -463,9 +469,9 @@ static void depthwise_block_task(const conv_run *r, const block_tasks *bt, int64
 {
     const conv_shape *s = r->s;
     int64_t band = task % bt->bands, block = task / bt->bands % bt->blocks, n = task / bt->bands / bt->blocks;
-    int64_t c0 = block * 16, oh0 = band * r->band_rows;
+    int64_t c0 = block * DEPTHWISE_BLOCK, oh0 = band * r->band_rows;
     int64_t oh1 = oh0 + r->band_rows < s->win.out[1] ? oh0 + r->band_rows : s->win.out[1];
-    int channels = s->in_channels - c0 < 16 ? (int)(s->in_channels - c0) : 16;
+    int channels = s->in_channels - c0 < DEPTHWISE_BLOCK ? (int)(s->in_channels - c0) : DEPTHWISE_BLOCK;
     int64_t first = n * s->in_channels + c0;
     conv_depthwise_rows_avx512(&s->win, channels, r->x + first * conv_volume(s->win.in),
                                r->w + c0 * conv_volume(s->win.kernel), r->bias ? r->bias + c0 : NULL, &r->extras, oh0,
@@ -505,8 +511,11 @@ static bool depthwise_in_blocks(conv_run *r, size_t scratch_bytes, const paralle
     r->band_rows = conv_depthwise_avx512_band_rows(&r->s->win);
     r->slot_bytes = slot;
     int64_t total = depthwise_block_tasks(r->s, r->band_rows).total, workers = parallel_threads(parallel);
+    /* no more workers than scratch slots, tasks, or shares of GRAIN_ELEMENTS multiply-adds */
+    int64_t work = r->s->batch * r->s->in_channels * conv_volume(r->s->win.out) * conv_volume(r->s->win.kernel);
     if ((size_t)workers > scratch_bytes / slot) workers = (int64_t)(scratch_bytes / slot);
     if (workers > total) workers = total;
+    if (workers > 1 + work / GRAIN_ELEMENTS) workers = 1 + work / GRAIN_ELEMENTS;
     r->workers = (int)workers;
     parallel_for(parallel, workers, 1, depthwise_block_worker, r);
     return true;

@@ -16,9 +16,8 @@
 typedef void (*vmath_f32_fn)(float *out, const float *in, int64_t n);
 
 /* out = softmax(in) over one contiguous row of n > 0 values (out may equal in): the max is subtracted before
- * exponentiating, and exponentials below 4.5e-38 (arguments under -86; AVX2's set: 1.7e-38, under -87) are
- * taken as 0, which keeps denormals — slow on every x86 — out of the row and of whatever reads it, for a
- * change under 4.5e-38 / sum. */
+ * exponentiating, and exponentials below 1.7e-38 (arguments under -87) are taken as 0, which keeps denormals
+ * — slow on every x86 — out of the row and of whatever reads it, for a change under 1.7e-38 / sum. */
 typedef void (*vmath_softmax_fn)(float *out, const float *in, int64_t n);
 
 typedef struct vmath_set {
@@ -31,15 +30,15 @@ typedef struct vmath_set {
 const vmath_set *vmath_fast_f32(void);
 
 #if defined(KILN_HAVE_X86_KERNELS)
-/* The AVX2 set, and the AVX-512 one, which shares AVX2's exp, tanh and erf (measured no faster in 512 bits
- * on Zen 4, whose vector units are 256 bits wide) and has its own sigmoid and softmax (ACT_WIDTH vectors
- * in flight, see x86/activation_avx512.h). */
+/* The AVX2 set, and the AVX-512 one, which has its own sigmoid (x86/activation_avx512.h's, four vectors in
+ * flight) and shares the rest with AVX2. */
 extern const vmath_set vmath_avx2;
 extern const vmath_set vmath_avx512;
 void exp_f32_avx2(float *out, const float *in, int64_t n);
 void sigmoid_f32_avx2(float *out, const float *in, int64_t n);
 void tanh_f32_avx2(float *out, const float *in, int64_t n);
 void erf_f32_avx2(float *out, const float *in, int64_t n);
+void softmax_f32_avx2(float *out, const float *in, int64_t n);
 #endif
 
 #endif

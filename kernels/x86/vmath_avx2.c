@@ -167,7 +167,7 @@ static inline __m256 softmax_exp(__m256 x, __m256 max)
     return _mm256_andnot_ps(_mm256_cmp_ps(shifted, floor, _CMP_LT_OQ), e);
 }
 
-static void softmax_f32_avx2(float *out, const float *in, int64_t n)
+void softmax_f32_avx2(float *out, const float *in, int64_t n)
 {
     float row_top = row_max(in, n);
     if (!(fabsf(row_top) < INFINITY)) { /* NaN, +inf or a row of -inf: inf - inf makes every value NaN */
