@@ -54,6 +54,18 @@ static inline __attribute__((always_inline)) void tile_ops_store(const int rows,
 /* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
  * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
  * one vector: half the FMAs of masking a full-width tile. */
+static inline __attribute__((always_inline)) void tile_step(const int rows, const int vecs, __m512 *acc0,
+                                                            __m512 *acc1, const float *a, const float *b)
+{
+    __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        __m512 ai = _mm512_set1_ps(a[i]);
+        acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+        if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+}
+
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
                                                        const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
                                                        float alpha, float beta, const gemm_tile_ops *ops)
@@ -61,15 +73,18 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    if (ldb != NR) {
+        /* B read where it lies, kc rows far apart: the prefetchers do not follow that many streams, so
+         * fetch the next tile's part of each row (the next NR columns) while this tile computes */
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
-#pragma GCC unroll 16
-        for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-            if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+        for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
+            _mm_prefetch((const char *)(b + NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + NR + LANES), _MM_HINT_T0);
+            tile_step(rows, vecs, acc0, acc1, a, b);
         }
+    } else {
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < kc; k++, a += MR, b += NR) tile_step(rows, vecs, acc0, acc1, a, b);
     }
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
