@@ -375,11 +375,39 @@ static inline __attribute__((always_inline)) void columns_sums(const int vecs, c
         else columns_sums(3, n, K, at, b, ldb, ahead, ahead_floats, tile);                                   \
         break;
 
+/* Stores 16 rows of C (row i is lane i of the `cols` vectors v[j], one per column j; v[cols..7] are zero)
+ * transposed: each row's cols values go to c + i * ldc. unpack and shuffle gather each row's 8 values within
+ * 128-bit lanes, then a permute puts two rows side by side, each half written with one masked store. */
+static void store_transposed(const __m512 *v, int rows, int cols, float *c, int64_t ldc)
+{
+    __m512 t[8], u[8];
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* u[q + 4h]: within lane L, row 4L+q's values of columns 4h .. 4h+3 */
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+    }
+    const __m512i pair[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
+                             _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)};
+    __mmask16 low = lane_mask(cols), high = (__mmask16)(low << 8);
+    for (int q = 0; q < 4; q++)
+        for (int l = 0; l < 2; l++) {
+            __m512 w = _mm512_permutex2var_ps(u[q], pair[l], u[q + 4]); /* rows 8l+q and 8l+4+q */
+            int row = 8 * l + q;
+            if (row < rows) _mm512_mask_storeu_ps(c + row * ldc, low, w);
+            if (row + 4 < rows) _mm512_mask_storeu_ps(c + (row + 4) * ldc - 8, high, w);
+        }
+}
+
 static void columns(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc, int rows,
                     int cols, float alpha, const float *bias, int act, float lo, float hi, const float *ahead,
                     int64_t ahead_floats)
 {
-    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] */
+    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] before alpha and the epilogue */
     int vecs = (rows + LANES - 1) / LANES;
     switch (cols) {
         COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
@@ -389,14 +417,12 @@ static void columns(int64_t K, const float *at, const float *b, int64_t ldb, flo
     __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     for (int v = 0; v < vecs; v++) {
         __mmask16 mask = lane_mask(rows - v * LANES);
-        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps();
-        for (int j = 0; j < cols; j++) {
-            float *t = tile + j * TW + v * LANES;
-            _mm512_store_ps(t, activate(_mm512_fmadd_ps(va, _mm512_load_ps(t), vb), act, vlo, vhi));
-        }
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps(), out[8];
+        for (int j = 0; j < 8; j++)
+            out[j] = j < cols ? activate(_mm512_fmadd_ps(va, _mm512_load_ps(tile + j * TW + v * LANES), vb), act, vlo, vhi)
+                              : _mm512_setzero_ps();
+        store_transposed(out, rows - v * LANES, cols, c + v * LANES * ldc, ldc);
     }
-    for (int i = 0; i < rows; i++, c += ldc)
-        for (int j = 0; j < cols; j++) c[j] = tile[j * TW + i];
 }
 
 static void widen_panels(const float *panels, int count, int64_t kc, float *at)
