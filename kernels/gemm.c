@@ -513,9 +513,18 @@ void gemm_f32_pack_a(gemm_variant variant, int64_t M, int64_t K, bool trans_a, c
     }
 }
 
-/* The epilogue over a whole M x N result (the matrix-vector paths, which have no tiles). */
+/* The epilogue over a whole M x N result (the matrix-vector paths, which have no tiles). A contiguous
+ * column (N == 1, ldc == 1: a convolution over a 1 x 1 map, as in squeeze-excitation blocks) takes its bias
+ * element by element and then the activation in one call, not one call per element: a Sigmoid after a
+ * 1152 x 48 product cost 34 us that way, seven times the product. */
 static void apply_epilogue_whole(const gemm_epilogue *ep, const gemm_args *g)
 {
+    if (g->N == 1 && g->ldc == 1) {
+        if (ep->row_bias)
+            for (int64_t i = 0; i < g->M; i++) g->C[i] += ep->row_bias[i];
+        if (ep->act != GEMM_ACT_NONE) gemm_activate_f32(ep->act, ep->lo, ep->hi, g->C, g->M);
+        return;
+    }
     for (int64_t i = 0; i < g->M; i++)
         for (int64_t j0 = 0; j0 < g->N; j0 += 1 << 20)
             apply_epilogue(NULL, ep, g->C + i * g->ldc + j0, g->ldc, i, 1, (int)min64(1 << 20, g->N - j0));
