@@ -36,16 +36,21 @@ static inline __attribute__((always_inline)) void tile_ops_store(const int rows,
                                                                  __mmask16 m0, __mmask16 m1, __m512 va, __m512 vb,
                                                                  bool read_c, const gemm_tile_ops *ops)
 {
+    /* locals: stores to c could alias *ops and would make the compiler reload it every row */
     __m512 lo = _mm512_set1_ps(ops->lo), hi = _mm512_set1_ps(ops->hi);
+    const float *bias = ops->bias;
+    bool clamp = ops->clamp;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
-        __m512 bias = _mm512_set1_ps(ops->bias ? ops->bias[i] : 0.0f);
-        __m512 v0 = _mm512_add_ps(scale_add(acc0[i], va, vb, read_c, m0, c), bias);
-        if (ops->clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        /* alpha * acc + (beta * C) + bias with the last add fused into one multiply-add */
+        __m512 v0 = _mm512_fmadd_ps(va, acc0[i], read_c ? _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), b) : b);
+        if (clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
         _mm512_mask_storeu_ps(c, m0, v0);
         if (vecs > 1) {
-            __m512 v1 = _mm512_add_ps(scale_add(acc1[i], va, vb, read_c, m1, c + LANES), bias);
-            if (ops->clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
+            __m512 c1 = read_c ? _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + LANES), b) : b;
+            __m512 v1 = _mm512_fmadd_ps(va, acc1[i], c1);
+            if (clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
             _mm512_mask_storeu_ps(c + LANES, m1, v1);
         }
     }
