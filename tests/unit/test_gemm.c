@@ -284,7 +284,8 @@ static void fused_few_columns(void **state)
     for (size_t m = 0; m < sizeof rows / sizeof rows[0]; m++)
         for (size_t j = 0; j < sizeof columns / sizeof columns[0]; j++)
             for (size_t k = 0; k < sizeof depths / sizeof depths[0]; k++, n++)
-                check_fused(rows[m], columns[j], depths[k], every_activation[n % 4], false, n % 5 == 0 ? &runner : NULL);
+                check_fused(rows[m], columns[j], depths[k], every_activation[n % 4], false,
+                            n % 5 == 0 ? &runner : NULL);
     pool_free(pool);
 }
 
