@@ -8,7 +8,8 @@
  * every AVX-512 core. Measured on Zen 4, 12 x 32 ran the same speed as 8 x 32 and 14 x 32. Tiles with fewer
  * rows (the bottom edge, and small M) call a copy specialised for their row count, so a 1-row product does
  * not pay for 12; narrow right-edge tiles store through a lane mask. The bias and a clamp are applied on the
- * registers before the store (gemm_tile_ops). */
+ * registers before the store (gemm_tile_ops).
+ */
 #include <immintrin.h>
 #include <stdbool.h>
 
