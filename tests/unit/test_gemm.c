@@ -172,6 +172,8 @@ static void shapes_crossing_cache_blocks(void **state)
         {403, 531, 517, false, false, 0, 0, 0, 1.0f, 0.0f},
         {390, 1030, 260, true, true, 3, 1, 2, 0.5f, 1.0f},
         {13, 1100, 600, false, true, 0, 0, 0, 1.0f, 0.5f},
+        /* few row tiles: B read in place across NC blocks and K slices, a narrow last panel packed */
+        {20, 1100, 300, false, false, 0, 3, 1, 1.0f, 0.5f},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_every_variant(&shapes[i], NULL);
 }
