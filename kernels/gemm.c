@@ -8,16 +8,21 @@
  *   ic: MC rows of C          A block of MC x KC, packed
  *   tiles (ir, jr):           one micro-kernel call each; ir-major, so an A micro-panel stays in L1 while
  *                             the B micro-panels of the block stream from L2
+ * A product with few row tiles does not pack B at all: its micro-kernels read whole-width tiles of op(B)
+ * where it lies (packing would copy B once for only a few reuses).
  * Threads share the packed blocks: each (jc, pc, ic) round packs A (and B) in one parallel_for over
  * micro-panels and computes the tiles in a second. Sharing keeps the scratch size independent of the thread
  * count — plans are made before anyone knows how many threads a session will use — and no thread packs
  * what another already has.
  *
- * gemm_f32_fused (convolutions) differs in three ways: A comes pre-packed in the same K slices, so rounds
+ * gemm_f32_fused (convolutions) differs in four ways: A comes pre-packed in the same K slices, so rounds
  * pack only B (or ask the caller's b_panel for it); each tile gets the epilogue (row bias, activation) right
- * after its last K slice, while it is in L1; and with threads, C is cut into one strip per thread (columns,
- * or rows when there are too few column tiles) that each thread computes alone with its own B buffer — one
- * join per product instead of two per round, at the price of scratch that grows with the threads.
+ * after its last K slice — the bias and a clamp on the micro-kernel's registers, an activation needing e^x
+ * on the tile while it is in L1; with threads, C is cut into one strip per thread (columns, or rows when
+ * there are too few column tiles) that each thread computes alone with its own B buffer — one join per
+ * product instead of two per round, at the price of scratch that grows with the threads; and a product
+ * with few columns (a pointwise convolution on a 7 x 7 or 14 x 14 map) may be turned around, rows of C
+ * along the vector lanes, when the set has a columns kernel (see columns_pay).
  *
  * A row vector times a matrix (M == 1) or a matrix times a column (N == 1) skips all of this: packing would
  * touch every element of the matrix once more than the arithmetic does, so those go to the kernels'
@@ -39,8 +44,9 @@
 #define GEMM_PARALLEL_MIN_WORK (1 << 19)
 #define GEMV_PARALLEL_MIN_WORK (1 << 17)
 /* Products with at most this many MR-row tiles read B where it lies instead of packing it: packing costs
- * a copy of B for every product, which only pays when many row tiles reuse the packed panels. */
-#define B_IN_PLACE_ROW_TILES 3
+ * a copy of B for every product, which only pays when many row tiles reuse the packed panels (measured on
+ * Zen 4 with B out of cache: 4 tiles, M = 40, gain a third; 6 tiles, M = 64, lose a tenth). */
+#define B_IN_PLACE_ROW_TILES 4
 /* Matrix-vector products are split across threads in strips of this many outputs. */
 #define GEMV_STRIP 64
 
@@ -268,7 +274,10 @@ static void apply_epilogue(const gemm_kernel_set *ks, const gemm_epilogue *ep, f
 
 /* The part of the epilogue a micro-kernel applies on its registers (the bias, the clamp); the rest, an
  * activation needing e^x, runs on the stored tile. */
-static bool micro_kernel_takes_all(const gemm_epilogue *ep) { return ep->act == GEMM_ACT_NONE || ep->act == GEMM_ACT_CLAMP; }
+static bool micro_kernel_takes_all(const gemm_epilogue *ep)
+{
+    return ep->act == GEMM_ACT_NONE || ep->act == GEMM_ACT_CLAMP;
+}
 
 static void compute_round(void *arg, int64_t begin, int64_t end)
 {
@@ -523,9 +532,10 @@ void gemm_f32_pack_a(gemm_variant variant, int64_t M, int64_t K, bool trans_a, c
     }
 }
 
-/* The epilogue over a whole M x N result (the matrix-vector paths, which have no tiles). A single contiguous
- * column (a convolution on a 1 x 1 map: squeeze-and-excitation's) is one run for the activation, not M runs
- * of one value, which cost a call and a vector setup each. */
+/* The epilogue over a whole M x N result (the matrix-vector paths, which have no tiles). A contiguous
+ * column (N == 1, ldc == 1: a convolution over a 1 x 1 map, as in squeeze-excitation blocks) takes its bias
+ * element by element and then the activation in one call, not one call per element: a Sigmoid after a
+ * 1152 x 48 product cost 34 us that way, seven times the product. */
 static void apply_epilogue_whole(const gemm_epilogue *ep, const gemm_args *g)
 {
     if (g->N == 1 && g->ldc == 1) {
@@ -611,15 +621,16 @@ static bool gemm_fused_strips(const gemm_kernel_set *ks, const gemm_args *g, con
 /* ---- few columns: the product turned around ---------------------------------------------------------- */
 
 /* Whether the set's columns kernel (rows of C along the vector lanes) beats the micro-kernel (columns along
- * them) for this shape, counting vector multiply-adds, the scalar stores that write its tiles transposed and
- * the repacking of A. With 49 columns the micro-kernel pays for 64; with 196 it wastes too little to win. */
+ * them) for this shape, counting vector multiply-adds, the stores that write its tiles transposed (as one
+ * per element) and the repacking of A. With 49 columns the micro-kernel pays for 64; with 196 for 208,
+ * which the columns kernel beats when K is large enough to hide its stores (112 x 672 x 196: 296 -> 276 us). */
 static bool columns_pay(const gemm_kernel_set *ks, int64_t M, int64_t N, int64_t K)
 {
     if (!ks->columns) return false;
     double by_columns = (double)M * (double)ceil_div(N, ks->lanes) * (double)K;
     double by_rows = (double)N * (double)ceil_div(M, ks->lanes) * (double)K + (double)M * (double)N +
                      (double)M * (double)K / ks->lanes;
-    return by_rows < 0.9 * by_columns;
+    return by_rows < by_columns;
 }
 
 static size_t columns_slot_bytes(const gemm_kernel_set *ks, int64_t K) { return floats_bytes_aligned(K * ks->tw); }
@@ -644,7 +655,8 @@ static const float *prefetch_share(const gemm_kernel_set *ks, const gemm_packed_
     *floats = 0;
     if (r1 >= a->M) return NULL;
     int64_t kc_max = blocks_for(ks, a->M, 1, a->K).kc, slices = ceil_div(a->K, kc_max);
-    int64_t s = t * slices / tiles, first = ceil_div(s * tiles, slices), count = ceil_div((s + 1) * tiles, slices) - first;
+    int64_t s = t * slices / tiles, first = ceil_div(s * tiles, slices);
+    int64_t count = ceil_div((s + 1) * tiles, slices) - first;
     int64_t pc = s * kc_max, kc = min64(kc_max, a->K - pc);
     int64_t length = ceil_div(min64(ks->tw, a->M - r1), ks->mr) * ks->mr * kc, share = ceil_div(length, count);
     int64_t start = (t - first) * share;

@@ -1,12 +1,14 @@
 /*
- * gemm_avx512.c — AVX-512 kernels for gemm.c: a 12 x 32 micro-kernel and the matrix-vector kernels.
+ * gemm_avx512.c — AVX-512 kernels for gemm.c: a 12 x 32 micro-kernel, a 48 x 7 columns kernel for products
+ * with few columns, and the matrix-vector kernels.
  *
  * The micro-tile is 12 rows x 2 vectors of 16 floats: 24 accumulators, two B vectors and one broadcast A
  * value fit the 32 zmm registers, and each k step issues 24 FMAs against 2 vector loads and 12 broadcasts
- * (the 12 values of one k step of the k-major A panel), enough independent FMAs to cover their latency on every
- * AVX-512 core. Measured on Zen 4, 12 x 32 ran the same speed as 8 x 32 and 14 x 32. Tiles with fewer rows (the bottom
- * edge, and small M) call a copy specialised for their row count, so a 1-row product does not pay for 12;
- * narrow right-edge tiles store through a lane mask.
+ * (the 12 values of one k step of the k-major A panel), enough independent FMAs to cover their latency on
+ * every AVX-512 core. Measured on Zen 4, 12 x 32 ran the same speed as 8 x 32 and 14 x 32. Tiles with fewer
+ * rows (the bottom edge, and small M) call a copy specialised for their row count, so a 1-row product does
+ * not pay for 12; narrow right-edge tiles store through a lane mask. The bias and a clamp are applied on the
+ * registers before the store (gemm_tile_ops).
  */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -37,16 +39,21 @@ static inline __attribute__((always_inline)) void tile_ops_store(const int rows,
                                                                  __mmask16 m0, __mmask16 m1, __m512 va, __m512 vb,
                                                                  bool read_c, const gemm_tile_ops *ops)
 {
+    /* locals: stores to c could alias *ops and would make the compiler reload it every row */
     __m512 lo = _mm512_set1_ps(ops->lo), hi = _mm512_set1_ps(ops->hi);
+    const float *bias = ops->bias;
+    bool clamp = ops->clamp;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++, c += ldc) {
-        __m512 bias = _mm512_set1_ps(ops->bias ? ops->bias[i] : 0.0f);
-        __m512 v0 = _mm512_add_ps(scale_add(acc0[i], va, vb, read_c, m0, c), bias);
-        if (ops->clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
+        __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+        /* alpha * acc + (beta * C) + bias with the last add fused into one multiply-add */
+        __m512 v0 = _mm512_fmadd_ps(va, acc0[i], read_c ? _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), b) : b);
+        if (clamp) v0 = _mm512_min_ps(hi, _mm512_max_ps(lo, v0));
         _mm512_mask_storeu_ps(c, m0, v0);
         if (vecs > 1) {
-            __m512 v1 = _mm512_add_ps(scale_add(acc1[i], va, vb, read_c, m1, c + LANES), bias);
-            if (ops->clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
+            __m512 c1 = read_c ? _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + LANES), b) : b;
+            __m512 v1 = _mm512_fmadd_ps(va, acc1[i], c1);
+            if (clamp) v1 = _mm512_min_ps(hi, _mm512_max_ps(lo, v1));
             _mm512_mask_storeu_ps(c + LANES, m1, v1);
         }
     }
@@ -55,6 +62,18 @@ static inline __attribute__((always_inline)) void tile_ops_store(const int rows,
 /* The body shared by every tile shape; `rows` and `vecs` (1 or 2 vectors of columns) are constants after
  * inlining, so the accumulator arrays live in registers. A right-edge tile of at most 16 columns runs with
  * one vector: half the FMAs of masking a full-width tile. */
+static inline __attribute__((always_inline)) void tile_step(const int rows, const int vecs, __m512 *acc0,
+                                                            __m512 *acc1, const float *a, const float *b)
+{
+    __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        __m512 ai = _mm512_set1_ps(a[i]);
+        acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+        if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+}
+
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, int64_t kc, const float *a,
                                                        const float *b, int64_t ldb, float *c, int64_t ldc, int nr,
                                                        float alpha, float beta, const gemm_tile_ops *ops)
@@ -62,15 +81,18 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     __m512 acc0[MR], acc1[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    if (ldb != NR) {
+        /* B read where it lies, kc rows far apart: the prefetchers do not follow that many streams, so
+         * fetch the next tile's part of each row (the next NR columns) while this tile computes */
 #pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = vecs > 1 ? _mm512_loadu_ps(b + LANES) : b0;
-#pragma GCC unroll 16
-        for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-            if (vecs > 1) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+        for (int64_t k = 0; k < kc; k++, a += MR, b += ldb) {
+            _mm_prefetch((const char *)(b + NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + NR + LANES), _MM_HINT_T0);
+            tile_step(rows, vecs, acc0, acc1, a, b);
         }
+    } else {
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < kc; k++, a += MR, b += NR) tile_step(rows, vecs, acc0, acc1, a, b);
     }
     __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - LANES);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -361,35 +383,58 @@ static inline __attribute__((always_inline)) void columns_sums(const int vecs, c
         else columns_sums(3, n, K, at, b, ldb, ahead, ahead_floats, tile);                                   \
         break;
 
+/* Stores 16 rows of C (row i is lane i of the `cols` vectors v[j], one per column j; v[cols..7] are zero)
+ * transposed: each row's cols values go to c + i * ldc. unpack and shuffle gather each row's 8 values within
+ * 128-bit lanes, then a permute puts two rows side by side, each half written with one masked store. */
+static void store_transposed(const __m512 *v, int rows, int cols, float *c, int64_t ldc)
+{
+    __m512 t[8], u[8];
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* u[q + 4h]: within lane L, row 4L+q's values of columns 4h .. 4h+3 */
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+    }
+    const __m512i pair[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
+                             _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)};
+    __mmask16 low = lane_mask(cols), high = (__mmask16)(low << 8);
+    for (int q = 0; q < 4; q++)
+        for (int l = 0; l < 2; l++) {
+            __m512 w = _mm512_permutex2var_ps(u[q], pair[l], u[q + 4]); /* rows 8l+q and 8l+4+q */
+            int row = 8 * l + q;
+            if (row < rows) _mm512_mask_storeu_ps(c + row * ldc, low, w);
+            if (row + 4 < rows) _mm512_mask_storeu_ps(c + (row + 4) * ldc - 8, high, w);
+        }
+}
+
 static void columns(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc, int rows,
                     int cols, float alpha, const float *bias, int act, float lo, float hi, const float *ahead,
                     int64_t ahead_floats)
 {
-    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] */
+    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] before alpha and the epilogue */
     int vecs = (rows + LANES - 1) / LANES;
     switch (cols) {
         COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
         COLUMNS_CASE(7)
     default: return;
     }
-    /* alpha, bias and the activation over the tile's vectors, ACT_WIDTH at a time (the last group repeats its
-     * final vector in the unused slots) */
+    /* alpha, bias and the activation on each vector of rows, its 7 columns in two groups of ACT_WIDTH, then
+     * transposed into C */
     __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    int n = vecs * cols;
-    for (int q0 = 0; q0 < n; q0 += ACT_WIDTH) {
-        __m512 x[ACT_WIDTH];
-        float *t[ACT_WIDTH];
-        for (int k = 0; k < ACT_WIDTH; k++) {
-            int q = q0 + k < n ? q0 + k : n - 1, v = q % vecs;
-            __m512 vb = bias ? _mm512_maskz_loadu_ps(lane_mask(rows - v * LANES), bias + v * LANES) : _mm512_setzero_ps();
-            t[k] = tile + (q / vecs) * TW + v * LANES;
-            x[k] = _mm512_fmadd_ps(va, _mm512_load_ps(t[k]), vb);
-        }
-        activate_avx512(x, act, vlo, vhi);
-        for (int k = 0; k < ACT_WIDTH && q0 + k < n; k++) _mm512_store_ps(t[k], x[k]);
+    for (int v = 0; v < vecs; v++) {
+        __mmask16 mask = lane_mask(rows - v * LANES);
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps(), out[8];
+        for (int j = 0; j < TR; j++)
+            out[j] = j < cols ? _mm512_fmadd_ps(va, _mm512_load_ps(tile + j * TW + v * LANES), vb) : _mm512_setzero_ps();
+        out[TR] = _mm512_setzero_ps();
+        activate_avx512(out, act, vlo, vhi);
+        if (cols > ACT_WIDTH) activate_avx512(out + ACT_WIDTH, act, vlo, vhi);
+        store_transposed(out, rows - v * LANES, cols, c + v * LANES * ldc, ldc);
     }
-    for (int i = 0; i < rows; i++, c += ldc)
-        for (int j = 0; j < cols; j++) c[j] = tile[j * TW + i];
 }
 
 static void widen_panels(const float *panels, int count, int64_t kc, float *at)

@@ -172,6 +172,8 @@ static void shapes_crossing_cache_blocks(void **state)
         {403, 531, 517, false, false, 0, 0, 0, 1.0f, 0.0f},
         {390, 1030, 260, true, true, 3, 1, 2, 0.5f, 1.0f},
         {13, 1100, 600, false, true, 0, 0, 0, 1.0f, 0.5f},
+        /* few row tiles: B read in place across NC blocks and K slices, a narrow last panel packed */
+        {20, 1100, 300, false, false, 0, 3, 1, 1.0f, 0.5f},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_every_variant(&shapes[i], NULL);
 }
@@ -280,7 +282,8 @@ static void fused_few_columns(void **state)
     for (size_t m = 0; m < sizeof rows / sizeof rows[0]; m++)
         for (size_t j = 0; j < sizeof columns / sizeof columns[0]; j++)
             for (size_t k = 0; k < sizeof depths / sizeof depths[0]; k++, n++)
-                check_fused(rows[m], columns[j], depths[k], every_activation[n % ACTIVATIONS], false, n % 5 == 0 ? &runner : NULL);
+                check_fused(rows[m], columns[j], depths[k], every_activation[n % ACTIVATIONS], false,
+                            n % 5 == 0 ? &runner : NULL);
     pool_free(pool);
 }
 
