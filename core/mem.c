@@ -1,8 +1,10 @@
 /*
  * mem.c — heap and region allocation (see mem.h).
  *
- * The region grows by chunks of at least 64 KiB; a request larger than that gets a chunk of its own, so big
- * tables never waste a whole chunk's tail.
+ * The region grows by chunks of 64 KiB, each new one twice the last up to 4 MiB, so a small model's region
+ * stays small while a big one's weights (decoded and packed at load) sit in chunks large enough for large
+ * pages (see platform_advise_large_pages: mobilenet_v2 ran 2% faster with its packed filters in them). A
+ * request larger than the next chunk gets a chunk of its own, so big tables never waste a chunk's tail.
  */
 #include "core/mem.h"
 
@@ -14,8 +16,10 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/platform/platform.h"
 
-#define REGION_CHUNK_BYTES (64u * 1024u)
+#define REGION_CHUNK_BYTES ((size_t)64 << 10)
+#define REGION_CHUNK_MAX_BYTES ((size_t)4 << 20)
 
 struct region_chunk {
     region_chunk *next;
@@ -66,7 +70,11 @@ void *mem_aligned_alloc(size_t bytes)
     size_t rounded = mem_align_up(bytes ? bytes : 1, KILN_ALIGNMENT);
     if (rounded < bytes) return out_of_memory(bytes);
     count_allocation();
-    void *p = aligned_alloc(KILN_ALIGNMENT, rounded);
+    /* a block of a large page or more (a session's arena) starts on one and gets large pages */
+    bool large = rounded >= PLATFORM_LARGE_PAGE;
+    if (large) rounded = mem_align_up(rounded, PLATFORM_LARGE_PAGE);
+    void *p = aligned_alloc(large ? PLATFORM_LARGE_PAGE : KILN_ALIGNMENT, rounded);
+    if (p && large) platform_advise_large_pages(p, rounded);
     return p ? p : out_of_memory(bytes);
 }
 
@@ -126,13 +134,16 @@ void *region_alloc(region *r, size_t count, size_t size)
     bytes = mem_align_up(bytes ? bytes : 1, 16);
     region_chunk *c = r->head;
     if (!c || c->capacity - c->used < bytes) {
-        size_t capacity = bytes > REGION_CHUNK_BYTES ? bytes : REGION_CHUNK_BYTES;
+        size_t next = !c ? REGION_CHUNK_BYTES : c->capacity >= REGION_CHUNK_MAX_BYTES / 2 ? REGION_CHUNK_MAX_BYTES
+                                                                                     : 2 * c->capacity;
+        size_t capacity = bytes > next ? bytes : next;
         count_allocation();
         c = malloc(sizeof *c + capacity);
         if (!c) return out_of_memory(bytes);
         c->capacity = capacity;
         c->used = 0;
-        if (r->head && bytes > REGION_CHUNK_BYTES) {
+        if (capacity >= 2 * PLATFORM_LARGE_PAGE) platform_advise_large_pages(c->data, capacity);
+        if (r->head && bytes > next) {
             /* keep filling the current chunk: slot the big one in behind it */
             c->next = r->head->next;
             r->head->next = c;

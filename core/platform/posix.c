@@ -81,6 +81,17 @@ kiln_status platform_write_file_atomic(const char *path, const void *head, size_
     return KILN_OK;
 }
 
+void platform_advise_large_pages(void *p, size_t bytes)
+{
+#if defined(MADV_HUGEPAGE)
+    uintptr_t first = ((uintptr_t)p + PLATFORM_LARGE_PAGE - 1) & ~(uintptr_t)(PLATFORM_LARGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)(PLATFORM_LARGE_PAGE - 1);
+    if (end > first) (void)madvise((void *)first, end - first, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 uint64_t platform_now_ns(void)
 {
     struct timespec ts;
