@@ -310,7 +310,8 @@ static void vecpanel(int64_t K, const float *x, const float *b, float *y, int nr
 
 /* gemm_pack.h's loops, compiled here with the panel widths as constants: a contiguous run of 8 or 12 floats
  * becomes two or three vector moves. The transposing case stays element by element, as in the other sets;
- * filters (convolutions' A) and MatMul weights are packed once at load, so it rarely runs per inference. */
+ * convolution filters and constant MatMul weights are packed once at load; products of two activations
+ * (attention's Q K^T) still take it per call. */
 static void pack_a(const float *src, int64_t stride, int64_t step, int count, int64_t kc, float *dst)
 {
     gemm_pack_interleaved(src, stride, step, count, MR, kc, dst);
