@@ -68,6 +68,10 @@ static const gemm_kernel_set *kernels_for(gemm_variant variant)
     default: break;
     }
 #endif
+#if defined(KILN_HAVE_NEON_KERNELS)
+    /* Advanced SIMD is part of the aarch64 baseline: every aarch64 CPU runs it */
+    if (variant == GEMM_VARIANT_AUTO || variant == GEMM_VARIANT_NEON) return &gemm_kernels_neon;
+#endif
     if (variant == GEMM_VARIANT_AUTO || variant == GEMM_VARIANT_PORTABLE) return &gemm_kernels_portable;
     return NULL;
 }
@@ -84,7 +88,8 @@ bool gemm_variant_available(gemm_variant variant) { return kernels_for(variant) 
 
 const char *gemm_variant_name(gemm_variant variant)
 {
-    static const char *const names[] = {"auto", "portable", "avx2", "avx512"};
+    static const char *const names[] = {"auto", "portable", "avx2", "avx512", "neon"};
+    _Static_assert(sizeof names / sizeof names[0] == GEMM_VARIANT_COUNT, "a name for every gemm_variant");
     return (unsigned)variant < GEMM_VARIANT_COUNT ? names[variant] : "unknown";
 }
 

@@ -50,6 +50,7 @@ typedef enum gemm_variant {
     GEMM_VARIANT_PORTABLE, /* plain C, every architecture */
     GEMM_VARIANT_AVX2,     /* x86-64 with AVX2 and FMA */
     GEMM_VARIANT_AVX512,   /* x86-64 with AVX-512F */
+    GEMM_VARIANT_NEON,     /* aarch64 Advanced SIMD */
     GEMM_VARIANT_COUNT
 } gemm_variant;
 

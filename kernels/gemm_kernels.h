@@ -95,5 +95,8 @@ extern const gemm_kernel_set gemm_kernels_portable;
 extern const gemm_kernel_set gemm_kernels_avx2;
 extern const gemm_kernel_set gemm_kernels_avx512;
 #endif
+#if defined(KILN_HAVE_NEON_KERNELS)
+extern const gemm_kernel_set gemm_kernels_neon;
+#endif
 
 #endif
