@@ -32,17 +32,6 @@
 
 enum { CHANNELS = 5 };
 
-static bool model_has_op(const kiln_model *m, const char *op_type)
-{
-    for (int i = 0; i < kiln_model_op_type_count(m); i++) {
-        const char *domain, *type;
-        int nodes;
-        assert_int_equal(kiln_model_op_type(m, i, &domain, &type, &nodes), KILN_OK);
-        if (strcmp(type, op_type) == 0) return true;
-    }
-    return false;
-}
-
 /* The normalisation's four vectors, var kept positive. */
 typedef struct norm_params {
     float scale[CHANNELS], beta[CHANNELS], mean[CHANNELS], var[CHANNELS];
@@ -120,9 +109,9 @@ static void conv_batch_norm_is_folded_and_matches(void **state)
         test_run folded, plain;
         run_conv(&folded, bias, false, &n, x, w, b);
         run_conv(&plain, bias, true, &n, x, w, b);
-        assert_false(model_has_op(folded.model, "BatchNormalization"));
-        assert_true(model_has_op(folded.model, "FusedConv")); /* the Relu joined the folded Conv */
-        assert_true(model_has_op(plain.model, "BatchNormalization"));
+        assert_false(tr_model_has_op(folded.model, "BatchNormalization"));
+        assert_true(tr_model_has_op(folded.model, "FusedConv")); /* the Relu joined the folded Conv */
+        assert_true(tr_model_has_op(plain.model, "BatchNormalization"));
         assert_true(max_abs_diff(folded.out[0].data, plain.out[0].data, 2 * CHANNELS * 4 * 5) < 1e-5);
         tr_free(&folded);
         tr_free(&plain);
@@ -141,8 +130,8 @@ static void gemm_batch_norm_is_folded_and_matches(void **state)
         test_run folded, plain;
         run_gemm(&folded, trans_b, with_c, false, &n, x, w, c);
         run_gemm(&plain, trans_b, with_c, true, &n, x, w, c);
-        assert_false(model_has_op(folded.model, "BatchNormalization"));
-        assert_true(model_has_op(plain.model, "BatchNormalization"));
+        assert_false(tr_model_has_op(folded.model, "BatchNormalization"));
+        assert_true(tr_model_has_op(plain.model, "BatchNormalization"));
         assert_true(max_abs_diff(folded.out[0].data, plain.out[0].data, 4 * CHANNELS) < 1e-5);
         tr_free(&folded);
         tr_free(&plain);
@@ -165,7 +154,7 @@ static void near_misses_stay_unfolded(void **state)
     tm_node(&r.tm, "Conv", LIST("x", "w"), LIST("conv"), NULL);
     add_batch_norm(&r, &n, "conv", "y", true);
     assert_int_equal(tr_load(&r), KILN_OK);
-    assert_true(model_has_op(r.model, "BatchNormalization"));
+    assert_true(tr_model_has_op(r.model, "BatchNormalization"));
     tr_free(&r);
     /* a scale that arrives at run time */
     tr_init(&r, 15);
@@ -179,7 +168,7 @@ static void near_misses_stay_unfolded(void **state)
     tm_node(&r.tm, "Conv", LIST("x", "w"), LIST("conv"), NULL);
     tm_node(&r.tm, "BatchNormalization", LIST("conv", "scale", "beta", "mean", "var"), LIST("y"), NULL);
     assert_int_equal(tr_load(&r), KILN_OK);
-    assert_true(model_has_op(r.model, "BatchNormalization"));
+    assert_true(tr_model_has_op(r.model, "BatchNormalization"));
     tr_free(&r);
 }
 
@@ -227,7 +216,7 @@ static void transpose_pairs_compose(void **state)
                 bool cancel = p[q[0]] == 0 && p[q[1]] == 1 && p[q[2]] == 2, p_moves = a != 0;
                 /* the pair leaves one Transpose, none when it cancels; a shown inner one stays unless it moves
                  * nothing (an Identity then) */
-                assert_int_equal(model_has_op(r.model, "Transpose"), !cancel || (show && p_moves));
+                assert_int_equal(tr_model_has_op(r.model, "Transpose"), !cancel || (show && p_moves));
                 tr_free(&r);
             }
 }
@@ -266,9 +255,9 @@ static void hard_activations_fuse_into_the_conv(void **state)
         test_run fused, plain;
         run_hard_activation(&fused, spelling, false, x, w);
         run_hard_activation(&plain, spelling, true, x, w);
-        assert_true(model_has_op(fused.model, "FusedConv"));
-        assert_false(model_has_op(fused.model, spelling == 1 ? "HardSwish" : "HardSigmoid"));
-        assert_false(model_has_op(plain.model, "FusedConv"));
+        assert_true(tr_model_has_op(fused.model, "FusedConv"));
+        assert_false(tr_model_has_op(fused.model, spelling == 1 ? "HardSwish" : "HardSigmoid"));
+        assert_false(tr_model_has_op(plain.model, "FusedConv"));
         assert_true(max_abs_diff(fused.out[0].data, plain.out[0].data, CHANNELS * 9 * 10) < 1e-5);
         tr_free(&fused);
         tr_free(&plain);

@@ -398,6 +398,17 @@ void assert_shape(const kiln_tensor *t, int rank, const int64_t *dims)
     for (int d = 0; d < rank; d++) assert_int_equal(t->dims[d], dims[d]);
 }
 
+bool tr_model_has_op(const kiln_model *model, const char *op_type)
+{
+    for (int i = 0; i < kiln_model_op_type_count(model); i++) {
+        const char *domain, *type;
+        int nodes;
+        assert_int_equal(kiln_model_op_type(model, i, &domain, &type, &nodes), KILN_OK);
+        if (strcmp(type, op_type) == 0) return true;
+    }
+    return false;
+}
+
 float test_activation(int act, float lo, float hi, float v)
 {
     switch (act) {

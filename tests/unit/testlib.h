@@ -108,6 +108,8 @@ kiln_status tr_load(test_run *r);
  * test's own plumbing, so a failure there fails the test at once; otherwise returns the first failure of
  * loading, running or fetching the outputs. */
 kiln_status tr_run(test_run *r, int threads);
+/* Whether the loaded model (after kiln's passes) runs a node of this op type, in any domain. */
+bool tr_model_has_op(const kiln_model *model, const char *op_type);
 
 /* The model most operator tests need, on a test_run after tr_init: node `op` reads graph input "x" (of the
  * given dtype and shape, bound to `x`) and then the inputs named in `more` (initializers the caller added to
