@@ -32,4 +32,11 @@ static inline void parallel_for(const parallel_runner *runner, int64_t n, int64_
 
 static inline int parallel_threads(const parallel_runner *runner) { return runner ? runner->threads : 1; }
 
+/* The grain for parallel_for over items of `work_per_item` units each: enough items that a chunk holds at least
+ * `min_work` units (one item when a single one does), so scheduling stays cheap beside the work. */
+static inline int64_t parallel_grain(int64_t work_per_item, int64_t min_work)
+{
+    return work_per_item >= min_work ? 1 : min_work / (work_per_item > 0 ? work_per_item : 1);
+}
+
 #endif

@@ -290,11 +290,6 @@ static void bias_channels(void *arg, int64_t begin, int64_t end)
     }
 }
 
-static int64_t grain_for(int64_t elements_per_item)
-{
-    return elements_per_item >= GRAIN_ELEMENTS ? 1 : GRAIN_ELEMENTS / (elements_per_item > 0 ? elements_per_item : 1);
-}
-
 /* Task `task` = (image, group), using one slot of scratch; `parallel` splits its inner loops (NULL: serial). */
 static void run_task(const conv_run *r, int64_t task, char *slot, const parallel_runner *parallel)
 {
@@ -328,9 +323,10 @@ static void run_task(const conv_run *r, int64_t task, char *slot, const parallel
     ga.C = t->algo == CONV_ALGO_IM2COL ? ts.col : ts.y, ga.ldc = in_vol;
     gemm_f32(&ga, gemm_scratch, parallel);
     if (t->algo == CONV_ALGO_IM2COL)
-        parallel_for(parallel, mg, grain_for(out_vol * conv_volume(s->win.kernel)), col2im_channels, &ts);
+        parallel_for(parallel, mg, parallel_grain(out_vol * conv_volume(s->win.kernel), GRAIN_ELEMENTS), col2im_channels,
+                     &ts);
     else if (ts.bias)
-        parallel_for(parallel, mg, grain_for(out_vol), bias_channels, &ts);
+        parallel_for(parallel, mg, parallel_grain(out_vol, GRAIN_ELEMENTS), bias_channels, &ts);
 }
 
 /* Worker w takes tasks [w*tasks/workers, (w+1)*tasks/workers) with slot w. */
@@ -581,7 +577,8 @@ void conv_f32(const conv_shape *s, conv_algo algo, const float *x, const float *
 #endif
         if (depthwise_in_blocks(&r, scratch_bytes, parallel)) return;
         int64_t out_vol = conv_volume(s->win.out) * conv_volume(s->win.kernel);
-        parallel_for(parallel, s->batch * s->in_channels, grain_for(out_vol), depthwise_planes, &r);
+        int64_t grain = parallel_grain(out_vol, GRAIN_ELEMENTS);
+        parallel_for(parallel, s->batch * s->in_channels, grain, depthwise_planes, &r);
         return;
     }
     run_tasks(&r, scratch_bytes, parallel);

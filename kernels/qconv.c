@@ -115,11 +115,6 @@ static void multiply_blocks(void *arg, int64_t begin, int64_t end)
     }
 }
 
-static int64_t grain_for(int64_t elements_per_item)
-{
-    return elements_per_item >= GRAIN_ELEMENTS ? 1 : GRAIN_ELEMENTS / (elements_per_item > 0 ? elements_per_item : 1);
-}
-
 /* Scratch: the unfolded matrix of one (image, group), then every output channel's shifted weights. */
 static size_t col_bytes(const conv_shape *s)
 {
@@ -165,8 +160,9 @@ void qconv_int32_with(qconv_block_fn block, const conv_shape *s, const qconv_ope
         for (int64_t g = 0; g < s->groups; g++) {
             qconv_task t = {s, q, block, (n * s->in_channels + g * cg) * in_vol, weights + g * mg * rows, scratch,
                             y + (n * s->out_channels + g * mg) * out_vol};
-            parallel_for(parallel, rows, grain_for(out_vol), unfold_rows, &t);
-            parallel_for(parallel, blocks, grain_for(QCONV_BLOCK_ROWS * BLOCK_COLS * rows), multiply_blocks, &t);
+            parallel_for(parallel, rows, parallel_grain(out_vol, GRAIN_ELEMENTS), unfold_rows, &t);
+            int64_t block_work = QCONV_BLOCK_ROWS * BLOCK_COLS * rows;
+            parallel_for(parallel, blocks, parallel_grain(block_work, GRAIN_ELEMENTS), multiply_blocks, &t);
         }
 }
 

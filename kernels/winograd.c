@@ -22,6 +22,8 @@
 #define MIN_CHANNELS 16
 /* Bytes of transformed input plus products one block of tiles may take: about the L2 cache. */
 #define BLOCK_BYTES ((size_t)1 << 20)
+/* Floats of transform work a parallel chunk should have at least. */
+#define GRAIN_FLOATS 16384
 
 /* ---- the transforms of one tile, written once for filters, inputs and outputs ------------------------- */
 
@@ -243,7 +245,8 @@ static void input_channels(void *arg, int64_t begin, int64_t end)
 {
     const winograd_run *r = arg;
     int64_t stride = r->s->in_channels * r->tiles, plane = r->g.in_h * r->g.in_w;
-    for (int64_t c = begin; c < end; c++) r->input(&r->g, r->x + c * plane, r->ty0, r->ty1, r->v + c * r->tiles, stride);
+    for (int64_t c = begin; c < end; c++)
+        r->input(&r->g, r->x + c * plane, r->ty0, r->ty1, r->v + c * r->tiles, stride);
 }
 
 /* Worker w multiplies points [w * 16 / workers, (w + 1) * 16 / workers) with its own GEMM scratch. */
@@ -251,13 +254,15 @@ static void multiply_points(void *arg, int64_t begin, int64_t end)
 {
     const winograd_run *r = arg;
     int64_t M = r->s->out_channels, C = r->s->in_channels;
-    for (int64_t w = begin; w < end; w++)
-        for (int64_t p = w * WINOGRAD_POINTS / r->point_workers; p < (w + 1) * WINOGRAD_POINTS / r->point_workers; p++) {
+    for (int64_t w = begin; w < end; w++) {
+        int64_t first = w * WINOGRAD_POINTS / r->point_workers, last = (w + 1) * WINOGRAD_POINTS / r->point_workers;
+        for (int64_t p = first; p < last; p++) {
             gemm_args ga = {.M = M, .N = r->tiles, .K = C, .B = r->v + p * C * r->tiles, .ldb = r->tiles,
                             .C = r->m + p * M * r->tiles, .ldc = r->tiles, .alpha = 1.0f, .beta = 0.0f};
             gemm_fused fused = {.a = &r->f->point[p]};
             gemm_f32_fused(&ga, &fused, r->gemm_scratch + (size_t)w * r->b.gemm_bytes, NULL);
         }
+    }
 }
 
 static void output_channels(void *arg, int64_t begin, int64_t end)
@@ -273,20 +278,15 @@ static void output_channels(void *arg, int64_t begin, int64_t end)
     }
 }
 
-static int64_t grain_for(int64_t floats_per_item)
-{
-    return floats_per_item >= 16384 ? 1 : 16384 / (floats_per_item > 0 ? floats_per_item : 1);
-}
-
 /* Tile rows [row_begin, row_end) of the current image, block by block; `parallel` shares each block. */
 static void run_blocks(winograd_run *r, int64_t row_begin, int64_t row_end, const parallel_runner *parallel)
 {
     for (r->ty0 = row_begin; r->ty0 < row_end; r->ty0 = r->ty1) {
         r->ty1 = r->ty0 + r->b.rows < row_end ? r->ty0 + r->b.rows : row_end;
         r->tiles = (r->ty1 - r->ty0) * r->g.tiles_w;
-        parallel_for(parallel, r->s->in_channels, grain_for(16 * r->tiles), input_channels, r);
+        parallel_for(parallel, r->s->in_channels, parallel_grain(16 * r->tiles, GRAIN_FLOATS), input_channels, r);
         parallel_for(parallel, r->point_workers, 1, multiply_points, r);
-        parallel_for(parallel, r->s->out_channels, grain_for(16 * r->tiles), output_channels, r);
+        parallel_for(parallel, r->s->out_channels, parallel_grain(16 * r->tiles, GRAIN_FLOATS), output_channels, r);
     }
 }
 

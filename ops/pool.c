@@ -335,7 +335,7 @@ static kiln_status pool_eval(op_ctx *ctx)
     if (tensor_numel(ctx->outputs[0]) == 0) return KILN_OK;
     if (ctx->n_outputs > 1 && ctx->outputs[1]) job.indices = ctx->outputs[1]->data;
     int64_t work = conv_volume(job.w.out) * conv_volume(job.w.kernel);
-    int64_t grain = work >= 32768 ? 1 : 32768 / (work > 0 ? work : 1);
+    int64_t grain = parallel_grain(work, 32768);
     parallel_fn kernel = pool_kernel(p->kind, x->dtype);
     if (p->global && p->kind == POOL_AVERAGE && x->dtype == KILN_FLOAT32) kernel = global_average_f32;
 #if defined(KILN_HAVE_X86_KERNELS)
