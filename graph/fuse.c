@@ -209,7 +209,8 @@ static bool match_batch_norm(const graph *g, const value_readers *readers, int y
     for (int k = 1; k < bn->n_outputs; k++)
         if (bn->outputs[k] >= 0) return false; /* training outputs asked for */
     const graph_attr *training = graph_node_attr(bn, "training_mode"), *eps = graph_node_attr(bn, "epsilon");
-    if ((training && (training->type != ATTR_INT || training->i != 0)) || (eps && eps->type != ATTR_FLOAT)) return false;
+    if (training && (training->type != ATTR_INT || training->i != 0)) return false;
+    if (eps && eps->type != ATTR_FLOAT) return false;
     *f = (batch_norm_fold){.bn = readers[y].node[0], .epsilon = eps ? eps->f : 1e-5};
     f->scale = constant_floats(g, bn->inputs[1], channels), f->beta = constant_floats(g, bn->inputs[2], channels);
     f->mean = constant_floats(g, bn->inputs[3], channels), f->var = constant_floats(g, bn->inputs[4], channels);
@@ -252,7 +253,8 @@ static kiln_status fold_into(graph *g, graph_node *node, int weight_input, int b
     int w_value = add_constant(g, base, "/folded_batchnorm_weight", w->rank, w->dims, &w_data, &st);
     int b_value = w_value < 0 ? -1 : add_constant(g, base, "/folded_batchnorm_bias", 1, &channels, &b_data, &st);
     if (b_value < 0) return st;
-    int *inputs = node->n_inputs > bias_input ? node->inputs : region_alloc(g->mem, (size_t)bias_input + 1, sizeof *inputs);
+    int *inputs = node->n_inputs > bias_input ? node->inputs
+                                               : region_alloc(g->mem, (size_t)bias_input + 1, sizeof *inputs);
     if (!inputs) return KILN_ERR_OUT_OF_MEMORY;
     for (int c = 0; c < channels; c++) {
         double s = (double)f->scale[c] / sqrt((double)f->var[c] + f->epsilon);

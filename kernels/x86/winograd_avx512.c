@@ -115,7 +115,8 @@ void winograd_output_avx512(const winograd_plane *g, const float *m, int64_t str
                 float *row = y + r * g->out_w + 2 * tx;
                 int64_t cols = g->out_w - 2 * tx;
                 _mm512_mask_storeu_ps(row, inside_mask(0, cols), _mm512_permutex2var_ps(y0, first_half, y1));
-                _mm512_mask_storeu_ps(row + LANES, inside_mask(LANES, cols), _mm512_permutex2var_ps(y0, second_half, y1));
+                _mm512_mask_storeu_ps(row + LANES, inside_mask(LANES, cols),
+                                      _mm512_permutex2var_ps(y0, second_half, y1));
             }
             t += count;
         }
