@@ -36,8 +36,9 @@ static void usage(FILE *out)
             "                         symbolic dim (DIMS one size, e.g. batch=8); repeatable\n"
             "      --json             print one JSON line: {\"model\", \"threads\", \"runs\", \"load_ms\",\n"
             "                         \"p50_us\", \"p90_us\", \"p99_us\", \"min_us\"}\n"
-            "      --profile          also time every node and print where a run's time goes: by operator,\n"
-            "                         then the slowest nodes (on stderr with --json; timing adds ~20 ns a node)\n"
+            "      --profile[=N]      also time every node and print where a run's time goes: by operator,\n"
+            "                         then the N slowest nodes (default 20, 0 for all; on stderr with --json;\n"
+            "                         timing adds ~20 ns a node)\n"
             "  -h, --help             show this help\n");
 }
 
@@ -135,6 +136,7 @@ typedef struct bench_options {
     long threads, warmup;
     double seconds;
     bool json, profile;
+    long profile_nodes; /* slowest nodes listed; 0 for all */
     shape_override overrides[MAX_SHAPE_OVERRIDES];
     int n_overrides;
 } bench_options;
@@ -146,7 +148,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
                                             {"warmup", required_argument, NULL, 'w'},
                                             {"shape", required_argument, NULL, 'S'},
                                             {"json", no_argument, NULL, 'j'},
-                                            {"profile", no_argument, NULL, 'p'},
+                                            {"profile", optional_argument, NULL, 'p'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int c;
@@ -178,7 +180,11 @@ static int parse_options(int argc, char **argv, bench_options *o)
             break;
         }
         case 'j': o->json = true; break;
-        case 'p': o->profile = true; break;
+        case 'p':
+            o->profile = true;
+            if (optarg && !cli_parse_long(optarg, 0, 1000000, &o->profile_nodes))
+                return cli_usage_error("bench", "--profile=N wants a count of nodes, not '%s'", optarg);
+            break;
         case 'h': usage(stdout); return -1;
         default: return cli_bad_option("bench", argv);
         }
@@ -223,7 +229,7 @@ static int sum_by_operator(const kiln_node_profile *nodes, int count, kiln_node_
 }
 
 /* Time per measured run by operator type, then the slowest nodes, each with its share of the total. */
-static int print_profile(FILE *out, const kiln_session *session, const kiln_node_profile *warm)
+static int print_profile(FILE *out, const kiln_session *session, const kiln_node_profile *warm, long top)
 {
     int count = kiln_session_profile_count(session), n_ran = 0;
     kiln_node_profile *nodes = calloc((size_t)count + 1, sizeof *nodes), *ops = calloc((size_t)count + 1, sizeof *ops);
@@ -251,7 +257,7 @@ static int print_profile(FILE *out, const kiln_session *session, const kiln_node
         fprintf(out, "%-28s %6d %12.1f %6.1f%%\n", ops[k].op_type, per_op[k], (double)ops[k].total_ns / per_run,
                 100.0 * (double)ops[k].total_ns / whole);
     fprintf(out, "\n%12s %7s  %-20s %s\n", "us/run", "share", "operator", "slowest nodes");
-    for (int i = 0; i < n_ran && i < PROFILE_TOP_NODES; i++)
+    for (int i = 0; i < n_ran && (top == 0 || i < top); i++)
         fprintf(out, "%12.1f %6.1f%%  %-20s %s\n", (double)nodes[i].total_ns / per_run,
                 100.0 * (double)nodes[i].total_ns / whole, nodes[i].op_type, nodes[i].name);
     free(nodes), free(ops), free(per_op);
@@ -262,7 +268,7 @@ static double elapsed_us(uint64_t start) { return (double)(platform_now_ns() - s
 
 int cmd_bench(int argc, char **argv)
 {
-    bench_options o = {.threads = 1, .warmup = 3, .seconds = 3.0};
+    bench_options o = {.threads = 1, .warmup = 3, .seconds = 3.0, .profile_nodes = PROFILE_TOP_NODES};
     int rc = parse_options(argc, argv, &o);
     if (rc < 0) return EXIT_OK;
     if (rc != EXIT_OK) return rc;
@@ -335,7 +341,7 @@ int cmd_bench(int argc, char **argv)
         printf("runs:       %ld in %.2f s (%.1f runs/s)\n", runs, wall_s, (double)runs / wall_s);
         printf("latency:    min %.1f us, p50 %.1f us, p90 %.1f us, p99 %.1f us\n", min, p50, p90, p99);
     }
-    if (o.profile && print_profile(o.json ? stderr : stdout, session, warm_profile) != EXIT_OK) goto fail;
+    if (o.profile && print_profile(o.json ? stderr : stdout, session, warm_profile, o.profile_nodes) != EXIT_OK) goto fail;
     rc = EXIT_OK;
     goto done;
 fail:

@@ -32,16 +32,6 @@ static bool is_onnx_op(const graph_node *n, const char *op_type)
     return !n->removed && n->domain[0] == '\0' && strcmp(n->op_type, op_type) == 0;
 }
 
-static bool graph_has_subgraphs(const graph *g)
-{
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int a = 0; a < g->nodes[i].n_attrs; a++) {
-            attr_type t = g->nodes[i].attrs[a].type;
-            if (t == ATTR_GRAPH || t == ATTR_GRAPHS) return true;
-        }
-    return false;
-}
-
 /* Each value's live readers, when it has one or two and is not a graph output (else count is 0): enough
  * to recognise a Conv output read once (by Relu, Clip, Sigmoid) or twice (by Sigmoid and Mul, a SiLU). */
 typedef struct value_readers {

@@ -128,6 +128,16 @@ const graph_attr *graph_node_attr(const graph_node *node, const char *name)
     return NULL;
 }
 
+bool graph_has_subgraphs(const graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i].n_attrs; a++) {
+            attr_type t = g->nodes[i].attrs[a].type;
+            if (t == ATTR_GRAPH || t == ATTR_GRAPHS) return true;
+        }
+    return false;
+}
+
 const char *graph_node_name(const graph *g, const graph_node *node)
 {
     if (!node->name[0] && node->n_outputs > 0 && node->outputs[0] >= 0) return g->values[node->outputs[0]].name;

@@ -162,6 +162,9 @@ kiln_status graph_add_node(graph *g, int n_inputs, int n_outputs, int n_attrs, i
 kiln_status graph_intern_symbol(graph *g, const char *name, int *id);
 
 const graph_attr *graph_node_attr(const graph_node *node, const char *name);
+/* Whether any node holds a subgraph (If, Loop, Scan): names it reads from the outer scope are then not
+ * visible as node inputs, so passes that rewrite values by their readers leave such graphs alone. */
+bool graph_has_subgraphs(const graph *g);
 
 /* The node's name, or its first output's when it has none (exporters often leave names empty). */
 const char *graph_node_name(const graph *g, const graph_node *node);

@@ -4,6 +4,8 @@
  *   graph_check_and_sort   every input defined, no cycles, nodes in topological order
  *   graph_fuse_activations BatchNormalization folded into the Conv or Gemm before it; a Conv followed by its
  *                          Relu, Clip, Sigmoid or SiLU becomes one ai.kiln::FusedConv node
+ *   graph_choose_layouts   a depthwise Conv and the pointwise Conv reading it exchange channel blocks
+ *                          instead of planes (layout.c)
  *   graph_infer_types      each node's op is found and its init checks attributes and dtypes;
  *                          every problem is collected, not just the first
  *   graph_mark_plan_values which values decide shapes and must be computed while planning
@@ -46,6 +48,7 @@ kiln_status graph_check_and_sort(graph *g);
 /* The domain of kiln's own operators (fused nodes, tree ensembles). */
 #define GRAPH_KILN_DOMAIN "ai.kiln"
 kiln_status graph_fuse_activations(graph *g);
+kiln_status graph_choose_layouts(graph *g);
 /* Resolves ops and runs their init; problems go to `issues` (the call fails only on out-of-memory). */
 kiln_status graph_infer_types(graph *g, graph_issues *issues);
 void graph_mark_plan_values(graph *g);

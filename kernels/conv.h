@@ -7,6 +7,13 @@
  * Layouts are ONNX's: x is (N, C, D, H, W); forward weights are (M, C/groups, kD, kH, kW); transposed
  * weights are (C, M/groups, kD, kH, kW); bias is (M); y is (N, M, oD, oH, oW).
  *
+ * Into and out of a depthwise convolution, from and to the pointwise ones around it, the activation may
+ * instead be channel-blocked: (N, C/16, D, H, W, 16), sixteen channels of one position side by side, the
+ * same number of floats (C is a multiple of 16). The depthwise kernel computes sixteen channels to a vector,
+ * and the pointwise GEMM's columns kernel broadcasts its operand element by element and holds sixteen
+ * channels of an output position in each vector, so in this layout nothing is transposed between planes
+ * and vectors; graph/layout.c decides where it is used (conv_shape.x_blocked, y_blocked).
+ *
  * conv_f32_reference and conv_transpose_f32_reference (conv_ref.c) are direct loops over every output
  * element; they are the oracle the fast paths in conv.c are tested against.
  */
@@ -33,9 +40,15 @@ typedef struct conv_window {
     int64_t pad_end[CONV_SPATIAL]; /* padding after the data: only AveragePool's count_include_pad reads it */
 } conv_window;
 
+/* Channels to a block in the channel-blocked layout. */
+enum { CONV_BLOCK = GEMM_B_BLOCK };
+
 typedef struct conv_shape {
     int64_t batch, in_channels, out_channels, groups;
     conv_window win;
+    /* x or y channel-blocked, for a pointwise (groups 1) or depthwise convolution whose channels on that side
+     * are a multiple of CONV_BLOCK (conv_blocked_layout_fits) */
+    bool x_blocked, y_blocked;
 } conv_shape;
 
 typedef enum conv_algo {
@@ -98,6 +111,18 @@ typedef struct conv_extras {
     float lo, hi; /* GEMM_ACT_CLAMP's bounds */
 } conv_extras;
 
+/* Whether the shape's blocked flags are ones conv_f32 takes (see conv_shape). */
+bool conv_blocked_layout_fits(const conv_shape *s);
+/* Whether this CPU runs the blocked layout faster than planes (it has the kernels that read it in place). */
+bool conv_blocked_layout_pays(void);
+/* Whether an activation of `volume` positions per channel travels blocked where a graph allows it: on large
+ * planes the pointwise GEMM's usual kernel, writing and reading planes, is the faster one. Producer and
+ * reader of a value see the same volume, so they always agree. */
+bool conv_blocked_layout_pays_for(int64_t volume);
+/* (N, C, volume) planes to (N, C/16, volume, 16) blocks and back; C a multiple of CONV_BLOCK. */
+void conv_to_blocked(const float *planes, int64_t batch, int64_t channels, int64_t volume, float *blocked);
+void conv_from_blocked(const float *blocked, int64_t batch, int64_t channels, int64_t volume, float *planes);
+
 /* The algorithm conv_f32 uses for this shape, given the filters packed at load (NULL when none). */
 conv_algo conv_f32_choose(const conv_shape *s, const conv_packed_filters *packed);
 /* Scratch conv_f32 needs with `algo` to use up to `threads` threads. With less, it uses fewer threads. */
@@ -136,12 +161,13 @@ bool conv_depthwise_plane_avx512(const conv_window *w, const float *x, const flo
  * rows too wide); each call needs conv_depthwise_avx512_scratch_bytes of 64-byte aligned scratch.
  * conv_depthwise_rows_avx512 computes output rows [oh0, oh1) (at most a band) of `channels` (1 to 16)
  * consecutive channels: x, kernel, bias (NULL for none) and y point at the first channel's input plane,
- * filter, bias and output plane; bias and extras->act are applied. */
+ * filter, bias and output plane; bias and extras->act are applied. With x_blocked or y_blocked, x or y is
+ * the channels' block of a channel-blocked tensor instead (then channels is 16). */
 int64_t conv_depthwise_avx512_band_rows(const conv_window *w);
 size_t conv_depthwise_avx512_scratch_bytes(const conv_window *w);
 void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float *x, const float *kernel,
                                 const float *bias, const conv_extras *extras, int64_t oh0, int64_t oh1, float *scratch,
-                                float *y);
+                                bool x_blocked, bool y_blocked, float *y);
 /* im2col_panel (conv.c) for 2-D windows with row strides 1 or 2 and panels up to 32 wide: rows k0 .. k0+kc-1
  * and columns j0 .. j0+count-1 of x's unfolded matrix, `width` floats per row, zero beyond count. False,
  * having done nothing, for other shapes. */

@@ -31,8 +31,10 @@
  */
 #include "kernels/gemm.h"
 
+#include "core/mem.h"
 #include "core/platform/platform.h"
 #include <math.h>
+#include <string.h>
 
 #include "kernels/gemm_kernels.h"
 #include "kernels/vmath.h"
@@ -677,42 +679,103 @@ typedef struct gemm_columns_job {
     char *scratch;
     size_t slot_bytes;
     int64_t blocks, blocks_per_strip; /* TW-row blocks of C, and per strip (one per thread) */
+    int64_t tiles, tiles_per_strip;   /* TR-column tiles of C, and per strip */
+    int64_t column_strips;            /* strips side by side: more than 1 when C has fewer row blocks than threads */
 } gemm_columns_job;
 
-/* Strip p: its blocks of TW rows, each repacked into slot p and then multiplied TR columns at a time. */
+/* Strip p: its blocks of TW rows, each repacked into slot p and then multiplied by its tiles of TR columns. */
 static void run_column_strips(void *arg, int64_t begin, int64_t end)
 {
     const gemm_columns_job *job = arg;
     const gemm_kernel_set *ks = job->ks;
     const gemm_args *g = job->g;
     const gemm_epilogue *ep = job->fused->epilogue;
+    const gemm_fused *f = job->fused;
+    int64_t b_step = f->b_blocked ? GEMM_B_BLOCK : 1;
     for (int64_t p = begin; p < end; p++) {
         float *at = (float *)(void *)(job->scratch + (size_t)p * job->slot_bytes);
-        int64_t last = min64(job->blocks, (p + 1) * job->blocks_per_strip);
-        for (int64_t block = p * job->blocks_per_strip; block < last; block++) {
+        int64_t rows_part = p / job->column_strips, cols_part = p % job->column_strips;
+        int64_t last = min64(job->blocks, (rows_part + 1) * job->blocks_per_strip);
+        int64_t t0 = cols_part * job->tiles_per_strip, t1 = min64(job->tiles, t0 + job->tiles_per_strip);
+        for (int64_t block = rows_part * job->blocks_per_strip; block < last && t0 < t1; block++) {
             int64_t r0 = block * ks->tw;
             int rows = (int)min64(ks->tw, g->M - r0);
             repack_a_rows(ks, job->fused->a, r0, rows, at);
             const float *bias = ep && ep->row_bias ? ep->row_bias + r0 : NULL;
-            int64_t tiles = ceil_div(g->N, ks->tr), next_row = block + 1 < last ? r0 + ks->tw : g->M;
-            for (int64_t t = 0; t < tiles; t++) {
+            int64_t next_row = block + 1 < last ? r0 + ks->tw : g->M;
+            for (int64_t t = t0; t < t1; t++) {
                 int64_t j0 = t * ks->tr, ahead_floats;
-                const float *ahead = prefetch_share(ks, job->fused->a, next_row, t, tiles, &ahead_floats);
-                ks->columns(g->K, at, g->B + j0, g->ldb, g->C + r0 * g->ldc + j0, g->ldc, rows,
-                            (int)min64(ks->tr, g->N - j0), g->alpha, bias, ep ? (int)ep->act : GEMM_ACT_NONE,
-                            ep ? ep->lo : 0.0f, ep ? ep->hi : 0.0f, ahead, ahead_floats);
+                const float *ahead = prefetch_share(ks, job->fused->a, next_row, t - t0, t1 - t0, &ahead_floats);
+                float *c = f->c_blocked ? g->C + r0 / GEMM_B_BLOCK * g->ldc + j0 * GEMM_B_BLOCK : g->C + r0 * g->ldc + j0;
+                gemm_columns_args tile = {.K = g->K, .at = at, .b = g->B + j0 * b_step, .ldb = g->ldb,
+                                       .b_blocked = f->b_blocked, .c = c, .ldc = g->ldc, .c_blocked = f->c_blocked,
+                                       .rows = rows, .cols = (int)min64(ks->tr, g->N - j0), .alpha = g->alpha,
+                                       .bias = bias, .act = ep ? (int)ep->act : GEMM_ACT_NONE,
+                                       .lo = ep ? ep->lo : 0.0f, .hi = ep ? ep->hi : 0.0f, .ahead = ahead,
+                                       .ahead_floats = ahead_floats};
+                ks->columns(&tile);
             }
         }
     }
 }
 
+/* Threads take strips of row blocks; when there are fewer row blocks than threads, the columns are split
+ * too, each strip repacking the A rows it needs. */
 static void gemm_fused_columns(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused, void *scratch,
                                const parallel_runner *parallel)
 {
     int threads = parallel_threads(parallel);
-    int64_t blocks = ceil_div(g->M, ks->tw);
-    gemm_columns_job job = {ks, g, fused, scratch, columns_slot_bytes(ks, g->K), blocks, ceil_div(blocks, threads)};
-    parallel_for(parallel, threads, 1, run_column_strips, &job);
+    int64_t blocks = ceil_div(g->M, ks->tw), tiles = ceil_div(g->N, ks->tr);
+    int64_t row_strips = min64(blocks, threads), column_strips = min64(tiles, threads / row_strips);
+    gemm_columns_job job = {ks,     g,        fused, scratch, columns_slot_bytes(ks, g->K), blocks,
+                            ceil_div(blocks, row_strips), tiles, ceil_div(tiles, column_strips), column_strips};
+    parallel_for(parallel, row_strips * column_strips, 1, run_column_strips, &job);
+}
+
+/* ---- channel-blocked B -------------------------------------------------------------------------------- */
+
+/* gemm_b_panel_fn over a channel-blocked B (ctx: its gemm_args), for kernel sets without a columns kernel:
+ * each panel row k gathers its columns GEMM_B_BLOCK floats apart. */
+static void blocked_b_panel(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int count, int width, float *dst)
+{
+    const gemm_args *g = ctx;
+    for (int64_t k = k0; k < k0 + kc; k++, dst += width) {
+        const float *row = g->B + (k / GEMM_B_BLOCK) * g->ldb + j0 * GEMM_B_BLOCK + k % GEMM_B_BLOCK;
+        for (int j = 0; j < count; j++) dst[j] = row[j * GEMM_B_BLOCK];
+        for (int j = count; j < width; j++) dst[j] = 0.0f;
+    }
+}
+
+/* C's rows r0 .. r0+15, written as rows of N (ldc N), rearranged in place into their channel block (the
+ * same GEMM_B_BLOCK * N floats), through `rows` of scratch. */
+static void block_rows_in_place(float *C, int64_t N, int64_t r0, float *rows)
+{
+    float *group = C + r0 * N;
+    memcpy(rows, group, (size_t)(GEMM_B_BLOCK * N) * sizeof *rows);
+    for (int64_t i = 0; i < GEMM_B_BLOCK; i++)
+        for (int64_t j = 0; j < N; j++) group[j * GEMM_B_BLOCK + i] = rows[i * N + j];
+}
+
+/* Channel-blocked operands go to the columns kernel, which broadcasts B's elements wherever they lie and
+ * stores C's vectors of rows whole. Kernel sets without one read a blocked B through blocked_b_panel into the
+ * usual panels, and write a blocked C as rows first, rearranged afterwards (scratch for one block of rows
+ * after the GEMM's own). */
+static void gemm_fused_blocked(const gemm_kernel_set *ks, const gemm_args *g, const gemm_fused *fused,
+                               void *scratch, const parallel_runner *parallel)
+{
+    if (ks->columns && fused->a && g->beta == 0.0f) {
+        gemm_fused_columns(ks, g, fused, scratch, runner_for(g->M, g->N, g->K, parallel));
+        return;
+    }
+    gemm_fused plain = *fused;
+    plain.b_blocked = plain.c_blocked = false;
+    if (fused->b_blocked) plain.b_panel = blocked_b_panel, plain.b_ctx = g;
+    gemm_args rows = *g;
+    if (fused->c_blocked) rows.ldc = g->N;
+    gemm_f32_fused(&rows, &plain, scratch, parallel);
+    if (!fused->c_blocked) return;
+    float *block = (float *)(void *)((char *)scratch + gemm_f32_fused_scratch_bytes(g->M, g->N, g->K, parallel_threads(parallel)));
+    for (int64_t r0 = 0; r0 < g->M; r0 += GEMM_B_BLOCK) block_rows_in_place(g->C, g->N, r0, block);
 }
 
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel)
@@ -723,6 +786,10 @@ void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratc
     if (g.K <= 0) {
         scale_c(&g);
         if (fused->epilogue) apply_epilogue_whole(fused->epilogue, &g);
+        return;
+    }
+    if (fused->b_blocked || fused->c_blocked) {
+        gemm_fused_blocked(ks, &g, fused, scratch, parallel);
         return;
     }
     if (fused->a) g.A = fused->a->A, g.lda = fused->a->lda, g.trans_a = fused->a->trans_a;
@@ -746,6 +813,22 @@ void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratc
     gemm_sources src = {.a_panels = fused->a ? fused->a->panels : NULL, .b_panel = fused->b_panel,
                         .b_ctx = fused->b_ctx, .epilogue = fused->epilogue, .a_rows_padded = padded_rows(ks, g.M)};
     gemm_blocked(ks, &g, &src, scratch, parallel);
+}
+
+size_t gemm_f32_fused_blocked_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)
+{
+    size_t bytes = gemm_f32_fused_scratch_bytes(M, N, K, threads);
+    if (M <= 0 || N <= 0 || K <= 0) return bytes;
+    /* the rearranging of a blocked C without a columns kernel: one block of rows after the GEMM's scratch */
+    size_t block;
+    if (!mem_mul_ok((size_t)N, GEMM_B_BLOCK * sizeof(float), &block) || bytes > SIZE_MAX - block) return SIZE_MAX;
+    bytes += block;
+    for (int v = GEMM_VARIANT_PORTABLE; v < GEMM_VARIANT_COUNT; v++) {
+        const gemm_kernel_set *ks = kernels_for((gemm_variant)v);
+        size_t columns = ks && ks->columns ? columns_slot_bytes(ks, K) * (size_t)(threads < 1 ? 1 : threads) : 0;
+        if (columns > bytes) bytes = columns;
+    }
+    return bytes;
 }
 
 size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads)

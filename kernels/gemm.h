@@ -125,19 +125,28 @@ typedef struct gemm_epilogue {
 /* The activation over n contiguous floats in place (the fast vmath set where there is one). */
 void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_t n);
 
+/* A channel-blocked B (the layout of kernels/conv.h's blocked activations): its rows come in blocks of
+ * GEMM_B_BLOCK, and B[k, j] = args->B[(k / GEMM_B_BLOCK) * args->ldb + j * GEMM_B_BLOCK + k % GEMM_B_BLOCK],
+ * ldb being the distance between blocks. K must be a multiple of GEMM_B_BLOCK. A channel-blocked C is laid
+ * out the same way, with M a multiple of GEMM_B_BLOCK and ldc exactly GEMM_B_BLOCK * N. */
+enum { GEMM_B_BLOCK = 16 };
+
 /* The operands of gemm_f32_fused beyond gemm_args: `a`, when given, replaces args->A (args->M and K must
- * match it); B comes from b_panel(b_ctx, ...) when b_panel is set (else from args->B); `epilogue` may be
- * NULL. */
+ * match it); B comes from b_panel(b_ctx, ...) when b_panel is set (else from args->B, row-major or, with
+ * b_blocked, channel-blocked); C is channel-blocked with c_blocked; `epilogue` may be NULL. */
 typedef struct gemm_fused {
     const gemm_packed_a *a;
     gemm_b_panel_fn b_panel;
     const void *b_ctx;
     const gemm_epilogue *epilogue;
+    bool b_blocked, c_blocked;
 } gemm_fused;
 
 /* Scratch gemm_f32_fused needs on up to `threads` threads: unlike gemm_f32 it blocks M == 1 products too (B
  * may exist only as panels), and with a pre-packed A each thread packs its own B, in its own slot. */
 size_t gemm_f32_fused_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads);
+/* The same for a channel-blocked B or C (gemm_fused.b_blocked, c_blocked). */
+size_t gemm_f32_fused_blocked_scratch_bytes(int64_t M, int64_t N, int64_t K, int threads);
 /* gemm_f32 with the operands and epilogue of `fused`, in fused->a's variant (AUTO without it). `scratch`
  * holds gemm_f32_fused_scratch_bytes(M, N, K, parallel_threads(parallel)) bytes. */
 void gemm_f32_fused(const gemm_args *args, const gemm_fused *fused, void *scratch, const parallel_runner *parallel);

@@ -63,12 +63,29 @@ typedef void (*gemm_tile_epilogue_fn)(float *c, int64_t ldc, int mr, int nr, con
  * run along the vector lanes and its columns are the broadcasts, so 49 columns cost 49 broadcasts instead of
  * 4 vectors of 16 with 15 lanes wasted. Computes C[0:rows, 0:cols] = act(alpha * A B + bias) for rows <= TW
  * and cols <= TR (the set's tw and tr), where A is given transposed and k-major, at[k * TW + i] (rows past
- * `rows` zero), B is read in place (B[k, j] = b[k * ldb + j]), and bias (per row of C) may be NULL.
- * `ahead` (ahead_floats long, or NULL) is memory the next calls will need: the kernel prefetches it while it
+ * `rows` zero), B is read in place (B[k, j] = b[k * ldb + j], or with b_blocked the channel-blocked
+ * b[(k / 16) * ldb + j * 16 + k % 16] of gemm.h's GEMM_B_BLOCK), C likewise (c_blocked: rows a multiple of
+ * 16, each vector of rows stored whole, untransposed), and bias (per row of C) may be NULL. `ahead`
+ * (ahead_floats long, or NULL) is memory the next calls will need: the kernel prefetches it while it
  * computes, as the A panels the caller repacks next would otherwise arrive only when asked for. */
-typedef void (*gemm_columns_fn)(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc,
-                                int rows, int cols, float alpha, const float *bias, int act, float lo, float hi,
-                                const float *ahead, int64_t ahead_floats);
+typedef struct gemm_columns_args {
+    int64_t K;
+    const float *at;
+    const float *b;
+    int64_t ldb;
+    bool b_blocked;
+    float *c;
+    int64_t ldc;
+    bool c_blocked;
+    int rows, cols;
+    float alpha;
+    const float *bias;
+    int act;
+    float lo, hi;
+    const float *ahead;
+    int64_t ahead_floats;
+} gemm_columns_args;
+typedef void (*gemm_columns_fn)(const gemm_columns_args *args);
 
 /* Lays `count` consecutive A micro-panels (MR rows, kc deep, one after another) side by side in the columns
  * kernel's layout, at[k * TW + q * MR + i] = panel q's a[k * MR + i]; panels count .. TW/MR-1 are zero. */

@@ -23,6 +23,7 @@ typedef struct conv_params {
     conv_packed_filters packed; /* the constant weight of a forward, non-depthwise convolution */
     gemm_activation act;        /* FusedConv: the fused activation, with a clamp's bounds */
     float lo, hi;
+    bool x_blocked, y_blocked;  /* FusedConv: channel-blocked input or output (graph/layout.c) */
 } conv_params;
 
 static const kiln_dtype DTYPES_FLOAT32[] = {KILN_FLOAT32, KILN_UNDEFINED};
@@ -84,9 +85,23 @@ static kiln_status conv_init(op_init_ctx *ctx)
     return pack_constant_filters(ctx, ctx->params);
 }
 
-/* ai.kiln::FusedConv (made by graph/fuse.c): Conv, then the activation named by `activation`: "Relu" or
- * "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid", "SiLU" (x * sigmoid(x)), "HardSigmoid" or
- * "HardSwish" (x * hard_sigmoid(x)), the last two with `activation_params` [alpha, beta]. */
+/* FusedConv's `blocked_input` and `blocked_output` (0 or 1, absent 0): which activations are channel-blocked
+ * (kernels/conv.h). Whether the convolution can take them is known once shapes are. */
+static kiln_status read_layouts(op_init_ctx *ctx, conv_params *p)
+{
+    int64_t x_blocked, y_blocked;
+    KILN_TRY(attr_int(ctx->node, "blocked_input", 0, &x_blocked));
+    KILN_TRY(attr_int(ctx->node, "blocked_output", 0, &y_blocked));
+    if ((x_blocked != 0 && x_blocked != 1) || (y_blocked != 0 && y_blocked != 1))
+        return kiln_fail(KILN_ERR_MALFORMED, "blocked_input and blocked_output must be 0 or 1");
+    p->x_blocked = x_blocked, p->y_blocked = y_blocked;
+    return KILN_OK;
+}
+
+/* ai.kiln::FusedConv (made by graph/fuse.c and graph/layout.c): Conv, then the activation named by
+ * `activation`, if any: "Relu" or "Clip" (a clamp to `activation_params` [lo, hi]), "Sigmoid", "SiLU"
+ * (x * sigmoid(x)), "HardSigmoid" or "HardSwish" (x * hard_sigmoid(x)), the last two with
+ * `activation_params` [alpha, beta]; its input or output may be channel-blocked (read_layouts). */
 static kiln_status fused_conv_init(op_init_ctx *ctx)
 {
     static const struct {
@@ -98,8 +113,10 @@ static kiln_status fused_conv_init(op_init_ctx *ctx)
                  {"HardSigmoid", GEMM_ACT_HARD_SIGMOID, true}, {"HardSwish", GEMM_ACT_HARD_SWISH, true}};
     conv_params *p = ctx->params;
     KILN_TRY(conv_init(ctx));
+    KILN_TRY(read_layouts(ctx, p));
     const graph_attr *act = graph_node_attr(ctx->node, "activation");
-    if (!act || act->type != ATTR_STRING) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'activation' is required");
+    if (!act) return KILN_OK;
+    if (act->type != ATTR_STRING) return kiln_fail(KILN_ERR_MALFORMED, "attribute 'activation' must be a string");
     size_t k = 0, count = sizeof known / sizeof known[0];
     while (k < count && strcmp(act->s, known[k].name) != 0) k++;
     if (k == count)
@@ -131,6 +148,11 @@ static kiln_status describe_conv(const op_ctx *ctx, bool transpose, conv_shape *
     const conv_params *p = ctx->params;
     const kiln_tensor *b = bias_input(ctx);
     KILN_TRY(conv_describe(&p->attrs, p->groups, transpose, ctx->inputs[0], ctx->inputs[1], s, spatial));
+    s->x_blocked = p->x_blocked && conv_blocked_layout_pays_for(conv_volume(s->win.in));
+    s->y_blocked = p->y_blocked && conv_blocked_layout_pays_for(conv_volume(s->win.out));
+    if (!conv_blocked_layout_fits(s))
+        return kiln_fail(KILN_ERR_MALFORMED, "a channel-blocked %s needs a %s convolution with a multiple of %d channels",
+                         s->x_blocked ? "input" : "output", s->x_blocked ? "pointwise" : "depthwise", CONV_BLOCK);
     if (b && (b->rank != 1 || b->dims[0] != s->out_channels))
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the bias must be 1-D with %lld values", (long long)s->out_channels);
     return KILN_OK;

@@ -256,6 +256,7 @@ kiln_status conv_describe(const conv_attrs *a, int64_t groups, bool transpose, c
     if (w->rank != x->rank)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the weights have rank %d, the input %d", w->rank, x->rank);
     *spatial = x->rank - 2;
+    s->x_blocked = s->y_blocked = false; /* ONNX's layouts; the caller may say otherwise */
     s->batch = x->dims[0];
     s->in_channels = x->dims[1];
     s->groups = groups;

@@ -105,6 +105,7 @@ static kiln_status prepare_graph(kiln_model *m, unsigned flags)
     KILN_TRY(graph_check_and_sort(g));
     m->nodes_in_file = g->n_nodes;
     KILN_TRY(graph_fuse_activations(g));
+    KILN_TRY(graph_choose_layouts(g));
     KILN_TRY(graph_infer_types(g, &m->issues));
     if (m->issues.count) {
         if (!(flags & KILN_LOAD_INSPECT)) return graph_issues_fail(&m->issues);

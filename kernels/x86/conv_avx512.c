@@ -401,8 +401,9 @@ static inline __attribute__((always_inline)) void transpose16(__m512 *r)
 
 /* One band row: input row `row` of `channels` planes (`plane` floats apart) laid out channel-last, 16 floats
  * per column, with the padding columns zero. */
-static void dw_fill_row(const float *row, int64_t plane, int channels, const conv_window *w, int64_t width,
-                        float *dst)
+static inline __attribute__((always_inline)) void dw_fill_row_with(const bool all_channels, const float *row,
+                                                                   int64_t plane, int channels, const conv_window *w,
+                                                                   int64_t width, float *dst)
 {
     const __m512 zero = _mm512_setzero_ps();
     int64_t left = w->pad[2] < width ? w->pad[2] : width;
@@ -412,13 +413,37 @@ static void dw_fill_row(const float *row, int64_t plane, int channels, const con
         int64_t n = inside - iw < LANES ? inside - iw : LANES;
         __mmask16 mask = lane_range(0, n);
         __m512 v[LANES];
-        for (int c = 0; c < LANES; c++) v[c] = c < channels ? _mm512_maskz_loadu_ps(mask, row + c * plane + iw) : zero;
+        if (all_channels && n == LANES)
+            for (int c = 0; c < LANES; c++) v[c] = _mm512_loadu_ps(row + c * plane + iw);
+        else
+            for (int c = 0; c < LANES; c++)
+                v[c] = all_channels || c < channels ? _mm512_maskz_loadu_ps(mask, row + c * plane + iw) : zero;
         transpose16(v);
         /* all sixteen columns, also those past the row's inside: the right padding is written after them, and
          * the scratch has a spare row of vectors at its end (a store count known at compile time keeps the
          * vectors in registers; a variable one became a memcpy) */
         for (int k = 0; k < LANES; k++) _mm512_store_ps(dst + (left + iw + k) * LANES, v[k]);
     }
+    for (int64_t col = left + inside; col < width; col++) _mm512_store_ps(dst + col * LANES, zero);
+}
+
+/* dw_fill_row with the common case, all sixteen channels present, as its own copy: its loads need no test. */
+static void dw_fill_row(const float *row, int64_t plane, int channels, const conv_window *w, int64_t width,
+                        float *dst)
+{
+    if (channels == LANES) dw_fill_row_with(true, row, plane, channels, w, width, dst);
+    else dw_fill_row_with(false, row, plane, channels, w, width, dst);
+}
+
+/* The same band row from a channel-blocked input, whose row already holds 16 floats per column: a copy
+ * between the padding columns. */
+static void dw_fill_row_blocked(const float *row, const conv_window *w, int64_t width, float *dst)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t left = w->pad[2] < width ? w->pad[2] : width;
+    int64_t inside = width - left < w->in[2] ? width - left : w->in[2];
+    for (int64_t col = 0; col < left; col++) _mm512_store_ps(dst + col * LANES, zero);
+    for (int64_t iw = 0; iw < inside; iw++) _mm512_store_ps(dst + (left + iw) * LANES, _mm512_loadu_ps(row + iw * LANES));
     for (int64_t col = left + inside; col < width; col++) _mm512_store_ps(dst + col * LANES, zero);
 }
 
@@ -476,21 +501,33 @@ static void dw_tile_any(int64_t stride, int rows, int n, const dw_band *b, const
     else switch (n) { DW_TILE_CASES_8(2, 2) default: break; }
 }
 
-/* The activation on the tile's `count` outputs, then back to channel planes: after the transpose acc[c]
- * holds channel c's outputs, stored to y + c * plane. */
-static void dw_store_tile(__m512 *acc, int count, int channels, const conv_extras *e, int64_t plane, float *y)
+/* The activation on the tile's `count` outputs, starting at output position `first`, then back to channel
+ * planes: after the transpose acc[c] holds channel c's outputs, stored to y + c * plane + first. A
+ * channel-blocked y takes the vectors as they are, one per position. */
+static void dw_store_tile(__m512 *acc, int count, int channels, const conv_extras *e, int64_t plane, bool y_blocked,
+                          int64_t first, float *y)
 {
     __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
     for (int k = 0; k < count; k += ACT_WIDTH) activate_avx512(acc + k, e->act, lo, hi);
+    if (y_blocked) {
+        for (int j = 0; j < count; j++) _mm512_storeu_ps(y + (first + j) * LANES, acc[j]);
+        return;
+    }
+    y += first;
     transpose16(acc);
+    /* a whole vector per channel stores without a mask (masked stores are several times slower on some cores) */
+    if (count == LANES) {
+        for (int c = 0; c < channels; c++) _mm512_storeu_ps(y + c * plane, acc[c]);
+        return;
+    }
     __mmask16 mask = lane_range(0, count);
     for (int c = 0; c < channels; c++) _mm512_mask_storeu_ps(y + c * plane, mask, acc[c]);
 }
 
 /* Output rows [oh0, oh1) from the band holding their input: rows of at most 8 outputs two at a time (both
- * are contiguous in each output plane), longer rows in even chunks of at most 16. */
+ * are contiguous in each output plane), longer rows in chunks of 16 and a last one of the rest. */
 static void dw_band_outputs(const conv_window *w, const dw_band *b, int channels, const conv_extras *e,
-                            int64_t oh0, int64_t oh1, const float *band, float *y)
+                            int64_t oh0, int64_t oh1, const float *band, bool y_blocked, float *y)
 {
     int64_t out_w = w->out[2], plane = conv_volume(w->out), chunks = (out_w + LANES - 1) / LANES;
     /* a tile fills the first rows * n; the rest, transposed into lanes that are not stored, only need a value */
@@ -500,14 +537,15 @@ static void dw_band_outputs(const conv_window *w, const dw_band *b, int channels
         const float *src = band + (oh - oh0) * b->row_step;
         if (2 * out_w <= LANES && oh + 1 < oh1) {
             dw_tile_any(w->stride[2], 2, (int)out_w, b, src, acc);
-            dw_store_tile(acc, 2 * (int)out_w, channels, e, plane, y + oh * out_w);
+            dw_store_tile(acc, 2 * (int)out_w, channels, e, plane, y_blocked, oh * out_w, y);
             oh += 2;
             continue;
         }
+        /* whole vectors first, so that only the last tile of a row stores through masks */
         for (int64_t k = 0; k < chunks; k++) {
-            int64_t ow0 = out_w * k / chunks, n = out_w * (k + 1) / chunks - ow0;
+            int64_t ow0 = k * LANES, n = out_w - ow0 < LANES ? out_w - ow0 : LANES;
             dw_tile_any(w->stride[2], 1, (int)n, b, src + ow0 * w->stride[2] * LANES, acc);
-            dw_store_tile(acc, (int)n, channels, e, plane, y + oh * out_w + ow0);
+            dw_store_tile(acc, (int)n, channels, e, plane, y_blocked, oh * out_w + ow0, y);
         }
         oh++;
     }
@@ -515,7 +553,7 @@ static void dw_band_outputs(const conv_window *w, const dw_band *b, int channels
 
 void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float *x, const float *kernel,
                                 const float *bias, const conv_extras *extras, int64_t oh0, int64_t oh1, float *scratch,
-                                float *y)
+                                bool x_blocked, bool y_blocked, float *y)
 {
     int64_t taps = w->kernel[1] * w->kernel[2], width = dw_band_width(w), in_plane = conv_volume(w->in);
     /* the filters channel-last, zero for the channels past `channels` */
@@ -526,7 +564,8 @@ void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float 
     for (int64_t r = 0; r < rows; r++) {
         int64_t ih = ih0 + r;
         float *dst = band + r * width * LANES;
-        if (ih >= 0 && ih < w->in[1]) dw_fill_row(x + ih * w->in[2], in_plane, channels, w, width, dst);
+        if (ih >= 0 && ih < w->in[1] && x_blocked) dw_fill_row_blocked(x + ih * w->in[2] * LANES, w, width, dst);
+        else if (ih >= 0 && ih < w->in[1]) dw_fill_row(x + ih * w->in[2], in_plane, channels, w, width, dst);
         else
             for (int64_t col = 0; col < width; col++) _mm512_store_ps(dst + col * LANES, _mm512_setzero_ps());
     }
@@ -535,5 +574,5 @@ void conv_depthwise_rows_avx512(const conv_window *w, int channels, const float 
     dw_band b = {.taps = scratch, .bias = _mm512_load_ps(lanes), .kernel_h = w->kernel[1], .kernel_w = w->kernel[2],
                  .tap_step = w->dilation[2] * LANES, .line_step = w->dilation[1] * width * LANES,
                  .row_step = w->stride[1] * width * LANES};
-    dw_band_outputs(w, &b, channels, extras, oh0, oh1, band, y);
+    dw_band_outputs(w, &b, channels, extras, oh0, oh1, band, y_blocked, y);
 }

@@ -337,50 +337,109 @@ static void tile_epilogue(float *c, int64_t ldc, int mr, int nr, const float *bi
  * Each k step loads 3 vectors of A^T and broadcasts 7 values of B's row k, read in place. */
 enum { TW = 3 * LANES, TR = 7 };
 
-/* One k step of the columns kernel: 3 (or fewer) vectors of A^T against `cols` broadcasts of B's row k. */
-static inline __attribute__((always_inline)) void columns_step(const int vecs, const int cols, __m512 (*acc)[3],
-                                                               const float *at, const float *b)
+/* One k step of the columns kernel: 3 (or fewer) vectors of A^T against `cols` broadcasts of B's row k,
+ * whose elements are `step` floats apart (1, or GEMM_B_BLOCK in a channel-blocked B). */
+static inline __attribute__((always_inline)) void columns_step(const int vecs, const int cols, const int step,
+                                                               __m512 (*acc)[3], const float *at, const float *b)
 {
     __m512 a0 = _mm512_loadu_ps(at), a1 = vecs > 1 ? _mm512_loadu_ps(at + LANES) : a0;
     __m512 a2 = vecs > 2 ? _mm512_loadu_ps(at + 2 * LANES) : a0;
 #pragma GCC unroll 8
     for (int j = 0; j < cols; j++) {
-        __m512 bj = _mm512_set1_ps(b[j]);
+        __m512 bj = _mm512_set1_ps(b[j * step]);
         acc[j][0] = _mm512_fmadd_ps(bj, a0, acc[j][0]);
         if (vecs > 1) acc[j][1] = _mm512_fmadd_ps(bj, a1, acc[j][1]);
         if (vecs > 2) acc[j][2] = _mm512_fmadd_ps(bj, a2, acc[j][2]);
     }
 }
 
-/* The sums of one tile into tile[j * TW + i]. The first k steps also prefetch `ahead` into L2, a line or a
- * few each, so that the memory the next calls need arrives while this one computes. */
-static inline __attribute__((always_inline)) void columns_sums(const int vecs, const int cols, int64_t K,
-                                                               const float *at, const float *b, int64_t ldb,
-                                                               const float *ahead, int64_t ahead_floats,
-                                                               float *tile)
+/* B's row k: row-major, or channel-blocked (GEMM_B_BLOCK rows to a block, blocks ldb apart). */
+static inline __attribute__((always_inline)) const float *columns_row(const bool blocked, const float *b, int64_t ldb,
+                                                                      int64_t k)
 {
-    __m512 acc[TR][3];
+    return blocked ? b + (k / GEMM_B_BLOCK) * ldb + k % GEMM_B_BLOCK : b + k * ldb;
+}
+
+/* The sums of one tile into acc[j][v] (column j, rows v*16 ..). The first k steps also prefetch `ahead` into
+ * L2, a line or a few each, so that the memory the next calls need arrives while this one computes. */
+static inline __attribute__((always_inline)) void columns_sums(const int vecs, const int cols, const bool blocked,
+                                                               const gemm_columns_args *t, __m512 (*acc)[3])
+{
+    const int step = blocked ? GEMM_B_BLOCK : 1;
+    const float *at = t->at;
 #pragma GCC unroll 8
     for (int j = 0; j < cols; j++)
         for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_setzero_ps();
-    int64_t lines = ahead ? (ahead_floats + LANES - 1) / LANES : 0, per_step = (lines + K - 1) / K, k = 0;
-    for (int64_t line = 0; line < lines; k++, at += TW, b += ldb) {
+    int64_t K = t->K, lines = t->ahead ? (t->ahead_floats + LANES - 1) / LANES : 0, per_step = (lines + K - 1) / K;
+    int64_t k = 0;
+    for (int64_t line = 0; line < lines; k++, at += TW) {
         for (int64_t l = 0; l < per_step && line < lines; l++, line++)
-            _mm_prefetch((const char *)(ahead + line * LANES), _MM_HINT_T1);
-        columns_step(vecs, cols, acc, at, b);
+            _mm_prefetch((const char *)(t->ahead + line * LANES), _MM_HINT_T1);
+        columns_step(vecs, cols, step, acc, at, columns_row(blocked, t->b, t->ldb, k));
     }
 #pragma GCC unroll 2
-    for (; k < K; k++, at += TW, b += ldb) columns_step(vecs, cols, acc, at, b);
+    for (; k < K; k++, at += TW) columns_step(vecs, cols, step, acc, at, columns_row(blocked, t->b, t->ldb, k));
+}
+
+/* A finished tile into a channel-blocked C: alpha, bias and the activation while the sums are in registers,
+ * ACT_WIDTH vectors at a time, then one whole store per vector (no transpose, no mask). */
+static inline __attribute__((always_inline)) void columns_store_blocked(const int vecs, const int cols,
+                                                                        const gemm_columns_args *t,
+                                                                        __m512 (*acc)[3])
+{
+    __m512 va = _mm512_set1_ps(t->alpha), vlo = _mm512_set1_ps(t->lo), vhi = _mm512_set1_ps(t->hi), vb[3];
+    for (int v = 0; v < vecs; v++) vb[v] = t->bias ? _mm512_loadu_ps(t->bias + v * LANES) : _mm512_setzero_ps();
+    enum { MAX = TR * 3 };
+    const int count = vecs * cols;
+#pragma GCC unroll 24
+    for (int g = 0; g < MAX; g += ACT_WIDTH) {
+        if (g >= count) break;
+        __m512 out[ACT_WIDTH];
+#pragma GCC unroll 4
+        for (int q = 0; q < ACT_WIDTH; q++) {
+            int e = g + q < count ? g + q : count - 1, j = e / vecs, v = e % vecs;
+            out[q] = _mm512_fmadd_ps(va, acc[j][v], vb[v]);
+        }
+        activate_avx512(out, t->act, vlo, vhi);
+#pragma GCC unroll 4
+        for (int q = 0; q < ACT_WIDTH; q++) {
+            if (g + q >= count) break;
+            int j = (g + q) / vecs, v = (g + q) % vecs;
+            _mm512_storeu_ps(t->c + v * t->ldc + j * GEMM_B_BLOCK, out[q]);
+        }
+    }
+}
+
+/* A finished tile through the stack into a row-major C: store_transposed (below) writes each row's columns. */
+static void columns_store_rows(int vecs, int cols, const gemm_columns_args *t, const float *tile);
+
+static inline __attribute__((always_inline)) void columns_tile(const int vecs, const int cols, const bool b_blocked,
+                                                               const gemm_columns_args *t)
+{
+    __m512 acc[TR][3];
+    columns_sums(vecs, cols, b_blocked, t, acc);
+    if (t->c_blocked) {
+        columns_store_blocked(vecs, cols, t, acc);
+        return;
+    }
+    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] before alpha and the epilogue */
 #pragma GCC unroll 8
     for (int j = 0; j < cols; j++)
         for (int v = 0; v < vecs; v++) _mm512_store_ps(tile + j * TW + v * LANES, acc[j][v]);
+    columns_store_rows(vecs, cols, t, tile);
 }
 
+#define COLUMNS_TILE(b_blocked, n)                                                                           \
+    if (vecs == 1) columns_tile(1, n, b_blocked, t);                                                         \
+    else if (vecs == 2) columns_tile(2, n, b_blocked, t);                                                    \
+    else columns_tile(3, n, b_blocked, t);
 #define COLUMNS_CASE(n)                                                                                      \
     case n:                                                                                                  \
-        if (vecs == 1) columns_sums(1, n, K, at, b, ldb, ahead, ahead_floats, tile);                         \
-        else if (vecs == 2) columns_sums(2, n, K, at, b, ldb, ahead, ahead_floats, tile);                    \
-        else columns_sums(3, n, K, at, b, ldb, ahead, ahead_floats, tile);                                   \
+        if (t->b_blocked) {                                                                                  \
+            COLUMNS_TILE(true, n)                                                                            \
+        } else {                                                                                             \
+            COLUMNS_TILE(false, n)                                                                           \
+        }                                                                                                    \
         break;
 
 /* Stores 16 rows of C (row i is lane i of the `cols` vectors v[j], one per column j; v[cols..7] are zero)
@@ -411,29 +470,30 @@ static void store_transposed(const __m512 *v, int rows, int cols, float *c, int6
         }
 }
 
-static void columns(int64_t K, const float *at, const float *b, int64_t ldb, float *c, int64_t ldc, int rows,
-                    int cols, float alpha, const float *bias, int act, float lo, float hi, const float *ahead,
-                    int64_t ahead_floats)
+static void columns_store_rows(int vecs, int cols, const gemm_columns_args *t, const float *tile)
 {
-    _Alignas(64) float tile[TR * TW]; /* tile[j * TW + i] is C[i, j] before alpha and the epilogue */
-    int vecs = (rows + LANES - 1) / LANES;
-    switch (cols) {
-        COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
-        COLUMNS_CASE(7)
-    default: return;
-    }
     /* alpha, bias and the activation on each vector of rows, its 7 columns in two groups of ACT_WIDTH, then
      * transposed into C */
-    __m512 va = _mm512_set1_ps(alpha), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    __m512 va = _mm512_set1_ps(t->alpha), vlo = _mm512_set1_ps(t->lo), vhi = _mm512_set1_ps(t->hi);
     for (int v = 0; v < vecs; v++) {
-        __mmask16 mask = lane_mask(rows - v * LANES);
-        __m512 vb = bias ? _mm512_maskz_loadu_ps(mask, bias + v * LANES) : _mm512_setzero_ps(), out[8];
+        __mmask16 mask = lane_mask(t->rows - v * LANES);
+        __m512 vb = t->bias ? _mm512_maskz_loadu_ps(mask, t->bias + v * LANES) : _mm512_setzero_ps(), out[8];
         for (int j = 0; j < TR; j++)
             out[j] = j < cols ? _mm512_fmadd_ps(va, _mm512_load_ps(tile + j * TW + v * LANES), vb) : _mm512_setzero_ps();
         out[TR] = _mm512_setzero_ps();
-        activate_avx512(out, act, vlo, vhi);
-        if (cols > ACT_WIDTH) activate_avx512(out + ACT_WIDTH, act, vlo, vhi);
-        store_transposed(out, rows - v * LANES, cols, c + v * LANES * ldc, ldc);
+        activate_avx512(out, t->act, vlo, vhi);
+        if (cols > ACT_WIDTH) activate_avx512(out + ACT_WIDTH, t->act, vlo, vhi);
+        store_transposed(out, t->rows - v * LANES, cols, t->c + v * LANES * t->ldc, t->ldc);
+    }
+}
+
+static void columns(const gemm_columns_args *t)
+{
+    int vecs = (t->rows + LANES - 1) / LANES;
+    switch (t->cols) {
+        COLUMNS_CASE(1) COLUMNS_CASE(2) COLUMNS_CASE(3) COLUMNS_CASE(4) COLUMNS_CASE(5) COLUMNS_CASE(6)
+        COLUMNS_CASE(7)
+    default: return;
     }
 }
 

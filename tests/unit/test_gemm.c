@@ -232,7 +232,7 @@ static void check_fused(int64_t M, int64_t N, int64_t K, gemm_activation act, bo
         gemm_packed_a packed;
         gemm_f32_pack_a((gemm_variant)v, M, K, false, A, K, packed_memory, &packed);
         panel_source source = {B, N};
-        gemm_fused fused = {&packed, b_from_callback ? panel_from_matrix : NULL, &source, &ep};
+        gemm_fused fused = {&packed, b_from_callback ? panel_from_matrix : NULL, &source, &ep, false, false};
         g.C = C;
         gemm_f32_fused(&g, &fused, scratch, run);
         for (int64_t i = 0; i < M * N; i++)

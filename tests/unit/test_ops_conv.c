@@ -82,7 +82,7 @@ static void random_transpose_window(conv_window *w, bool pointwise)
 
 static conv_shape random_conv_shape(conv_algo algo, bool transpose)
 {
-    conv_shape s;
+    conv_shape s = {0};
     s.batch = random_int(0, 2);
     s.groups = random_int(1, 3);
     if (algo == CONV_ALGO_DEPTHWISE) {

@@ -282,7 +282,7 @@ static void qconv_matches_reference(void **state)
     parallel_runner runner = pool_runner(pool);
     const kiln_dtype types[] = {KILN_UINT8, KILN_INT8};
     for (int trial = 0; trial < 60; trial++) {
-        conv_shape s;
+        conv_shape s = {0};
         random_qconv_shape(&s);
         check_qconv(&s, types[trial % 2], types[trial / 2 % 2], trial % 3 ? NULL : &runner);
     }
