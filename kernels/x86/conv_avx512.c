@@ -481,8 +481,50 @@ static inline __attribute__((always_inline)) void dw_tile(const int64_t stride, 
     for (int j = 0; j < rows * n; j++) acc[j] = sum[j];
 }
 
+/* Where a tile's outputs go: `channels` planes, or a channel-blocked y. */
+typedef struct dw_out {
+    int channels;
+    bool y_blocked;
+} dw_out;
+
+/* The activation on the tile's `count` outputs, starting at output position `first`, then back to channel
+ * planes: after the transpose acc[c] holds channel c's outputs, stored to y + c * plane + first. A
+ * channel-blocked y takes the vectors as they are, one per position. count is a constant after inlining and
+ * every index below one too, so that acc stays in registers. */
+static inline __attribute__((always_inline)) void dw_store_tile(__m512 *acc, const int count, dw_out out,
+                                                               const conv_extras *e, int64_t plane, int64_t first,
+                                                               float *y)
+{
+    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
+    /* the lanes past the tile, transposed into lanes that are not stored, only need a value */
+#pragma GCC unroll 16
+    for (int j = count; j < LANES; j++) acc[j] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int k = 0; k < count; k += ACT_WIDTH) activate_avx512(acc + k, e->act, lo, hi);
+    if (out.y_blocked) {
+#pragma GCC unroll 16
+        for (int j = 0; j < count; j++) _mm512_storeu_ps(y + (first + j) * LANES, acc[j]);
+        return;
+    }
+    y += first;
+    transpose16(acc);
+    /* a whole vector per channel stores without a mask (masked stores are several times slower on some cores) */
+    __mmask16 mask = lane_range(0, count);
+#pragma GCC unroll 16
+    for (int c = 0; c < LANES; c++) {
+        if (c >= out.channels) break;
+        if (count == LANES) _mm512_storeu_ps(y + c * plane, acc[c]);
+        else _mm512_mask_storeu_ps(y + c * plane, mask, acc[c]);
+    }
+}
+
 #define DW_TILE_CASE(stride, rows, n)                                                                        \
-    case n: dw_tile(stride, rows, n, b, src, acc); break;
+    case n: {                                                                                                \
+        __m512 acc[LANES];                                                                                   \
+        dw_tile(stride, rows, n, b, src, acc);                                                               \
+        dw_store_tile(acc, rows * n, out, e, plane, first, y);                                               \
+        break;                                                                                               \
+    }
 #define DW_TILE_CASES_8(stride, rows)                                                                        \
     DW_TILE_CASE(stride, rows, 1) DW_TILE_CASE(stride, rows, 2) DW_TILE_CASE(stride, rows, 3)                \
     DW_TILE_CASE(stride, rows, 4) DW_TILE_CASE(stride, rows, 5) DW_TILE_CASE(stride, rows, 6)                \
@@ -492,36 +534,15 @@ static inline __attribute__((always_inline)) void dw_tile(const int64_t stride, 
     DW_TILE_CASE(stride, rows, 11) DW_TILE_CASE(stride, rows, 12) DW_TILE_CASE(stride, rows, 13)             \
     DW_TILE_CASE(stride, rows, 14) DW_TILE_CASE(stride, rows, 15) DW_TILE_CASE(stride, rows, 16)
 
-/* dw_tile with its constants chosen: one copy per (stride, rows, n). */
-static void dw_tile_any(int64_t stride, int rows, int n, const dw_band *b, const float *src, __m512 *acc)
+/* dw_tile and dw_store_tile with their constants chosen: one copy per (stride, rows, n), the accumulators
+ * kept in registers from the first multiply-add to the store. */
+static void dw_tile_any(int64_t stride, int rows, int n, const dw_band *b, const float *src, dw_out out,
+                        const conv_extras *e, int64_t plane, int64_t first, float *y)
 {
     if (stride == 1 && rows == 1) switch (n) { DW_TILE_CASES_16(1, 1) default: break; }
     else if (stride == 1) switch (n) { DW_TILE_CASES_8(1, 2) default: break; }
     else if (rows == 1) switch (n) { DW_TILE_CASES_16(2, 1) default: break; }
     else switch (n) { DW_TILE_CASES_8(2, 2) default: break; }
-}
-
-/* The activation on the tile's `count` outputs, starting at output position `first`, then back to channel
- * planes: after the transpose acc[c] holds channel c's outputs, stored to y + c * plane + first. A
- * channel-blocked y takes the vectors as they are, one per position. */
-static void dw_store_tile(__m512 *acc, int count, int channels, const conv_extras *e, int64_t plane, bool y_blocked,
-                          int64_t first, float *y)
-{
-    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
-    for (int k = 0; k < count; k += ACT_WIDTH) activate_avx512(acc + k, e->act, lo, hi);
-    if (y_blocked) {
-        for (int j = 0; j < count; j++) _mm512_storeu_ps(y + (first + j) * LANES, acc[j]);
-        return;
-    }
-    y += first;
-    transpose16(acc);
-    /* a whole vector per channel stores without a mask (masked stores are several times slower on some cores) */
-    if (count == LANES) {
-        for (int c = 0; c < channels; c++) _mm512_storeu_ps(y + c * plane, acc[c]);
-        return;
-    }
-    __mmask16 mask = lane_range(0, count);
-    for (int c = 0; c < channels; c++) _mm512_mask_storeu_ps(y + c * plane, mask, acc[c]);
 }
 
 /* Output rows [oh0, oh1) from the band holding their input: rows of at most 8 outputs two at a time (both
@@ -530,22 +551,19 @@ static void dw_band_outputs(const conv_window *w, const dw_band *b, int channels
                             int64_t oh0, int64_t oh1, const float *band, bool y_blocked, float *y)
 {
     int64_t out_w = w->out[2], plane = conv_volume(w->out), chunks = (out_w + LANES - 1) / LANES;
-    /* a tile fills the first rows * n; the rest, transposed into lanes that are not stored, only need a value */
-    __m512 acc[LANES];
-    for (int j = 0; j < LANES; j++) acc[j] = _mm512_setzero_ps();
+    dw_out out = {channels, y_blocked};
     for (int64_t oh = oh0; oh < oh1;) {
         const float *src = band + (oh - oh0) * b->row_step;
         if (2 * out_w <= LANES && oh + 1 < oh1) {
-            dw_tile_any(w->stride[2], 2, (int)out_w, b, src, acc);
-            dw_store_tile(acc, 2 * (int)out_w, channels, e, plane, y_blocked, oh * out_w, y);
+            dw_tile_any(w->stride[2], 2, (int)out_w, b, src, out, e, plane, oh * out_w, y);
             oh += 2;
             continue;
         }
         /* whole vectors first, so that only the last tile of a row stores through masks */
         for (int64_t k = 0; k < chunks; k++) {
             int64_t ow0 = k * LANES, n = out_w - ow0 < LANES ? out_w - ow0 : LANES;
-            dw_tile_any(w->stride[2], 1, (int)n, b, src + ow0 * w->stride[2] * LANES, acc);
-            dw_store_tile(acc, (int)n, channels, e, plane, y_blocked, oh * out_w + ow0, y);
+            dw_tile_any(w->stride[2], 1, (int)n, b, src + ow0 * w->stride[2] * LANES, out, e, plane, oh * out_w + ow0,
+                        y);
         }
         oh++;
     }
