@@ -485,13 +485,18 @@ static kiln_status gemm_shape_fn(op_ctx *ctx)
     return KILN_OK;
 }
 
-/* Y = C broadcast to [M,N], of element type T. */
+/* Y = C broadcast to [M,N], of element type T. A C whose rows are contiguous (a bias vector, or a whole
+ * matrix) is copied a row at a time: the element loop, strided in general, is not vectorised. */
 #define DEFINE_BROADCAST_BIAS(T)                                                                             \
     static void broadcast_bias_##T(const gemm_bias *bias, int64_t M, int64_t N, T *y)                        \
     {                                                                                                        \
         const T *c = bias->c->data;                                                                          \
-        for (int64_t i = 0; i < M; i++)                                                                      \
-            for (int64_t j = 0; j < N; j++) y[i * N + j] = c[i * bias->row_step + j * bias->col_step];        \
+        for (int64_t i = 0; i < M; i++) {                                                                    \
+            const T *row = c + i * bias->row_step;                                                           \
+            if (bias->col_step == 1) memcpy(y + i * N, row, (size_t)N * sizeof *y);                          \
+            else                                                                                             \
+                for (int64_t j = 0; j < N; j++) y[i * N + j] = row[j * bias->col_step];                      \
+        }                                                                                                    \
     }
 DEFINE_BROADCAST_BIAS(float)
 DEFINE_BROADCAST_BIAS(double)
