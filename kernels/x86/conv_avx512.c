@@ -535,14 +535,26 @@ static inline __attribute__((always_inline)) void dw_store_tile(__m512 *acc, con
     DW_TILE_CASE(stride, rows, 14) DW_TILE_CASE(stride, rows, 15) DW_TILE_CASE(stride, rows, 16)
 
 /* dw_tile and dw_store_tile with their constants chosen: one copy per (stride, rows, n), the accumulators
- * kept in registers from the first multiply-add to the store. */
+ * kept in registers from the first multiply-add to the store; a function per (stride, rows), so that none
+ * grows too large to compile with debugging information. */
+#define DW_TILES(name, stride, rows, cases)                                                                   \
+    static void name(int n, const dw_band *b, const float *src, dw_out out, const conv_extras *e, int64_t plane, \
+                     int64_t first, float *y)                                                                 \
+    {                                                                                                         \
+        switch (n) { cases(stride, rows) default: break; }                                                    \
+    }
+DW_TILES(dw_tiles_s1_r1, 1, 1, DW_TILE_CASES_16)
+DW_TILES(dw_tiles_s1_r2, 1, 2, DW_TILE_CASES_8)
+DW_TILES(dw_tiles_s2_r1, 2, 1, DW_TILE_CASES_16)
+DW_TILES(dw_tiles_s2_r2, 2, 2, DW_TILE_CASES_8)
+
 static void dw_tile_any(int64_t stride, int rows, int n, const dw_band *b, const float *src, dw_out out,
                         const conv_extras *e, int64_t plane, int64_t first, float *y)
 {
-    if (stride == 1 && rows == 1) switch (n) { DW_TILE_CASES_16(1, 1) default: break; }
-    else if (stride == 1) switch (n) { DW_TILE_CASES_8(1, 2) default: break; }
-    else if (rows == 1) switch (n) { DW_TILE_CASES_16(2, 1) default: break; }
-    else switch (n) { DW_TILE_CASES_8(2, 2) default: break; }
+    if (stride == 1 && rows == 1) dw_tiles_s1_r1(n, b, src, out, e, plane, first, y);
+    else if (stride == 1) dw_tiles_s1_r2(n, b, src, out, e, plane, first, y);
+    else if (rows == 1) dw_tiles_s2_r1(n, b, src, out, e, plane, first, y);
+    else dw_tiles_s2_r2(n, b, src, out, e, plane, first, y);
 }
 
 /* Output rows [oh0, oh1) from the band holding their input: rows of at most 8 outputs two at a time (both
