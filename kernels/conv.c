@@ -714,23 +714,3 @@ bool conv_blocked_layout_pays(void)
 }
 
 bool conv_blocked_layout_pays_for(int64_t volume) { return volume <= CONV_BLOCKED_MAX_VOLUME; }
-
-void conv_to_blocked(const float *planes, int64_t batch, int64_t channels, int64_t volume, float *blocked)
-{
-    for (int64_t n = 0; n < batch; n++)
-        for (int64_t c = 0; c < channels; c++) {
-            const float *src = planes + (n * channels + c) * volume;
-            float *dst = blocked + (n * channels + c - c % CONV_BLOCK) * volume + c % CONV_BLOCK;
-            for (int64_t i = 0; i < volume; i++) dst[i * CONV_BLOCK] = src[i];
-        }
-}
-
-void conv_from_blocked(const float *blocked, int64_t batch, int64_t channels, int64_t volume, float *planes)
-{
-    for (int64_t n = 0; n < batch; n++)
-        for (int64_t c = 0; c < channels; c++) {
-            const float *src = blocked + (n * channels + c - c % CONV_BLOCK) * volume + c % CONV_BLOCK;
-            float *dst = planes + (n * channels + c) * volume;
-            for (int64_t i = 0; i < volume; i++) dst[i] = src[i * CONV_BLOCK];
-        }
-}

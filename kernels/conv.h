@@ -119,9 +119,6 @@ bool conv_blocked_layout_pays(void);
  * planes the pointwise GEMM's usual kernel, writing and reading planes, is the faster one. Producer and
  * reader of a value see the same volume, so they always agree. */
 bool conv_blocked_layout_pays_for(int64_t volume);
-/* (N, C, volume) planes to (N, C/16, volume, 16) blocks and back; C a multiple of CONV_BLOCK. */
-void conv_to_blocked(const float *planes, int64_t batch, int64_t channels, int64_t volume, float *blocked);
-void conv_from_blocked(const float *blocked, int64_t batch, int64_t channels, int64_t volume, float *planes);
 
 /* The algorithm conv_f32 uses for this shape, given the filters packed at load (NULL when none). */
 conv_algo conv_f32_choose(const conv_shape *s, const conv_packed_filters *packed);
