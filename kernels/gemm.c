@@ -689,8 +689,8 @@ static void run_column_strips(void *arg, int64_t begin, int64_t end)
     const gemm_columns_job *job = arg;
     const gemm_kernel_set *ks = job->ks;
     const gemm_args *g = job->g;
-    const gemm_epilogue *ep = job->fused->epilogue;
     const gemm_fused *f = job->fused;
+    const gemm_epilogue *ep = f->epilogue;
     int64_t b_step = f->b_blocked ? GEMM_B_BLOCK : 1;
     for (int64_t p = begin; p < end; p++) {
         float *at = (float *)(void *)(job->scratch + (size_t)p * job->slot_bytes);
@@ -700,12 +700,12 @@ static void run_column_strips(void *arg, int64_t begin, int64_t end)
         for (int64_t block = rows_part * job->blocks_per_strip; block < last && t0 < t1; block++) {
             int64_t r0 = block * ks->tw;
             int rows = (int)min64(ks->tw, g->M - r0);
-            repack_a_rows(ks, job->fused->a, r0, rows, at);
+            repack_a_rows(ks, f->a, r0, rows, at);
             const float *bias = ep && ep->row_bias ? ep->row_bias + r0 : NULL;
             int64_t next_row = block + 1 < last ? r0 + ks->tw : g->M;
             for (int64_t t = t0; t < t1; t++) {
                 int64_t j0 = t * ks->tr, ahead_floats;
-                const float *ahead = prefetch_share(ks, job->fused->a, next_row, t - t0, t1 - t0, &ahead_floats);
+                const float *ahead = prefetch_share(ks, f->a, next_row, t - t0, t1 - t0, &ahead_floats);
                 float *c = f->c_blocked ? g->C + r0 / GEMM_B_BLOCK * g->ldc + j0 * GEMM_B_BLOCK : g->C + r0 * g->ldc + j0;
                 gemm_columns_args tile = {.K = g->K, .at = at, .b = g->B + j0 * b_step, .ldb = g->ldb,
                                        .b_blocked = f->b_blocked, .c = c, .ldc = g->ldc, .c_blocked = f->c_blocked,

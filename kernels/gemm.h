@@ -128,7 +128,7 @@ void gemm_activate_f32(gemm_activation act, float lo, float hi, float *v, int64_
 /* A channel-blocked B (the layout of kernels/conv.h's blocked activations): its rows come in blocks of
  * GEMM_B_BLOCK, and B[k, j] = args->B[(k / GEMM_B_BLOCK) * args->ldb + j * GEMM_B_BLOCK + k % GEMM_B_BLOCK],
  * ldb being the distance between blocks. K must be a multiple of GEMM_B_BLOCK. A channel-blocked C is laid
- * out the same way, with M a multiple of GEMM_B_BLOCK and ldc exactly GEMM_B_BLOCK * N. */
+ * out the same way, with M a multiple of GEMM_B_BLOCK, ldc exactly GEMM_B_BLOCK * N and beta 0. */
 enum { GEMM_B_BLOCK = 16 };
 
 /* The operands of gemm_f32_fused beyond gemm_args: `a`, when given, replaces args->A (args->M and K must

@@ -151,8 +151,9 @@ static kiln_status describe_conv(const op_ctx *ctx, bool transpose, conv_shape *
     s->x_blocked = p->x_blocked && conv_blocked_layout_pays_for(conv_volume(s->win.in));
     s->y_blocked = p->y_blocked && conv_blocked_layout_pays_for(conv_volume(s->win.out));
     if (!conv_blocked_layout_fits(s))
-        return kiln_fail(KILN_ERR_MALFORMED, "a channel-blocked %s needs a %s convolution with a multiple of %d channels",
-                         s->x_blocked ? "input" : "output", s->x_blocked ? "pointwise" : "depthwise", CONV_BLOCK);
+        return kiln_fail(KILN_ERR_MALFORMED,
+                         "a channel-blocked %s needs a pointwise or depthwise convolution with a multiple of %d "
+                         "channels there", s->x_blocked ? "input" : "output", CONV_BLOCK);
     if (b && (b->rank != 1 || b->dims[0] != s->out_channels))
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "the bias must be 1-D with %lld values", (long long)s->out_channels);
     return KILN_OK;

@@ -410,8 +410,51 @@ static inline __attribute__((always_inline)) void columns_store_blocked(const in
     }
 }
 
-/* A finished tile through the stack into a row-major C: store_transposed (below) writes each row's columns. */
-static void columns_store_rows(int vecs, int cols, const gemm_columns_args *t, const float *tile);
+/* Stores 16 rows of C (row i is lane i of the `cols` vectors v[j], one per column j; v[cols..7] are zero)
+ * transposed: each row's cols values go to c + i * ldc. unpack and shuffle gather each row's 8 values within
+ * 128-bit lanes, then a permute puts two rows side by side, each half written with one masked store. */
+static void store_transposed(const __m512 *v, int rows, int cols, float *c, int64_t ldc)
+{
+    __m512 t[8], u[8];
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* u[q + 4h]: within lane L, row 4L+q's values of columns 4h .. 4h+3 */
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+    }
+    const __m512i pair[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
+                             _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)};
+    __mmask16 low = lane_mask(cols), high = (__mmask16)(low << 8);
+    for (int q = 0; q < 4; q++)
+        for (int l = 0; l < 2; l++) {
+            __m512 w = _mm512_permutex2var_ps(u[q], pair[l], u[q + 4]); /* rows 8l+q and 8l+4+q */
+            int row = 8 * l + q;
+            if (row < rows) _mm512_mask_storeu_ps(c + row * ldc, low, w);
+            if (row + 4 < rows) _mm512_mask_storeu_ps(c + (row + 4) * ldc - 8, high, w);
+        }
+}
+
+/* A finished tile, through the stack, into a row-major C: store_transposed writes each row's columns. */
+static void columns_store_rows(int vecs, int cols, const gemm_columns_args *t, const float *tile)
+{
+    /* alpha, bias and the activation on each vector of rows, its 7 columns in two groups of ACT_WIDTH, then
+     * transposed into C */
+    __m512 va = _mm512_set1_ps(t->alpha), vlo = _mm512_set1_ps(t->lo), vhi = _mm512_set1_ps(t->hi);
+    for (int v = 0; v < vecs; v++) {
+        __mmask16 mask = lane_mask(t->rows - v * LANES);
+        __m512 vb = t->bias ? _mm512_maskz_loadu_ps(mask, t->bias + v * LANES) : _mm512_setzero_ps(), out[8];
+        for (int j = 0; j < TR; j++)
+            out[j] = j < cols ? _mm512_fmadd_ps(va, _mm512_load_ps(tile + j * TW + v * LANES), vb) : _mm512_setzero_ps();
+        out[TR] = _mm512_setzero_ps();
+        activate_avx512(out, t->act, vlo, vhi);
+        if (cols > ACT_WIDTH) activate_avx512(out + ACT_WIDTH, t->act, vlo, vhi);
+        store_transposed(out, t->rows - v * LANES, cols, t->c + v * LANES * t->ldc, t->ldc);
+    }
+}
 
 static inline __attribute__((always_inline)) void columns_tile(const int vecs, const int cols, const bool b_blocked,
                                                                const gemm_columns_args *t)
@@ -441,51 +484,6 @@ static inline __attribute__((always_inline)) void columns_tile(const int vecs, c
             COLUMNS_TILE(false, n)                                                                           \
         }                                                                                                    \
         break;
-
-/* Stores 16 rows of C (row i is lane i of the `cols` vectors v[j], one per column j; v[cols..7] are zero)
- * transposed: each row's cols values go to c + i * ldc. unpack and shuffle gather each row's 8 values within
- * 128-bit lanes, then a permute puts two rows side by side, each half written with one masked store. */
-static void store_transposed(const __m512 *v, int rows, int cols, float *c, int64_t ldc)
-{
-    __m512 t[8], u[8];
-    for (int p = 0; p < 4; p++) {
-        t[2 * p] = _mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]);
-        t[2 * p + 1] = _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]);
-    }
-    for (int h = 0; h < 2; h++) { /* u[q + 4h]: within lane L, row 4L+q's values of columns 4h .. 4h+3 */
-        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
-        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
-    }
-    const __m512i pair[2] = {_mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23),
-                             _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)};
-    __mmask16 low = lane_mask(cols), high = (__mmask16)(low << 8);
-    for (int q = 0; q < 4; q++)
-        for (int l = 0; l < 2; l++) {
-            __m512 w = _mm512_permutex2var_ps(u[q], pair[l], u[q + 4]); /* rows 8l+q and 8l+4+q */
-            int row = 8 * l + q;
-            if (row < rows) _mm512_mask_storeu_ps(c + row * ldc, low, w);
-            if (row + 4 < rows) _mm512_mask_storeu_ps(c + (row + 4) * ldc - 8, high, w);
-        }
-}
-
-static void columns_store_rows(int vecs, int cols, const gemm_columns_args *t, const float *tile)
-{
-    /* alpha, bias and the activation on each vector of rows, its 7 columns in two groups of ACT_WIDTH, then
-     * transposed into C */
-    __m512 va = _mm512_set1_ps(t->alpha), vlo = _mm512_set1_ps(t->lo), vhi = _mm512_set1_ps(t->hi);
-    for (int v = 0; v < vecs; v++) {
-        __mmask16 mask = lane_mask(t->rows - v * LANES);
-        __m512 vb = t->bias ? _mm512_maskz_loadu_ps(mask, t->bias + v * LANES) : _mm512_setzero_ps(), out[8];
-        for (int j = 0; j < TR; j++)
-            out[j] = j < cols ? _mm512_fmadd_ps(va, _mm512_load_ps(tile + j * TW + v * LANES), vb) : _mm512_setzero_ps();
-        out[TR] = _mm512_setzero_ps();
-        activate_avx512(out, t->act, vlo, vhi);
-        if (cols > ACT_WIDTH) activate_avx512(out + ACT_WIDTH, t->act, vlo, vhi);
-        store_transposed(out, t->rows - v * LANES, cols, t->c + v * LANES * t->ldc, t->ldc);
-    }
-}
 
 static void columns(const gemm_columns_args *t)
 {
